@@ -1,0 +1,193 @@
+"""The fleet server's tables (SQLAlchemy 2 declarative). Schema changes go through Alembic.
+
+Times are stored as timezone-aware UTC datetimes. Everything a dashboard row needs is
+denormalised onto ``devices`` so the fleet table is one indexed query at 10,000 counters.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    Uuid,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A DateTime that always comes back timezone-aware in UTC (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        from datetime import UTC
+
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Device(Base):
+    """A counter, created on its first message; one row per counter with its latest state."""
+
+    __tablename__ = "devices"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    site: Mapped[str] = mapped_column(String(128), default="", index=True)
+    name: Mapped[str] = mapped_column(String(128), default="")
+    # online / offline / silent / unknown
+    state: Mapped[str] = mapped_column(String(16), default="unknown", index=True)
+    state_since: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    last_seen: Mapped[datetime | None] = mapped_column(UtcDateTime(), index=True)
+    last_telemetry_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    telemetry_interval_s: Mapped[int] = mapped_column(Integer, default=30)
+    software_version: Mapped[str | None] = mapped_column(String(64))
+    cpu_temperature_c: Mapped[float | None] = mapped_column(Float)
+    throttled: Mapped[bool] = mapped_column(Boolean, default=False)
+    disk_used_pct: Mapped[float | None] = mapped_column(Float)
+    load1: Mapped[float | None] = mapped_column(Float)
+    camera_health: Mapped[str | None] = mapped_column(String(16))
+    printer_health: Mapped[str | None] = mapped_column(String(16))
+    printer_detail: Mapped[str | None] = mapped_column(String(256))
+    scanner_health: Mapped[str | None] = mapped_column(String(16))
+    button_health: Mapped[str | None] = mapped_column(String(16))
+    open_alerts: Mapped[int] = mapped_column(Integer, default=0, index=True)
+    last_telemetry: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    service: Mapped[str | None] = mapped_column(String(64))
+
+
+class StatusChange(Base):
+    """Every online/offline/silent transition, for the counter's history."""
+
+    __tablename__ = "status_changes"
+    __table_args__ = (Index("ix_status_changes_device_at", "device_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(32), default="")
+
+
+class TelemetrySample(Base):
+    """One telemetry message's numbers; the full payload stays on ``devices`` (latest only)."""
+
+    __tablename__ = "telemetry"
+    __table_args__ = (Index("ix_telemetry_device_at", "device_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    cpu_temperature_c: Mapped[float | None] = mapped_column(Float)
+    load1: Mapped[float] = mapped_column(Float)
+    memory_used_pct: Mapped[float] = mapped_column(Float)
+    disk_used_pct: Mapped[float] = mapped_column(Float)
+
+
+class EventRecord(Base):
+    """A counter's event, stored once: the primary key is the event's own id."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_device_at", "device_id", "at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class SurveyRecord(Base):
+    """Questionnaire answers, anonymous, stored once."""
+
+    __tablename__ = "surveys"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    questionnaire_version: Mapped[int] = mapped_column(Integer)
+    answers: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class CommandRecord(Base):
+    """A remote command sent to a counter and its acknowledgement."""
+
+    __tablename__ = "commands"
+
+    request_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    args: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    sent_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    acked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    ok: Mapped[bool | None] = mapped_column(Boolean)
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class Alert(Base):
+    """An alert raised and cleared automatically; at most one open per (device, kind)."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index("ix_alerts_open", "cleared_at", "device_id"),
+        Index("ix_alerts_device_kind", "device_id", "kind"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(String(256), default="")
+    raised_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    cleared_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))  # argon2id
+    role: Mapped[str] = mapped_column(String(16), default="admin")
+    service: Mapped[str | None] = mapped_column(String(64))
+    site: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class ApiToken(Base):
+    """A bearer token for the JSON API; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())

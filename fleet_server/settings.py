@@ -1,0 +1,46 @@
+"""The fleet server's settings, from ``GUICHET_*`` environment variables or a ``.env`` file."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEMO_SECRET_KEY = "demo-secret-key-not-for-production"  # refused unless demo=True
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GUICHET_", env_file=None, frozen=True)
+
+    database_url: str = "sqlite:///var/guichet.sqlite3"
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    mqtt_protocol: Literal["5", "3.1.1"] = "5"
+    mqtt_username: str | None = None
+    mqtt_password: str | None = None
+    # Fixed client id + persistent session: the broker keeps what we have not acknowledged.
+    mqtt_client_id: str = "guichet-fleet-server"
+    mqtt_ca_file: str | None = None
+    ingest_enabled: bool = True
+    secret_key: str = DEMO_SECRET_KEY
+    demo: bool = False
+    telemetry_retention_days: int = Field(default=30, ge=1)
+    # A counter with no telemetry for this many intervals is "silent".
+    silent_after_intervals: float = Field(default=3.0, gt=1)
+    staleness_check_s: float = Field(default=5.0, gt=0)
+    alert_offline_after_min: float = Field(default=5.0, ge=0)
+    alert_disk_pct: float = 90.0
+    alert_temperature_c: float = 80.0
+    session_cookie_secure: bool = False
+    dashboard_refresh_s: float = Field(default=3.0, gt=0)
+
+    @model_validator(mode="after")
+    def _no_default_secret_in_production(self) -> Settings:
+        if not self.demo and self.secret_key == DEMO_SECRET_KEY:
+            raise ValueError(
+                "GUICHET_SECRET_KEY must be set to a random value outside demo mode "
+                "(python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        if len(self.secret_key) < 16:
+            raise ValueError("GUICHET_SECRET_KEY is too short (16 characters at least)")
+        return self

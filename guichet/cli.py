@@ -1,0 +1,68 @@
+"""The ``guichet`` command. Each subcommand imports its side lazily, so the appliance's
+commands never load the server's dependencies and vice versa."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="guichet", description="Guichet Proche")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    appliance = sub.add_parser("appliance", help="the counter's agent").add_subparsers(
+        dest="action", required=True
+    )
+    run = appliance.add_parser("run", help="run the counter's agent")
+    run.add_argument("--config", type=Path, required=True, help="the counter's TOML file")
+    check = appliance.add_parser("check-config", help="validate a counter's TOML file")
+    check.add_argument("--config", type=Path, required=True)
+
+    fleet = sub.add_parser("fleet", help="the fleet server").add_subparsers(
+        dest="action", required=True
+    )
+    fleet.add_parser("serve", help="serve the dashboard, API and MQTT ingest").add_argument(
+        "--port", type=int, default=8000
+    )
+    fleet.add_parser("migrate", help="apply database migrations")
+    user = fleet.add_parser("create-user", help="create or update a dashboard user")
+    user.add_argument("username")
+    user.add_argument("--role", default="admin", choices=["admin", "agent", "reception", "auditor"])
+    user.add_argument("--service", default=None)
+    user.add_argument("--site", default=None)
+    user.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    token = fleet.add_parser("create-api-token", help="print a new API token for a user")
+    token.add_argument("username")
+    token.add_argument("--name", default="api")
+
+    demo = sub.add_parser("demo", help="fleet server, broker and four simulated counters")
+    demo.add_argument("--port", type=int, default=8000)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    if args.command == "appliance":
+        from appliance import app
+
+        if args.action == "check-config":
+            return app.check_config(args.config)
+        return app.main(args.config)
+    if args.command == "fleet":
+        from fleet_server import cli as fleet_cli
+
+        return fleet_cli.main(args)
+    if args.command == "demo":
+        from guichet import demo
+
+        return demo.main(port=args.port)
+    return 2  # pragma: no cover - argparse rejects other commands
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,311 @@
+"""The wire contract between counters and the fleet server (MQTT v1).
+
+This is the only place where topics and payloads are defined; the appliance and the
+fleet server both import it. Each message is a pydantic model serialised as compact JSON.
+Golden fixtures in ``tests/fixtures/contract`` pin every message's exact shape.
+
+Topic tree: ``guichet/v1/<device_id>/<kind>`` where kind is one of ``Kind``.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+TOPIC_ROOT = "guichet"
+PROTOCOL_VERSION = "v1"
+SCHEMA_VERSION = 1  # the "v" field of every payload; bumped only with PROTOCOL_VERSION
+MAX_PAYLOAD_BYTES = 64 * 1024  # a telemetry message is ~1 KB; anything this big is hostile
+DEVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"  # also a valid broker username
+_DEVICE_ID_RE = re.compile(DEVICE_ID_PATTERN)
+
+QOS_AT_MOST_ONCE = 0
+QOS_AT_LEAST_ONCE = 1
+
+
+class ContractError(ValueError):
+    """A topic or payload that does not follow the wire contract."""
+
+
+class Kind(StrEnum):
+    """The last part of a device topic."""
+
+    STATUS = "status"
+    TELEMETRY = "telemetry"
+    EVENT = "event"
+    SURVEY = "survey"
+    CMD = "cmd"
+    CMD_ACK = "cmd/ack"
+    CONFIG = "config"
+
+
+# What each kind is sent with: QoS and retain flag.
+QOS: dict[Kind, int] = {
+    Kind.STATUS: QOS_AT_LEAST_ONCE,
+    Kind.TELEMETRY: QOS_AT_MOST_ONCE,
+    Kind.EVENT: QOS_AT_LEAST_ONCE,
+    Kind.SURVEY: QOS_AT_LEAST_ONCE,
+    Kind.CMD: QOS_AT_LEAST_ONCE,
+    Kind.CMD_ACK: QOS_AT_LEAST_ONCE,
+    Kind.CONFIG: QOS_AT_LEAST_ONCE,
+}
+RETAINED: frozenset[Kind] = frozenset({Kind.STATUS, Kind.CONFIG})
+DEVICE_TO_SERVER: frozenset[Kind] = frozenset(
+    {Kind.STATUS, Kind.TELEMETRY, Kind.EVENT, Kind.SURVEY, Kind.CMD_ACK}
+)
+
+
+def is_valid_device_id(device_id: str) -> bool:
+    return bool(_DEVICE_ID_RE.match(device_id))
+
+
+def topic(device_id: str, kind: Kind) -> str:
+    """The topic a device's message of this kind is published on."""
+    if not is_valid_device_id(device_id):
+        raise ContractError(f"invalid device id {device_id!r}")
+    return f"{TOPIC_ROOT}/{PROTOCOL_VERSION}/{device_id}/{kind.value}"
+
+
+def subscription_all(kind: Kind) -> str:
+    """The server's wildcard subscription for one kind across the whole fleet."""
+    return f"{TOPIC_ROOT}/{PROTOCOL_VERSION}/+/{kind.value}"
+
+
+def parse_topic(name: str) -> tuple[str, Kind]:
+    """Split a topic into (device_id, kind); raises ContractError for anything else."""
+    parts = name.split("/", 3)
+    if len(parts) != 4 or parts[0] != TOPIC_ROOT:
+        raise ContractError(f"unknown topic {name!r}")
+    if parts[1] != PROTOCOL_VERSION:
+        raise ContractError(f"unknown protocol version {parts[1]!r}")
+    device_id, rest = parts[2], parts[3]
+    if not is_valid_device_id(device_id):
+        raise ContractError(f"invalid device id in topic {name!r}")
+    try:
+        return device_id, Kind(rest)
+    except ValueError:
+        raise ContractError(f"unknown message kind {rest!r}") from None
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class WireMessage(BaseModel):
+    # Tolerant reader: unknown fields are ignored so that a newer counter can talk to an
+    # older server within v1; wrong types and missing fields are rejected.
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    v: Literal[1] = SCHEMA_VERSION
+
+
+# --- status -----------------------------------------------------------------------------
+
+
+class Presence(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+class Status(WireMessage):
+    """Retained. "online" on connect; "offline" on clean stop or as the broker's last will."""
+
+    state: Presence
+    software_version: str = Field(max_length=64)
+    at: datetime
+    telemetry_interval_s: int | None = Field(default=None, ge=1, le=86_400)
+    reason: Literal["connected", "shutdown", "last-will"] = "connected"
+
+
+# --- telemetry --------------------------------------------------------------------------
+
+
+class Throttling(BaseModel):
+    """The Pi firmware's get_throttled flags (bits 0-3 now, 16-19 since boot)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    raw: int = Field(ge=0)
+    under_voltage: bool
+    frequency_capped: bool
+    throttled: bool
+    soft_temperature_limit: bool
+    occurred_since_boot: bool
+
+
+class NetworkInterface(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    name: str = Field(max_length=32)
+    up: bool
+    addresses: list[str] = Field(default_factory=list, max_length=16)
+
+
+class DeviceHealth(StrEnum):
+    OK = "ok"
+    ABSENT = "absent"
+    ERROR = "error"
+    WARNING = "warning"
+
+
+class Peripheral(BaseModel):
+    """One peripheral as the counter sees it; ``detail`` is a short machine word or text."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    health: DeviceHealth
+    model: str | None = Field(default=None, max_length=128)
+    detail: str | None = Field(default=None, max_length=256)
+
+
+class PrinterState(Peripheral):
+    """CUPS queue state: ``state`` is idle/processing/stopped; reasons as CUPS gives them."""
+
+    state: Literal["idle", "processing", "stopped", "unknown"] = "unknown"
+    reasons: list[str] = Field(default_factory=list, max_length=32)
+
+
+class ScannerState(Peripheral):
+    devices: list[str] = Field(default_factory=list, max_length=16)
+
+
+class ButtonState(Peripheral):
+    pressed: bool = False
+
+
+class Peripherals(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    camera: Peripheral
+    printer: PrinterState
+    scanner: ScannerState
+    button: ButtonState
+
+
+class Telemetry(WireMessage):
+    at: datetime
+    uptime_s: float = Field(ge=0)
+    cpu_temperature_c: float | None = None
+    throttling: Throttling | None = None
+    load: tuple[float, float, float]
+    memory_used_pct: float = Field(ge=0, le=100)
+    disk_used_pct: float = Field(ge=0, le=100)
+    disk_free_bytes: int = Field(ge=0)
+    network: list[NetworkInterface] = Field(default_factory=list, max_length=16)
+    peripherals: Peripherals
+
+
+# --- events and survey ------------------------------------------------------------------
+
+
+class EventKind(StrEnum):
+    COUNTER_STARTED = "counter_started"
+    COUNTER_STOPPING = "counter_stopping"
+    PERIPHERAL_PLUGGED = "peripheral_plugged"
+    PERIPHERAL_UNPLUGGED = "peripheral_unplugged"
+    ERROR = "error"
+    CALL_STARTED = "call_started"
+    CALL_ENDED = "call_ended"
+    SELFTEST = "selftest"
+
+
+Scalar = str | int | float | bool | None
+
+
+class Event(WireMessage):
+    """QoS 1, deduplicated by ``id`` on the server."""
+
+    id: uuid.UUID
+    at: datetime
+    kind: EventKind
+    data: dict[Annotated[str, Field(max_length=64)], Scalar] = Field(default_factory=dict)
+
+
+class SurveyAnswer(WireMessage):
+    """Questionnaire answers, anonymous; deduplicated by ``id``."""
+
+    id: uuid.UUID
+    at: datetime
+    questionnaire_version: int = Field(ge=1)
+    answers: dict[Annotated[str, Field(max_length=64)], Scalar]
+
+
+# --- commands and configuration ---------------------------------------------------------
+
+
+class Command(WireMessage):
+    request_id: uuid.UUID
+    at: datetime
+    name: str = Field(max_length=64)
+    args: dict[Annotated[str, Field(max_length=64)], Scalar] = Field(default_factory=dict)
+
+
+class CommandAck(WireMessage):
+    request_id: uuid.UUID
+    at: datetime
+    ok: bool
+    detail: str | None = Field(default=None, max_length=1024)
+
+
+class IceServer(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+class DeviceConfig(WireMessage):
+    """Retained, server → device. ``version`` increases with every change."""
+
+    version: int = Field(ge=0)
+    issued_at: datetime
+    telemetry_interval_s: int | None = Field(default=None, ge=5, le=3600)
+    ice_servers: list[IceServer] = Field(default_factory=list)
+    texts: dict[str, str] = Field(default_factory=dict)
+
+
+MODELS: dict[Kind, type[WireMessage]] = {
+    Kind.STATUS: Status,
+    Kind.TELEMETRY: Telemetry,
+    Kind.EVENT: Event,
+    Kind.SURVEY: SurveyAnswer,
+    Kind.CMD: Command,
+    Kind.CMD_ACK: CommandAck,
+    Kind.CONFIG: DeviceConfig,
+}
+
+Message = Status | Telemetry | Event | SurveyAnswer | Command | CommandAck | DeviceConfig
+
+
+def encode(message: WireMessage) -> bytes:
+    return message.model_dump_json(exclude_none=False).encode()
+
+
+def decode(kind: Kind, payload: bytes) -> WireMessage:
+    """Validate a payload for its topic kind; raises ContractError with a short reason."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ContractError(f"payload too large ({len(payload)} bytes)")
+    try:
+        model = MODELS[kind].model_validate_json(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "payload"
+        raise ContractError(f"invalid {kind.value} payload: {where}: {first['msg']}") from None
+    return model
+
+
+def last_will(software_version: str, telemetry_interval_s: int | None = None) -> Status:
+    """The "offline" status a counter leaves with the broker when it connects."""
+    return Status(
+        state=Presence.OFFLINE,
+        software_version=software_version,
+        at=utcnow(),
+        telemetry_interval_s=telemetry_interval_s,
+        reason="last-will",
+    )
