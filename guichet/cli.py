@@ -27,6 +27,7 @@ def _build_parser() -> argparse.ArgumentParser:
     fleet.add_parser("serve", help="serve the dashboard, API and MQTT ingest").add_argument(
         "--port", type=int, default=8000
     )
+    fleet.add_parser("ingest", help="run only the MQTT ingest (no web), for extra replicas")
     fleet.add_parser("migrate", help="apply database migrations")
     user = fleet.add_parser("create-user", help="create or update a dashboard user")
     user.add_argument("username")
