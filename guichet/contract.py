@@ -120,6 +120,9 @@ class Status(WireMessage):
     at: datetime
     telemetry_interval_s: int | None = Field(default=None, ge=1, le=86_400)
     reason: Literal["connected", "shutdown", "last-will"] = "connected"
+    # How the counter names itself until enrolment gives the server the authority on it.
+    site: str | None = Field(default=None, max_length=128)
+    name: str | None = Field(default=None, max_length=128)
 
 
 # --- telemetry --------------------------------------------------------------------------
@@ -300,7 +303,13 @@ def decode(kind: Kind, payload: bytes) -> WireMessage:
     return model
 
 
-def last_will(software_version: str, telemetry_interval_s: int | None = None) -> Status:
+def last_will(
+    software_version: str,
+    telemetry_interval_s: int | None = None,
+    *,
+    site: str | None = None,
+    name: str | None = None,
+) -> Status:
     """The "offline" status a counter leaves with the broker when it connects."""
     return Status(
         state=Presence.OFFLINE,
@@ -308,4 +317,6 @@ def last_will(software_version: str, telemetry_interval_s: int | None = None) ->
         at=utcnow(),
         telemetry_interval_s=telemetry_interval_s,
         reason="last-will",
+        site=site,
+        name=name,
     )

@@ -1,0 +1,197 @@
+"""``guichet demo``: the whole system on one machine with nothing to set up.
+
+Starts, in one process, an embedded MQTT broker (amqtt, MQTT 3.1.1, loopback only) unless
+``MQTT_URL`` names a real one, and the fleet server on SQLite under ``./var/demo``; then four
+counters — the real appliance code with simulated hardware — as child processes, one per
+site of the scheme this product comes from. Prints the dashboard's address and a login.
+Ctrl-C stops the counters cleanly (they say "offline"), then the server and the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from guichet.logs import setup_logging
+
+logger = logging.getLogger(__name__)
+
+DEMO_DIR = Path("var/demo")
+DEMO_BROKER_PORT = 1884  # not 1883: a system Mosquitto often holds that one
+DEMO_TELEMETRY_INTERVAL_S = 10  # short, so the dashboard moves while you watch
+DEMO_KEEPALIVE_S = 15
+COUNTER_STOP_TIMEOUT_S = 5.0
+ADMIN_USERNAME = "admin"
+
+
+@dataclass(frozen=True)
+class DemoCounter:
+    device_id: str
+    site: str
+    name: str
+
+
+# The four sites of the Pays d'Ouest Limousin scheme (see the seed in shared/seeds).
+COUNTERS = (
+    DemoCounter("bandiat-tardoire-avenir", "Bandiat Tardoire Avenir", "Mairie"),
+    DemoCounter("pays-de-la-meteorite", "Pays de la Météorite", "Mairie"),
+    DemoCounter("monts-de-chalus", "Monts de Châlus", "Maison des associations"),
+    DemoCounter("vallee-de-la-gorre", "Vallée de la Gorre", "Centre intercommunal d'action sociale"),
+)
+
+
+def counter_config(counter: DemoCounter, mqtt_url: str, protocol: str, data_dir: Path) -> str:
+    """The TOML a simulated counter runs with (the same format a real counter uses)."""
+    return (
+        "[device]\n"
+        f'id = "{counter.device_id}"\n'
+        f'site = "{counter.site}"\n'
+        f'name = "{counter.name}"\n'
+        f'data_dir = "{data_dir}"\n\n'
+        "[fleet]\n"
+        f'mqtt_url = "{mqtt_url}"\n'
+        f'protocol = "{protocol}"\n'
+        f"keepalive_s = {DEMO_KEEPALIVE_S}\n"
+        f"telemetry_interval_s = {DEMO_TELEMETRY_INTERVAL_S}\n"
+        "reconnect_max_s = 5.0\n\n"
+        "[hardware]\n"
+        'button = "simulated"\nlight = "simulated"\ncamera = "simulated"\n'
+        'printer = "simulated"\nscanner = "simulated"\nusb = "simulated"\nsystem = "simulated"\n\n'
+        "[logging]\nlevel = \"WARNING\"\n"
+    )
+
+
+def admin_password(demo_dir: Path) -> str:
+    """The demo's admin password: made once, kept in var/demo so it stays the same."""
+    path = demo_dir / "admin-password.txt"
+    if path.exists():
+        return path.read_text().strip()
+    password = secrets.token_urlsafe(9)
+    path.write_text(password + "\n")
+    path.chmod(0o600)
+    return password
+
+
+async def start_embedded_broker(port: int) -> Any:
+    """An amqtt broker on loopback. It speaks MQTT 3.1.1 only."""
+    from amqtt.broker import Broker
+
+    config = {
+        "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
+        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+    }
+    broker = Broker(config)
+    await broker.start()
+    return broker
+
+
+def start_counters(mqtt_url: str, protocol: str, demo_dir: Path) -> list[subprocess.Popen[bytes]]:
+    processes = []
+    for counter in COUNTERS:
+        data_dir = (demo_dir / counter.device_id).resolve()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        config = demo_dir / f"{counter.device_id}.toml"
+        config.write_text(counter_config(counter, mqtt_url, protocol, data_dir), encoding="utf-8")
+        command = [sys.executable, "-m", "guichet.cli", "appliance", "run", "--config", str(config)]
+        processes.append(subprocess.Popen(command))  # noqa: S603 - our own interpreter and args
+    return processes
+
+
+def stop_counters(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=COUNTER_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _prepare_server(demo_dir: Path, mqtt_url: str, protocol: str) -> tuple[Any, str]:
+    """Settings, migrated database and the admin user; returns (settings, password)."""
+    from fleet_server.auth import upsert_user
+    from fleet_server.db import make_engine, make_session_factory, migrate
+    from fleet_server.settings import Settings
+
+    settings = Settings(
+        demo=True,
+        database_url=f"sqlite:///{(demo_dir / 'fleet.sqlite3').resolve()}",
+        mqtt_url=mqtt_url,
+        mqtt_protocol=protocol,  # type: ignore[arg-type]
+        mqtt_client_id=f"guichet-demo-server-{os.getpid()}",
+        alert_offline_after_min=1.0,
+    )
+    migrate(settings.database_url)
+    password = admin_password(demo_dir)
+    engine = make_engine(settings.database_url)
+    with make_session_factory(engine)() as session:
+        upsert_user(session, ADMIN_USERNAME, password, role="admin")
+        session.commit()
+    engine.dispose()
+    return settings, password
+
+
+async def run_demo(port: int) -> None:
+    import uvicorn
+
+    from fleet_server.app import create_app
+
+    demo_dir = DEMO_DIR
+    demo_dir.mkdir(parents=True, exist_ok=True)
+    external = os.environ.get("MQTT_URL")
+    protocol = os.environ.get("MQTT_PROTOCOL", "5" if external else "3.1.1")
+    broker = None
+    if external:
+        mqtt_url = external
+    else:
+        broker = await start_embedded_broker(DEMO_BROKER_PORT)
+        mqtt_url = f"mqtt://127.0.0.1:{DEMO_BROKER_PORT}"
+    settings, password = await asyncio.to_thread(_prepare_server, demo_dir, mqtt_url, protocol)
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    serving = asyncio.create_task(server.serve())
+    while not server.started and not serving.done():
+        await asyncio.sleep(0.05)
+    counters = start_counters(mqtt_url, protocol, demo_dir)
+    _announce(port, password, mqtt_url, protocol)
+    try:
+        await serving
+    finally:
+        await asyncio.to_thread(stop_counters, counters)
+        if broker is not None:
+            await broker.shutdown()
+
+
+def _announce(port: int, password: str, mqtt_url: str, protocol: str) -> None:
+    lines = [
+        "",
+        "Guichet Proche — démonstration",
+        f"  Tableau de bord : http://127.0.0.1:{port}/",
+        f"  Identifiant     : {ADMIN_USERNAME}",
+        f"  Mot de passe    : {password}",
+        f"  Broker MQTT     : {mqtt_url} (MQTT {protocol})",
+        f"  Guichets        : {', '.join(c.site for c in COUNTERS)}",
+        "  Ctrl-C pour tout arrêter.",
+        "",
+    ]
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
+
+
+def main(port: int = 8000) -> int:
+    setup_logging("WARNING", json_lines=False)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_demo(port))
+    return 0
