@@ -28,7 +28,10 @@ class LightPattern(StrEnum):
 
 @runtime_checkable
 class Button(Protocol):
-    """The big call button. Callbacks run on the asyncio loop, never in a library thread."""
+    """The big call button. Callbacks run on the asyncio loop, never in a library thread.
+
+    Each ``when_*`` call sets (replaces) that callback.
+    """
 
     def when_pressed(self, callback: Callable[[], None]) -> None: ...
     def when_released(self, callback: Callable[[float], None]) -> None:
@@ -84,7 +87,10 @@ class UsbChange(StrEnum):
 class HotPlug(Protocol):
     async def devices(self) -> list[UsbDevice]: ...
     def watch(self, callback: Callable[[UsbChange, UsbDevice], None]) -> None:
-        """Call ``callback`` on the loop for each plug/unplug from now on."""
+        """Call ``callback`` on the loop for each plug/unplug from now on.
+
+        Where the platform gives no device events, this is logged and nothing is delivered.
+        """
         ...
 
     def close(self) -> None: ...

@@ -1,0 +1,144 @@
+"""Choose and build the hardware adapters from the configuration (composition root part).
+
+``appliance/app.py`` calls ``build_hardware`` once at start and ``Hardware.close()`` on
+the way out. This is the only place that decides between the real library, a simulation
+and "none"; everything else sees only the ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+from dataclasses import dataclass
+
+from appliance.config import ApplianceConfig, HardwareSection
+from appliance.errors import HardwareError
+from appliance.hw.absent import AbsentCamera, AbsentPrinter, AbsentScanner
+from appliance.hw.camera import Picamera2Camera, V4l2Camera
+from appliance.hw.cups_printer import CupsPrinter
+from appliance.hw.gpiozero_io import GpiozeroButton, GpiozeroLight
+from appliance.hw.ports import Button, Camera, HotPlug, Printer, Scanner, StatusLight, SystemProbe
+from appliance.hw.sane_scanner import SaneScanner
+from appliance.hw.simulated import (
+    SimulatedButton,
+    SimulatedCamera,
+    SimulatedHotPlug,
+    SimulatedLight,
+    SimulatedPrinter,
+    SimulatedScanner,
+    SimulatedSystemProbe,
+)
+from appliance.hw.system_probe import PsutilSystemProbe
+from appliance.hw.udev_hotplug import PyudevHotPlug
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Hardware:
+    """Every hardware port of one counter."""
+
+    button: Button
+    light: StatusLight
+    camera: Camera
+    printer: Printer
+    scanner: Scanner
+    hotplug: HotPlug
+    system: SystemProbe
+    # The gpiozero pin factory in use when it is gpiozero's MockFactory (demo, tests):
+    # drive its pins (``pin_factory.pin(17).drive_low()``) to press the button.
+    pin_factory: object | None = None
+
+    def close(self) -> None:
+        """Release pins and stop watcher threads; safe to call twice."""
+        for name, part in (
+            ("hot-plug", self.hotplug),
+            ("light", self.light),
+            ("button", self.button),
+        ):
+            try:
+                part.close()
+            except Exception:
+                logger.exception("closing the %s failed", name)
+
+
+def make_pin_factory(hw: HardwareSection) -> object | None:
+    """``None`` lets gpiozero pick the Pi's factory; "mock" gives its MockFactory."""
+    uses_gpio = hw.button == "gpiozero" or hw.light == "gpiozero"
+    if hw.gpio_pin_factory != "mock" or not uses_gpio:
+        return None
+    try:
+        from gpiozero.pins.mock import MockFactory, MockPWMPin
+    except ImportError as exc:
+        raise HardwareError("gpiozero is not installed (hardware.gpio_pin_factory)") from exc
+    # A PWM-capable mock pin lets the light pulse as it does on a Pi.
+    factory: object = MockFactory(pin_class=MockPWMPin) if hw.light == "gpiozero" else MockFactory()
+    return factory
+
+
+def _camera(hw: HardwareSection) -> Camera:
+    if hw.camera == "picamera2":
+        return Picamera2Camera()
+    if hw.camera == "v4l2":
+        return V4l2Camera(hw.camera_device)
+    if hw.camera == "simulated":
+        return SimulatedCamera()
+    return AbsentCamera()
+
+
+def _printer(hw: HardwareSection) -> Printer:
+    if hw.printer == "cups":
+        return CupsPrinter(hw.printer_queue)
+    if hw.printer == "simulated":
+        return SimulatedPrinter()
+    return AbsentPrinter()
+
+
+def _scanner(hw: HardwareSection) -> Scanner:
+    if hw.scanner == "sane":
+        return SaneScanner(hw.scanner_device)
+    if hw.scanner == "simulated":
+        return SimulatedScanner(hw.scanner_device)
+    return AbsentScanner()
+
+
+def build_hardware(config: ApplianceConfig, loop: asyncio.AbstractEventLoop) -> Hardware:
+    """Build every adapter named by ``config.hardware``; raises ``HardwareError`` if a
+    configured library is missing or its pins are unusable."""
+    hw = config.hardware
+    factory = make_pin_factory(hw)
+    button: Button = (
+        GpiozeroButton(hw.button_pin, loop=loop, pin_factory=factory)
+        if hw.button == "gpiozero"
+        else SimulatedButton(loop=loop)
+    )
+    try:
+        light: StatusLight = (
+            GpiozeroLight(hw.light_pin, pin_factory=factory)
+            if hw.light == "gpiozero"
+            else SimulatedLight()
+        )
+        hotplug: HotPlug = (
+            PyudevHotPlug(loop=loop) if hw.usb == "pyudev" else SimulatedHotPlug(loop=loop)
+        )
+    except BaseException:
+        button.close()  # give the pin back: a retry must not find it reserved
+        raise
+    system: SystemProbe = (
+        PsutilSystemProbe(config.device.data_dir)
+        if hw.system == "real"
+        else SimulatedSystemProbe(seed=zlib.crc32(config.device.id.encode()))
+    )
+    hardware = Hardware(
+        button=button,
+        light=light,
+        camera=_camera(hw),
+        printer=_printer(hw),
+        scanner=_scanner(hw),
+        hotplug=hotplug,
+        system=system,
+        pin_factory=factory,
+    )
+    logger.info("hardware: %s", hw.model_dump_json())
+    return hardware
