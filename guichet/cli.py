@@ -49,15 +49,16 @@ def _build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     if args.command == "appliance":
-        from appliance import app
+        from appliance.app import check_config
+        from appliance.app import main as run_appliance
 
         if args.action == "check-config":
-            return app.check_config(args.config)
-        return app.main(args.config)
+            return check_config(args.config)
+        return run_appliance(args.config)
     if args.command == "fleet":
-        from fleet_server import cli as fleet_cli
+        from fleet_server.cli import main as fleet_main
 
-        return fleet_cli.main(args)
+        return fleet_main(args)
     if args.command == "demo":
         from guichet import demo
 

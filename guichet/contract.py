@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 TOPIC_ROOT = "guichet"
 PROTOCOL_VERSION = "v1"
-SCHEMA_VERSION = 1  # the "v" field of every payload; bumped only with PROTOCOL_VERSION
+SCHEMA_VERSION: Literal[1] = 1  # the "v" field of every payload; bumped only with PROTOCOL_VERSION
 MAX_PAYLOAD_BYTES = 64 * 1024  # a telemetry message is ~1 KB; anything this big is hostile
 DEVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"  # also a valid broker username
 _DEVICE_ID_RE = re.compile(DEVICE_ID_PATTERN)

@@ -128,7 +128,7 @@ def _prepare_server(demo_dir: Path, mqtt_url: str, protocol: str) -> tuple[Any, 
         demo=True,
         database_url=f"sqlite:///{(demo_dir / 'fleet.sqlite3').resolve()}",
         mqtt_url=mqtt_url,
-        mqtt_protocol=protocol,  # type: ignore[arg-type]
+        mqtt_protocol=protocol,
         mqtt_client_id=f"guichet-demo-server-{os.getpid()}",
         alert_offline_after_min=1.0,
     )

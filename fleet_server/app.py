@@ -1,0 +1,189 @@
+"""The fleet server's one composition root: ``create_app(settings)``.
+
+It builds the database engine, the session factory, the metrics registry, the templates
+and the routes; its lifespan starts the MQTT ingest (when ``settings.ingest_enabled``) and a
+periodic task running the health checks (staleness, alerts, retention) in a worker thread
+every ``settings.staleness_check_s``. Nothing is created at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from http import HTTPStatus
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request, status
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.responses import Response
+
+from fleet_server import api, health, web_alerts, web_auth, web_device, web_fleet
+from fleet_server.auth import LoginThrottle
+from fleet_server.db import make_engine, make_session_factory
+from fleet_server.ingest import Ingest
+from fleet_server.metrics import Metrics
+from fleet_server.settings import Settings
+from fleet_server.web_deps import (
+    AccessDeniedError,
+    AppContext,
+    CsrfRejectedError,
+    LoginRequiredError,
+    render,
+)
+from fleet_server.web_format import make_templates
+from guichet import __version__
+from guichet.contract import utcnow
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+SESSION_COOKIE = "guichet_session"
+SESSION_MAX_AGE_S = 12 * 3600  # a working day; the cookie is signed, its age checked on read
+ERROR_MESSAGES = {
+    404: "Page introuvable.",
+    405: "Méthode non autorisée.",
+}
+SECURITY_HEADERS = {
+    # Everything is served from /static: no CDN, no inline script or style.
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+
+
+def create_app(settings: Settings) -> FastAPI:
+    engine = make_engine(settings.database_url)
+    ctx = AppContext(
+        settings=settings,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        metrics=Metrics(),
+        templates=make_templates(),
+        throttle=LoginThrottle(),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        async with _background(ctx):
+            yield
+
+    app = FastAPI(
+        title="Guichet Proche — API de la flotte",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url=f"{api.API_PREFIX}/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.ctx = ctx
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key,
+        session_cookie=SESSION_COOKIE,
+        max_age=SESSION_MAX_AGE_S,
+        same_site="lax",
+        https_only=settings.session_cookie_secure,
+    )
+    app.middleware("http")(_security_headers)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    for router in (web_auth.router, web_fleet.router, web_device.router, web_alerts.router):
+        app.include_router(router)
+    app.include_router(api.router)
+    app.include_router(api.metrics_router)
+    _install_error_pages(app)
+    return app
+
+
+@asynccontextmanager
+async def _background(ctx: AppContext) -> AsyncIterator[None]:
+    """Run the ingest and the periodic health checks for as long as the app serves."""
+    ingest: Ingest | None = None
+    if ctx.settings.ingest_enabled:
+        ingest = Ingest(ctx.settings, ctx.sessions, ctx.metrics)
+        await asyncio.to_thread(ingest.start)
+    checks = asyncio.create_task(_health_checks_forever(ctx), name="health-checks")
+    try:
+        yield
+    finally:
+        checks.cancel()
+        await asyncio.gather(checks, return_exceptions=True)
+        if ingest is not None:
+            await asyncio.to_thread(ingest.stop)
+        ctx.engine.dispose()
+
+
+async def _health_checks_forever(ctx: AppContext) -> None:
+    """Staleness, alerts and retention every ``staleness_check_s``; a failure is logged and
+    retried at the next period rather than ending the task."""
+    while True:
+        try:
+            await asyncio.to_thread(
+                health.run_checks, ctx.sessions, ctx.settings, ctx.metrics, utcnow()
+            )
+        except Exception:
+            logger.exception("health checks failed; retrying next period")
+        await asyncio.sleep(ctx.settings.staleness_check_s)
+
+
+async def _security_headers(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    response = await call_next(request)
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def _is_api(request: Request) -> bool:
+    """JSON clients get FastAPI's JSON errors; browsers get a French page."""
+    return request.url.path.startswith(api.API_PREFIX) or request.url.path == "/metrics"
+
+
+def _install_error_pages(app: FastAPI) -> None:
+    async def login_required(request: Request, _exc: Exception) -> Response:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(target)}", status.HTTP_303_SEE_OTHER)
+
+    async def access_denied(request: Request, _exc: Exception) -> Response:
+        message = "Cette page est réservée aux administrateurs et aux auditeurs."
+        return render(request, "error.html", {"message": message}, status_code=403)
+
+    async def csrf_rejected(request: Request, _exc: Exception) -> Response:
+        message = "Le formulaire a expiré. Rechargez la page et recommencez."
+        return render(request, "error.html", {"message": message}, status_code=403)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if _is_api(request):
+            return await http_exception_handler(request, exc)
+        default = ERROR_MESSAGES.get(exc.status_code, "Une erreur est survenue.")
+        message = default if exc.detail == HTTPStatus(exc.status_code).phrase else exc.detail
+        return render(request, "error.html", {"message": message}, status_code=exc.status_code)
+
+    async def invalid_request(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        if _is_api(request):
+            return await request_validation_exception_handler(request, exc)
+        message = "Les paramètres de cette adresse ne sont pas valides."
+        return render(request, "error.html", {"message": message}, status_code=422)
+
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(LoginRequiredError, login_required)
+    app.add_exception_handler(AccessDeniedError, access_denied)
+    app.add_exception_handler(CsrfRejectedError, csrf_rejected)
+    app.add_exception_handler(HTTPException, http_error)

@@ -1,0 +1,138 @@
+"""``guichet fleet …``: serve, ingest, migrate, create-user, create-api-token.
+
+Settings come from ``GUICHET_*`` environment variables; an invalid or unsafe setting is one
+line on standard error and exit code 2. ``serve`` listens on ``GUICHET_HOST`` (default
+127.0.0.1: put a TLS reverse proxy in front rather than exposing it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import sys
+
+from pydantic import ValidationError
+
+from fleet_server.settings import Settings
+from guichet.logs import setup_logging
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def main(args: argparse.Namespace) -> int:
+    setup_logging(os.environ.get("GUICHET_LOG_LEVEL", "INFO"))
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        return _fail(f"réglages invalides : {settings_error(exc)}", EXIT_USAGE)
+    actions = {
+        "serve": _serve,
+        "ingest": _ingest,
+        "migrate": _migrate,
+        "create-user": _create_user,
+        "create-api-token": _create_api_token,
+    }
+    action = actions.get(args.action)
+    if action is None:
+        return _fail(f"action inconnue : {args.action}", EXIT_USAGE)
+    return action(settings, args)
+
+
+def settings_error(exc: ValidationError) -> str:
+    """One line naming the environment variable at fault."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return f"GUICHET_{where.upper()} : {message}" if where else message
+
+
+def _fail(message: str, code: int = EXIT_FAILURE) -> int:
+    sys.stderr.write(f"guichet fleet : {message}\n")
+    return code
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from fleet_server.app import create_app
+    from fleet_server.db import migrate
+
+    migrate(settings.database_url)
+    host = os.environ.get("GUICHET_HOST", DEFAULT_HOST)
+    # log_config=None keeps our JSON logging instead of uvicorn's own configuration.
+    uvicorn.run(create_app(settings), host=host, port=args.port, log_config=None)
+    return EXIT_OK
+
+
+def _ingest(settings: Settings, _args: argparse.Namespace) -> int:
+    from fleet_server import ingest
+
+    return ingest.run_standalone(settings)
+
+
+def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    from fleet_server.db import migrate
+
+    migrate(settings.database_url)
+    sys.stdout.write("Base de données à jour.\n")
+    return EXIT_OK
+
+
+def _read_password(from_stdin: bool) -> str | None:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Mot de passe : ")
+    if getpass.getpass("Confirmez le mot de passe : ") != first:
+        return None
+    return first
+
+
+def _create_user(settings: Settings, args: argparse.Namespace) -> int:
+    from fleet_server import auth
+    from fleet_server.db import make_engine, make_session_factory, migrate
+
+    password = _read_password(args.password_stdin)
+    if password is None:
+        return _fail("les deux mots de passe diffèrent")
+    migrate(settings.database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            auth.upsert_user(
+                session,
+                args.username,
+                password,
+                role=args.role,
+                service=args.service,
+                site=args.site,
+            )
+            session.commit()
+    except auth.AuthError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    finally:
+        engine.dispose()
+    sys.stdout.write(f"Utilisateur « {args.username} » enregistré (rôle {args.role}).\n")
+    return EXIT_OK
+
+
+def _create_api_token(settings: Settings, args: argparse.Namespace) -> int:
+    from fleet_server import auth
+    from fleet_server.db import make_engine, make_session_factory, migrate
+
+    migrate(settings.database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            token = auth.create_api_token(session, args.username, args.name)
+    except auth.AuthError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    finally:
+        engine.dispose()
+    sys.stdout.write(token + "\n")
+    sys.stderr.write("Conservez ce jeton : il ne sera plus jamais affiché.\n")
+    return EXIT_OK

@@ -1,0 +1,226 @@
+"""Read-side queries shared by the dashboard and the JSON API.
+
+The fleet table pages by keyset on ``(site, id)`` — no OFFSET, so page 200 of 10,000
+counters costs what page 1 costs; filters use the indexed ``state``, ``site`` and
+``open_alerts`` columns, and the text search is a bounded scan of one table.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.orm import Session, defer
+
+from fleet_server.models import Alert, Device, EventRecord, StatusChange, TelemetrySample
+
+logger = logging.getLogger(__name__)
+
+STATES = ("online", "offline", "silent", "unknown")
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+MAX_SEARCH_LENGTH = 64  # characters of a text search kept
+RECENT_CLEARED_ALERTS = 100  # cleared alerts shown under the open ones
+
+
+class BadCursorError(ValueError):
+    """A pagination cursor that was not produced by this server."""
+
+
+def encode_cursor(device: Device) -> str:
+    raw = json.dumps([device.site, device.id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        site, device_id = json.loads(raw)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise BadCursorError(cursor) from exc
+    if not isinstance(site, str) or not isinstance(device_id, str):
+        raise BadCursorError(cursor)
+    return site, device_id
+
+
+@dataclass(frozen=True)
+class FleetFilter:
+    state: str | None = None
+    site: str | None = None
+    q: str | None = None
+    alerts_only: bool = False
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        conds: list[ColumnElement[bool]] = []
+        if self.state:
+            conds.append(Device.state == self.state)
+        if self.site:
+            conds.append(Device.site == self.site)
+        if self.alerts_only:
+            conds.append(Device.open_alerts > 0)
+        if self.q and self.q.strip():
+            pattern = "%" + _escape_like(self.q.strip()[:MAX_SEARCH_LENGTH]) + "%"
+            conds.append(
+                or_(
+                    Device.id.ilike(pattern, escape="\\"),
+                    Device.name.ilike(pattern, escape="\\"),
+                    Device.site.ilike(pattern, escape="\\"),
+                )
+            )
+        return conds
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass(frozen=True)
+class FleetPage:
+    devices: list[Device]
+    total: int
+    next_cursor: str | None
+    prev_cursor: str | None
+
+
+def fleet_page(
+    session: Session,
+    flt: FleetFilter,
+    *,
+    after: str | None = None,
+    before: str | None = None,
+    limit: int = DEFAULT_PAGE_SIZE,
+) -> FleetPage:
+    """One page of counters ordered by site then id; ``after``/``before`` are cursors."""
+    limit = max(1, min(limit, MAX_PAGE_SIZE))
+    conds = flt.conditions()
+    stmt = select(Device).options(defer(Device.last_telemetry)).where(*conds)
+    if before is not None:
+        site, device_id = decode_cursor(before)
+        stmt = stmt.where(_before(site, device_id)).order_by(Device.site.desc(), Device.id.desc())
+        rows = list(session.scalars(stmt.limit(limit + 1)))
+        more_before = len(rows) > limit
+        devices = list(reversed(rows[:limit]))
+        has_prev, has_next = more_before, True
+    else:
+        if after is not None:
+            site, device_id = decode_cursor(after)
+            stmt = stmt.where(_after(site, device_id))
+        rows = list(session.scalars(stmt.order_by(Device.site, Device.id).limit(limit + 1)))
+        devices = rows[:limit]
+        has_prev, has_next = after is not None, len(rows) > limit
+    total = session.scalar(select(func.count()).select_from(Device).where(*conds)) or 0
+    return FleetPage(
+        devices=devices,
+        total=total,
+        next_cursor=encode_cursor(devices[-1]) if has_next and devices else None,
+        prev_cursor=encode_cursor(devices[0]) if has_prev and devices else None,
+    )
+
+
+def _after(site: str, device_id: str) -> ColumnElement[bool]:
+    return or_(Device.site > site, and_(Device.site == site, Device.id > device_id))
+
+
+def _before(site: str, device_id: str) -> ColumnElement[bool]:
+    return or_(Device.site < site, and_(Device.site == site, Device.id < device_id))
+
+
+def state_counts(session: Session) -> dict[str, int]:
+    """How many counters are in each state (every state present, zero if none)."""
+    counts = dict.fromkeys(STATES, 0)
+    for state, count in session.execute(select(Device.state, func.count()).group_by(Device.state)):
+        counts[state] = counts.get(state, 0) + count
+    return counts
+
+
+def sites(session: Session) -> list[str]:
+    return [s for s in session.scalars(select(Device.site).distinct().order_by(Device.site)) if s]
+
+
+def open_alert_count(session: Session) -> int:
+    return (
+        session.scalar(select(func.count()).select_from(Alert).where(Alert.cleared_at.is_(None)))
+        or 0
+    )
+
+
+# --- one counter ------------------------------------------------------------------------
+
+
+def status_history(session: Session, device_id: str, limit: int = 50) -> list[StatusChange]:
+    stmt = (
+        select(StatusChange)
+        .where(StatusChange.device_id == device_id)
+        .order_by(StatusChange.at.desc(), StatusChange.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+@dataclass(frozen=True)
+class EventPage:
+    events: list[EventRecord]
+    page: int
+    has_next: bool
+
+
+def events_page(session: Session, device_id: str, page: int = 1, size: int = 25) -> EventPage:
+    """A counter's events, newest first (offset paging on the (device_id, at) index)."""
+    page = max(1, page)
+    stmt = (
+        select(EventRecord)
+        .where(EventRecord.device_id == device_id)
+        .order_by(EventRecord.at.desc(), EventRecord.id)
+        .offset((page - 1) * size)
+        .limit(size + 1)
+    )
+    rows = list(session.scalars(stmt))
+    return EventPage(rows[:size], page, len(rows) > size)
+
+
+def telemetry_series(
+    session: Session, device_id: str, since: datetime
+) -> list[tuple[datetime, float | None, float]]:
+    """(time, CPU temperature, load) samples of one counter since a time, oldest first."""
+    stmt = (
+        select(TelemetrySample.at, TelemetrySample.cpu_temperature_c, TelemetrySample.load1)
+        .where(TelemetrySample.device_id == device_id, TelemetrySample.at >= since)
+        .order_by(TelemetrySample.at)
+    )
+    return [(at, temp, load) for at, temp, load in session.execute(stmt)]
+
+
+# --- alerts page ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    alert: Alert
+    site: str
+    name: str
+
+
+def alerts_overview(
+    session: Session, *, cleared_limit: int = RECENT_CLEARED_ALERTS, device_id: str | None = None
+) -> tuple[list[AlertRow], list[AlertRow]]:
+    """(open alerts newest first, recently cleared alerts newest first) with their counter."""
+    stmt = select(Alert, Device.site, Device.name).join(Device, Device.id == Alert.device_id)
+    if device_id is not None:
+        stmt = stmt.where(Alert.device_id == device_id)
+    open_stmt = stmt.where(Alert.cleared_at.is_(None)).order_by(Alert.raised_at.desc())
+    cleared_stmt = (
+        stmt.where(Alert.cleared_at.is_not(None))
+        .order_by(Alert.cleared_at.desc())
+        .limit(cleared_limit)
+    )
+    return _alert_rows(session, open_stmt), _alert_rows(session, cleared_stmt)
+
+
+def _alert_rows(session: Session, stmt: Any) -> list[AlertRow]:
+    return [AlertRow(alert, site, name) for alert, site, name in session.execute(stmt)]

@@ -1,0 +1,158 @@
+"""Login, logout, CSRF, throttling, roles and API tokens on the real app and database."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import select
+
+from fleet_server.auth import LoginThrottle
+from fleet_server.models import ApiToken, User
+from tests.support.webapp import PASSWORD, WebApp, running_app
+
+PAGES = ["/", "/alerts", "/devices/guichet-00001", "/fleet/rows"]
+
+
+@pytest.fixture
+def web(db_url: str) -> Iterator[WebApp]:
+    with running_app(db_url) as app:
+        app.add_user("admin", "admin")
+        yield app
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_unauthenticated_page_redirects_to_login(web: WebApp, path: str) -> None:
+    response = web.client.get(path, follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/login?next=")
+
+
+def test_login_page_is_french_with_a_csrf_field(web: WebApp) -> None:
+    page = web.client.get("/login")
+    assert page.status_code == 200
+    assert 'lang="fr"' in page.text
+    assert "Mot de passe" in page.text
+    assert 'name="csrf_token"' in page.text
+
+
+def test_login_then_logout(web: WebApp) -> None:
+    response = web.login()
+    assert response.status_code == 303
+    assert response.headers["location"] == "/"
+    cookie = response.headers["set-cookie"].lower()
+    assert "httponly" in cookie
+    assert "samesite=lax" in cookie
+    assert "secure" not in cookie  # session_cookie_secure defaults to off (plain HTTP demo)
+    assert "Flotte des guichets" in web.client.get("/").text
+
+    logout = web.client.post("/logout", data={"csrf_token": web.csrf("/")}, follow_redirects=False)
+    assert logout.status_code == 303
+    assert logout.headers["location"] == "/login"
+    assert web.client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_login_follows_a_local_next_only(web: WebApp) -> None:
+    for target, expected in [("/alerts", "/alerts"), ("//evil.example", "/"), ("https://x", "/")]:
+        web.client.cookies.clear()
+        data = {"username": "admin", "password": PASSWORD, "csrf_token": web.csrf()}
+        response = web.client.post("/login", data=data | {"next": target}, follow_redirects=False)
+        assert response.headers["location"] == expected
+
+
+def test_wrong_password_is_refused(web: WebApp) -> None:
+    response = web.login(password="not the password")
+    assert response.status_code == 401
+    assert "Identifiant ou mot de passe incorrect." in response.text
+    assert web.client.get("/", follow_redirects=False).status_code == 303
+    unknown = web.login(username="nobody")
+    assert unknown.status_code == 401
+
+
+def test_login_without_csrf_token_is_rejected(web: WebApp) -> None:
+    web.client.get("/login")  # a session exists, but the form omits its token
+    data = {"username": "admin", "password": PASSWORD}
+    response = web.client.post("/login", data=data, follow_redirects=False)
+    assert response.status_code == 403
+    forged = web.client.post("/login", data=data | {"csrf_token": "forged"})
+    assert forged.status_code == 403
+    assert web.client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_logout_without_csrf_token_is_rejected(web: WebApp) -> None:
+    web.login()
+    response = web.client.post("/logout", data={}, follow_redirects=False)
+    assert response.status_code == 403
+    assert web.client.get("/").status_code == 200  # still logged in
+
+
+def test_repeated_failures_lock_the_username_for_this_ip(web: WebApp) -> None:
+    for _ in range(5):
+        assert web.login(password="wrong password").status_code == 401
+    locked = web.login()  # even the right password waits out the lockout
+    assert locked.status_code == 429
+    assert "Trop de tentatives" in locked.text
+    web.add_user("other", "auditor")
+    assert web.login("other").status_code == 303
+
+
+def test_lockout_expires() -> None:
+    now = [0.0]
+    throttle = LoginThrottle(max_failures=3, window_s=60, lockout_s=30, clock=lambda: now[0])
+    for _ in range(2):
+        throttle.failure("a|ip")
+    assert throttle.locked_for("a|ip") == 0
+    throttle.failure("a|ip")
+    assert throttle.locked_for("a|ip") == 30
+    now[0] = 31
+    assert throttle.locked_for("a|ip") == 0
+    now[0] = 200  # old failures are forgotten: two more do not lock
+    throttle.failure("a|ip")
+    throttle.failure("a|ip")
+    assert throttle.locked_for("a|ip") == 0
+
+
+def test_dashboard_needs_admin_or_auditor(web: WebApp) -> None:
+    web.add_user("agent", "agent")
+    assert web.login("agent").status_code == 303
+    page = web.client.get("/")
+    assert page.status_code == 403
+    assert "réservée aux administrateurs" in page.text
+    assert web.client.get("/api/v1/devices").status_code == 403
+
+
+def test_passwords_are_argon2_hashes(web: WebApp) -> None:
+    with web.sessions() as session:
+        user = session.scalars(select(User).where(User.username == "admin")).one()
+    assert user.password_hash.startswith("$argon2id$")
+    assert PASSWORD not in user.password_hash
+
+
+def test_api_needs_a_token_or_a_session(web: WebApp) -> None:
+    anonymous = web.client.get("/api/v1/devices")
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"] == "Bearer"
+    bad = web.client.get("/api/v1/devices", headers={"Authorization": "Bearer gp_nope"})
+    assert bad.status_code == 401
+
+    token = web.token("admin")
+    ok = web.client.get("/api/v1/devices", headers={"Authorization": f"Bearer {token}"})
+    assert ok.status_code == 200
+    assert ok.json()["total"] == 0
+
+    web.login()
+    assert web.client.get("/api/v1/devices").status_code == 200
+
+
+def test_only_the_token_digest_is_stored(web: WebApp) -> None:
+    token = web.token("admin")
+    with web.sessions() as session:
+        stored = session.scalars(select(ApiToken.token_sha256)).all()
+    assert stored == [hashlib.sha256(token.encode()).hexdigest()]
+
+
+def test_secure_cookie_when_configured(db_url: str) -> None:
+    with running_app(db_url, session_cookie_secure=True) as app:
+        app.add_user()
+        assert "secure" in app.login().headers["set-cookie"].lower()

@@ -1,0 +1,51 @@
+"""Real headless Chromium (Debian's /usr/bin/chromium) driven by Playwright.
+
+Never ``playwright install``: the browser is the system's. ``extra_args`` adds flags, e.g.
+the fake media devices a WebRTC test needs (see shared/RECIPES.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+
+from playwright.async_api import Browser as AsyncBrowser
+from playwright.async_api import async_playwright
+from playwright.sync_api import Browser, sync_playwright
+
+CHROMIUM_PATH = "/usr/bin/chromium"
+CHROMIUM_ARGS: tuple[str, ...] = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+
+
+@contextmanager
+def chromium(extra_args: Sequence[str] = ()) -> Iterator[Browser]:
+    """A Chromium for synchronous tests (no asyncio loop may run in this thread)."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM_PATH, args=[*CHROMIUM_ARGS, *extra_args], headless=True
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@asynccontextmanager
+async def async_chromium(extra_args: Sequence[str] = ()) -> AsyncIterator[AsyncBrowser]:
+    """The same, for asyncio tests."""
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM_PATH, args=[*CHROMIUM_ARGS, *extra_args], headless=True
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
