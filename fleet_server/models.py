@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -158,6 +159,15 @@ class Alert(Base):
     __table_args__ = (
         Index("ix_alerts_open", "cleared_at", "device_id"),
         Index("ix_alerts_device_kind", "device_id", "kind"),
+        # At most one open alert per (device, kind), enforced by the database for replicas.
+        Index(
+            "ux_alerts_open_device_kind",
+            "device_id",
+            "kind",
+            unique=True,
+            sqlite_where=text("cleared_at IS NULL"),
+            postgresql_where=text("cleared_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEMO_SECRET_KEY = "demo-secret-key-not-for-production"  # refused unless demo=True
+DEMO_SECRET_KEY = "demo-secret-key-not-for-production"  # noqa: S105 - refused unless demo=True
 
 
 class Settings(BaseSettings):
