@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -79,6 +80,16 @@ def admin_password(demo_dir: Path) -> str:
     path.write_text(password + "\n")
     path.chmod(0o600)
     return password
+
+
+def _free_port(preferred: int) -> int:
+    """``preferred`` when nothing listens there, else any free loopback port."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", preferred))
+        except OSError:
+            probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 async def start_embedded_broker(port: int) -> Any:
@@ -155,8 +166,9 @@ async def run_demo(port: int) -> None:
     if external:
         mqtt_url = external
     else:
-        broker = await start_embedded_broker(DEMO_BROKER_PORT)
-        mqtt_url = f"mqtt://127.0.0.1:{DEMO_BROKER_PORT}"
+        broker_port = _free_port(DEMO_BROKER_PORT)
+        broker = await start_embedded_broker(broker_port)
+        mqtt_url = f"mqtt://127.0.0.1:{broker_port}"
     settings, password = await asyncio.to_thread(_prepare_server, demo_dir, mqtt_url, protocol)
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")

@@ -1,0 +1,336 @@
+"""The counter's composition root: config → hardware, outbox, fleet link, supervised loops.
+
+``main(path)`` is what ``guichet appliance run --config FILE`` calls (a systemd service):
+it loads the config (a bad one: one line on stderr, exit 2), sets up JSON logging tagged
+with the device id, runs ``Appliance`` until SIGTERM/SIGINT and stops it in order — the
+fleet is told "offline" within two seconds. ``Appliance`` is usable in-process by tests.
+
+What runs, each under the supervisor (a crash degrades that part, is reported as an
+``error`` event and restarted; it never takes the counter down):
+- the fleet link (status, outbox drain, commands, config);
+- telemetry every ``telemetry_interval_s`` (changeable by the server), plus an ``error``
+  event when a peripheral *enters* the error state — on transitions, not on every tick;
+- the event writer: hot-plug changes become ``peripheral_plugged``/``unplugged`` events;
+- the status light: IDLE while the fleet is reachable, FAULT once it has been unreachable
+  for ``FAULT_AFTER_S``;
+- the systemd watchdog ping, when systemd asks for one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import guichet
+from appliance import sdnotify
+from appliance.config import ApplianceConfig, load_config
+from appliance.errors import ApplianceError, ConfigError, OutboxFullError
+from appliance.fleet.commands import CommandHandler
+from appliance.fleet.link import FleetLink
+from appliance.fleet.outbox import Outbox
+from appliance.fleet.settings import RuntimeSettings
+from appliance.hw.ports import LightPattern, UsbChange, UsbDevice
+from appliance.supervisor import ComponentHealth, Supervisor
+from appliance.telemetry import collect
+from appliance.wiring import Hardware, build_hardware
+from guichet import contract
+from guichet.logs import device_id_var, setup_logging
+
+logger = logging.getLogger(__name__)
+
+OUTBOX_FILE = "outbox.sqlite3"
+FAULT_AFTER_S = 120.0  # a broker restart or a network blip must not flash FAULT at citizens
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+PERIPHERALS = ("camera", "printer", "scanner", "button")
+
+EventData = dict[str, contract.Scalar]
+
+
+def new_event(kind: contract.EventKind, data: EventData | None = None) -> contract.Event:
+    return contract.Event(id=uuid.uuid4(), at=contract.utcnow(), kind=kind, data=data or {})
+
+
+class Appliance:
+    """One counter's agent. ``await run()`` until ``await stop()``."""
+
+    def __init__(
+        self,
+        config: ApplianceConfig,
+        *,
+        fault_after_s: float = FAULT_AFTER_S,
+        build: Callable[[ApplianceConfig, asyncio.AbstractEventLoop], Hardware] = build_hardware,
+    ) -> None:
+        self.config = config
+        self.fault_after_s = fault_after_s
+        self._build = build
+        self.supervisor = Supervisor(on_change=self._on_health_change)
+        self.settings = RuntimeSettings(
+            config.fleet.telemetry_interval_s, store_dir=config.device.data_dir
+        )
+        self._events: asyncio.Queue[contract.Event] = asyncio.Queue()
+        self._peripheral_health: dict[str, contract.DeviceHealth] = {}
+        self._reported_drops = 0
+        self._stop_requested = asyncio.Event()
+        self._started = False
+        self._ready = asyncio.Event()
+        self._finished = asyncio.Event()
+        self._hardware: Hardware | None = None
+        self._link: FleetLink | None = None
+        self._outbox: Outbox | None = None
+
+    @property
+    def hardware(self) -> Hardware:
+        if self._hardware is None:
+            raise RuntimeError("the appliance is not running")
+        return self._hardware
+
+    @property
+    def link(self) -> FleetLink:
+        if self._link is None:
+            raise RuntimeError("the appliance is not running")
+        return self._link
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
+
+    async def stop(self) -> None:
+        """Ask for an orderly stop and wait for it (``run()`` returns)."""
+        self._stop_requested.set()
+        if self._started:
+            await self._finished.wait()
+
+    def request_stop(self) -> None:
+        """For signal handlers: ask for a stop without waiting."""
+        self._stop_requested.set()
+
+    def emit(self, kind: contract.EventKind, data: EventData | None = None) -> None:
+        """Queue an event; the event writer stores it in the outbox (callable from callbacks)."""
+        self._events.put_nowait(new_event(kind, data))
+
+    # --- lifetime ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        config = self.config
+        self._started = True
+        # Adapters only set themselves up here (pins, watcher threads); slow probing
+        # happens later, through their async methods.
+        try:
+            hardware = self._build(config, asyncio.get_running_loop())
+        except BaseException:
+            self._finished.set()
+            raise
+        self._hardware = hardware
+        try:
+            outbox = await Outbox.open(
+                config.device.data_dir / OUTBOX_FILE, config.fleet.outbox_max_messages
+            )
+        except BaseException:
+            hardware.close()
+            self._finished.set()
+            raise
+        self._outbox = outbox
+        self._reported_drops = outbox.dropped_total
+        try:
+            await self._run_with(hardware, outbox)
+        finally:
+            await self._flush_events(outbox)
+            hardware.close()
+            await outbox.close()
+            self._finished.set()
+            logger.info("counter stopped")
+
+    async def _run_with(self, hardware: Hardware, outbox: Outbox) -> None:
+        await self.settings.load_stored()
+        link = FleetLink(self.config, outbox, self.settings, CommandHandler(self.settings))
+        self._link = link
+        hardware.hotplug.watch(self._on_usb_change)
+        self.emit(
+            contract.EventKind.COUNTER_STARTED,
+            {"software_version": guichet.__version__, "site": self.config.device.site},
+        )
+        components: dict[str, Callable[[], Awaitable[None]]] = {
+            "fleet-link": link.run,
+            "event-writer": self._write_events,
+            "telemetry": self._report_telemetry,
+            "status-light": self._show_fleet_state,
+        }
+        if (every_s := sdnotify.watchdog_interval_s()) is not None:
+            components["watchdog"] = lambda: _ping_watchdog(every_s)
+        async with asyncio.TaskGroup() as group:
+            supervised = group.create_task(self.supervisor.run(components))
+            self._ready.set()
+            sdnotify.notify("READY=1")
+            logger.info("counter started", extra={"version": guichet.__version__})
+            await self._stop_requested.wait()
+            sdnotify.notify("STOPPING=1")
+            await link.stop()
+            supervised.cancel()
+
+    async def _flush_events(self, outbox: Outbox) -> None:
+        """Events still queued at the stop go to the outbox: sent at the next start."""
+        while not self._events.empty():
+            event = self._events.get_nowait()
+            try:
+                await outbox.append(
+                    contract.topic(self.config.device.id, contract.Kind.EVENT),
+                    contract.encode(event),
+                )
+            except OutboxFullError:
+                logger.error("event lost at stop", extra={"event_kind": event.kind.value})
+
+    # --- components ----------------------------------------------------------------------
+
+    async def _write_events(self) -> None:
+        while True:
+            event = await self._events.get()
+            try:
+                await self.link.send(contract.Kind.EVENT, event)
+            except OutboxFullError:
+                logger.error("event lost", extra={"event_kind": event.kind.value})
+
+    async def _report_telemetry(self) -> None:
+        hw = self.hardware
+        while True:
+            telemetry = await collect(hw.system, hw.camera, hw.printer, hw.scanner, hw.button)
+            self._note_peripherals(telemetry.peripherals)
+            self._note_outbox_drops()
+            sent = await self.link.send(contract.Kind.TELEMETRY, telemetry)
+            await self._next_tick(sent)
+
+    async def _next_tick(self, sent: bool) -> None:
+        """Wait one interval, cut short by a settings change or, if the last one could not
+        be sent, by the link's next connection."""
+        waits: list[Awaitable[object]] = [self.settings.wait_changed(self.settings.generation)]
+        if not sent:
+            waits.append(self.link.wait_connected())
+        await _first_of(waits, within_s=self.settings.telemetry_interval_s)
+
+    def _note_peripherals(self, peripherals: contract.Peripherals) -> None:
+        for name in PERIPHERALS:
+            state: contract.Peripheral = getattr(peripherals, name)
+            before = self._peripheral_health.get(name)
+            self._peripheral_health[name] = state.health
+            if state.health is contract.DeviceHealth.ERROR and before != state.health:
+                self.emit(
+                    contract.EventKind.ERROR,
+                    {"component": name, "detail": state.detail, "model": state.model},
+                )
+
+    def _note_outbox_drops(self) -> None:
+        dropped = self._outbox.dropped_total if self._outbox is not None else 0
+        if dropped > self._reported_drops:
+            self.emit(
+                contract.EventKind.ERROR,
+                {"component": "outbox", "detail": "outbox full", "dropped_total": dropped},
+            )
+            self._reported_drops = dropped
+
+    async def _show_fleet_state(self) -> None:
+        light, link = self.hardware.light, self.link
+        while True:
+            try:
+                async with asyncio.timeout(self.fault_after_s):
+                    await link.wait_connected()
+            except TimeoutError:
+                light.show(LightPattern.FAULT)
+                await link.wait_connected()
+            light.show(LightPattern.IDLE)
+            await link.wait_disconnected()
+
+    # --- callbacks (on the loop) ----------------------------------------------------------
+
+    def _on_usb_change(self, change: UsbChange, device: UsbDevice) -> None:
+        kind = (
+            contract.EventKind.PERIPHERAL_PLUGGED
+            if change is UsbChange.ADDED
+            else contract.EventKind.PERIPHERAL_UNPLUGGED
+        )
+        self.emit(
+            kind,
+            {
+                "kind": device.kind,
+                "vendor_id": device.vendor_id,
+                "product_id": device.product_id,
+                "product": device.product,
+                "path": device.path,
+            },
+        )
+
+    def _on_health_change(self, health: ComponentHealth) -> None:
+        if health.state == "degraded":
+            self.emit(
+                contract.EventKind.ERROR,
+                {
+                    "component": health.name,
+                    "detail": health.last_error,
+                    "restarts": health.restarts,
+                },
+            )
+
+
+async def _first_of(waits: list[Awaitable[object]], *, within_s: float) -> None:
+    """Return when the first of ``waits`` completes or after ``within_s``."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, timeout=within_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks)
+
+
+async def _ping_watchdog(every_s: float) -> None:
+    while True:
+        sdnotify.notify("WATCHDOG=1")
+        await asyncio.sleep(every_s)
+
+
+# --- process entry points ------------------------------------------------------------------
+
+
+def check_config(path: Path) -> int:
+    """``guichet appliance check-config``: 0 and a one-line summary, or 2 and the error."""
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        sys.stderr.write(f"guichet: {exc}\n")
+        return EXIT_CONFIG
+    sys.stdout.write(
+        f"{path}: ok (device {config.device.id}, fleet {config.fleet.mqtt_url},"
+        f" MQTT {config.fleet.protocol})\n"
+    )
+    return EXIT_OK
+
+
+def main(config_path: Path) -> int:
+    """``guichet appliance run``: run the counter until SIGTERM/SIGINT."""
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        sys.stderr.write(f"guichet: {exc}\n")
+        return EXIT_CONFIG
+    setup_logging(config.logging.level, json_lines=config.logging.json_lines)
+    device_id_var.set(config.device.id)
+    try:
+        asyncio.run(_serve(config))
+    except (ApplianceError, OSError) as exc:
+        logger.critical("counter cannot run", extra={"error": str(exc)})
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+async def _serve(config: ApplianceConfig) -> None:
+    appliance = Appliance(config)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, appliance.request_stop)
+    try:
+        await appliance.run()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)

@@ -1,0 +1,84 @@
+"""Remote commands: the server publishes a ``Command`` on the counter's ``cmd`` topic and
+receives a ``CommandAck`` with the same request id on ``cmd/ack``.
+
+Commands are looked up by name in a small registry; each handler returns a short French
+detail for the administrator or raises ``CommandFailed``. An unknown name or bad argument
+is answered ``ok=False``, never an exception. A QoS 1 command may be delivered twice: the
+last acks are remembered by request id, so a repeated command is answered again without
+running twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+
+from appliance.fleet.settings import RuntimeSettings
+from guichet import contract
+
+logger = logging.getLogger(__name__)
+
+REMEMBERED_ACKS = 64  # far more than the commands a server sends within a redelivery window
+
+Handler = Callable[[contract.Command], Awaitable[str]]
+
+
+class CommandFailed(Exception):  # noqa: N818 - a failed command is an outcome, not a bug
+    """A command could not be carried out; the message goes into the ack's detail."""
+
+
+class CommandHandler:
+    """Dispatches commands to handlers by name and builds their acks."""
+
+    def __init__(self, settings: RuntimeSettings) -> None:
+        self._settings = settings
+        self._handlers: dict[str, Handler] = {
+            "ping": self._ping,
+            "set_telemetry_interval": self._set_telemetry_interval,
+        }
+        self._recent: OrderedDict[uuid.UUID, contract.CommandAck] = OrderedDict()
+
+    def register(self, name: str, handler: Handler) -> None:
+        self._handlers[name] = handler
+
+    async def handle(self, command: contract.Command) -> contract.CommandAck:
+        if (known := self._recent.get(command.request_id)) is not None:
+            logger.info("repeated command answered again", extra={"command": command.name})
+            return known
+        handler = self._handlers.get(command.name)
+        if handler is None:
+            ack = self._ack(command, ok=False, detail="commande inconnue")
+        else:
+            try:
+                ack = self._ack(command, ok=True, detail=await handler(command))
+            except CommandFailed as exc:
+                ack = self._ack(command, ok=False, detail=str(exc))
+        logger.info(
+            "command handled",
+            extra={"command": command.name, "request_id": str(command.request_id), "ok": ack.ok},
+        )
+        self._recent[command.request_id] = ack
+        while len(self._recent) > REMEMBERED_ACKS:
+            self._recent.popitem(last=False)
+        return ack
+
+    @staticmethod
+    def _ack(command: contract.Command, *, ok: bool, detail: str) -> contract.CommandAck:
+        return contract.CommandAck(
+            request_id=command.request_id, at=contract.utcnow(), ok=ok, detail=detail[:1024]
+        )
+
+    async def _ping(self, command: contract.Command) -> str:
+        return "pong"
+
+    async def _set_telemetry_interval(self, command: contract.Command) -> str:
+        seconds = command.args.get("seconds")
+        if not isinstance(seconds, int) or isinstance(seconds, bool):
+            raise CommandFailed("argument « seconds » entier attendu")
+        try:
+            self._settings.set_telemetry_interval(seconds, source="command")
+        except ValueError as exc:
+            raise CommandFailed(str(exc)) from None
+        return f"télémétrie toutes les {seconds} s"

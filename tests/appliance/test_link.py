@@ -1,0 +1,378 @@
+"""The fleet link against a real Mosquitto, under MQTT 5 and 3.1.1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import guichet
+from appliance.config import ApplianceConfig, TlsSection
+from appliance.fleet.commands import CommandHandler
+from appliance.fleet.link import STOP_BUDGET_S, FleetLink
+from appliance.fleet.outbox import Outbox
+from appliance.fleet.settings import STORED_CONFIG_NAME, RuntimeSettings
+from appliance.fleet.tls import tls_context
+from guichet import contract
+from tests.appliance.mqtt_observer import Observer
+from tests.support.mosquitto import Broker, free_port
+
+DEVICE = "guichet-test"
+STATUS = contract.topic(DEVICE, contract.Kind.STATUS)
+EVENTS = contract.topic(DEVICE, contract.Kind.EVENT)
+CMD = contract.topic(DEVICE, contract.Kind.CMD)
+ACK = contract.topic(DEVICE, contract.Kind.CMD_ACK)
+CONFIG = contract.topic(DEVICE, contract.Kind.CONFIG)
+TELEMETRY = contract.topic(DEVICE, contract.Kind.TELEMETRY)
+PROTOCOLS = ["5", "3.1.1"]
+
+
+def make_config(data_dir: Path, url: str, protocol: str, **fleet: Any) -> ApplianceConfig:
+    return ApplianceConfig.model_validate(
+        {
+            "device": {"id": DEVICE, "site": "Essai", "data_dir": data_dir},
+            "fleet": {
+                "mqtt_url": url,
+                "protocol": protocol,
+                "keepalive_s": 5,
+                "reconnect_min_s": 0.2,
+                "reconnect_max_s": 1.0,
+                **fleet,
+            },
+        }
+    )
+
+
+@asynccontextmanager
+async def running_link(config: ApplianceConfig) -> AsyncIterator[FleetLink]:
+    """A link running in the background; fails the test if its task died."""
+    data_dir = config.device.data_dir
+    outbox = await Outbox.open(data_dir / "outbox.sqlite3", config.fleet.outbox_max_messages)
+    settings = RuntimeSettings(config.fleet.telemetry_interval_s, store_dir=data_dir)
+    link = FleetLink(config, outbox, settings, CommandHandler(settings))
+    task = asyncio.create_task(link.run())
+    try:
+        yield link
+    finally:
+        await link.stop()
+        await asyncio.wait_for(task, 5)
+        await outbox.close()
+
+
+def an_event(n: int) -> contract.Event:
+    return contract.Event(
+        id=uuid.uuid4(), at=contract.utcnow(), kind=contract.EventKind.SELFTEST, data={"n": n}
+    )
+
+
+def a_command(name: str, **args: contract.Scalar) -> bytes:
+    command = contract.Command(request_id=uuid.uuid4(), at=contract.utcnow(), name=name, args=args)
+    return contract.encode(command)
+
+
+def decode_status(payload: bytes) -> contract.Status:
+    status = contract.decode(contract.Kind.STATUS, payload)
+    assert isinstance(status, contract.Status)
+    return status
+
+
+@pytest.fixture(params=PROTOCOLS)
+def protocol(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def observer(broker: Broker) -> Iterator[Observer]:
+    obs = Observer(broker.port, [f"guichet/v1/{DEVICE}/#"]).start()
+    yield obs
+    obs.stop()
+
+
+async def test_online_status_is_retained_on_connect(
+    broker: Broker, tmp_path: Path, protocol: str
+) -> None:
+    async with running_link(make_config(tmp_path, broker.url, protocol)) as link:
+        await asyncio.wait_for(link.wait_connected(), 10)
+        late = Observer(broker.port, [STATUS]).start()  # subscribes after the fact
+        try:
+            seen = await late.next_on(STATUS)
+        finally:
+            late.stop()
+    assert seen.retain
+    status = decode_status(seen.payload)
+    assert status.state is contract.Presence.ONLINE
+    assert status.software_version == guichet.__version__
+    assert status.telemetry_interval_s == 30
+
+
+async def test_clean_stop_leaves_a_retained_offline_within_budget(
+    broker: Broker, tmp_path: Path, protocol: str, observer: Observer
+) -> None:
+    async with running_link(make_config(tmp_path, broker.url, protocol)) as link:
+        await asyncio.wait_for(link.wait_connected(), 10)
+        assert decode_status((await observer.next_on(STATUS)).payload).state == "online"
+        started = time.monotonic()
+        await link.stop()
+        elapsed = time.monotonic() - started
+        offline = decode_status((await observer.next_on(STATUS, timeout=2)).payload)
+    assert elapsed < STOP_BUDGET_S
+    assert offline.state is contract.Presence.OFFLINE
+    assert offline.reason == "shutdown"
+    late = Observer(broker.port, [STATUS]).start()
+    try:
+        retained = await late.next_on(STATUS)
+    finally:
+        late.stop()
+    assert retained.retain
+    assert decode_status(retained.payload).reason == "shutdown"
+
+
+async def test_events_sent_while_the_broker_is_down_arrive_in_order_once(
+    tmp_path: Path, protocol: str
+) -> None:
+    broker = Broker(
+        workdir=tmp_path / "mosquitto",
+        extra_config=f"persistence true\npersistence_location {tmp_path / 'mosquitto'}/\n",
+    )
+    broker.start()
+    # A persistent subscriber: the broker keeps its session (and queues for it) across
+    # its own restart, so what the counter sends at once after the restart is not missed.
+    server = Observer(broker.port, [EVENTS], client_id="fleet-server", persistent=True).start()
+    try:
+        async with running_link(make_config(tmp_path / "data", broker.url, protocol)) as link:
+            await asyncio.wait_for(link.wait_connected(), 10)
+            broker.stop()
+            await asyncio.wait_for(link.wait_disconnected(), 10)
+            sent = [an_event(n) for n in range(50)]
+            for event in sent:
+                await link.send(contract.Kind.EVENT, event)
+            broker.start()
+            await asyncio.wait_for(link.wait_connected(), 10)
+            sentinel = an_event(-1)
+            await link.send(contract.Kind.EVENT, sentinel)
+            received = await _events_until(server, sentinel.id)
+    finally:
+        server.stop()
+        broker.stop()
+    assert received == [e.id for e in sent]
+
+
+async def _events_until(server: Observer, last: uuid.UUID) -> list[uuid.UUID]:
+    ids: list[uuid.UUID] = []
+    while True:
+        event = contract.decode(contract.Kind.EVENT, (await server.next_on(EVENTS)).payload)
+        assert isinstance(event, contract.Event)
+        if event.id == last:
+            return ids
+        ids.append(event.id)
+
+
+async def test_outbox_is_delivered_by_the_next_link_after_a_restart(
+    broker: Broker, tmp_path: Path, observer: Observer
+) -> None:
+    broker.stop()
+    config = make_config(tmp_path, broker.url, "5")
+    sent = [an_event(n) for n in range(5)]
+    async with running_link(config) as link:
+        for event in sent:
+            await link.send(contract.Kind.EVENT, event)
+        assert not link.connected
+    broker.start()
+    observer.wait_subscribed()
+    async with running_link(config) as link:
+        sentinel = an_event(-1)
+        await link.send(contract.Kind.EVENT, sentinel)
+        received = await _events_until(observer, sentinel.id)
+    assert received == [e.id for e in sent]
+
+
+async def test_ping_is_acknowledged_and_unknown_commands_refused(
+    broker: Broker, tmp_path: Path, protocol: str, observer: Observer
+) -> None:
+    async with running_link(make_config(tmp_path, broker.url, protocol)) as link:
+        await asyncio.wait_for(link.wait_connected(), 10)
+        for name, ok, detail in [
+            ("ping", True, "pong"),
+            ("reboot-now", False, "commande inconnue"),
+        ]:
+            payload = a_command(name)
+            observer.publish(CMD, payload)
+            ack = contract.decode(contract.Kind.CMD_ACK, (await observer.next_on(ACK)).payload)
+            assert isinstance(ack, contract.CommandAck)
+            assert ack.request_id == uuid.UUID(json.loads(payload)["request_id"])
+            assert (ack.ok, ack.detail) == (ok, detail)
+
+
+async def test_set_telemetry_interval_is_applied_and_announced(
+    broker: Broker, tmp_path: Path, observer: Observer
+) -> None:
+    async with running_link(make_config(tmp_path, broker.url, "5")) as link:
+        await asyncio.wait_for(link.wait_connected(), 10)
+        await observer.next_on(STATUS)
+        observer.publish(CMD, a_command("set_telemetry_interval", seconds=120))
+        ack = contract.decode(contract.Kind.CMD_ACK, (await observer.next_on(ACK)).payload)
+        assert isinstance(ack, contract.CommandAck)
+        assert ack.ok
+        assert decode_status((await observer.next_on(STATUS)).payload).telemetry_interval_s == 120
+        assert link._settings.telemetry_interval_s == 120
+        observer.publish(CMD, a_command("set_telemetry_interval", seconds=1))
+        refused = contract.decode(contract.Kind.CMD_ACK, (await observer.next_on(ACK)).payload)
+        assert isinstance(refused, contract.CommandAck)
+        assert not refused.ok
+
+
+async def test_retained_config_is_applied_and_stored(
+    broker: Broker, tmp_path: Path, protocol: str, observer: Observer
+) -> None:
+    config = contract.DeviceConfig(
+        version=3, issued_at=datetime(2025, 1, 1, tzinfo=UTC), telemetry_interval_s=15
+    )
+    observer.publish(CONFIG, contract.encode(config), retain=True)
+    async with running_link(make_config(tmp_path, broker.url, protocol)) as link:
+        status = decode_status((await observer.next_on(STATUS)).payload)
+        if status.telemetry_interval_s != 15:  # config may land just after the first status
+            status = decode_status((await observer.next_on(STATUS)).payload)
+        assert status.telemetry_interval_s == 15
+        assert link.connected
+    stored = contract.decode(contract.Kind.CONFIG, (tmp_path / STORED_CONFIG_NAME).read_bytes())
+    assert stored == config
+    restarted = RuntimeSettings(30, store_dir=tmp_path)
+    await restarted.load_stored()
+    assert restarted.telemetry_interval_s == 15
+
+
+MALFORMED = [
+    (CMD, b"not json"),
+    (CMD, b'{"v": 1, "name": "ping"}'),
+    (CMD, b'{"v": 2, "request_id": "x", "at": "2025-01-01T00:00:00Z", "name": "ping"}'),
+    (CMD, b"[" * 200_000),
+    (CONFIG, b'{"v": 1, "version": "three"}'),
+    (CONFIG, b"\xff\xfe"),
+]
+
+
+async def test_malformed_commands_and_configs_are_counted_and_ignored(
+    broker: Broker, tmp_path: Path, protocol: str, observer: Observer
+) -> None:
+    async with running_link(make_config(tmp_path, broker.url, protocol)) as link:
+        await asyncio.wait_for(link.wait_connected(), 10)
+        for topic, payload in MALFORMED:
+            observer.publish(topic, payload)
+        observer.publish(CMD, a_command("ping"))
+        ack = contract.decode(contract.Kind.CMD_ACK, (await observer.next_on(ACK)).payload)
+        assert isinstance(ack, contract.CommandAck)
+        assert ack.ok
+        assert link.stats.malformed == len(MALFORMED)
+        assert link.connected
+
+
+async def test_telemetry_is_dropped_while_offline(broker: Broker, tmp_path: Path) -> None:
+    broker.stop()
+    async with running_link(make_config(tmp_path, broker.url, "5")) as link:
+        await link.send(contract.Kind.TELEMETRY, a_telemetry())
+        assert link.stats.telemetry_dropped == 1
+        assert link._outbox.count == 0
+
+
+async def test_telemetry_is_published_at_qos_0_when_connected(
+    broker: Broker, tmp_path: Path, protocol: str, observer: Observer
+) -> None:
+    async with running_link(make_config(tmp_path, broker.url, protocol)) as link:
+        await asyncio.wait_for(link.wait_connected(), 10)
+        await link.send(contract.Kind.TELEMETRY, a_telemetry())
+        seen = await observer.next_on(TELEMETRY)
+        assert link.stats.telemetry_sent == 1
+    assert contract.decode(contract.Kind.TELEMETRY, seen.payload) == a_telemetry()
+
+
+def a_telemetry() -> contract.Telemetry:
+    fixture = Path(__file__).parents[1] / "fixtures" / "contract" / "telemetry.json"
+    message = contract.decode(contract.Kind.TELEMETRY, fixture.read_bytes())
+    assert isinstance(message, contract.Telemetry)
+    return message
+
+
+async def test_stop_while_the_broker_is_unreachable_is_prompt(
+    broker: Broker, tmp_path: Path
+) -> None:
+    broker.stop()
+    async with running_link(make_config(tmp_path, broker.url, "5")) as link:
+        started = time.monotonic()
+        await link.stop()
+        assert time.monotonic() - started < STOP_BUDGET_S
+
+
+def make_pki(directory: Path) -> dict[str, Path]:
+    """A throw-away CA, a server certificate for 127.0.0.1 and a client certificate."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1",
+            "-subj", "/CN=Guichet Test CA")  # fmt: skip
+    for name, cn in (("server", "127.0.0.1"), ("client", DEVICE)):
+        (directory / f"{name}.ext").write_text(
+            "subjectAltName=IP:127.0.0.1\n" if name == "server" else "extendedKeyUsage=clientAuth\n"
+        )
+        openssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={cn}")
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", f"{name}.pem", "-days", "1",
+                "-extfile", f"{name}.ext")  # fmt: skip
+    return {
+        n: directory / n for n in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")
+    }
+
+
+async def test_mqtts_with_a_client_certificate(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    tls_port = free_port()
+    broker = Broker(
+        workdir=tmp_path / "mosquitto",
+        extra_config=(
+            f"listener {tls_port} 127.0.0.1\n"
+            f"cafile {pki['ca.pem']}\ncertfile {pki['server.pem']}\nkeyfile {pki['server.key']}\n"
+            "require_certificate true\n"
+        ),
+    )
+    broker.start()
+    observer = Observer(broker.port, [STATUS]).start()  # plain listener, same broker
+    try:
+        config = make_config(
+            tmp_path / "data",
+            f"mqtts://127.0.0.1:{tls_port}",
+            "5",
+            tls={
+                "ca_file": pki["ca.pem"],
+                "cert_file": pki["client.pem"],
+                "key_file": pki["client.key"],
+            },
+        )
+        async with running_link(config) as link:
+            await asyncio.wait_for(link.wait_connected(), 10)
+            status = decode_status((await observer.next_on(STATUS)).payload)
+            assert status.state is contract.Presence.ONLINE
+    finally:
+        observer.stop()
+        broker.stop()
+
+
+def test_tls_context_follows_the_config(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    strict = tls_context(TlsSection(ca_file=pki["ca.pem"]))
+    assert strict.check_hostname
+    assert strict.verify_mode is ssl.CERT_REQUIRED
+    lax = tls_context(TlsSection(ca_file=pki["ca.pem"], insecure_skip_verify=True))
+    assert not lax.check_hostname
+    assert lax.verify_mode is ssl.CERT_NONE
