@@ -67,7 +67,7 @@ def counter_config(counter: DemoCounter, mqtt_url: str, protocol: str, data_dir:
         "[hardware]\n"
         'button = "simulated"\nlight = "simulated"\ncamera = "simulated"\n'
         'printer = "simulated"\nscanner = "simulated"\nusb = "simulated"\nsystem = "simulated"\n\n'
-        "[logging]\nlevel = \"WARNING\"\n"
+        "[logging]\nlevel = \"ERROR\"\n"
     )
 
 
