@@ -46,7 +46,9 @@ COUNTERS = (
     DemoCounter("bandiat-tardoire-avenir", "Bandiat Tardoire Avenir", "Mairie"),
     DemoCounter("pays-de-la-meteorite", "Pays de la Météorite", "Mairie"),
     DemoCounter("monts-de-chalus", "Monts de Châlus", "Maison des associations"),
-    DemoCounter("vallee-de-la-gorre", "Vallée de la Gorre", "Centre intercommunal d'action sociale"),
+    DemoCounter(
+        "vallee-de-la-gorre", "Vallée de la Gorre", "Centre intercommunal d'action sociale"
+    ),
 )
 
 
@@ -67,7 +69,7 @@ def counter_config(counter: DemoCounter, mqtt_url: str, protocol: str, data_dir:
         "[hardware]\n"
         'button = "simulated"\nlight = "simulated"\ncamera = "simulated"\n'
         'printer = "simulated"\nscanner = "simulated"\nusb = "simulated"\nsystem = "simulated"\n\n'
-        "[logging]\nlevel = \"ERROR\"\n"
+        '[logging]\nlevel = "ERROR"\n'
     )
 
 
@@ -174,7 +176,7 @@ async def run_demo(port: int) -> None:
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
     )
     serving = asyncio.create_task(server.serve())
-    while not server.started and not serving.done():
+    while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn has no event
         await asyncio.sleep(0.05)
     counters = start_counters(mqtt_url, protocol, demo_dir)
     _announce(port, password, mqtt_url, protocol)
