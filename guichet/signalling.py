@@ -1,0 +1,226 @@
+"""The call's signalling contract: WebSocket JSON messages between counters, agents and the
+fleet server. Both sides import this module; golden fixtures pin each message.
+
+Endpoints (on the fleet server):
+- ``/ws/counter``: a counter, authenticated by ``Authorization: Bearer <call token>``;
+- ``/ws/agent``: an agent's browser, authenticated by its session cookie (role "agent").
+
+Who offers: the agent's browser creates the WebRTC offer when it answers a call; the counter
+(aiortc) answers. aiortc does not trickle ICE, and neither side needs to: descriptions are
+sent once gathering is complete. An ICE restart is a new offer from the browser.
+
+Every message is a JSON object with a ``type``; unknown types are refused with an ``error``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+MAX_MESSAGE_BYTES = 256 * 1024  # an SDP with all candidates is ~10 KB
+RESUME_WINDOW_S = 30  # a call whose counter link dropped is kept this long for a resume
+
+
+T = TypeVar("T")
+
+
+class SignallingError(ValueError):
+    """A message that does not follow the signalling contract."""
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class SessionDescription(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    type: Literal["offer", "answer"]
+    sdp: str = Field(max_length=200_000)
+
+
+class IceServerInfo(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+EndReason = Literal[
+    "hangup_agent",  # the agent pressed "Raccrocher"
+    "hangup_counter",  # long press on the counter's button
+    "missed",  # nobody answered in time
+    "failed",  # media or signalling lost and not restored within RESUME_WINDOW_S
+    "cancelled",  # the counter gave up while waiting
+    "server_shutdown",
+]
+
+
+# --- counter → server -------------------------------------------------------------------
+
+
+class CallRequest(_Msg):
+    type: Literal["call_request"] = "call_request"
+    call_id: uuid.UUID
+
+
+class Resume(_Msg):
+    """After a dropped link: "I am still in this call"."""
+
+    type: Literal["resume"] = "resume"
+    call_id: uuid.UUID
+
+
+class Hangup(_Msg):
+    type: Literal["hangup"] = "hangup"
+    call_id: uuid.UUID
+    reason: EndReason
+
+
+class Description(_Msg):
+    """An SDP offer or answer, relayed as is to the other party of the call."""
+
+    type: Literal["description"] = "description"
+    call_id: uuid.UUID
+    description: SessionDescription
+
+
+class MediaState(_Msg):
+    """The counter's view of the media path, for the agent's quality indicator and the log."""
+
+    type: Literal["media_state"] = "media_state"
+    call_id: uuid.UUID
+    state: Literal["connecting", "connected", "disconnected", "failed", "restored"]
+
+
+# --- server → counter -------------------------------------------------------------------
+
+
+class Welcome(_Msg):
+    type: Literal["welcome"] = "welcome"
+    device_id: str
+    service: str | None  # which service the button calls now (None: nothing open)
+    service_label: str | None
+    ice_servers: list[IceServerInfo] = Field(default_factory=list)
+    ring_timeout_s: int
+
+
+class CallQueued(_Msg):
+    type: Literal["call_queued"] = "call_queued"
+    call_id: uuid.UUID
+    service: str
+    service_label: str
+    requested_at: datetime
+
+
+class CallAnswered(_Msg):
+    type: Literal["call_answered"] = "call_answered"
+    call_id: uuid.UUID
+    agent_label: str  # "Conseillère Caf", never a full name unless the agent chose it
+
+
+class CallEnded(_Msg):
+    type: Literal["call_ended"] = "call_ended"
+    call_id: uuid.UUID
+    reason: EndReason
+
+
+class Error(_Msg):
+    type: Literal["error"] = "error"
+    code: str
+    message: str  # French, may be shown to a person
+
+
+# --- agent → server ---------------------------------------------------------------------
+
+
+class Answer(_Msg):
+    type: Literal["answer"] = "answer"
+    call_id: uuid.UUID
+
+
+# --- server → agent ---------------------------------------------------------------------
+
+
+class QueuedCall(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    call_id: uuid.UUID
+    device_id: str
+    site: str
+    counter_name: str
+    requested_at: datetime
+
+
+class Queue(_Msg):
+    """The waiting calls of the agent's service; sent whenever it changes."""
+
+    type: Literal["queue"] = "queue"
+    service: str
+    calls: list[QueuedCall]
+    missed_today: int = 0
+
+
+class CallTaken(_Msg):
+    """Sent to the agent who answered (``by_me``) and to the others (who see it taken)."""
+
+    type: Literal["call_taken"] = "call_taken"
+    call_id: uuid.UUID
+    by_me: bool
+    site: str
+    counter_name: str
+    ice_servers: list[IceServerInfo] = Field(default_factory=list)
+
+
+CounterToServer = Annotated[
+    CallRequest | Resume | Hangup | Description | MediaState, Field(discriminator="type")
+]
+ServerToCounter = Annotated[
+    Welcome | CallQueued | CallAnswered | CallEnded | Description | Error,
+    Field(discriminator="type"),
+]
+AgentToServer = Annotated[Answer | Hangup | Description, Field(discriminator="type")]
+ServerToAgent = Annotated[
+    Queue | CallTaken | CallEnded | Description | MediaState | Error,
+    Field(discriminator="type"),
+]
+
+_COUNTER_IN: TypeAdapter[CounterToServer] = TypeAdapter(CounterToServer)
+_COUNTER_OUT: TypeAdapter[ServerToCounter] = TypeAdapter(ServerToCounter)
+_AGENT_IN: TypeAdapter[AgentToServer] = TypeAdapter(AgentToServer)
+_AGENT_OUT: TypeAdapter[ServerToAgent] = TypeAdapter(ServerToAgent)
+
+
+def _parse(adapter: TypeAdapter[T], raw: str | bytes) -> T:
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise SignallingError(f"message too large ({len(raw)} bytes)")
+    try:
+        return adapter.validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "message"
+        raise SignallingError(f"invalid message: {where}: {first['msg']}") from None
+
+
+def parse_from_counter(raw: str | bytes) -> CounterToServer:
+    return _parse(_COUNTER_IN, raw)
+
+
+def parse_to_counter(raw: str | bytes) -> ServerToCounter:
+    return _parse(_COUNTER_OUT, raw)
+
+
+def parse_from_agent(raw: str | bytes) -> AgentToServer:
+    return _parse(_AGENT_IN, raw)
+
+
+def parse_to_agent(raw: str | bytes) -> ServerToAgent:
+    return _parse(_AGENT_OUT, raw)
+
+
+def dump(message: _Msg) -> str:
+    return message.model_dump_json()
