@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from appliance.errors import ConfigError
 from guichet.contract import DEVICE_ID_PATTERN
@@ -73,6 +80,9 @@ class FleetSection(_Section):
         return urlsplit(self.mqtt_url).scheme == "mqtts"
 
 
+ScreenSide = Annotated[int, Field(ge=320, le=7680)]  # pixels: from a tiny panel to 8K
+
+
 class HardwareSection(_Section):
     """Which adapter each part uses: the real library, a simulation, or none at all."""
 
@@ -81,14 +91,68 @@ class HardwareSection(_Section):
     light: Literal["gpiozero", "simulated"] = "simulated"
     light_pin: int = Field(default=27, ge=0, le=27)
     gpio_pin_factory: Literal["default", "mock"] = "default"
-    camera: Literal["picamera2", "v4l2", "simulated", "none"] = "simulated"
+    # The call's camera: "test_pattern" (PyAV lavfi; "simulated" is its older name).
+    camera: Literal["picamera2", "v4l2", "test_pattern", "simulated", "none"] = "simulated"
     camera_device: str = "/dev/video0"
+    # What the camera hands to WebRTC: "h264" is sent without re-encoding (Pi 4 hardware
+    # encoder, a UVC H.264 webcam, or the pre-encoded test pattern); "raw" frames are
+    # encoded by aiortc (Pi 5, MJPEG webcams); "auto": h264 on a Pi 4, else raw/MJPEG.
+    camera_encoding: Literal["auto", "h264", "raw"] = "auto"
+    camera_size: tuple[ScreenSide, ScreenSide] = (1280, 720)
+    camera_fps: int = Field(default=30, ge=5, le=60)
+    # Microphone and loudspeaker: ALSA or PulseAudio/PipeWire through PyAV.
+    audio_in: Literal["alsa", "pulse", "test_tone", "none"] = "test_tone"
+    audio_in_device: str = "default"
+    audio_out: Literal["alsa", "pulse", "none"] = "none"
+    audio_out_device: str = "default"
     printer: Literal["cups", "simulated", "none"] = "simulated"
     printer_queue: str | None = None
     scanner: Literal["sane", "simulated", "none"] = "simulated"
     scanner_device: str | None = None
     usb: Literal["pyudev", "simulated"] = "simulated"
     system: Literal["real", "simulated"] = "real"
+    screen: Literal["pygame", "simulated", "none"] = "simulated"
+    # SDL's video driver: "kmsdrm" draws straight to the Pi's display with no desktop;
+    # "x11"/"wayland" in a window on a laptop; "dummy"/"offscreen" draw in memory (tests).
+    screen_driver: Literal["kmsdrm", "x11", "wayland", "offscreen", "dummy"] = "kmsdrm"
+    # [width, height]; unset takes the display's own mode, fullscreen (1280×720 in memory).
+    screen_size: tuple[ScreenSide, ScreenSide] | None = None
+
+
+class CallSection(_Section):
+    """The call: the fleet server's signalling endpoint and the counter's timings.
+
+    Without ``server_url`` the counter runs without calls (fleet health only).
+    """
+
+    server_url: str | None = None  # ws(s)://server/ws/counter
+    token: str | None = Field(default=None, min_length=16)  # the counter's call token
+    long_press_s: float = Field(default=2.0, ge=0.5, le=10)  # a press this long hangs up
+    restore_timeout_s: float = Field(default=30.0, ge=5, le=300)  # link/media back by then
+    request_timeout_s: float = Field(default=10.0, ge=2, le=120)  # request acknowledged by then
+    ring_grace_s: float = Field(default=15.0, ge=0, le=300)  # beyond the server's ring timeout
+    ended_screen_s: float = Field(default=6.0, ge=1, le=60)  # "Merci" stays this long
+    out_of_service_after_s: float = Field(default=10.0, ge=0, le=600)
+    reconnect_min_s: float = Field(default=1.0, gt=0, le=60)
+    reconnect_max_s: float = Field(default=30.0, gt=0, le=600)
+    # Offer 127.0.0.1 as an ICE candidate: only for tests/demos in a loopback-only namespace.
+    ice_loopback: bool = False
+
+    @field_validator("server_url")
+    @classmethod
+    def _ws_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+            raise ValueError("must look like wss://server/ws/counter")
+        return value
+
+    @model_validator(mode="after")
+    def _token_with_url(self) -> CallSection:
+        if self.server_url is not None and self.token is None:
+            raise ValueError("a call token is needed with server_url")
+        return self
 
 
 class LoggingSection(_Section):
@@ -100,6 +164,7 @@ class ApplianceConfig(_Section):
     device: DeviceSection
     fleet: FleetSection = FleetSection()
     hardware: HardwareSection = HardwareSection()
+    call: CallSection = CallSection()
     logging: LoggingSection = LoggingSection()
 
 

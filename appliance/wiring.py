@@ -10,16 +10,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from appliance.config import ApplianceConfig, HardwareSection
 from appliance.errors import HardwareError
-from appliance.hw.absent import AbsentCamera, AbsentPrinter, AbsentScanner
+from appliance.hw.absent import AbsentCamera, AbsentPrinter, AbsentScanner, AbsentScreen
 from appliance.hw.camera import Picamera2Camera, V4l2Camera
 from appliance.hw.cups_printer import CupsPrinter
 from appliance.hw.gpiozero_io import GpiozeroButton, GpiozeroLight
-from appliance.hw.ports import Button, Camera, HotPlug, Printer, Scanner, StatusLight, SystemProbe
+from appliance.hw.ports import (
+    Button,
+    Camera,
+    HotPlug,
+    MediaDevices,
+    Printer,
+    Scanner,
+    Screen,
+    StatusLight,
+    SystemProbe,
+)
 from appliance.hw.sane_scanner import SaneScanner
+from appliance.hw.screen_pygame import PygameScreen
 from appliance.hw.simulated import (
     SimulatedButton,
     SimulatedCamera,
@@ -27,6 +38,7 @@ from appliance.hw.simulated import (
     SimulatedLight,
     SimulatedPrinter,
     SimulatedScanner,
+    SimulatedScreen,
     SimulatedSystemProbe,
 )
 from appliance.hw.system_probe import PsutilSystemProbe
@@ -46,6 +58,9 @@ class Hardware:
     scanner: Scanner
     hotplug: HotPlug
     system: SystemProbe
+    screen: Screen = field(default_factory=AbsentScreen)
+    # The call's media endpoints (fresh per call); None when calls are not configured.
+    media: MediaDevices | None = None
     # The gpiozero pin factory in use when it is gpiozero's MockFactory (demo, tests):
     # drive its pins (``pin_factory.pin(17).drive_low()``) to press the button.
     pin_factory: object | None = None
@@ -53,6 +68,7 @@ class Hardware:
     def close(self) -> None:
         """Release pins and stop watcher threads; safe to call twice."""
         for name, part in (
+            ("screen", self.screen),
             ("hot-plug", self.hotplug),
             ("light", self.light),
             ("button", self.button),
@@ -82,9 +98,21 @@ def _camera(hw: HardwareSection) -> Camera:
         return Picamera2Camera()
     if hw.camera == "v4l2":
         return V4l2Camera(hw.camera_device)
-    if hw.camera == "simulated":
+    if hw.camera in ("simulated", "test_pattern"):
         return SimulatedCamera()
     return AbsentCamera()
+
+
+def build_media(config: ApplianceConfig) -> MediaDevices | None:
+    """The call's camera, microphone and loudspeaker factories; None without calls.
+
+    Imported here, not at the top: PyAV is only needed on a counter that makes calls.
+    """
+    if config.call.server_url is None:
+        return None
+    from appliance.hw.media_devices import ConfiguredMedia
+
+    return ConfiguredMedia(config.hardware)
 
 
 def _printer(hw: HardwareSection) -> Printer:
@@ -103,16 +131,29 @@ def _scanner(hw: HardwareSection) -> Scanner:
     return AbsentScanner()
 
 
+def _screen(hw: HardwareSection) -> Screen:
+    if hw.screen == "pygame":
+        return PygameScreen(driver=hw.screen_driver, size=hw.screen_size)
+    if hw.screen == "simulated":
+        return SimulatedScreen()
+    return AbsentScreen()
+
+
 def build_hardware(config: ApplianceConfig, loop: asyncio.AbstractEventLoop) -> Hardware:
     """Build every adapter named by ``config.hardware``; raises ``HardwareError`` if a
     configured library is missing or its pins are unusable."""
     hw = config.hardware
-    factory = make_pin_factory(hw)
-    button: Button = (
-        GpiozeroButton(hw.button_pin, loop=loop, pin_factory=factory)
-        if hw.button == "gpiozero"
-        else SimulatedButton(loop=loop)
-    )
+    screen = _screen(hw)  # first: a display that will not open fails before a pin is taken
+    try:
+        factory = make_pin_factory(hw)
+        button: Button = (
+            GpiozeroButton(hw.button_pin, loop=loop, pin_factory=factory)
+            if hw.button == "gpiozero"
+            else SimulatedButton(loop=loop)
+        )
+    except BaseException:
+        screen.close()
+        raise
     try:
         light: StatusLight = (
             GpiozeroLight(hw.light_pin, pin_factory=factory)
@@ -124,6 +165,7 @@ def build_hardware(config: ApplianceConfig, loop: asyncio.AbstractEventLoop) -> 
         )
     except BaseException:
         button.close()  # give the pin back: a retry must not find it reserved
+        screen.close()
         raise
     system: SystemProbe = (
         PsutilSystemProbe(config.device.data_dir)
@@ -138,6 +180,8 @@ def build_hardware(config: ApplianceConfig, loop: asyncio.AbstractEventLoop) -> 
         scanner=_scanner(hw),
         hotplug=hotplug,
         system=system,
+        screen=screen,
+        media=build_media(config),
         pin_factory=factory,
     )
     logger.info("hardware: %s", hw.model_dump_json())

@@ -11,9 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypedDict, Unpack, runtime_checkable
 
 from guichet.contract import ButtonState, Peripheral, PrinterState, ScannerState
+
+if TYPE_CHECKING:  # PyAV is the media currency of the call; only needed for type hints here
+    import av
+    from av.stream import Stream
 
 
 class LightPattern(StrEnum):
@@ -113,3 +117,99 @@ class SystemSnapshot:
 @runtime_checkable
 class SystemProbe(Protocol):
     async def snapshot(self) -> SystemSnapshot: ...
+
+
+# --- the call's screen and media --------------------------------------------------------------
+
+
+class ScreenState(StrEnum):
+    """What the counter's screen shows (texts and layout belong to the screen adapter)."""
+
+    IDLE = "idle"  # welcome, which service the button calls, "Appuyez sur le bouton"
+    WAITING = "waiting"  # time waited, reassurance
+    IN_CALL = "in_call"  # the agent's video full screen, small self-view
+    ENDED = "ended"  # "Merci, au revoir"
+    MISSED = "missed"  # nobody could answer: what is open next, what to do
+    OUT_OF_SERVICE = "out_of_service"  # fleet unreachable or camera missing, what to do
+
+
+class OutOfServiceReason(StrEnum):
+    """Known reasons; the screen words each one for the citizen (any other text is shown as is)."""
+
+    FLEET_UNREACHABLE = "fleet_unreachable"
+    CAMERA_MISSING = "camera_missing"
+    AUDIO_MISSING = "audio_missing"
+    MAINTENANCE = "maintenance"
+
+
+class ScreenInfo(TypedDict, total=False):
+    """What a state may say besides its fixed texts; every key is optional."""
+
+    service: str  # the service the button calls: "Caf — Allocations familiales"
+    waited_s: float  # WAITING: seconds already waited; the screen counts on from here
+    reason: str  # OUT_OF_SERVICE: an OutOfServiceReason or a short French sentence;
+    #              ENDED/MISSED: why, in French (e.g. "La communication a été coupée.")
+    next_opening: str  # MISSED: "lundi 2 décembre à 9 h"
+    phone: str  # MISSED: a number the citizen can call instead, "32 30"
+
+
+@runtime_checkable
+class Screen(Protocol):
+    """The big screen. Every method returns at once: the adapter renders in its own thread.
+
+    ``show`` replaces the whole state (info not given is not shown); ``show_frame`` hands
+    over the newest decoded frame of the agent's video (or, with ``self_view``, of the
+    counter's own camera, shown small in a corner); frames are only shown in ``IN_CALL``
+    and older ones are dropped when the screen is behind.
+    """
+
+    def show(self, state: ScreenState, **info: Unpack[ScreenInfo]) -> None: ...
+    def show_frame(self, frame: av.VideoFrame, *, self_view: bool = False) -> None: ...
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class FrameSource(Protocol):
+    """The camera, for one call: ``open()``, then paced ``read()``s, then ``close()``.
+
+    ``read()`` returns raw frames (aiortc encodes them) or, when ``encoded`` is true,
+    H.264 Annex B packets that are sent without re-encoding. Timestamps (``pts`` and
+    ``time_base``) follow the wall clock. A new source is built for each call.
+    """
+
+    @property
+    def encoded(self) -> bool: ...
+    async def open(self) -> None: ...
+    async def read(self) -> av.VideoFrame | av.Packet[Stream]: ...
+    def request_keyframe(self) -> None:
+        """The far end lost pictures (PLI/FIR): make the next packet a keyframe, if possible."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class AudioSource(Protocol):
+    """The microphone, for one call; ``read()`` returns paced audio frames."""
+
+    async def open(self) -> None: ...
+    async def read(self) -> av.AudioFrame: ...
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class AudioSink(Protocol):
+    """The loudspeaker, for one call; ``play()`` queues one decoded frame of the agent's voice."""
+
+    async def open(self) -> None: ...
+    async def play(self, frame: av.AudioFrame) -> None: ...
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class MediaDevices(Protocol):
+    """Builds fresh media endpoints for each call, so nothing stays open between calls."""
+
+    def camera(self) -> FrameSource: ...
+    def microphone(self) -> AudioSource: ...
+    def speaker(self) -> AudioSink: ...

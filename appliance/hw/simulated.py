@@ -13,10 +13,22 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Unpack
 
-from appliance.hw.ports import LightPattern, SystemSnapshot, UsbChange, UsbDevice
+from appliance.hw.ports import (
+    LightPattern,
+    ScreenInfo,
+    ScreenState,
+    SystemSnapshot,
+    UsbChange,
+    UsbDevice,
+)
 from appliance.hw.printer_status import QueueState, absent_printer, printer_state
 from guichet.contract import ButtonState, DeviceHealth, Peripheral, PrinterState, ScannerState
+
+if TYPE_CHECKING:
+    import av
 
 SIMULATED_PRINTER_MODEL = "Simulated Printer"
 SIMULATED_SCANNER = "simulated:0"
@@ -98,6 +110,49 @@ class SimulatedLight:
 
     def close(self) -> None:
         self._pattern = LightPattern.OFF
+
+
+@dataclass(frozen=True, slots=True)
+class ShownState:
+    """One ``Screen.show`` call, as ``SimulatedScreen`` recorded it."""
+
+    state: ScreenState
+    info: ScreenInfo
+
+
+class SimulatedScreen:
+    """Records what would be shown: every state (``history``) and how many frames came."""
+
+    def __init__(self) -> None:
+        self.history: list[ShownState] = []
+        self.frames = 0
+        self.self_frames = 0
+        self.last_frame_size: tuple[int, int] | None = None
+        self.closed = False
+
+    @property
+    def state(self) -> ScreenState | None:
+        return self.history[-1].state if self.history else None
+
+    @property
+    def info(self) -> ScreenInfo:
+        return self.history[-1].info if self.history else {}
+
+    def show(self, state: ScreenState, **info: Unpack[ScreenInfo]) -> None:
+        if not self.closed:
+            self.history.append(ShownState(ScreenState(state), info))
+
+    def show_frame(self, frame: av.VideoFrame, *, self_view: bool = False) -> None:
+        if self.closed or self.state != ScreenState.IN_CALL:
+            return
+        if self_view:
+            self.self_frames += 1
+        else:
+            self.frames += 1
+            self.last_frame_size = (frame.width, frame.height)
+
+    def close(self) -> None:
+        self.closed = True
 
 
 class SimulatedCamera:

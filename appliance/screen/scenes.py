@@ -1,0 +1,117 @@
+"""One drawing function per screen state; layouts in 1080-line units, centred.
+
+Each function draws a whole screen on a ``Canvas`` already filled with the state's
+background. ``elapsed_s`` is the time since the state was shown (the waiting timer and
+spinner use it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pygame
+
+from appliance.hw.ports import ScreenInfo, ScreenState
+from appliance.screen import texts
+from appliance.screen.draw import Canvas, call_button, check_mark, clock, spinner, warning_sign
+from appliance.screen.theme import (
+    BACKGROUND,
+    BODY,
+    EMPHASIS,
+    HEADLINE,
+    HINT,
+    HINT_GREY,
+    SOFT_WHITE,
+    TITLE,
+    WHITE,
+    YELLOW,
+)
+
+HINT_BACKDROP = (0, 0, 0, 170)  # translucent black under the hang-up hint
+
+
+def idle(canvas: Canvas, info: ScreenInfo, elapsed_s: float) -> None:
+    y = canvas.text(texts.WELCOME, size=TITLE, top=70, bold=True)
+    y = canvas.text(texts.CONNECTS_YOU_WITH, size=BODY, top=y + 30, colour=SOFT_WHITE)
+    service = info.get("service") or texts.ANY_SERVICE
+    canvas.text(service, size=EMPHASIS, top=y + 10, colour=YELLOW, bold=True)
+    call_button(canvas, centre_y=690, radius=130)
+    canvas.text(texts.PRESS_THE_BUTTON, size=TITLE, top=880, bold=True)
+
+
+def waiting(canvas: Canvas, info: ScreenInfo, elapsed_s: float) -> None:
+    y = canvas.text(texts.CALLING, size=HEADLINE, top=90, bold=True)
+    if service := info.get("service"):
+        canvas.text(service, size=BODY, top=y + 10, colour=YELLOW, bold=True)
+    spinner(canvas, centre_y=530, radius=110, elapsed_s=elapsed_s)
+    waited = texts.mm_ss(info.get("waited_s", 0.0) + elapsed_s)
+    canvas.text(f"{texts.WAITED} : {waited}", size=EMPHASIS, top=720, bold=True)
+    canvas.text(texts.STAY, size=BODY, top=850, colour=SOFT_WHITE)
+
+
+def ended(canvas: Canvas, info: ScreenInfo, elapsed_s: float) -> None:
+    check_mark(canvas, centre_y=330, radius=150, colour=BACKGROUND[ScreenState.ENDED])
+    y = canvas.text(texts.THANKS, size=TITLE, top=540, bold=True)
+    if reason := info.get("reason"):
+        y = canvas.text(texts.reason_text(reason), size=BODY, top=y + 20, colour=SOFT_WHITE)
+    canvas.text(texts.SEE_YOU, size=BODY, top=y + 40, colour=SOFT_WHITE)
+
+
+def missed(canvas: Canvas, info: ScreenInfo, elapsed_s: float) -> None:
+    clock(canvas, centre_y=200, radius=110)
+    y = canvas.text(texts.NOBODY, size=HEADLINE, top=350, bold=True)
+    if reason := info.get("reason"):
+        y = canvas.text(texts.reason_text(reason), size=BODY, top=y + 10, colour=SOFT_WHITE)
+    if opening := info.get("next_opening"):
+        y = canvas.text(
+            f"{texts.NEXT_OPENING} {opening}", size=BODY, top=y + 30, colour=YELLOW, bold=True
+        )
+    if phone := info.get("phone"):
+        y = canvas.text(f"{texts.CALL_INSTEAD} {phone}", size=BODY, top=y + 10, bold=True)
+    canvas.text(texts.ASK_RECEPTION, size=EMPHASIS, top=y + 40, colour=YELLOW, bold=True)
+
+
+def out_of_service(canvas: Canvas, info: ScreenInfo, elapsed_s: float) -> None:
+    warning_sign(canvas, centre_y=230, radius=130)
+    y = canvas.text(texts.UNAVAILABLE, size=HEADLINE, top=420, bold=True)
+    if reason := info.get("reason"):
+        y = canvas.text(texts.reason_text(reason), size=BODY, top=y + 30, colour=SOFT_WHITE)
+    canvas.text(texts.TELL_RECEPTION, size=EMPHASIS, top=y + 60, colour=YELLOW, bold=True)
+
+
+def in_call(canvas: Canvas, video: pygame.Surface | None, self_view: pygame.Surface | None) -> None:
+    """The agent full screen (letterboxed), oneself small bottom right, a discreet hint."""
+    surface = canvas.surface
+    if video is None:
+        canvas.text(texts.CONNECTING, size=EMPHASIS, top=480, bold=True)
+    else:
+        surface.blit(video, video.get_rect(center=surface.get_rect().center))
+    if self_view is not None:
+        margin, border = canvas.px(32), canvas.px(4)
+        rect = self_view.get_rect(bottomright=(canvas.width - margin, canvas.height - margin))
+        pygame.draw.rect(surface, WHITE, rect.inflate(2 * border, 2 * border))
+        surface.blit(self_view, rect)
+    _hang_up_hint(canvas)
+
+
+def _hang_up_hint(canvas: Canvas) -> None:
+    px = canvas.px(HINT)
+    line = canvas.fonts.line(texts.HANG_UP_HINT, px, bold=False, colour=HINT_GREY)
+    pad = canvas.px(14)
+    rect = line.get_rect(bottomleft=(canvas.px(32) + pad, canvas.height - canvas.px(32) - pad))
+    backdrop = pygame.Surface(rect.inflate(2 * pad, 2 * pad).size, pygame.SRCALPHA)
+    backdrop.fill(HINT_BACKDROP)
+    canvas.surface.blit(backdrop, rect.inflate(2 * pad, 2 * pad))
+    canvas.surface.blit(line, rect)
+    canvas.text_rects.append(rect)
+
+
+SceneFn = Callable[[Canvas, ScreenInfo, float], None]
+
+SCENES: dict[ScreenState, SceneFn] = {
+    ScreenState.IDLE: idle,
+    ScreenState.WAITING: waiting,
+    ScreenState.ENDED: ended,
+    ScreenState.MISSED: missed,
+    ScreenState.OUT_OF_SERVICE: out_of_service,
+}

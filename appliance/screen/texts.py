@@ -1,0 +1,48 @@
+"""Every word the screen says, in French, in one place (reviewable by a non-programmer)."""
+
+from __future__ import annotations
+
+from appliance.hw.ports import OutOfServiceReason
+
+WELCOME = "Bienvenue"
+CONNECTS_YOU_WITH = "Ce bouton vous met en relation avec"
+ANY_SERVICE = "un conseiller des services publics"
+PRESS_THE_BUTTON = "Appuyez sur le bouton"
+
+CALLING = "Nous appelons un conseiller…"
+WAITED = "Temps d’attente"
+STAY = "Restez devant l’écran, un conseiller va vous répondre."
+
+CONNECTING = "Connexion en cours…"
+HANG_UP_HINT = "Appui long sur le bouton pour raccrocher"
+
+THANKS = "Merci, au revoir"
+SEE_YOU = "Vous pouvez rappeler à tout moment avec le bouton."
+
+NOBODY = "Aucun conseiller n’est disponible pour le moment"
+NEXT_OPENING = "Prochaine permanence :"
+CALL_INSTEAD = "Vous pouvez aussi appeler le"
+ASK_RECEPTION = "Adressez-vous à l’accueil."
+
+UNAVAILABLE = "Guichet momentanément indisponible"
+TELL_RECEPTION = "Prévenez l’accueil de la mairie."
+
+REASONS: dict[str, str] = {
+    OutOfServiceReason.FLEET_UNREACHABLE: (
+        "Le guichet n’arrive pas à joindre les services (réseau)."
+    ),
+    OutOfServiceReason.CAMERA_MISSING: "La caméra du guichet ne répond pas.",
+    OutOfServiceReason.AUDIO_MISSING: "Le micro ou le haut-parleur du guichet ne répond pas.",
+    OutOfServiceReason.MAINTENANCE: "Une opération de maintenance est en cours.",
+}
+
+
+def reason_text(reason: str) -> str:
+    """A known reason in words; any other text is already a sentence for the citizen."""
+    return REASONS.get(reason, reason)
+
+
+def mm_ss(seconds: float) -> str:
+    """``75.4`` → ``"01:15"``; an hour or more still reads as minutes (``"61:05"``)."""
+    whole = max(0, int(seconds))
+    return f"{whole // 60:02d}:{whole % 60:02d}"

@@ -1,0 +1,76 @@
+"""Regenerate docs/screenshots/screen-<state>.png: every screen state, drawn by the real adapter.
+
+    SDL_VIDEODRIVER=dummy .venv/bin/python tools/screen_screenshots.py [OUT_DIR] [--size 1280x720]
+
+The in-call screen shows FFmpeg's ``testsrc2`` pattern as the agent and ``smptehdbars``
+as the self-view, generated on the spot (no image file is committed besides the PNGs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import av
+
+from appliance.hw.ports import OutOfServiceReason, ScreenInfo, ScreenState
+from appliance.hw.screen_pygame import PygameScreen
+
+logger = logging.getLogger("screen_screenshots")
+
+DEFAULT_OUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+SERVICE = "Caf — Allocations familiales"
+EXAMPLES: dict[ScreenState, ScreenInfo] = {
+    ScreenState.IDLE: {"service": SERVICE},
+    ScreenState.WAITING: {"service": SERVICE, "waited_s": 83},
+    ScreenState.IN_CALL: {"service": SERVICE},
+    ScreenState.ENDED: {},
+    ScreenState.MISSED: {"next_opening": "mardi 2 décembre à 9 h", "phone": "32 30"},
+    ScreenState.OUT_OF_SERVICE: {"reason": OutOfServiceReason.CAMERA_MISSING},
+}
+
+
+def lavfi_frame(source: str) -> av.VideoFrame:
+    """One frame of an FFmpeg test source, e.g. ``testsrc2=size=1280x720``."""
+    with av.open(source, format="lavfi") as container:
+        for frame in container.decode(video=0):
+            return frame
+    raise RuntimeError(f"{source} gave no frame")
+
+
+def save_all(out: Path, size: tuple[int, int], driver: str = "dummy") -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    agent = lavfi_frame("testsrc2=size=960x720:rate=30")  # 4:3: shows the letterbox
+    me = lavfi_frame("smptehdbars=size=640x360:rate=30")
+    screen = PygameScreen(driver=driver, size=size)
+    written = []
+    try:
+        for state, info in EXAMPLES.items():
+            screen.show(state, **info)
+            if state == ScreenState.IN_CALL:
+                screen.show_frame(agent)
+                screen.show_frame(me, self_view=True)
+            path = out / f"screen-{state.value.replace('_', '-')}.png"
+            screen.screenshot(path)
+            written.append(path)
+            logger.info("wrote %s", path)
+    finally:
+        screen.close()
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", nargs="?", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT")
+    args = parser.parse_args(argv)
+    width, height = (int(n) for n in args.size.split("x"))
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    save_all(args.out, (width, height))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
