@@ -28,8 +28,20 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.responses import Response
 
-from fleet_server import api, health, web_alerts, web_auth, web_device, web_fleet
+from fleet_server import (
+    api,
+    health,
+    signalling_ws,
+    web_admin,
+    web_agent,
+    web_alerts,
+    web_auth,
+    web_device,
+    web_fleet,
+)
 from fleet_server.auth import LoginThrottle
+from fleet_server.calls import CallManager
+from fleet_server.calls_store import CallJournal
 from fleet_server.db import make_engine, make_session_factory
 from fleet_server.ingest import Ingest
 from fleet_server.metrics import Metrics
@@ -68,13 +80,20 @@ SECURITY_HEADERS = {
 
 def create_app(settings: Settings) -> FastAPI:
     engine = make_engine(settings.database_url)
+    sessions = make_session_factory(engine)
     ctx = AppContext(
         settings=settings,
         engine=engine,
-        sessions=make_session_factory(engine),
+        sessions=sessions,
         metrics=Metrics(),
         templates=make_templates(),
         throttle=LoginThrottle(),
+        calls=CallManager(
+            CallJournal(sessions),
+            ring_timeout_s=settings.ring_timeout_s,
+            resume_window_s=settings.call_resume_window_s,
+            ice_servers=settings.ice_servers,
+        ),
     )
 
     @asynccontextmanager
@@ -101,7 +120,15 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.middleware("http")(_security_headers)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for router in (web_auth.router, web_fleet.router, web_device.router, web_alerts.router):
+    for router in (
+        web_auth.router,
+        web_fleet.router,
+        web_device.router,
+        web_alerts.router,
+        web_admin.router,
+        web_agent.router,
+        signalling_ws.router,
+    ):
         app.include_router(router)
     app.include_router(api.router)
     app.include_router(api.metrics_router)
@@ -111,15 +138,17 @@ def create_app(settings: Settings) -> FastAPI:
 
 @asynccontextmanager
 async def _background(ctx: AppContext) -> AsyncIterator[None]:
-    """Run the ingest and the periodic health checks for as long as the app serves."""
+    """Run the ingest, the periodic health checks and the call manager while the app serves."""
     ingest: Ingest | None = None
     if ctx.settings.ingest_enabled:
         ingest = Ingest(ctx.settings, ctx.sessions, ctx.metrics)
         await asyncio.to_thread(ingest.start)
     checks = asyncio.create_task(_health_checks_forever(ctx), name="health-checks")
+    await ctx.calls.start()
     try:
         yield
     finally:
+        await ctx.calls.stop()
         checks.cancel()
         await asyncio.gather(checks, return_exceptions=True)
         if ingest is not None:
@@ -159,8 +188,8 @@ def _install_error_pages(app: FastAPI) -> None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target)}", status.HTTP_303_SEE_OTHER)
 
-    async def access_denied(request: Request, _exc: Exception) -> Response:
-        message = "Cette page est réservée aux administrateurs et aux auditeurs."
+    async def access_denied(request: Request, exc: Exception) -> Response:
+        message = str(exc) or "Cette page est réservée aux administrateurs et aux auditeurs."
         return render(request, "error.html", {"message": message}, status_code=403)
 
     async def csrf_rejected(request: Request, _exc: Exception) -> Response:

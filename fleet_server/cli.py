@@ -1,4 +1,5 @@
-"""``guichet fleet …``: serve, ingest, migrate, create-user, create-api-token.
+"""``guichet fleet …``: serve, ingest, migrate, create-user, create-api-token, counter-token,
+create-service.
 
 Settings come from ``GUICHET_*`` environment variables; an invalid or unsafe setting is one
 line on standard error and exit code 2. ``serve`` listens on ``GUICHET_HOST`` (default
@@ -36,6 +37,8 @@ def main(args: argparse.Namespace) -> int:
         "migrate": _migrate,
         "create-user": _create_user,
         "create-api-token": _create_api_token,
+        "counter-token": _counter_token,
+        "create-service": _create_service,
     }
     action = actions.get(args.action)
     if action is None:
@@ -95,14 +98,19 @@ def _read_password(from_stdin: bool) -> str | None:
 def _create_user(settings: Settings, args: argparse.Namespace) -> int:
     from fleet_server import auth
     from fleet_server.db import make_engine, make_session_factory, migrate
+    from fleet_server.models import Service
 
     password = _read_password(args.password_stdin)
     if password is None:
         return _fail("les deux mots de passe diffèrent")
+    if args.role == "agent" and not args.service:
+        return _fail("un agent répond pour un service : --service CODE", EXIT_USAGE)
     migrate(settings.database_url)
     engine = make_engine(settings.database_url)
     try:
         with make_session_factory(engine)() as session:
+            if args.service and session.get(Service, args.service) is None:
+                return _fail(f"service inconnu « {args.service} »", EXIT_USAGE)
             auth.upsert_user(
                 session,
                 args.username,
@@ -135,4 +143,40 @@ def _create_api_token(settings: Settings, args: argparse.Namespace) -> int:
         engine.dispose()
     sys.stdout.write(token + "\n")
     sys.stderr.write("Conservez ce jeton : il ne sera plus jamais affiché.\n")
+    return EXIT_OK
+
+
+def _counter_token(settings: Settings, args: argparse.Namespace) -> int:
+    from fleet_server import calls_admin
+    from fleet_server.db import make_engine, make_session_factory, migrate
+
+    migrate(settings.database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            token = calls_admin.new_call_token(session, args.device_id, create=True)
+    except calls_admin.CallSetupError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    finally:
+        engine.dispose()
+    sys.stdout.write(token + "\n")
+    sys.stderr.write("Jeton d'appel du guichet : il ne sera plus jamais affiché.\n")
+    return EXIT_OK
+
+
+def _create_service(settings: Settings, args: argparse.Namespace) -> int:
+    from fleet_server import calls_admin
+    from fleet_server.db import make_engine, make_session_factory, migrate
+
+    migrate(settings.database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            calls_admin.create_service(session, args.code, args.label)
+            session.commit()
+    except calls_admin.CallSetupError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    finally:
+        engine.dispose()
+    sys.stdout.write(f"Service « {args.label} » créé (code {args.code}).\n")
     return EXIT_OK

@@ -80,6 +80,37 @@ class Device(Base):
     open_alerts: Mapped[int] = mapped_column(Integer, default=0, index=True)
     last_telemetry: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     service: Mapped[str | None] = mapped_column(String(64))
+    # SHA-256 of the counter's call token (``/ws/counter``); the clear token is shown once.
+    call_token_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
+
+
+class Service(Base):
+    """A public body agents answer for (Caf, MSA…); ``code`` is what devices and users hold."""
+
+    __tablename__ = "services"
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    label: Mapped[str] = mapped_column(String(128))
+
+
+class CallRecord(Base):
+    """One call from a counter, whatever its outcome. No personal data: the agent is an id."""
+
+    __tablename__ = "calls"
+    __table_args__ = (
+        Index("ix_calls_device_requested", "device_id", "requested_at"),
+        Index("ix_calls_service_requested", "service", "requested_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    site: Mapped[str] = mapped_column(String(128), default="")
+    service: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+    agent_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
 class StatusChange(Base):

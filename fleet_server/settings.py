@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from guichet.signalling import RESUME_WINDOW_S, IceServerInfo
+
 DEMO_SECRET_KEY = "demo-secret-key-not-for-production"  # noqa: S105 - refused unless demo=True
 
 
@@ -33,6 +35,12 @@ class Settings(BaseSettings):
     alert_temperature_c: float = 80.0
     session_cookie_secure: bool = False
     dashboard_refresh_s: float = Field(default=3.0, gt=0)
+    # Calls: unanswered after ring_timeout_s → "missed"; a dropped link is waited for
+    # call_resume_window_s before the call ends as "failed".
+    ring_timeout_s: float = Field(default=120.0, gt=0)
+    call_resume_window_s: float = Field(default=float(RESUME_WINDOW_S), gt=0)
+    # STUN/TURN servers given to both ends, as JSON: [{"urls": ["stun:…"]}].
+    ice_servers: list[IceServerInfo] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _no_default_secret_in_production(self) -> Settings:

@@ -63,7 +63,10 @@ def login_submit(
     ctx.throttle.success(key)
     auth.start_session(request.session, user)
     logger.info("login", extra={"username": user.username, "ip": _client_ip(request)})
-    return RedirectResponse(safe_next(next), status.HTTP_303_SEE_OTHER)
+    target = safe_next(next)
+    if target == "/" and user.role == "agent":
+        target = "/agent"  # agents' home is their console, not the fleet dashboard
+    return RedirectResponse(target, status.HTTP_303_SEE_OTHER)
 
 
 @router.post("/logout")

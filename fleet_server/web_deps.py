@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from fleet_server import auth
+from fleet_server.calls import CallManager
 from fleet_server.errors import FleetError
 from fleet_server.metrics import Metrics
 from fleet_server.models import User
@@ -38,6 +39,7 @@ class AppContext:
     metrics: Metrics
     templates: Jinja2Templates
     throttle: auth.LoginThrottle
+    calls: CallManager
 
 
 class LoginRequiredError(FleetError):
@@ -120,7 +122,29 @@ def _unauthorized(detail: str) -> HTTPException:
     )
 
 
+def admin_principal(
+    user: Annotated[auth.Principal, Depends(dashboard_principal)],
+) -> auth.Principal:
+    """For pages that change the fleet's setup: an administrator (auditors only read)."""
+    if user.role != "admin":
+        raise AccessDeniedError("Cette action est réservée aux administrateurs.")
+    return user
+
+
+def agent_principal(
+    user: Annotated[User | None, Depends(session_user)],
+) -> auth.Principal:
+    """For the agent console: an agent of a service, or an administrator (who watches)."""
+    if user is None:
+        raise LoginRequiredError
+    if not (user.role == "agent" and user.service) and user.role != "admin":
+        raise AccessDeniedError("La console est réservée aux agents d'un service.")
+    return auth.principal_of(user)
+
+
 DashboardUser = Annotated[auth.Principal, Depends(dashboard_principal)]
+AdminUser = Annotated[auth.Principal, Depends(admin_principal)]
+AgentUser = Annotated[auth.Principal, Depends(agent_principal)]
 ApiUser = Annotated[auth.Principal, Depends(api_principal)]
 
 

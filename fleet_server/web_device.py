@@ -1,5 +1,5 @@
-"""One counter's page: details, latest telemetry, history charts, status history, events
-and alerts."""
+"""One counter's page: details, latest telemetry, history charts, status history, events,
+alerts and calls (with, for administrators, the service its button calls and its call token)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, Response
 
-from fleet_server import queries
+from fleet_server import calls_admin, calls_store, queries
 from fleet_server.models import Device
 from fleet_server.web_charts import Chart, build_chart
 from fleet_server.web_deps import Ctx, DashboardUser, Db, render
@@ -104,5 +104,7 @@ def device_page(
         "events": queries.events_page(db, device_id, page=events),
         "open_alerts": open_alerts,
         "past_alerts": past_alerts,
+        "calls": calls_store.recent_calls(db, device_id),
+        "services": calls_admin.services(db),
     }
     return render(request, "device.html", context, principal=user)

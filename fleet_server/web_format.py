@@ -51,6 +51,15 @@ EVENT_LABELS: dict[str, str] = {
     "selftest": "Autotest",
 }
 
+END_REASON_LABELS: dict[str, str] = {  # guichet.signalling.EndReason
+    "hangup_agent": "Raccroché par l'agent",
+    "hangup_counter": "Raccroché au guichet",
+    "missed": "Manqué (sans réponse)",
+    "failed": "Coupé (liaison perdue)",
+    "cancelled": "Abandonné avant réponse",
+    "server_shutdown": "Arrêt du serveur",
+}
+
 
 def state_label(state: str | None) -> str:
     return STATE_LABELS.get(state or "unknown", state or MISSING)
@@ -66,6 +75,10 @@ def alert_label(kind: str) -> str:
 
 def event_label(kind: str) -> str:
     return EVENT_LABELS.get(kind, kind.replace("_", " ").capitalize())
+
+
+def end_reason_label(reason: str | None) -> str:
+    return END_REASON_LABELS.get(reason, reason) if reason else "En cours"
 
 
 def format_datetime(value: datetime | None) -> str:
@@ -125,6 +138,7 @@ def make_templates() -> Jinja2Templates:
         health_label=health_label,
         alert_label=alert_label,
         event_label=event_label,
+        end_reason_label=end_reason_label,
         datetime=format_datetime,
         duration=format_duration,
         since=since,

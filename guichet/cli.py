@@ -40,6 +40,18 @@ def _build_parser() -> argparse.ArgumentParser:
     token = fleet.add_parser("create-api-token", help="print a new API token for a user")
     token.add_argument("username")
     token.add_argument("--name", default="api")
+    counter_token = fleet.add_parser(
+        "counter-token", help="print a new call token for a counter (the old one stops working)"
+    )
+    counter_token.add_argument("device_id")
+    service = fleet.add_parser("create-service", help="create a service agents answer for")
+    service.add_argument("code", help="short code, e.g. caf")
+    service.add_argument("label", help="French label, e.g. « Caf »")
+
+    selftest = sub.add_parser("selftest", help="the technician's self-test of a counter")
+    selftest.add_argument(
+        "--config", type=Path, default=None, help="the counter's TOML (default: first boot's)"
+    )
 
     demo = sub.add_parser("demo", help="fleet server, broker and four simulated counters")
     demo.add_argument("--port", type=int, default=8000)
@@ -59,6 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from fleet_server.cli import main as fleet_main
 
         return fleet_main(args)
+    if args.command == "selftest":
+        from appliance import selftest
+
+        return selftest.main(args.config)
     if args.command == "demo":
         from guichet import demo
 

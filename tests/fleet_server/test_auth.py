@@ -12,7 +12,7 @@ from fleet_server.auth import LoginThrottle
 from fleet_server.models import ApiToken, User
 from tests.support.webapp import PASSWORD, WebApp, running_app
 
-PAGES = ["/", "/alerts", "/devices/guichet-00001", "/fleet/rows"]
+PAGES = ["/", "/alerts", "/devices/guichet-00001", "/fleet/rows", "/agent", "/admin/services"]
 
 
 @pytest.fixture

@@ -1,0 +1,320 @@
+// The agent console: the service's waiting calls (live, from /ws/agent "queue" messages)
+// with a beep for each new one, "Répondre", then the call (agent_call.js) with its timer,
+// quality indicator, mute buttons and "Raccrocher". Messages mirror guichet/signalling.py.
+// window.guichetAgent exposes the state for tests.
+(function () {
+  "use strict";
+  const root = document.getElementById("agent-console");
+  if (!root) {
+    return;
+  }
+  const $ = function (id) {
+    return document.getElementById(id);
+  };
+  const watchOnly = root.dataset.watchOnly === "true";
+  const END_LABELS = {
+    hangup_agent: "Vous avez raccroché.",
+    hangup_counter: "Le citoyen a raccroché.",
+    missed: "Appel manqué.",
+    failed: "La liaison avec le guichet a été perdue.",
+    cancelled: "Le citoyen a abandonné l'appel.",
+    server_shutdown: "Le serveur redémarre.",
+  };
+  const QUALITY_LABELS = { unknown: "Connexion…", good: "Bonne", fair: "Moyenne", poor: "Mauvaise" };
+  const state = {
+    ws: null,
+    connected: false,
+    queue: [],
+    missedToday: 0,
+    beeps: 0,
+    callId: null,
+    call: null,
+    pc: null,
+    framesDecoded: 0,
+    quality: "unknown",
+    answeredAt: null,
+    lastEndReason: null,
+    lastError: null,
+    sent: [],
+  };
+  window.guichetAgent = state;
+  let audio = null;
+  let backoffMs = 1000;
+  const seen = new Set();
+
+  function say(text) {
+    const notice = $("notice");
+    notice.textContent = text || "";
+    notice.hidden = !text;
+  }
+
+  function send(message) {
+    if (state.ws && state.ws.readyState === WebSocket.OPEN) {
+      state.ws.send(JSON.stringify(message));
+      state.sent.push(message.type);
+    }
+  }
+
+  function beep() {
+    state.beeps += 1;
+    try {
+      audio = audio || new AudioContext();
+      const t = audio.currentTime;
+      [0, 0.35].forEach(function (offset, i) {
+        const osc = audio.createOscillator();
+        const gain = audio.createGain();
+        osc.frequency.value = i === 0 ? 880 : 660;
+        gain.gain.setValueAtTime(0.0001, t + offset);
+        gain.gain.exponentialRampToValueAtTime(0.4, t + offset + 0.02);
+        gain.gain.exponentialRampToValueAtTime(0.0001, t + offset + 0.3);
+        osc.connect(gain).connect(audio.destination);
+        osc.start(t + offset);
+        osc.stop(t + offset + 0.32);
+      });
+    } catch (error) {
+      // no audio output: the list still shows the call
+    }
+  }
+  state.beep = beep;
+
+  function mmss(ms) {
+    const s = Math.max(0, Math.floor(ms / 1000));
+    const m = Math.floor(s / 60);
+    return (m < 10 ? "0" : "") + m + ":" + (s % 60 < 10 ? "0" : "") + (s % 60);
+  }
+
+  function waited(requestedAt) {
+    return "attend depuis " + mmss(Date.now() - Date.parse(requestedAt));
+  }
+
+  function renderQueue() {
+    const list = $("queue");
+    list.replaceChildren();
+    for (const c of state.queue) {
+      const li = document.createElement("li");
+      li.dataset.callId = c.call_id;
+      const where = document.createElement("div");
+      where.className = "where";
+      const site = document.createElement("div");
+      site.className = "site";
+      site.textContent = c.site || c.counter_name;
+      const name = document.createElement("div");
+      name.className = "sub";
+      name.textContent = c.counter_name;
+      where.append(site, name);
+      const wait = document.createElement("span");
+      wait.className = "wait";
+      wait.dataset.requestedAt = c.requested_at;
+      wait.textContent = waited(c.requested_at);
+      li.append(where, wait);
+      if (!watchOnly) {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = "button answer";
+        button.textContent = "Répondre";
+        button.disabled = state.callId !== null;
+        button.addEventListener("click", function () {
+          button.disabled = true;
+          send({ type: "answer", call_id: c.call_id });
+        });
+        li.append(button);
+      }
+      list.append(li);
+    }
+    $("queue-count").textContent = String(state.queue.length);
+    $("queue-empty").hidden = state.queue.length > 0;
+    $("missed-today").textContent = String(state.missedToday);
+  }
+
+  function onQueue(message) {
+    const fresh = message.calls.filter(function (c) {
+      return !seen.has(c.call_id);
+    });
+    for (const c of message.calls) {
+      seen.add(c.call_id);
+    }
+    state.queue = message.calls;
+    state.missedToday = message.missed_today;
+    renderQueue();
+    if (fresh.length > 0) {
+      beep();
+    }
+  }
+
+  function showCall(message) {
+    $("call-where").textContent = message.site + " — " + message.counter_name;
+    $("call").hidden = false;
+    root.dataset.state = "in-call";
+    $("mute-mic").setAttribute("aria-pressed", "false");
+    $("mute-mic").textContent = "Couper le micro";
+    $("mute-cam").setAttribute("aria-pressed", "false");
+    $("mute-cam").textContent = "Couper la caméra";
+  }
+
+  function onTaken(message) {
+    if (!message.by_me) {
+      return; // the next queue message removes it from the list
+    }
+    if (state.call && state.callId === message.call_id) {
+      state.call.offer(true).catch(reportError); // back after a lost link: restart ICE
+      return;
+    }
+    say("");
+    state.callId = message.call_id;
+    state.answeredAt = Date.now();
+    showCall(message);
+    renderQueue();
+    const call = new window.GuichetAgentCall(message.call_id, message.ice_servers, {
+      send: send,
+      onRemoteStream: function (stream) {
+        $("remote-video").srcObject = stream;
+      },
+      onLocalStream: function (stream) {
+        $("local-video").srcObject = stream;
+      },
+      onQuality: function (stats) {
+        state.framesDecoded = stats.framesDecoded;
+        state.quality = stats.quality;
+        const badge = $("quality");
+        badge.dataset.quality = stats.quality;
+        let text = QUALITY_LABELS[stats.quality];
+        if (stats.rttMs !== null) {
+          text += " · " + Math.round(stats.rttMs) + " ms";
+        }
+        if (stats.lossPct !== null) {
+          text += " · pertes " + stats.lossPct.toFixed(1).replace(".", ",") + " %";
+        }
+        badge.textContent = text;
+      },
+      onProblem: say,
+    });
+    state.call = call;
+    state.pc = call.pc;
+    call.start().catch(reportError);
+  }
+
+  function endCall(callId, reason) {
+    if (state.callId !== callId) {
+      return;
+    }
+    if (state.call) {
+      state.call.close();
+    }
+    state.call = null;
+    state.pc = null;
+    state.callId = null;
+    state.answeredAt = null;
+    state.lastEndReason = reason;
+    $("remote-video").srcObject = null;
+    $("local-video").srcObject = null;
+    $("call").hidden = true;
+    root.dataset.state = "idle";
+    say("Appel terminé. " + (END_LABELS[reason] || ""));
+    renderQueue();
+  }
+
+  function reportError(error) {
+    state.lastError = String(error);
+    say("Erreur : " + error);
+  }
+
+  function handle(message) {
+    switch (message.type) {
+      case "queue":
+        onQueue(message);
+        break;
+      case "call_taken":
+        onTaken(message);
+        break;
+      case "call_ended":
+        endCall(message.call_id, message.reason);
+        break;
+      case "description":
+        if (state.call && message.call_id === state.callId) {
+          state.call.remoteDescription(message.description).catch(reportError);
+        }
+        break;
+      case "media_state":
+        break;
+      case "error":
+        state.lastError = message.code;
+        say(message.message);
+        renderQueue();
+        break;
+    }
+  }
+
+  function connect() {
+    const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+    const ws = new WebSocket(scheme + "//" + window.location.host + root.dataset.wsPath);
+    state.ws = ws;
+    // Handlers are set before anything awaits (an event fired meanwhile would be lost).
+    ws.onopen = function () {
+      state.connected = true;
+      backoffMs = 1000;
+      $("ws-status").textContent = "Connecté";
+      $("ws-status").classList.remove("failing");
+    };
+    ws.onmessage = function (event) {
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch (error) {
+        return;
+      }
+      handle(message);
+    };
+    ws.onclose = function (event) {
+      state.connected = false;
+      $("ws-status").classList.add("failing");
+      if (event.code === 4401) {
+        window.location.assign("/login?next=" + encodeURIComponent("/agent"));
+        return;
+      }
+      if (event.code === 4403) {
+        $("ws-status").textContent = "Accès refusé.";
+        return;
+      }
+      $("ws-status").textContent = "Connexion perdue, nouvel essai…";
+      window.setTimeout(connect, backoffMs);
+      backoffMs = Math.min(backoffMs * 2, 10000);
+    };
+  }
+
+  function toggle(button, kind, offText, onText) {
+    if (!state.call) {
+      return;
+    }
+    const muted = button.getAttribute("aria-pressed") !== "true";
+    if (state.call.setEnabled(kind, !muted)) {
+      button.setAttribute("aria-pressed", muted ? "true" : "false");
+      button.textContent = muted ? onText : offText;
+    }
+  }
+
+  $("mute-mic").addEventListener("click", function () {
+    toggle($("mute-mic"), "audio", "Couper le micro", "Rétablir le micro");
+  });
+  $("mute-cam").addEventListener("click", function () {
+    toggle($("mute-cam"), "video", "Couper la caméra", "Rétablir la caméra");
+  });
+  $("hangup").addEventListener("click", function () {
+    const callId = state.callId;
+    if (callId) {
+      send({ type: "hangup", call_id: callId, reason: "hangup_agent" });
+      endCall(callId, "hangup_agent");
+    }
+  });
+  $("sound-test").addEventListener("click", beep);
+
+  window.setInterval(function () {
+    for (const span of document.querySelectorAll("#queue .wait")) {
+      span.textContent = waited(span.dataset.requestedAt);
+    }
+    if (state.answeredAt !== null) {
+      $("call-timer").textContent = mmss(Date.now() - state.answeredAt);
+    }
+  }, 1000);
+
+  connect();
+})();

@@ -1,0 +1,109 @@
+"""The real fleet app served by uvicorn on a loopback port, inside the test's own event loop,
+with helpers to log in over HTTP and open signalling WebSockets (``websockets`` client)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import uvicorn
+from sqlalchemy.orm import Session, sessionmaker
+from websockets.asyncio.client import ClientConnection, connect
+
+from fleet_server import auth, calls_admin
+from fleet_server.app import create_app
+from fleet_server.db import make_engine, make_session_factory, migrate
+from fleet_server.models import Device
+from fleet_server.web_deps import AppContext
+from tests.support.mosquitto import free_port
+from tests.support.webapp import CSRF_RE, PASSWORD, test_settings
+
+WAIT_S = 10.0
+
+
+@dataclass
+class LiveApp:
+    url: str
+    ws_url: str
+    sessions: sessionmaker[Session]
+    ctx: AppContext
+
+    def add_user(self, username: str, role: str = "agent", service: str | None = "caf") -> None:
+        with self.sessions.begin() as session:
+            auth.upsert_user(session, username, PASSWORD, role=role, service=service)
+
+    def add_counter(self, device_id: str, site: str, name: str, service: str = "caf") -> str:
+        """A counter row with its service; returns its new call token."""
+        with self.sessions.begin() as session:
+            session.add(Device(id=device_id, site=site, name=name, service=service))
+        with self.sessions() as session:
+            return calls_admin.new_call_token(session, device_id)
+
+    async def login(self, username: str) -> httpx.AsyncClient:
+        """An HTTP client holding ``username``'s session cookie (close it after use)."""
+        client = httpx.AsyncClient(base_url=self.url)
+        page = await client.get("/login")
+        match = CSRF_RE.search(page.text)
+        assert match, "no CSRF token on /login"
+        data = {"username": username, "password": PASSWORD, "csrf_token": match.group(1)}
+        response = await client.post("/login", data=data)
+        assert response.status_code == 303, response.text
+        return client
+
+    def counter_socket(self, token: str | None) -> Any:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return connect(self.ws_url + "/ws/counter", additional_headers=headers)
+
+    def agent_socket(
+        self, client: httpx.AsyncClient | None, query: str = "", **headers: str
+    ) -> Any:
+        cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items()) if client else ""
+        extra = {"Cookie": cookie} if cookie else {}
+        return connect(self.ws_url + "/ws/agent" + query, additional_headers=extra | headers)
+
+
+async def receive(ws: ClientConnection, kind: str, *, skip: tuple[str, ...] = ("queue",)) -> Any:
+    """The next message of type ``kind`` (as a dict), skipping only the types in ``skip``."""
+    async with asyncio.timeout(WAIT_S):
+        while True:
+            message = json.loads(await ws.recv())
+            if message["type"] == kind:
+                return message
+            assert message["type"] in skip, f"expected {kind}, got {message}"
+
+
+async def send(ws: ClientConnection, message: dict[str, Any]) -> None:
+    await ws.send(json.dumps(message))
+
+
+@asynccontextmanager
+async def live_app(db_url: str, **overrides: Any) -> AsyncIterator[LiveApp]:
+    await asyncio.to_thread(migrate, db_url)
+    app = create_app(test_settings(db_url, **overrides))
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    async with asyncio.timeout(WAIT_S):
+        while not server.started:  # uvicorn offers no event to wait on
+            if serving.done():
+                serving.result()
+            await asyncio.sleep(0.02)
+    engine = make_engine(db_url)
+    try:
+        yield LiveApp(
+            f"http://127.0.0.1:{port}",
+            f"ws://127.0.0.1:{port}",
+            make_session_factory(engine),
+            app.state.ctx,
+        )
+    finally:
+        server.should_exit = True
+        await serving
+        engine.dispose()
+        assert app.state.ctx.calls.task_errors == []
