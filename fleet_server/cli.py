@@ -13,8 +13,11 @@ import getpass
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from fleet_server.settings import Settings
 from guichet.logs import setup_logging
@@ -52,6 +55,20 @@ def settings_error(exc: ValidationError) -> str:
     where = ".".join(str(p) for p in first["loc"])
     message = str(first["msg"]).removeprefix("Value error, ")
     return f"GUICHET_{where.upper()} : {message}" if where else message
+
+
+@contextmanager
+def _database(settings: Settings) -> Iterator[Session]:
+    """A session on the migrated database; the engine is disposed of afterwards."""
+    from fleet_server.db import make_engine, make_session_factory, migrate
+
+    migrate(settings.database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            yield session
+    finally:
+        engine.dispose()
 
 
 def _fail(message: str, code: int = EXIT_FAILURE) -> int:
@@ -97,7 +114,6 @@ def _read_password(from_stdin: bool) -> str | None:
 
 def _create_user(settings: Settings, args: argparse.Namespace) -> int:
     from fleet_server import auth
-    from fleet_server.db import make_engine, make_session_factory, migrate
     from fleet_server.models import Service
 
     password = _read_password(args.password_stdin)
@@ -105,10 +121,8 @@ def _create_user(settings: Settings, args: argparse.Namespace) -> int:
         return _fail("les deux mots de passe diffèrent")
     if args.role == "agent" and not args.service:
         return _fail("un agent répond pour un service : --service CODE", EXIT_USAGE)
-    migrate(settings.database_url)
-    engine = make_engine(settings.database_url)
     try:
-        with make_session_factory(engine)() as session:
+        with _database(settings) as session:
             if args.service and session.get(Service, args.service) is None:
                 return _fail(f"service inconnu « {args.service} »", EXIT_USAGE)
             auth.upsert_user(
@@ -122,25 +136,18 @@ def _create_user(settings: Settings, args: argparse.Namespace) -> int:
             session.commit()
     except auth.AuthError as exc:
         return _fail(str(exc), EXIT_USAGE)
-    finally:
-        engine.dispose()
     sys.stdout.write(f"Utilisateur « {args.username} » enregistré (rôle {args.role}).\n")
     return EXIT_OK
 
 
 def _create_api_token(settings: Settings, args: argparse.Namespace) -> int:
     from fleet_server import auth
-    from fleet_server.db import make_engine, make_session_factory, migrate
 
-    migrate(settings.database_url)
-    engine = make_engine(settings.database_url)
     try:
-        with make_session_factory(engine)() as session:
+        with _database(settings) as session:
             token = auth.create_api_token(session, args.username, args.name)
     except auth.AuthError as exc:
         return _fail(str(exc), EXIT_USAGE)
-    finally:
-        engine.dispose()
     sys.stdout.write(token + "\n")
     sys.stderr.write("Conservez ce jeton : il ne sera plus jamais affiché.\n")
     return EXIT_OK
@@ -148,17 +155,12 @@ def _create_api_token(settings: Settings, args: argparse.Namespace) -> int:
 
 def _counter_token(settings: Settings, args: argparse.Namespace) -> int:
     from fleet_server import calls_admin
-    from fleet_server.db import make_engine, make_session_factory, migrate
 
-    migrate(settings.database_url)
-    engine = make_engine(settings.database_url)
     try:
-        with make_session_factory(engine)() as session:
+        with _database(settings) as session:
             token = calls_admin.new_call_token(session, args.device_id, create=True)
     except calls_admin.CallSetupError as exc:
         return _fail(str(exc), EXIT_USAGE)
-    finally:
-        engine.dispose()
     sys.stdout.write(token + "\n")
     sys.stderr.write("Jeton d'appel du guichet : il ne sera plus jamais affiché.\n")
     return EXIT_OK
@@ -166,17 +168,12 @@ def _counter_token(settings: Settings, args: argparse.Namespace) -> int:
 
 def _create_service(settings: Settings, args: argparse.Namespace) -> int:
     from fleet_server import calls_admin
-    from fleet_server.db import make_engine, make_session_factory, migrate
 
-    migrate(settings.database_url)
-    engine = make_engine(settings.database_url)
     try:
-        with make_session_factory(engine)() as session:
+        with _database(settings) as session:
             calls_admin.create_service(session, args.code, args.label)
             session.commit()
     except calls_admin.CallSetupError as exc:
         return _fail(str(exc), EXIT_USAGE)
-    finally:
-        engine.dispose()
     sys.stdout.write(f"Service « {args.label} » créé (code {args.code}).\n")
     return EXIT_OK
