@@ -13,6 +13,8 @@ What runs, each under the supervisor (a crash degrades that part, is reported as
 - the event writer: hot-plug changes become ``peripheral_plugged``/``unplugged`` events;
 - the status light: IDLE while the fleet is reachable, FAULT once it has been unreachable
   for ``FAULT_AFTER_S``;
+- with ``[call] server_url`` set, the call agent instead (``appliance/call``): button,
+  signalling link, WebRTC peer, screen; it owns the light and the screen;
 - the systemd watchdog ping, when systemd asks for one.
 """
 
@@ -25,6 +27,7 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import guichet
 from appliance import sdnotify
@@ -40,6 +43,9 @@ from appliance.telemetry import collect
 from appliance.wiring import Hardware, build_hardware
 from guichet import contract
 from guichet.logs import device_id_var, setup_logging
+
+if TYPE_CHECKING:
+    from appliance.call.agent import CallAgent
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +88,7 @@ class Appliance:
         self._hardware: Hardware | None = None
         self._link: FleetLink | None = None
         self._outbox: Outbox | None = None
+        self.call_agent: CallAgent | None = None  # set at start when calls are configured
 
     @property
     def hardware(self) -> Hardware:
@@ -157,8 +164,12 @@ class Appliance:
             "fleet-link": link.run,
             "event-writer": self._write_events,
             "telemetry": self._report_telemetry,
-            "status-light": self._show_fleet_state,
         }
+        if (agent := self._call_agent(hardware)) is not None:
+            self.call_agent = agent
+            components["call"] = agent.run
+        else:
+            components["status-light"] = self._show_fleet_state
         if (every_s := sdnotify.watchdog_interval_s()) is not None:
             components["watchdog"] = lambda: _ping_watchdog(every_s)
         async with asyncio.TaskGroup() as group:
@@ -170,6 +181,36 @@ class Appliance:
             sdnotify.notify("STOPPING=1")
             await link.stop()
             supervised.cancel()
+
+    def _call_agent(self, hardware: Hardware) -> CallAgent | None:
+        call = self.config.call
+        if call.server_url is None or call.token is None or hardware.media is None:
+            return None
+        # aiortc and PyAV are loaded only by a counter that makes calls.
+        from appliance.call.agent import CallAgent
+        from appliance.call.loopback import enable_if_requested
+        from appliance.call.machine import CallTimings
+
+        enable_if_requested(call.ice_loopback)
+        return CallAgent(
+            server_url=call.server_url,
+            token=call.token,
+            button=hardware.button,
+            light=hardware.light,
+            screen=hardware.screen,
+            media=hardware.media,
+            emit=self.emit,
+            timings=CallTimings(
+                long_press_s=call.long_press_s,
+                restore_s=call.restore_timeout_s,
+                request_s=call.request_timeout_s,
+                ring_grace_s=call.ring_grace_s,
+                ended_screen_s=call.ended_screen_s,
+                out_of_service_after_s=call.out_of_service_after_s,
+            ),
+            reconnect_min_s=call.reconnect_min_s,
+            reconnect_max_s=call.reconnect_max_s,
+        )
 
     async def _flush_events(self, outbox: Outbox) -> None:
         """Events still queued at the stop go to the outbox: sent at the next start."""

@@ -1,0 +1,211 @@
+"""The call agent: wires the button, the signalling link, the peer and the state machine.
+
+``CallAgent.run()`` is a supervised component of the appliance. It carries out the
+machine's effects (messages, light, screen, fleet events, timers, media release) and
+feeds it the inputs: button callbacks (already on the loop), server messages, the media
+path's state, and timers (``loop.call_later``). Every input runs with ``call_id`` set in
+the logging context, and so do the tasks it starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import uuid
+from collections.abc import Callable, Coroutine
+
+from appliance.call.machine import CallMachine, CallTimings, Phase
+from appliance.call.peer import CallPeer, MediaNegotiationError
+from appliance.call.signalling_client import SignallingClient
+from appliance.errors import ApplianceError
+from appliance.hw.ports import (
+    Button,
+    LightPattern,
+    MediaDevices,
+    Screen,
+    ScreenInfo,
+    ScreenState,
+    StatusLight,
+)
+from guichet import signalling as sig
+from guichet.contract import EventKind, Scalar
+from guichet.logs import call_id_var
+
+logger = logging.getLogger(__name__)
+
+Emit = Callable[[EventKind, dict[str, Scalar]], None]
+ANSWERING = frozenset({Phase.REQUESTING, Phase.WAITING, Phase.CONNECTING, Phase.IN_CALL})
+
+
+class CallAgent:
+    def __init__(
+        self,
+        *,
+        server_url: str,
+        token: str,
+        button: Button,
+        light: StatusLight,
+        screen: Screen | None,
+        media: MediaDevices,
+        emit: Emit,
+        timings: CallTimings | None = None,
+        reconnect_min_s: float = 1.0,
+        reconnect_max_s: float = 30.0,
+    ) -> None:
+        self._button = button
+        self._light = light
+        self._screen = screen
+        self._media = media
+        self._emit = emit
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._peer: CallPeer | None = None
+        self._ice_servers: list[sig.IceServerInfo] = []
+        self.released = 0  # calls whose media was released (camera, microphone, speaker)
+        self.media_released = asyncio.Event()  # set after each release (tests, self-test)
+        self.client = SignallingClient(
+            server_url,
+            token,
+            on_message=self._on_message,
+            on_lost=lambda: self._input(self.machine.link_lost),
+            reconnect_min_s=reconnect_min_s,
+            reconnect_max_s=reconnect_max_s,
+        )
+        self.machine = CallMachine(
+            self, timings or CallTimings(), clock=lambda: asyncio.get_running_loop().time()
+        )
+
+    @property
+    def peer(self) -> CallPeer | None:
+        return self._peer
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._button.when_pressed(lambda: self._input(self.machine.pressed))
+        self._button.when_released(lambda held_s: self._input(self.machine.released, held_s))
+        try:
+            await self.client.run()
+        finally:
+            for handle in self._timers.values():
+                handle.cancel()
+            self._timers.clear()
+            peer, self._peer = self._peer, None
+            if peer is not None:
+                await peer.close()
+            for task in list(self._tasks):
+                task.cancel()
+            if self._tasks:
+                await asyncio.wait(self._tasks)
+
+    # --- inputs --------------------------------------------------------------------------
+
+    def _input(self, handler: Callable[..., None], *args: object) -> None:
+        """Run one machine input with the current call's id in the logging context."""
+        call_id = self.machine.call_id
+        token = call_id_var.set(str(call_id) if call_id else None)
+        try:
+            handler(*args)
+        finally:
+            call_id_var.reset(token)
+
+    def _on_message(self, message: sig.ServerToCounter) -> None:
+        machine = self.machine
+        if isinstance(message, sig.Welcome):
+            self._ice_servers = list(message.ice_servers)
+            self._input(machine.link_connected, message)
+        elif isinstance(message, sig.CallQueued):
+            self._input(machine.queued, message)
+        elif isinstance(message, sig.CallAnswered):
+            self._input(machine.answered, message)
+        elif isinstance(message, sig.CallEnded):
+            self._input(machine.ended_by_server, message)
+        elif isinstance(message, sig.Error):
+            logger.warning("server error %s: %s", message.code, message.message)
+            self._input(machine.refused, message)
+        elif message.description.type == "offer":
+            if message.call_id == machine.call_id and machine.phase in ANSWERING:
+                self._start(self._answer(message.call_id, message.description.sdp))
+            else:
+                logger.info("offer for a call that is not ours ignored")
+
+    async def _answer(self, call_id: uuid.UUID, offer_sdp: str) -> None:
+        peer = self._peer
+        if peer is None:
+            peer = self._peer = CallPeer(
+                self._media,
+                screen=self._screen,
+                ice_servers=self._ice_servers,
+                on_connected=lambda: self._media_event(peer, self.machine.media_connected),
+                on_lost=lambda: self._media_event(peer, self.machine.media_lost),
+            )
+        try:
+            answer_sdp = await peer.answer(offer_sdp)
+        except (MediaNegotiationError, ApplianceError) as exc:
+            if peer is self._peer:
+                self._input(self.machine.media_refused, str(exc))
+            return
+        if peer is self._peer and self.machine.call_id == call_id:
+            description = sig.SessionDescription(type="answer", sdp=answer_sdp)
+            self.client.post(sig.Description(call_id=call_id, description=description))
+
+    def _media_event(self, peer: CallPeer | None, handler: Callable[[], None]) -> None:
+        if peer is self._peer:
+            self._input(handler)
+
+    def _timer_fired(self, name: str) -> None:
+        self._timers.pop(name, None)
+        self._input(self.machine.timer_fired, name)
+
+    # --- effects (CallEffects) ---------------------------------------------------------------
+
+    def send(self, message: sig.CounterToServer) -> None:
+        self.client.post(message)
+
+    def light(self, pattern: LightPattern) -> None:
+        self._light.show(pattern)
+
+    def screen(self, state: ScreenState, info: ScreenInfo) -> None:
+        if self._screen is not None:
+            self._screen.show(state, **info)
+
+    def emit(self, kind: EventKind, data: dict[str, Scalar]) -> None:
+        self._emit(kind, data)
+
+    def start_timer(self, name: str, delay_s: float) -> None:
+        self.cancel_timer(name)
+        loop = self._loop or asyncio.get_running_loop()
+        self._timers[name] = loop.call_later(delay_s, self._timer_fired, name)
+
+    def cancel_timer(self, name: str) -> None:
+        handle = self._timers.pop(name, None)
+        if handle is not None:
+            handle.cancel()
+
+    def release_media(self) -> None:
+        peer, self._peer = self._peer, None
+        if peer is not None:
+            self._start(self._release(peer))
+
+    async def _release(self, peer: CallPeer) -> None:
+        await peer.close()
+        self.released += 1
+        self.media_released.set()
+        logger.info("camera and audio released")
+
+    # --- tasks ---------------------------------------------------------------------------------
+
+    def _start(self, coro: Coroutine[object, object, None]) -> None:
+        """Run ``coro`` as a task whose log lines carry the current call's id."""
+        context = contextvars.copy_context()
+        call_id = self.machine.call_id
+        context.run(call_id_var.set, str(call_id) if call_id else None)
+        task = asyncio.create_task(coro, name="call:work", context=context)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            logger.error("call task failed", exc_info=exc)

@@ -1,0 +1,264 @@
+"""The counter's side of the WebRTC call, on aiortc: it answers the agent's browser.
+
+One ``CallPeer`` per call. It opens the camera, microphone and loudspeaker at the first
+offer and releases them in ``close()``, whatever happened. Each offer is answered once ICE
+gathering is complete (aiortc's ``setLocalDescription`` waits for it; no trickle ICE).
+
+- Renegotiation (same ICE credentials): answered on the same ``RTCPeerConnection``.
+- ICE restart (new ``ice-ufrag`` in the offer) or a failed connection: aiortc 1.16 cannot
+  restart ICE on a connection (its ICE transport starts once), so the offer is answered by
+  a fresh ``RTCPeerConnection`` fed by the same, still open, media sources.
+- A camera that gives H.264 (``FrameSource.encoded``) is sent without re-encoding: the
+  video transceiver's codec preferences leave only H.264 packetization-mode 1 (constrained
+  baseline ``42e01f`` first), so aiortc's sender packs our ``av.Packet``s instead of
+  encoding frames; and keyframe requests (RTCP PLI/FIR), which aiortc only turns into a
+  flag for its own encoder, are forwarded to the source.
+- The agent's video goes to ``Screen.show_frame``; the agent's audio to the loudspeaker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Callable
+
+import av
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpCodecCapability,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+
+from appliance.call.tracks import CameraTrack, MicrophoneTrack, pump_audio, pump_video
+from appliance.errors import ApplianceError
+from appliance.hw.ports import AudioSink, AudioSource, FrameSource, MediaDevices, Screen
+from guichet.signalling import IceServerInfo
+
+logger = logging.getLogger(__name__)
+
+PREFERRED_H264_PROFILE = "42e01f"  # constrained baseline 3.1: every browser decodes it
+_UFRAG = re.compile(r"^a=ice-ufrag:(\S+)", re.MULTILINE)
+_MLINE = re.compile(r"^m=(\w+) ", re.MULTILINE)
+
+
+class MediaNegotiationError(ApplianceError):
+    """An offer that cannot be answered (no common codec, malformed SDP…)."""
+
+
+def h264_preferences() -> list[RTCRtpCodecCapability]:
+    """H.264 packetization-mode 1 only (preferred profile first), with RTX."""
+    codecs = RTCRtpSender.getCapabilities("video").codecs
+    h264 = [
+        c
+        for c in codecs
+        if c.mimeType.lower() == "video/h264" and c.parameters.get("packetization-mode") == "1"
+    ]
+    h264.sort(key=lambda c: c.parameters.get("profile-level-id") != PREFERRED_H264_PROFILE)
+    return h264 + [c for c in codecs if c.mimeType.lower() == "video/rtx"]
+
+
+def ice_ufrag(sdp: str) -> str | None:
+    match = _UFRAG.search(sdp)
+    return match.group(1) if match else None
+
+
+def media_kinds(sdp: str) -> set[str]:
+    """The media kinds of an SDP's m-lines ("audio", "video", "application")."""
+    return set(_MLINE.findall(sdp))
+
+
+def forward_keyframe_requests(sender: RTCRtpSender, source: FrameSource) -> None:
+    """Make RTCP PLI/FIR for ``sender`` reach ``source``.
+
+    aiortc's ``RTCRtpSender._handle_rtcp_packet`` calls ``self._send_keyframe()``, which
+    only sets a flag read by its own encoder's ``encode()``; packets from ``track.recv()``
+    go to ``pack()`` and never see it. Wrapping the instance's method forwards the request.
+    """
+    original: Callable[[], None] = sender._send_keyframe
+
+    def send_keyframe() -> None:
+        original()
+        source.request_keyframe()
+
+    setattr(sender, "_send_keyframe", send_keyframe)  # noqa: B010 - an instance override
+
+
+class CallPeer:
+    def __init__(
+        self,
+        devices: MediaDevices,
+        *,
+        screen: Screen | None,
+        ice_servers: list[IceServerInfo],
+        on_connected: Callable[[], None],
+        on_lost: Callable[[], None],
+    ) -> None:
+        self._devices = devices
+        self._screen = screen
+        self._ice_servers = ice_servers
+        self._on_connected = on_connected
+        self._on_lost = on_lost
+        self._camera: FrameSource | None = None
+        self._microphone: AudioSource | None = None
+        self._speaker: AudioSink | None = None
+        self._pc: RTCPeerConnection | None = None
+        self._remote_ufrag: str | None = None
+        self._pumps: set[asyncio.Task[None]] = set()
+        self._lock = asyncio.Lock()
+        self._closed = False
+        self.connections = 0  # peer connections made for this call (1 + ICE restarts)
+
+    @property
+    def camera(self) -> FrameSource | None:
+        return self._camera
+
+    async def answer(self, offer_sdp: str) -> str:
+        """Apply the browser's offer; return our complete answer (all candidates in it)."""
+        async with self._lock:
+            if self._closed:
+                raise MediaNegotiationError("the call is over")
+            await self._open_media()
+            ufrag = ice_ufrag(offer_sdp)
+            pc = self._pc
+            if (
+                pc is None
+                or ufrag != self._remote_ufrag
+                or pc.connectionState in ("failed", "closed")
+            ):
+                if pc is not None:
+                    logger.info("ICE restart: answering with a new peer connection")
+                    await self._retire(pc)
+                pc = self._new_connection(media_kinds(offer_sdp))
+            self._remote_ufrag = ufrag
+            try:
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+                await pc.setLocalDescription(await pc.createAnswer())
+            except (ValueError, LookupError) as exc:  # aiortc's errors derive from neither…
+                raise MediaNegotiationError(str(exc)) from exc
+            except Exception as exc:  # …InvalidStateError, OperationError, InternalError
+                raise MediaNegotiationError(f"{type(exc).__name__}: {exc}") from exc
+            description = pc.localDescription
+            return str(description.sdp)
+
+    async def close(self) -> None:
+        """Stop the media and release camera, microphone and loudspeaker; idempotent."""
+        async with self._lock:
+            self._closed = True
+            pc, self._pc = self._pc, None
+            if pc is not None:
+                await self._retire(pc)
+            for pump in list(self._pumps):
+                pump.cancel()
+            if self._pumps:
+                await asyncio.wait(self._pumps)
+            parts: list[tuple[str, FrameSource | AudioSource | AudioSink | None]] = [
+                ("camera", self._camera),
+                ("microphone", self._microphone),
+                ("loudspeaker", self._speaker),
+            ]
+            self._camera = self._microphone = self._speaker = None
+            for name, part in parts:
+                if part is None:
+                    continue
+                try:
+                    await part.close()
+                except Exception:
+                    logger.exception("releasing the %s failed", name)
+
+    # --- internals ----------------------------------------------------------------------
+
+    async def _open_media(self) -> None:
+        if self._camera is not None:
+            return
+        camera, microphone, speaker = (
+            self._devices.camera(),
+            self._devices.microphone(),
+            self._devices.speaker(),
+        )
+        # Assigned before opening, so close() releases whatever did open.
+        self._camera, self._microphone, self._speaker = camera, microphone, speaker
+        await camera.open()
+        await microphone.open()
+        await speaker.open()
+
+    def _new_connection(self, kinds: set[str]) -> RTCPeerConnection:
+        servers = [
+            RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
+            for s in self._ice_servers
+        ]
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=servers or None))
+        camera, microphone = self._camera, self._microphone
+        if camera is None or microphone is None:
+            raise MediaNegotiationError("media not open")
+        # Tracks are added before the offer is applied, so the offer's m-lines take these
+        # transceivers (and the H.264 preference); only for kinds the offer has: aiortc
+        # 1.16 fails to answer with a transceiver the offer did not negotiate.
+        if "audio" in kinds:
+            pc.addTrack(MicrophoneTrack(microphone))
+        if "video" in kinds:
+            screen = self._screen
+            preview = (lambda frame: screen.show_frame(frame, self_view=True)) if screen else None
+            self._add_camera(pc, CameraTrack(camera, preview=preview), camera)
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            self._start_pump(track)
+
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            self._on_state(pc)
+
+        self._pc = pc
+        self.connections += 1
+        return pc
+
+    @staticmethod
+    def _add_camera(pc: RTCPeerConnection, track: CameraTrack, camera: FrameSource) -> None:
+        sender = pc.addTrack(track)
+        if camera.encoded:
+            for transceiver in pc.getTransceivers():
+                if transceiver.sender is sender:
+                    transceiver.setCodecPreferences(h264_preferences())
+            forward_keyframe_requests(sender, camera)
+
+    def _on_state(self, pc: RTCPeerConnection) -> None:
+        if pc is not self._pc:
+            return  # a retired connection closing
+        state = pc.connectionState
+        logger.info("media path %s", state)
+        if state == "connected":
+            self._on_connected()
+        elif state == "failed":
+            self._on_lost()
+
+    def _start_pump(self, track: MediaStreamTrack) -> None:
+        if track.kind == "video":
+            screen = self._screen
+            show: Callable[[av.VideoFrame], None] = screen.show_frame if screen else _discard
+            task = asyncio.create_task(pump_video(track, show), name="call:agent-video")
+        else:
+            speaker = self._speaker
+            if speaker is None:
+                return
+            task = asyncio.create_task(pump_audio(track, speaker.play), name="call:agent-audio")
+        self._pumps.add(task)
+        task.add_done_callback(self._pump_done)
+
+    def _pump_done(self, task: asyncio.Task[None]) -> None:
+        self._pumps.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            logger.error("received media stopped", exc_info=exc)
+
+    async def _retire(self, pc: RTCPeerConnection) -> None:
+        with contextlib.suppress(Exception):  # closing a broken connection may raise anything
+            await pc.close()
+
+
+def _discard(frame: object) -> None:
+    """No screen: frames are dropped."""

@@ -1,0 +1,181 @@
+"""Test-pattern cameras: PyAV's ``lavfi`` ``testsrc``, raw or pre-encoded H.264.
+
+``TestPatternSource`` gives raw frames that aiortc encodes (what a USB webcam or a Pi 5
+costs). ``H264TestPatternSource`` stands in for a hardware encoder (the Pi 4's): it encodes
+a short clip with libx264 (baseline, zero latency, Annex B with SPS/PPS before every
+keyframe) when the call opens, then replays its packets in real time, so sending costs
+only RTP packetization. A keyframe request jumps to the next keyframe of the clip.
+
+``lavfi`` is not paced in real time: both sources pace themselves (``media_pacing``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import av
+from av.stream import Stream
+from av.video.frame import PictureType
+
+from appliance.errors import HardwareError
+from appliance.hw.media_pacing import VIDEO_TIME_BASE, Pacer, video_pts
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SIZE = (1280, 720)
+DEFAULT_FPS = 30
+CLIP_S = 4.0  # replayed clip length: loops seamlessly, long enough to look alive
+KEYFRAME_EVERY_S = 1.0  # GOP of the clip: a late joiner or a loss waits at most this
+H264_BITRATE = 1_500_000  # bits/s: 720p30 talking heads look clean in ~1.5 Mbit/s
+H264_PROFILE_LEVEL_ID = "42e01f"  # constrained baseline 3.1: what the clip is, what we negotiate
+
+
+def lavfi_testsrc(size: tuple[int, int], fps: int) -> str:
+    width, height = size
+    return f"testsrc=size={width}x{height}:rate={fps},format=yuv420p"
+
+
+class TestPatternSource:
+    """Raw ``yuv420p`` frames of ``testsrc``, paced at ``fps``."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    def __init__(self, size: tuple[int, int] = DEFAULT_SIZE, fps: int = DEFAULT_FPS) -> None:
+        self._size = size
+        self._fps = fps
+        self._container: Any = None
+        self._frames: Any = None
+        self._pacer = Pacer(1 / fps)
+        self._lock = asyncio.Lock()
+
+    @property
+    def encoded(self) -> bool:
+        return False
+
+    async def open(self) -> None:
+        self._container = await asyncio.to_thread(
+            av.open, lavfi_testsrc(self._size, self._fps), format="lavfi"
+        )
+        self._frames = self._container.decode(video=0)
+
+    async def read(self) -> av.VideoFrame:
+        elapsed = await self._pacer.tick()
+        async with self._lock:
+            if self._frames is None:
+                raise HardwareError("test pattern is closed")
+            frame: av.VideoFrame = await asyncio.to_thread(next, self._frames)
+        frame.pts = video_pts(elapsed)
+        frame.time_base = VIDEO_TIME_BASE
+        return frame
+
+    def request_keyframe(self) -> None:
+        """Raw frames: aiortc's encoder honours the request itself."""
+
+    async def close(self) -> None:
+        async with self._lock:
+            container, self._container, self._frames = self._container, None, None
+        if container is not None:
+            await asyncio.to_thread(container.close)
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedPicture:
+    data: bytes  # Annex B: start codes, SPS/PPS in front of keyframes
+    keyframe: bool
+
+
+def encode_clip(
+    size: tuple[int, int], fps: int, seconds: float, *, bitrate: int = H264_BITRATE
+) -> list[EncodedPicture]:
+    """Encode ``seconds`` of test pattern to H.264 constrained baseline (blocking)."""
+    encoder: Any = av.CodecContext.create("libx264", "w")
+    encoder.width, encoder.height = size
+    encoder.pix_fmt = "yuv420p"
+    encoder.time_base = Fraction(1, fps)
+    encoder.framerate = Fraction(fps, 1)
+    encoder.bit_rate = bitrate
+    encoder.gop_size = max(1, round(KEYFRAME_EVERY_S * fps))
+    encoder.profile = "Baseline"
+    encoder.options = {"preset": "veryfast", "tune": "zerolatency", "level": "31"}
+    pictures: list[EncodedPicture] = []
+    wanted = max(1, round(seconds * fps))
+    with av.open(lavfi_testsrc(size, fps), format="lavfi") as container:
+        for index, frame in enumerate(container.decode(video=0)):
+            if index >= wanted:
+                break
+            frame.pts = index
+            frame.time_base = encoder.time_base
+            frame.pict_type = PictureType.NONE  # lavfi marks every frame I: let x264 choose
+            pictures.extend(_pictures(encoder.encode(frame)))
+    pictures.extend(_pictures(encoder.encode(None)))
+    if not pictures or not pictures[0].keyframe:
+        raise HardwareError("libx264 did not start the clip with a keyframe")
+    return pictures
+
+
+def _pictures(packets: Any) -> list[EncodedPicture]:
+    return [EncodedPicture(bytes(p), bool(p.is_keyframe)) for p in packets]
+
+
+class H264TestPatternSource:
+    """Pre-encoded H.264 packets of the test pattern, replayed in real time."""
+
+    def __init__(
+        self,
+        size: tuple[int, int] = DEFAULT_SIZE,
+        fps: int = DEFAULT_FPS,
+        *,
+        clip_s: float = CLIP_S,
+    ) -> None:
+        self._size = size
+        self._fps = fps
+        self._clip_s = clip_s
+        self._clip: list[EncodedPicture] = []
+        self._index = 0
+        self._pacer = Pacer(1 / fps)
+        self._keyframe_wanted = False
+        self.keyframe_requests = 0  # how many PLI/FIR reached this source
+        self.keyframe_requested = asyncio.Event()
+
+    @property
+    def encoded(self) -> bool:
+        return True
+
+    async def open(self) -> None:
+        self._clip = await asyncio.to_thread(encode_clip, self._size, self._fps, self._clip_s)
+        self._index = 0
+        logger.debug("H.264 clip ready: %d pictures", len(self._clip))
+
+    async def read(self) -> av.Packet[Stream]:
+        if not self._clip:
+            raise HardwareError("H.264 test pattern is not open")
+        elapsed = await self._pacer.tick()
+        if self._keyframe_wanted:
+            self._keyframe_wanted = False
+            self._index = self._next_keyframe(self._index)
+        picture = self._clip[self._index]
+        self._index = (self._index + 1) % len(self._clip)
+        packet = av.Packet(picture.data)
+        packet.pts = video_pts(elapsed)
+        packet.time_base = VIDEO_TIME_BASE
+        return packet
+
+    def request_keyframe(self) -> None:
+        self.keyframe_requests += 1
+        self._keyframe_wanted = True
+        self.keyframe_requested.set()
+
+    async def close(self) -> None:
+        self._clip = []
+
+    def _next_keyframe(self, start: int) -> int:
+        count = len(self._clip)
+        for step in range(count):
+            index = (start + step) % count
+            if self._clip[index].keyframe:
+                return index
+        return 0

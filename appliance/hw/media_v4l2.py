@@ -1,0 +1,111 @@
+"""A USB UVC webcam through PyAV's ``video4linux2`` demuxer.
+
+Two modes, as the camera offers them:
+- ``mjpeg``: JPEG pictures decoded (in C) to ``yuv420p`` frames that aiortc encodes;
+- ``h264``: cameras with an on-board H.264 encoder; their Annex B packets are passed to
+  aiortc without re-encoding. UVC offers no standard "keyframe now" control (it is a
+  vendor extension unit), so a keyframe request is counted and logged; the camera's own
+  GOP (usually 1-2 s) bounds the wait.
+
+The camera paces itself: ``read()`` blocks (in a worker thread) until the next picture.
+Timestamps are the wall clock, not the driver's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Literal
+
+import av
+from av.stream import Stream
+
+from appliance.errors import HardwareError
+from appliance.hw._bridge import short_error
+from appliance.hw.media_pacing import VIDEO_TIME_BASE, WallClock, video_pts
+
+logger = logging.getLogger(__name__)
+
+V4l2Format = Literal["mjpeg", "h264"]
+
+
+class V4l2Source:
+    """Frames (``mjpeg``) or H.264 packets (``h264``) from ``/dev/videoN``."""
+
+    def __init__(
+        self,
+        device: str = "/dev/video0",
+        *,
+        input_format: V4l2Format = "mjpeg",
+        size: tuple[int, int] = (1280, 720),
+        fps: int = 30,
+    ) -> None:
+        self._device = device
+        self._format: V4l2Format = input_format
+        self._size = size
+        self._fps = fps
+        self._container: Any = None
+        self._stream: Any = None
+        self._pending: list[Any] = []  # decoded frames not yet handed out
+        self._clock = WallClock()
+        self._lock = asyncio.Lock()
+        self.keyframe_requests = 0
+
+    @property
+    def encoded(self) -> bool:
+        return self._format == "h264"
+
+    async def open(self) -> None:
+        width, height = self._size
+        options = {
+            "input_format": self._format,
+            "video_size": f"{width}x{height}",
+            "framerate": str(self._fps),
+        }
+        try:
+            self._container = await asyncio.to_thread(
+                av.open, self._device, format="video4linux2", options=options
+            )
+        except (av.FFmpegError, OSError) as exc:
+            raise HardwareError(f"camera {self._device}: {short_error(exc)}") from exc
+        self._stream = self._container.streams.video[0]
+        logger.info(
+            "camera %s open (%s %dx%d@%d)", self._device, self._format, *self._size, self._fps
+        )
+
+    async def read(self) -> av.VideoFrame | av.Packet[Stream]:
+        async with self._lock:
+            if self._container is None:
+                raise HardwareError(f"camera {self._device} is closed")
+            try:
+                item = await asyncio.to_thread(self._next_item)
+            except (av.FFmpegError, OSError, StopIteration) as exc:
+                raise HardwareError(f"camera {self._device}: {short_error(exc)}") from exc
+        item.pts = video_pts(self._clock.elapsed())
+        item.time_base = VIDEO_TIME_BASE
+        result: av.VideoFrame | av.Packet[Stream] = item
+        return result
+
+    def request_keyframe(self) -> None:
+        self.keyframe_requests += 1
+        if self.encoded:
+            logger.debug("keyframe requested; a UVC camera sends its next one on its own")
+
+    async def close(self) -> None:
+        async with self._lock:
+            container, self._container, self._pending = self._container, None, []
+        if container is not None:
+            await asyncio.to_thread(container.close)
+            logger.info("camera %s released", self._device)
+
+    def _next_item(self) -> Any:
+        """Blocking: the next packet (h264) or decoded frame (mjpeg)."""
+        while True:
+            if self._pending:
+                return self._pending.pop(0)
+            packet = next(self._container.demux(self._stream))
+            if packet.size == 0:
+                continue
+            if self.encoded:
+                return packet
+            self._pending = [f.reformat(format="yuv420p") for f in packet.decode()]
