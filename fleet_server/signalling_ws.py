@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, WebSocket
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -69,7 +69,7 @@ class QueuedLink:
                     await self._ws.close(*item)
                     return
                 await self._ws.send_text(item)
-        except (RuntimeError, OSError) as exc:  # the peer went away mid-write
+        except (RuntimeError, OSError, WebSocketDisconnect) as exc:  # the peer went away
             logger.debug("writer stopped: %s", exc)
 
 

@@ -115,6 +115,11 @@ class CallPeer:
         self.connections = 0  # peer connections made for this call (1 + ICE restarts)
 
     @property
+    def speaker(self) -> AudioSink | None:
+        """Where the agent's voice goes during the call (None between calls)."""
+        return self._speaker
+
+    @property
     def camera(self) -> FrameSource | None:
         return self._camera
 

@@ -22,6 +22,7 @@ import av
 from appliance.errors import HardwareError
 from appliance.hw._bridge import short_error
 from appliance.hw.media_pacing import Pacer
+from appliance.hw.serial_worker import SerialWorker
 
 logger = logging.getLogger(__name__)
 
@@ -44,13 +45,14 @@ class ToneSource:
         self._frames: Any = None
         self._pacer = Pacer(FRAME_SAMPLES / SAMPLE_RATE)
         self._lock = asyncio.Lock()
+        self._worker = SerialWorker("audio")
 
     async def open(self) -> None:
         spec = (
             f"sine=frequency={self._frequency_hz}:sample_rate={SAMPLE_RATE}"
             f":samples_per_frame={FRAME_SAMPLES}"
         )
-        self._container = await asyncio.to_thread(av.open, spec, format="lavfi")
+        self._container = await self._worker.run(av.open, spec, format="lavfi")
         self._frames = self._container.decode(audio=0)
 
     async def read(self) -> av.AudioFrame:
@@ -58,7 +60,7 @@ class ToneSource:
         async with self._lock:
             if self._frames is None:
                 raise HardwareError("test tone is closed")
-            frame: av.AudioFrame = await asyncio.to_thread(next, self._frames)
+            frame: av.AudioFrame = await self._worker.run(next, self._frames)
         frame.pts = round(elapsed * SAMPLE_RATE)
         frame.time_base = Fraction(1, SAMPLE_RATE)
         return frame
@@ -67,7 +69,8 @@ class ToneSource:
         async with self._lock:
             container, self._container, self._frames = self._container, None, None
         if container is not None:
-            await asyncio.to_thread(container.close)
+            await self._worker.run(container.close)
+        self._worker.shutdown()
 
 
 class PyavAudioSource:
@@ -80,11 +83,12 @@ class PyavAudioSource:
         self._frames: Any = None
         self._samples = 0
         self._lock = asyncio.Lock()
+        self._worker = SerialWorker("audio")
 
     async def open(self) -> None:
         options = {"sample_rate": str(SAMPLE_RATE), "channels": "1"}
         try:
-            self._container = await asyncio.to_thread(
+            self._container = await self._worker.run(
                 av.open, self._device, format=self._backend, options=options
             )
         except (av.FFmpegError, OSError) as exc:
@@ -97,7 +101,7 @@ class PyavAudioSource:
             if self._frames is None:
                 raise HardwareError("microphone is closed")
             try:
-                frame: av.AudioFrame = await asyncio.to_thread(next, self._frames)
+                frame: av.AudioFrame = await self._worker.run(next, self._frames)
             except (av.FFmpegError, OSError, StopIteration) as exc:
                 raise _audio_error(f"microphone {self._backend}:{self._device}", exc) from exc
         frame.pts = self._samples
@@ -109,8 +113,9 @@ class PyavAudioSource:
         async with self._lock:
             container, self._container, self._frames = self._container, None, None
         if container is not None:
-            await asyncio.to_thread(container.close)
+            await self._worker.run(container.close)
             logger.info("microphone released")
+        self._worker.shutdown()
 
 
 class PyavAudioSink:
@@ -123,10 +128,11 @@ class PyavAudioSink:
         self._stream: Any = None
         self._resampler: Any = None
         self._lock = asyncio.Lock()
+        self._worker = SerialWorker("audio")
 
     async def open(self) -> None:
         try:
-            await asyncio.to_thread(self._open)
+            await self._worker.run(self._open)
         except (av.FFmpegError, OSError) as exc:
             raise _audio_error(f"loudspeaker {self._backend}:{self._device}", exc) from exc
         logger.info("loudspeaker %s:%s open", self._backend, self._device)
@@ -142,7 +148,7 @@ class PyavAudioSink:
             if self._container is None:
                 return  # closed: the call is over, late frames are dropped
             try:
-                await asyncio.to_thread(self._write, frame)
+                await self._worker.run(self._write, frame)
             except (av.FFmpegError, OSError) as exc:
                 raise _audio_error(f"loudspeaker {self._backend}:{self._device}", exc) from exc
 
@@ -156,8 +162,9 @@ class PyavAudioSink:
         async with self._lock:
             container, self._container = self._container, None
         if container is not None:
-            await asyncio.to_thread(container.close)
+            await self._worker.run(container.close)
             logger.info("loudspeaker released")
+        self._worker.shutdown()
 
 
 class NullAudioSink:

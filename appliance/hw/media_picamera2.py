@@ -25,6 +25,7 @@ from av.stream import Stream
 from appliance.errors import HardwareError
 from appliance.hw._bridge import post_to_loop, short_error
 from appliance.hw.media_pacing import VIDEO_TIME_BASE, WallClock, video_pts
+from appliance.hw.serial_worker import SerialWorker
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class Picamera2Source:
         self._camera: Any = None
         self._packets: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_PICTURES)
         self._clock = WallClock()
+        self._worker = SerialWorker("picamera2")
         self.keyframe_requests = 0
 
     @property
@@ -70,10 +72,10 @@ class Picamera2Source:
 
     async def open(self) -> None:
         if self._wanted == "auto":
-            self._h264 = await asyncio.to_thread(board_has_h264_encoder)
+            self._h264 = await self._worker.run(board_has_h264_encoder)
         loop = asyncio.get_running_loop()
         try:
-            self._camera = await asyncio.to_thread(self._start, loop)
+            self._camera = await self._worker.run(self._start, loop)
         except ImportError as exc:
             raise HardwareError("picamera2 is not installed") from exc
         except Exception as exc:  # libcamera raises RuntimeError and worse
@@ -87,7 +89,7 @@ class Picamera2Source:
         if self._h264:
             item = av.Packet(await self._packets.get())
         else:
-            array = await asyncio.to_thread(self._camera.capture_array, "main")
+            array = await self._worker.run(self._camera.capture_array, "main")
             item = av.VideoFrame.from_ndarray(array, format="yuv420p")
         item.pts = video_pts(self._clock.elapsed())
         item.time_base = VIDEO_TIME_BASE
@@ -102,8 +104,9 @@ class Picamera2Source:
     async def close(self) -> None:
         camera, self._camera = self._camera, None
         if camera is not None:
-            await asyncio.to_thread(self._stop, camera)
+            await self._worker.run(self._stop, camera)
             logger.info("Pi camera released")
+        self._worker.shutdown()
 
     # --- blocking, in a worker thread --------------------------------------------------
 

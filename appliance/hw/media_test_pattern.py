@@ -23,6 +23,7 @@ from av.video.frame import PictureType
 
 from appliance.errors import HardwareError
 from appliance.hw.media_pacing import VIDEO_TIME_BASE, Pacer, video_pts
+from appliance.hw.serial_worker import SerialWorker
 
 logger = logging.getLogger(__name__)
 
@@ -51,13 +52,14 @@ class TestPatternSource:
         self._frames: Any = None
         self._pacer = Pacer(1 / fps)
         self._lock = asyncio.Lock()
+        self._worker = SerialWorker("testsrc")
 
     @property
     def encoded(self) -> bool:
         return False
 
     async def open(self) -> None:
-        self._container = await asyncio.to_thread(
+        self._container = await self._worker.run(
             av.open, lavfi_testsrc(self._size, self._fps), format="lavfi"
         )
         self._frames = self._container.decode(video=0)
@@ -67,7 +69,7 @@ class TestPatternSource:
         async with self._lock:
             if self._frames is None:
                 raise HardwareError("test pattern is closed")
-            frame: av.VideoFrame = await asyncio.to_thread(next, self._frames)
+            frame: av.VideoFrame = await self._worker.run(next, self._frames)
         frame.pts = video_pts(elapsed)
         frame.time_base = VIDEO_TIME_BASE
         return frame
@@ -79,7 +81,8 @@ class TestPatternSource:
         async with self._lock:
             container, self._container, self._frames = self._container, None, None
         if container is not None:
-            await asyncio.to_thread(container.close)
+            await self._worker.run(container.close)
+        self._worker.shutdown()
 
 
 @dataclass(frozen=True, slots=True)

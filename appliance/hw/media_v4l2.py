@@ -23,6 +23,7 @@ from av.stream import Stream
 from appliance.errors import HardwareError
 from appliance.hw._bridge import short_error
 from appliance.hw.media_pacing import VIDEO_TIME_BASE, WallClock, video_pts
+from appliance.hw.serial_worker import SerialWorker
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class V4l2Source:
         self._pending: list[Any] = []  # decoded frames not yet handed out
         self._clock = WallClock()
         self._lock = asyncio.Lock()
+        self._worker = SerialWorker("v4l2")
         self.keyframe_requests = 0
 
     @property
@@ -63,7 +65,7 @@ class V4l2Source:
             "framerate": str(self._fps),
         }
         try:
-            self._container = await asyncio.to_thread(
+            self._container = await self._worker.run(
                 av.open, self._device, format="video4linux2", options=options
             )
         except (av.FFmpegError, OSError) as exc:
@@ -78,7 +80,7 @@ class V4l2Source:
             if self._container is None:
                 raise HardwareError(f"camera {self._device} is closed")
             try:
-                item = await asyncio.to_thread(self._next_item)
+                item = await self._worker.run(self._next_item)
             except (av.FFmpegError, OSError, StopIteration) as exc:
                 raise HardwareError(f"camera {self._device}: {short_error(exc)}") from exc
         item.pts = video_pts(self._clock.elapsed())
@@ -95,8 +97,9 @@ class V4l2Source:
         async with self._lock:
             container, self._container, self._pending = self._container, None, []
         if container is not None:
-            await asyncio.to_thread(container.close)
+            await self._worker.run(container.close)
             logger.info("camera %s released", self._device)
+        self._worker.shutdown()
 
     def _next_item(self) -> Any:
         """Blocking: the next packet (h264) or decoded frame (mjpeg)."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.support.browser import async_chromium
+from tests.support.browser import async_chromium, wait_js
 from tests.support.live_server import LiveApp, live_app, receive, send
 from tests.support.webapp import PASSWORD
 
@@ -29,7 +29,7 @@ async def _log_in(page: Page, live: LiveApp) -> None:
     await page.get_by_label("Mot de passe").fill(PASSWORD)
     await page.get_by_role("button", name="Se connecter").click()
     await expect(page).to_have_url(live.url + "/agent")
-    await page.wait_for_function("window.guichetAgent && window.guichetAgent.connected")
+    await wait_js(page, "window.guichetAgent && window.guichetAgent.connected")
 
 
 async def test_console_queue_answer_offer_and_hangup(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ COUNTERS = (
     ("monts-de-chalus", "Monts de Châlus", "Maison des associations"),
     ("vallee-de-la-gorre", "Vallée de la Gorre", "Centre social"),
 )
-ROWS_ONLINE = "document.querySelectorAll('#fleet-body tr[data-state=\"online\"]').length === 4"
+ROWS_ONLINE = '#fleet-body tr[data-state="online"]'
 
 
 @dataclass
@@ -123,7 +123,7 @@ def test_dashboard_shows_counters_and_a_stopped_one_goes_offline_live(fleet: Fle
         context = browser.new_context(viewport={"width": 1500, "height": 860}, locale="fr-FR")
         page = context.new_page()
         _log_in(page, fleet.url)
-        page.wait_for_function(ROWS_ONLINE, timeout=WAIT_MS)
+        expect(page.locator(ROWS_ONLINE)).to_have_count(4, timeout=WAIT_MS)
         expect(page.locator("#fleet-body tr[data-device-id]")).to_have_count(4)
 
         page.evaluate("window.__same_page = true")  # lost if the page reloads

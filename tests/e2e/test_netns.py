@@ -32,7 +32,7 @@ def test_calls_in_a_loopback_namespace() -> None:
         str(ROOT / "tests" / "netns"),
     ]
     env = {**os.environ, "GUICHET_IN_NETNS": "1"}
-    result = subprocess.run(  # noqa: S603 - fixed command
+    result = subprocess.run(
         command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT_S
     )
     sys.stdout.write(result.stdout[-20_000:])

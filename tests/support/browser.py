@@ -6,10 +6,12 @@ the fake media devices a WebRTC test needs (see shared/RECIPES.md).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 
 from playwright.async_api import Browser as AsyncBrowser
+from playwright.async_api import Page as AsyncPage
 from playwright.async_api import async_playwright
 from playwright.sync_api import Browser, sync_playwright
 
@@ -49,3 +51,15 @@ async def async_chromium(extra_args: Sequence[str] = ()) -> AsyncIterator[AsyncB
             yield browser
         finally:
             await browser.close()
+
+
+async def wait_js(page: AsyncPage, expression: str, timeout_s: float = 15.0) -> None:
+    """Poll a JavaScript expression until it is truthy.
+
+    Not ``page.wait_for_function``: its in-page polling evaluates a string, which the app's
+    Content-Security-Policy (no 'unsafe-eval') rightly forbids. ``page.evaluate`` goes
+    through the DevTools protocol and is not subject to it.
+    """
+    async with asyncio.timeout(timeout_s):
+        while not await page.evaluate(expression):
+            await asyncio.sleep(0.05)

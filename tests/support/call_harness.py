@@ -1,0 +1,217 @@
+"""A whole call set-up for one test, inside a loopback-only network namespace: a private
+Mosquitto, the real fleet server (uvicorn, SQLite), the real counter agent (test-pattern
+camera, test tone, its button on gpiozero's mock pins) and real headless Chromium logged in
+as a Caf agent with a fake camera and microphone.
+
+Used by ``tests/netns`` and ``bench/call_setup.py``; both run under ``unshare --net``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from playwright.async_api import Page, expect
+
+from appliance.app import Appliance
+from appliance.call.agent import CallAgent
+from appliance.call.machine import Phase
+from appliance.config import parse_config
+from appliance.hw.simulated import SimulatedScreen
+from tests.support.browser import async_chromium, wait_js
+from tests.support.live_server import LiveApp, live_app
+from tests.support.mosquitto import Broker
+from tests.support.webapp import PASSWORD
+
+DEVICE_ID = "monts-de-chalus"
+BUTTON_PIN = 17
+LONG_PRESS_S = 0.6  # the counter's long press, short for tests
+WAIT_S = 20.0
+WEBRTC_ARGS = (
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+)
+
+# Browser-side media figures, from getStats on the console's RTCPeerConnection.
+BROWSER_STATS_JS = """
+async () => {
+  const pc = window.guichetAgent.call && window.guichetAgent.call.pc;
+  if (!pc) { return null; }
+  const out = {framesDecoded: 0, audioPackets: 0, videoCodec: null};
+  const stats = await pc.getStats();
+  stats.forEach((s) => {
+    if (s.type === "inbound-rtp" && s.kind === "video") {
+      out.framesDecoded += s.framesDecoded || 0;
+      const codec = s.codecId && stats.get(s.codecId);
+      if (codec) { out.videoCodec = codec.mimeType; }
+    }
+    if (s.type === "inbound-rtp" && s.kind === "audio") {
+      out.audioPackets += s.packetsReceived || 0;
+    }
+  });
+  return out;
+}
+"""
+
+
+def counter_toml(ws_url: str, token: str, data_dir: Path, camera_encoding: str) -> str:
+    return f"""
+[device]
+id = "{DEVICE_ID}"
+site = "Monts de Châlus"
+name = "Mairie"
+data_dir = "{data_dir}"
+
+[fleet]
+mqtt_url = "{{mqtt_url}}"
+keepalive_s = 10
+reconnect_min_s = 0.2
+reconnect_max_s = 1.0
+
+[call]
+server_url = "{ws_url}/ws/counter"
+token = "{token}"
+long_press_s = {LONG_PRESS_S}
+reconnect_min_s = 0.2
+reconnect_max_s = 1.0
+ice_loopback = true
+
+[hardware]
+button = "gpiozero"
+light = "gpiozero"
+gpio_pin_factory = "mock"
+button_pin = {BUTTON_PIN}
+screen = "simulated"
+camera = "test_pattern"
+camera_encoding = "{camera_encoding}"
+camera_size = [640, 360]
+camera_fps = 30
+audio_in = "test_tone"
+audio_out = "none"
+system = "simulated"
+"""
+
+
+async def wait_for(check: Callable[[], bool], what: str, timeout_s: float = WAIT_S) -> float:
+    """Poll a cheap in-process condition; return the seconds it took."""
+    start = time.monotonic()
+    async with asyncio.timeout(timeout_s):
+        while not check():
+            await asyncio.sleep(0.02)
+    return time.monotonic() - start
+
+
+@dataclass
+class CallRig:
+    live: LiveApp
+    appliance: Appliance
+    page: Page
+
+    @property
+    def agent(self) -> CallAgent:
+        agent = self.appliance.call_agent
+        assert agent is not None, "the counter runs without calls"
+        return agent
+
+    @property
+    def phase(self) -> Phase:
+        return self.agent.machine.phase
+
+    @property
+    def screen(self) -> SimulatedScreen:
+        screen = self.appliance.hardware.screen
+        assert isinstance(screen, SimulatedScreen)
+        return screen
+
+    def _pin(self) -> Any:
+        factory: Any = self.appliance.hardware.pin_factory
+        return factory.pin(BUTTON_PIN)
+
+    def press(self) -> None:
+        """A short press of the big button (pull-up: pressed is low)."""
+        pin = self._pin()
+        pin.drive_low()
+        pin.drive_high()
+
+    async def long_press(self) -> None:
+        pin = self._pin()
+        pin.drive_low()
+        await asyncio.sleep(LONG_PRESS_S + 0.3)  # a person holding the button down
+        pin.drive_high()
+
+    async def answer(self) -> None:
+        """The agent clicks "Répondre" on the first waiting call."""
+        row = self.page.locator("#queue li").first
+        await expect(row).to_be_visible(timeout=WAIT_S * 1000)
+        await row.get_by_role("button", name="Répondre").click()
+
+    async def browser_stats(self) -> dict[str, Any] | None:
+        stats: dict[str, Any] | None = await self.page.evaluate(BROWSER_STATS_JS)
+        return stats
+
+    async def wait_browser_frames(
+        self, more_than: int, timeout_s: float = WAIT_S
+    ) -> dict[str, Any]:
+        """Wait until Chromium has decoded more than ``more_than`` frames of the counter."""
+        async with asyncio.timeout(timeout_s):
+            while True:
+                stats = await self.browser_stats()
+                if stats is not None and stats["framesDecoded"] > more_than:
+                    return stats
+                await asyncio.sleep(0.05)
+
+    async def wait_idle(self) -> None:
+        await wait_for(lambda: self.phase is Phase.IDLE, "counter idle", 30)
+        await expect(self.page.locator("#call")).to_be_hidden(timeout=WAIT_S * 1000)
+
+
+async def _log_in(page: Page, live: LiveApp, username: str) -> None:
+    await page.goto(live.url + "/login")
+    await page.get_by_label("Identifiant").fill(username)
+    await page.get_by_label("Mot de passe").fill(PASSWORD)
+    await page.get_by_role("button", name="Se connecter").click()
+    await wait_js(page, "window.guichetAgent && window.guichetAgent.connected")
+
+
+@asynccontextmanager
+async def call_rig(
+    tmp_path: Path, *, camera_encoding: str = "raw", **server_settings: Any
+) -> AsyncIterator[CallRig]:
+    async with AsyncExitStack() as stack:
+        broker = Broker(workdir=tmp_path / "mosquitto")
+        broker.start()
+        stack.callback(broker.stop)
+        live = await stack.enter_async_context(
+            live_app(
+                f"sqlite:///{tmp_path / 'fleet.sqlite3'}",
+                mqtt_url=broker.url,
+                ingest_enabled=True,
+                **server_settings,
+            )
+        )
+        live.add_user("agent-caf", service="caf")
+        token = live.add_counter(DEVICE_ID, "Monts de Châlus", "Mairie")
+        text = counter_toml(live.ws_url, token, tmp_path / "counter", camera_encoding)
+        appliance = Appliance(parse_config(text.replace("{mqtt_url}", broker.url)))
+        running = asyncio.create_task(appliance.run())
+
+        async def _stop() -> None:
+            await appliance.stop()
+            await running
+
+        stack.push_async_callback(_stop)
+        await asyncio.wait_for(appliance.wait_ready(), WAIT_S)
+        browser = await stack.enter_async_context(async_chromium(WEBRTC_ARGS))
+        context = await browser.new_context(viewport={"width": 1400, "height": 900})
+        page = await context.new_page()
+        await _log_in(page, live, "agent-caf")
+        rig = CallRig(live, appliance, page)
+        await wait_for(lambda: rig.phase is Phase.IDLE, "counter idle with its service")
+        yield rig
