@@ -52,6 +52,7 @@ def _build_parser() -> argparse.ArgumentParser:
     selftest.add_argument(
         "--config", type=Path, default=None, help="the counter's TOML (default: first boot's)"
     )
+    selftest.add_argument("--rapport", type=Path, default=None, help="also write the report here")
 
     demo = sub.add_parser("demo", help="fleet server, broker and four simulated counters")
     demo.add_argument("--port", type=int, default=8000)
@@ -74,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "selftest":
         from appliance import selftest
 
-        return selftest.main(args.config)
+        return selftest.main(args.config, report_path=args.rapport)
     if args.command == "demo":
         from guichet import demo
 

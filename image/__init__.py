@@ -1,0 +1,1 @@
+"""The counter's SD-card image: its declarative description, builder and boot check."""

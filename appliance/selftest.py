@@ -1,0 +1,310 @@
+"""``guichet selftest``: the technician's check of a counter, part by part, in French.
+
+Run it with the counter's service stopped (it needs the button's GPIO and the fleet
+identity for itself): ``systemctl stop guichet; guichet selftest; systemctl start guichet``.
+The config defaults to the one first boot wrote.
+
+Each check gives *ok*, *échec* (with what it means and what to do) or *ignoré* (the part
+is configured as absent). The report is printed and sent to the fleet as an event of kind
+``selftest`` through the counter's own fleet link and outbox — so a counter with no network
+sends it as soon as it has one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from appliance import selftest_hw as hw
+from appliance.config import ApplianceConfig, load_config
+from appliance.errors import ApplianceError, ConfigError
+from appliance.hw.cups_printer import CupsPrinter
+from appliance.hw.ports import LightPattern
+from appliance.hw.sane_scanner import SaneScanner
+from appliance.selftest_hw import SelfTestError
+from appliance.wiring import Hardware, build_hardware
+from guichet import contract
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CONFIG = Path("/var/lib/guichet/config/guichet-appliance.toml")
+BUTTON_TIMEOUT_S = 30.0
+FLEET_TIMEOUT_S = 20.0
+LIGHT_SHOW_S = 3.0  # long enough for the technician to look up at the button
+SILENCE_RMS = 0.0005  # below this, the microphone records digital silence (unplugged)
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+class Outcome(StrEnum):
+    OK = "ok"
+    FAILED = "echec"
+    SKIPPED = "ignore"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str  # machine name, the key in the fleet event
+    label: str  # French
+    outcome: Outcome
+    detail: str  # French: what was seen
+    meaning: str = ""  # French: what a failure means and what to do
+
+
+@dataclass
+class SelfTest:
+    """The checks, in the order a technician walks round the counter."""
+
+    config: ApplianceConfig
+    hardware: Hardware
+    ask: Callable[[str], None]  # tells the technician what to do now
+    button_timeout_s: float = BUTTON_TIMEOUT_S
+    light_show_s: float = LIGHT_SHOW_S
+    simulated_media: bool = False  # no ALSA, no DRM: the laptop and the tests
+    results: list[CheckResult] = field(default_factory=list)
+
+    async def run(self) -> list[CheckResult]:
+        checks: list[tuple[str, str, str, Callable[[], Awaitable[str | None]]]] = [
+            ("camera", "Caméra", MEANINGS["camera"], self._camera),
+            ("microphone", "Micro", MEANINGS["microphone"], self._microphone),
+            ("speakers", "Haut-parleurs", MEANINGS["speakers"], self._speakers),
+            ("button", "Bouton d'appel", MEANINGS["button"], self._button),
+            ("light", "Voyant du bouton", MEANINGS["light"], self._light),
+            ("screen", "Écran", MEANINGS["screen"], self._screen),
+            ("printer", "Imprimante", MEANINGS["printer"], self._printer),
+            ("scanner", "Scanner", MEANINGS["scanner"], self._scanner),
+            ("network", "Réseau", MEANINGS["network"], self._network),
+            ("broker", "Serveur MQTT", MEANINGS["broker"], self._broker),
+        ]
+        for name, label, meaning, check in checks:
+            self.results.append(await _one(name, label, meaning, check))
+        return self.results
+
+    async def _camera(self) -> str | None:
+        if self.config.hardware.camera == "none":
+            return None
+        return _healthy(await self.hardware.camera.state(), "caméra")
+
+    async def _microphone(self) -> str | None:
+        if self.simulated_media:
+            return "micro simulé"
+        level = await hw.record_level()
+        if level < SILENCE_RMS:
+            raise SelfTestError("le micro n'enregistre que du silence")
+        return f"son enregistré (niveau {level:.3f})"
+
+    async def _speakers(self) -> str | None:
+        if self.simulated_media:
+            return "haut-parleurs simulés"
+        return await hw.play_tone() + " : vérifiez que vous l'avez entendu"
+
+    async def _button(self) -> str | None:
+        pressed = asyncio.Event()
+        self.hardware.button.when_pressed(pressed.set)
+        self.ask(f"Appuyez sur le gros bouton d'appel (dans les {self.button_timeout_s:.0f} s).")
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(self.button_timeout_s):
+                await pressed.wait()
+        except TimeoutError:
+            raise SelfTestError(f"aucun appui détecté en {self.button_timeout_s:.0f} s") from None
+        return f"appui détecté après {time.monotonic() - started:.1f} s"
+
+    async def _light(self) -> str | None:
+        light = self.hardware.light
+        self.ask("Regardez le voyant du bouton : il doit clignoter, puis rester allumé.")
+        light.show(LightPattern.WAITING)
+        await asyncio.sleep(self.light_show_s)
+        light.show(LightPattern.IDLE)
+        if light.pattern is not LightPattern.IDLE:
+            raise SelfTestError("le voyant ne prend pas les ordres")
+        return "le voyant a clignoté puis est resté allumé : vérifiez-le à l'œil"
+
+    async def _screen(self) -> str | None:
+        if self.simulated_media:
+            return "écran simulé"
+        screens = hw.connected_screens()
+        if not screens:
+            raise SelfTestError("aucun écran branché n'est détecté")
+        return "écran détecté : " + ", ".join(screens)
+
+    async def _printer(self) -> str | None:
+        if self.config.hardware.printer == "none":
+            return None
+        printer = self.hardware.printer
+        _healthy(await printer.state(), "imprimante")
+        if isinstance(printer, CupsPrinter):
+            text = hw.test_page_text(self.config.device.id)
+            return await asyncio.to_thread(hw.print_test_page, printer.queue, text)
+        return "imprimante simulée : page de test acceptée"
+
+    async def _scanner(self) -> str | None:
+        if self.config.hardware.scanner == "none":
+            return None
+        scanner = self.hardware.scanner
+        _healthy(await scanner.state(), "scanner")
+        if isinstance(scanner, SaneScanner):
+            return await asyncio.to_thread(hw.scan_test, self.config.hardware.scanner_device)
+        return "scanner simulé : numérisation acceptée"
+
+    async def _network(self) -> str | None:
+        snapshot = await self.hardware.system.snapshot()
+        up = [
+            f"{name} ({', '.join(addresses)})"
+            for name, is_up, addresses in snapshot.interfaces
+            if is_up and addresses and name != "lo"
+        ]
+        if not up:
+            raise SelfTestError("aucune connexion réseau active (ni câble, ni Wi-Fi)")
+        return "connecté : " + "; ".join(up)
+
+    async def _broker(self) -> str | None:
+        fleet = self.config.fleet
+        took = await hw.reach(fleet.host, fleet.port)
+        return f"{fleet.host}:{fleet.port} joignable en {took * 1000:.0f} ms"
+
+
+async def _one(
+    name: str, label: str, meaning: str, check: Callable[[], Awaitable[str | None]]
+) -> CheckResult:
+    try:
+        detail = await check()
+    except SelfTestError as exc:
+        return CheckResult(name, label, Outcome.FAILED, str(exc), meaning)
+    except (ApplianceError, OSError) as exc:
+        return CheckResult(name, label, Outcome.FAILED, f"erreur : {exc}", meaning)
+    if detail is None:
+        return CheckResult(name, label, Outcome.SKIPPED, "configuré comme absent")
+    return CheckResult(name, label, Outcome.OK, detail)
+
+
+def _healthy(state: contract.Peripheral, what: str) -> str:
+    if state.health is contract.DeviceHealth.OK:
+        return f"{what} présente" + (f" ({state.model})" if state.model else "")
+    word = {"absent": "introuvable", "error": "en erreur", "warning": "en alerte"}
+    raise SelfTestError(
+        f"{what} {word.get(state.health.value, state.health.value)}"
+        + (f" : {state.detail}" if state.detail else "")
+    )
+
+
+MEANINGS = {
+    "camera": "Caméra non vue : vérifiez le câble USB de la webcam (ou la nappe de la caméra),"
+    " essayez un autre port USB.",
+    "microphone": "Micro muet : vérifiez qu'il est branché et que son interrupteur est sur"
+    " marche ; sur une webcam, le micro est intégré.",
+    "speakers": "Pas de son : vérifiez l'alimentation et le volume des haut-parleurs, et le"
+    " câble (jack ou HDMI de l'écran).",
+    "button": "Bouton non détecté : vérifiez les deux fils du bouton (GPIO 17, broche 11, et"
+    " la masse, broche 9) et les cosses.",
+    "light": "Voyant : s'il ne s'est pas allumé, vérifiez son fil (GPIO 27, broche 13), la"
+    " masse et, si le voyant est en 12 V, son module de commande.",
+    "screen": "Écran non détecté : allumez l'écran avant le guichet, vérifiez le câble HDMI"
+    " (prise HDMI 0, la plus proche de l'alimentation).",
+    "printer": "Imprimante : vérifiez qu'elle est allumée, branchée en USB, avec du papier et"
+    " de l'encre ; un voyant orange sur l'imprimante indique un bourrage.",
+    "scanner": "Scanner : vérifiez qu'il est allumé et branché en USB ; sur un multifonction,"
+    " c'est le même câble que l'imprimante.",
+    "network": "Pas de réseau : vérifiez le câble Ethernet (voyants de la prise) ou le nom et"
+    " la clé du Wi-Fi dans guichet.toml.",
+    "broker": "Serveur injoignable : le réseau de la mairie bloque peut-être la sortie (port"
+    " 8883) ; donnez l'adresse du serveur au service informatique. Vérifiez aussi [flotte]"
+    " adresse dans guichet.toml.",
+    "fleet": "La flotte n'a pas accepté le guichet : identifiant ou mot de passe refusé, ou"
+    " guichet pas encore enregistré par le Pays.",
+}
+
+
+def report_text(results: list[CheckResult]) -> str:
+    marks = {Outcome.OK: "OK    ", Outcome.FAILED: "ÉCHEC ", Outcome.SKIPPED: "ignoré"}
+    lines = ["", "Guichet Proche — autotest", "=" * 40]
+    for r in results:
+        lines.append(f"{marks[r.outcome]}  {r.label} : {r.detail}")
+        if r.outcome is Outcome.FAILED:
+            lines.append(f"        → {r.meaning}")
+    failed = sum(r.outcome is Outcome.FAILED for r in results)
+    lines.append("=" * 40)
+    lines.append(
+        "Tout fonctionne." if failed == 0 else f"{failed} problème(s) à corriger (voir ci-dessus)."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def event_data(results: list[CheckResult]) -> dict[str, contract.Scalar]:
+    """The fleet event's data: one key per check, plus the total (flat, as the contract wants)."""
+    data: dict[str, contract.Scalar] = {
+        r.name: r.outcome.value if r.outcome is not Outcome.FAILED else f"echec: {r.detail}"[:200]
+        for r in results
+    }
+    data["failed"] = sum(r.outcome is Outcome.FAILED for r in results)
+    data["passed"] = all(r.outcome is not Outcome.FAILED for r in results)
+    return data
+
+
+# --- the command -----------------------------------------------------------------------------
+
+
+def main(config_path: Path | None = None, *, report_path: Path | None = None) -> int:
+    """``guichet selftest [--config FILE] [--rapport FILE]``."""
+    path = config_path or DEFAULT_CONFIG
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        sys.stderr.write(f"guichet : configuration illisible : {exc}\n")
+        return EXIT_CONFIG
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        results = asyncio.run(run_selftest(config, ask=_say))
+    except ApplianceError as exc:
+        sys.stderr.write(
+            f"guichet : matériel inutilisable ({exc}). Le service tourne-t-il encore ?"
+            " Arrêtez-le : systemctl stop guichet\n"
+        )
+        return EXIT_FAILED
+    report = report_text(results)
+    sys.stdout.write(report)
+    if report_path is not None:
+        report_path.write_text(report, encoding="utf-8")
+    return EXIT_OK if all(r.outcome is not Outcome.FAILED for r in results) else EXIT_FAILED
+
+
+def _say(text: str) -> None:
+    sys.stdout.write(f">>> {text}\n")
+    sys.stdout.flush()
+
+
+async def run_selftest(
+    config: ApplianceConfig,
+    *,
+    ask: Callable[[str], None],
+    button_timeout_s: float = BUTTON_TIMEOUT_S,
+    light_show_s: float = LIGHT_SHOW_S,
+    fleet_timeout_s: float = FLEET_TIMEOUT_S,
+    on_hardware: Callable[[Hardware], None] | None = None,
+) -> list[CheckResult]:
+    """Build the hardware, run every check, then report to the fleet (one more check)."""
+    from appliance.selftest_fleet import report_to_fleet
+
+    hardware = build_hardware(config, asyncio.get_running_loop())
+    try:
+        if on_hardware is not None:
+            on_hardware(hardware)
+        simulated = config.hardware.camera == "simulated" and config.hardware.button == "simulated"
+        test = SelfTest(
+            config,
+            hardware,
+            ask,
+            button_timeout_s=button_timeout_s,
+            light_show_s=light_show_s,
+            simulated_media=simulated,
+        )
+        results = await test.run()
+    finally:
+        hardware.close()
+    results.append(await report_to_fleet(config, results, timeout_s=fleet_timeout_s))
+    return results

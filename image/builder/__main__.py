@@ -1,0 +1,7 @@
+"""``python -m image.builder``: see ``image.builder.cli``."""
+
+import sys
+
+from image.builder.cli import main
+
+sys.exit(main())

@@ -1,0 +1,33 @@
+"""The image check's pieces that run without a VM: its guichet.toml, qemu's command, the verdict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from appliance.firstboot_config import parse_boot_config
+from image import check
+
+
+def test_the_vm_gets_a_valid_guichet_toml_pointing_at_the_host() -> None:
+    config = parse_boot_config(check.test_boot_config(18830))
+    assert config.flotte.adresse == "mqtt://10.0.2.2:18830"  # qemu user-net's host loopback
+    assert config.essai.materiel_simule
+    assert config.guichet.device_id() == check.DEVICE_ID
+
+
+def test_qemu_boots_the_images_own_kernel_with_the_check_unit(tmp_path: Path) -> None:
+    for name in ("vmlinuz-6.12.1-arm64", "initrd.img-6.12.1-arm64"):
+        (tmp_path / name).write_bytes(b"")
+    argv = check.qemu_argv(tmp_path, tmp_path / "sd.img", tmp_path / "serial.log")
+    assert argv[:3] == ["qemu-system-aarch64", "-M", "virt"]
+    append = argv[argv.index("-append") + 1]
+    assert "systemd.wants=guichet-image-check.service" in append
+    assert "root=LABEL=root ro" in append
+    assert f"file={tmp_path / 'sd.img'},format=raw,if=virtio" in argv
+
+
+def test_verdict_is_read_from_the_serial_log(tmp_path: Path) -> None:
+    serial = tmp_path / "serial.log"
+    assert check.verdict(serial) is None
+    serial.write_bytes(b"noise\x1b[0m\r\nGUICHET-CHECK: OK racine=ro donnees=1o service=actif\r\n")
+    assert check.verdict(serial) == ("OK", "racine=ro donnees=1o service=actif")
