@@ -33,11 +33,12 @@ import guichet
 from appliance import sdnotify
 from appliance.config import ApplianceConfig, load_config
 from appliance.errors import ApplianceError, ConfigError, OutboxFullError
-from appliance.fleet.commands import CommandHandler
+from appliance.fleet.commands import CommandFailed, CommandHandler
 from appliance.fleet.link import FleetLink
 from appliance.fleet.outbox import Outbox
 from appliance.fleet.settings import RuntimeSettings
 from appliance.hw.ports import LightPattern, UsbChange, UsbDevice
+from appliance.hw.simulated import SimulatedButton
 from appliance.supervisor import ComponentHealth, Supervisor
 from appliance.telemetry import collect
 from appliance.wiring import Hardware, build_hardware
@@ -153,7 +154,10 @@ class Appliance:
 
     async def _run_with(self, hardware: Hardware, outbox: Outbox) -> None:
         await self.settings.load_stored()
-        link = FleetLink(self.config, outbox, self.settings, CommandHandler(self.settings))
+        commands = CommandHandler(self.settings)
+        if isinstance(hardware.button, SimulatedButton):
+            commands.register("press_button", _simulated_press(hardware.button))
+        link = FleetLink(self.config, outbox, self.settings, commands)
         self._link = link
         hardware.hotplug.watch(self._on_usb_change)
         self.emit(
@@ -312,6 +316,23 @@ class Appliance:
                     "restarts": health.restarts,
                 },
             )
+
+
+def _simulated_press(button: SimulatedButton) -> Callable[[contract.Command], Awaitable[str]]:
+    """The demo's remote finger: ``press_button`` presses a simulated button (``held_s``
+    seconds, a long press when at least the call's long-press time). Only registered when
+    the button is simulated, so a real counter has no such command."""
+
+    async def press(command: contract.Command) -> str:
+        held = command.args.get("held_s", 0.1)
+        if not isinstance(held, int | float) or isinstance(held, bool) or not 0 <= held <= 10:
+            raise CommandFailed("argument « held_s » : nombre de secondes entre 0 et 10")
+        button.press()
+        await asyncio.sleep(float(held))  # the finger stays on the button this long
+        button.release(float(held))
+        return f"bouton appuyé {held} s"
+
+    return press
 
 
 async def _first_of(waits: list[Awaitable[object]], *, within_s: float) -> None:

@@ -56,6 +56,15 @@ def _build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="fleet server, broker and four simulated counters")
     demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument(
+        "action",
+        nargs="?",
+        choices=["run", "press"],
+        default="run",
+        help="press: a counter's button",
+    )
+    demo.add_argument("counter", nargs="?", help="with press: the counter's id")
+    demo.add_argument("--long", action="store_true", help="with press: a long press (hang up)")
     return parser
 
 
@@ -79,6 +88,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from guichet import demo
 
+        if args.action == "press":
+            from guichet.demo_press import press
+
+            if not args.counter:
+                sys.stderr.write("guichet demo press COUNTER\n")
+                return 2
+            return press(demo.DEMO_DIR, args.counter, long=args.long)
         return demo.main(port=args.port)
     return 2  # pragma: no cover - argparse rejects other commands
 

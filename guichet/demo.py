@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import secrets
@@ -39,21 +40,30 @@ class DemoCounter:
     device_id: str
     site: str
     name: str
+    service: str  # the service its button calls
 
 
 # The four sites of the Pays d'Ouest Limousin scheme (see the seed in shared/seeds).
 COUNTERS = (
-    DemoCounter("bandiat-tardoire-avenir", "Bandiat Tardoire Avenir", "Mairie"),
-    DemoCounter("pays-de-la-meteorite", "Pays de la Météorite", "Mairie"),
-    DemoCounter("monts-de-chalus", "Monts de Châlus", "Maison des associations"),
+    DemoCounter("bandiat-tardoire-avenir", "Bandiat Tardoire Avenir", "Mairie", "caf"),
+    DemoCounter("pays-de-la-meteorite", "Pays de la Météorite", "Mairie", "msa"),
+    DemoCounter("monts-de-chalus", "Monts de Châlus", "Maison des associations", "france-travail"),
     DemoCounter(
-        "vallee-de-la-gorre", "Vallée de la Gorre", "Centre intercommunal d'action sociale"
+        "vallee-de-la-gorre",
+        "Vallée de la Gorre",
+        "Centre intercommunal d'action sociale",
+        "carsat",
     ),
 )
+SERVICES = ("caf", "msa", "france-travail", "carsat")  # seeded by the first migration
+STATE_FILE = "state.json"  # where `guichet demo press` finds the broker
 
 
-def counter_config(counter: DemoCounter, mqtt_url: str, protocol: str, data_dir: Path) -> str:
+def counter_config(
+    counter: DemoCounter, mqtt_url: str, protocol: str, data_dir: Path, call: tuple[str, str]
+) -> str:
     """The TOML a simulated counter runs with (the same format a real counter uses)."""
+    server_url, token = call
     return (
         "[device]\n"
         f'id = "{counter.device_id}"\n'
@@ -66,8 +76,12 @@ def counter_config(counter: DemoCounter, mqtt_url: str, protocol: str, data_dir:
         f"keepalive_s = {DEMO_KEEPALIVE_S}\n"
         f"telemetry_interval_s = {DEMO_TELEMETRY_INTERVAL_S}\n"
         "reconnect_max_s = 5.0\n\n"
+        "[call]\n"
+        f'server_url = "{server_url}"\n'
+        f'token = "{token}"\n\n'
         "[hardware]\n"
-        'button = "simulated"\nlight = "simulated"\ncamera = "simulated"\n'
+        'button = "simulated"\nlight = "simulated"\nscreen = "simulated"\n'
+        'camera = "test_pattern"\naudio_in = "test_tone"\naudio_out = "none"\n'
         'printer = "simulated"\nscanner = "simulated"\nusb = "simulated"\nsystem = "simulated"\n\n'
         '[logging]\nlevel = "ERROR"\n'
     )
@@ -107,13 +121,18 @@ async def start_embedded_broker(port: int) -> Any:
     return broker
 
 
-def start_counters(mqtt_url: str, protocol: str, demo_dir: Path) -> list[subprocess.Popen[bytes]]:
+def start_counters(
+    mqtt_url: str, protocol: str, demo_dir: Path, server_url: str, tokens: dict[str, str]
+) -> list[subprocess.Popen[bytes]]:
     processes = []
     for counter in COUNTERS:
         data_dir = (demo_dir / counter.device_id).resolve()
         data_dir.mkdir(parents=True, exist_ok=True)
         config = demo_dir / f"{counter.device_id}.toml"
-        config.write_text(counter_config(counter, mqtt_url, protocol, data_dir), encoding="utf-8")
+        call = (server_url, tokens[counter.device_id])
+        text = counter_config(counter, mqtt_url, protocol, data_dir, call)
+        config.write_text(text, encoding="utf-8")
+        config.chmod(0o600)  # it holds the counter's call token
         command = [sys.executable, "-m", "guichet.cli", "appliance", "run", "--config", str(config)]
         processes.append(subprocess.Popen(command))  # noqa: S603 - our own interpreter and args
     return processes
@@ -131,9 +150,13 @@ def stop_counters(processes: list[subprocess.Popen[bytes]]) -> None:
             process.wait()
 
 
-def _prepare_server(demo_dir: Path, mqtt_url: str, protocol: str) -> tuple[Any, str]:
-    """Settings, migrated database and the admin user; returns (settings, password)."""
+def _prepare_server(
+    demo_dir: Path, mqtt_url: str, protocol: str
+) -> tuple[Any, str, dict[str, str]]:
+    """Settings, migrated database, the admin and one agent per service, each counter's
+    service and call token; returns (settings, password, call tokens by counter)."""
     from fleet_server.auth import upsert_user
+    from fleet_server.calls_admin import new_call_token, set_device_service
     from fleet_server.db import make_engine, make_session_factory, migrate
     from fleet_server.settings import Settings
 
@@ -148,11 +171,18 @@ def _prepare_server(demo_dir: Path, mqtt_url: str, protocol: str) -> tuple[Any, 
     migrate(settings.database_url)
     password = admin_password(demo_dir)
     engine = make_engine(settings.database_url)
+    tokens: dict[str, str] = {}
     with make_session_factory(engine)() as session:
         upsert_user(session, ADMIN_USERNAME, password, role="admin")
+        for service in SERVICES:
+            upsert_user(session, f"agent-{service}", password, role="agent", service=service)
+        session.commit()
+        for counter in COUNTERS:
+            tokens[counter.device_id] = new_call_token(session, counter.device_id, create=True)
+            set_device_service(session, counter.device_id, counter.service)
         session.commit()
     engine.dispose()
-    return settings, password
+    return settings, password, tokens
 
 
 async def run_demo(port: int) -> None:
@@ -171,14 +201,19 @@ async def run_demo(port: int) -> None:
         broker_port = _free_port(DEMO_BROKER_PORT)
         broker = await start_embedded_broker(broker_port)
         mqtt_url = f"mqtt://127.0.0.1:{broker_port}"
-    settings, password = await asyncio.to_thread(_prepare_server, demo_dir, mqtt_url, protocol)
+    settings, password, tokens = await asyncio.to_thread(
+        _prepare_server, demo_dir, mqtt_url, protocol
+    )
+    state = {"mqtt_url": mqtt_url, "protocol": protocol}
+    (demo_dir / STATE_FILE).write_text(json.dumps(state), encoding="utf-8")
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
     )
     serving = asyncio.create_task(server.serve())
     while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn has no event
         await asyncio.sleep(0.05)
-    counters = start_counters(mqtt_url, protocol, demo_dir)
+    server_url = f"ws://127.0.0.1:{port}/ws/counter"
+    counters = start_counters(mqtt_url, protocol, demo_dir, server_url, tokens)
     _announce(port, password, mqtt_url, protocol)
     try:
         await serving
@@ -196,7 +231,12 @@ def _announce(port: int, password: str, mqtt_url: str, protocol: str) -> None:
         f"  Identifiant     : {ADMIN_USERNAME}",
         f"  Mot de passe    : {password}",
         f"  Broker MQTT     : {mqtt_url} (MQTT {protocol})",
-        f"  Guichets        : {', '.join(c.site for c in COUNTERS)}",
+        "",
+        f"  Agents (même mot de passe), console : http://127.0.0.1:{port}/agent",
+        *(f"    agent-{c.service:<15} répond au guichet de {c.site}" for c in COUNTERS),
+        "",
+        "  Appeler depuis un guichet : guichet demo press monts-de-chalus",
+        "  (appui long, pour raccrocher : guichet demo press monts-de-chalus --long)",
         "  Ctrl-C pour tout arrêter.",
         "",
     ]
