@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 import guichet
 from appliance import sdnotify
+from appliance.boot_selftest import button_held_at_boot, run_boot_selftest
 from appliance.config import ApplianceConfig, load_config
 from appliance.errors import ApplianceError, ConfigError, OutboxFullError
 from appliance.fleet.commands import CommandFailed, CommandHandler
@@ -47,6 +48,7 @@ from guichet.logs import device_id_var, setup_logging
 
 if TYPE_CHECKING:
     from appliance.call.agent import CallAgent
+    from appliance.call.documents import DocumentSettings
 
 logger = logging.getLogger(__name__)
 
@@ -197,6 +199,7 @@ class Appliance:
 
         enable_if_requested(call.ice_loopback)
         return CallAgent(
+            documents=self._document_settings(hardware),
             server_url=call.server_url,
             token=call.token,
             button=hardware.button,
@@ -214,6 +217,22 @@ class Appliance:
             ),
             reconnect_min_s=call.reconnect_min_s,
             reconnect_max_s=call.reconnect_max_s,
+        )
+
+    def _document_settings(self, hardware: Hardware) -> DocumentSettings | None:
+        section = self.config.documents
+        if not section.enabled:
+            return None
+        from appliance.call.documents import DocumentSettings
+        from appliance.documents.pdf import Limits
+        from appliance.documents.storage import default_root
+
+        return DocumentSettings(
+            scanner=hardware.scanner,
+            printer=hardware.printer,
+            limits=Limits(max_bytes=section.max_bytes, max_pages=section.max_pages),
+            private_dir=section.private_dir or default_root(),
+            job_timeout_s=section.job_timeout_s,
         )
 
     async def _flush_events(self, outbox: Outbox) -> None:
@@ -379,6 +398,8 @@ def main(config_path: Path) -> int:
     setup_logging(config.logging.level, json_lines=config.logging.json_lines)
     device_id_var.set(config.device.id)
     try:
+        if button_held_at_boot(config):
+            run_boot_selftest(config)
         asyncio.run(_serve(config))
     except (ApplianceError, OSError) as exc:
         logger.critical("counter cannot run", extra={"error": str(exc)})
