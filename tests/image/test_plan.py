@@ -143,12 +143,11 @@ def test_assemble_layout_and_commands(description: Description, tmp_path: Path) 
     assert ("xz", "-T0", "-3", "-k", "-f", str(ws.out / "guichet-proche.img")) in commands
 
 
-@pytest.mark.skipif(
-    not (shutil.which("sfdisk") and shutil.which("mkfs.vfat") and shutil.which("mcopy")),
-    reason="sfdisk, dosfstools and mtools are needed",
-)
 def test_partitions_are_assembled_without_mounts(description: Description, tmp_path: Path) -> None:
-    """The real assemble stage on a tiny tree (no root needed, ~1 s)."""
+    """The real assemble stage on a tiny tree (no root needed, ~1 s); ./run test installs
+    sfdisk, dosfstools and mtools."""
+    for tool in ("sfdisk", "mkfs.vfat", "mcopy"):
+        assert shutil.which(tool), f"{tool} is missing (apt-get install fdisk dosfstools mtools)"
     ws = Workspace(tmp_path)
     (ws.rootfs / "boot" / "firmware").mkdir(parents=True)
     (ws.rootfs / "boot" / "firmware" / "config.txt").write_text("[all]\n")
