@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import guichet
-from appliance import sdnotify
+from appliance import enrol, sdnotify
 from appliance.boot_selftest import button_held_at_boot, run_boot_selftest
 from appliance.config import ApplianceConfig, load_config
 from appliance.errors import ApplianceError, ConfigError, OutboxFullError
@@ -39,6 +39,7 @@ from appliance.fleet.link import FleetLink
 from appliance.fleet.outbox import Outbox
 from appliance.fleet.settings import RuntimeSettings
 from appliance.hw.ports import LightPattern, UsbChange, UsbDevice
+from appliance.hw.sane_scanner import SaneScanner
 from appliance.hw.simulated import SimulatedButton
 from appliance.supervisor import ComponentHealth, Supervisor
 from appliance.telemetry import collect
@@ -56,6 +57,7 @@ OUTBOX_FILE = "outbox.sqlite3"
 FAULT_AFTER_S = 120.0  # a broker restart or a network blip must not flash FAULT at citizens
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 PERIPHERALS = ("camera", "printer", "scanner", "button")
+ROTATE_RESTART_S = 2.0  # the ack of rotate_credentials goes out before the counter restarts
 
 EventData = dict[str, contract.Scalar]
 
@@ -159,6 +161,8 @@ class Appliance:
         commands = CommandHandler(self.settings)
         if isinstance(hardware.button, SimulatedButton):
             commands.register("press_button", _simulated_press(hardware.button))
+        if self.config.fleet.enrolment_url is not None:
+            commands.register("rotate_credentials", self._rotate_credentials)
         link = FleetLink(self.config, outbox, self.settings, commands)
         self._link = link
         hardware.hotplug.watch(self._on_usb_change)
@@ -187,6 +191,18 @@ class Appliance:
             sdnotify.notify("STOPPING=1")
             await link.stop()
             supervised.cancel()
+
+    async def _rotate_credentials(self, command: contract.Command) -> str:
+        """Collect new credentials, then stop: systemd restarts the counter with them."""
+        poll = command.args.get("poll")
+        if not isinstance(poll, str):
+            raise CommandFailed("secret de suivi absent")
+        try:
+            await enrol.rotate(self.config, poll)
+        except enrol.EnrolmentError as exc:
+            raise CommandFailed(f"renouvellement impossible : {exc}") from None
+        asyncio.get_running_loop().call_later(ROTATE_RESTART_S, self.request_stop)
+        return "identifiants renouvelés ; redémarrage"
 
     def _call_agent(self, hardware: Hardware) -> CallAgent | None:
         call = self.config.call
@@ -309,6 +325,11 @@ class Appliance:
     # --- callbacks (on the loop) ----------------------------------------------------------
 
     def _on_usb_change(self, change: UsbChange, device: UsbDevice) -> None:
+        scanner = self.hardware.scanner
+        if isinstance(scanner, SaneScanner):
+            scanner.invalidate()  # a scanner plugged in is seen at once, not in 5 minutes
+        if self.call_agent is not None:
+            self.call_agent.devices_changed()
         kind = (
             contract.EventKind.PERIPHERAL_PLUGGED
             if change is UsbChange.ADDED
@@ -388,6 +409,24 @@ def check_config(path: Path) -> int:
     return EXIT_OK
 
 
+def enrol_command(config_path: Path) -> int:
+    """``guichet appliance enrol``: ask to join, wait for approval, store the credentials."""
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        sys.stderr.write(f"guichet: {exc}\n")
+        return EXIT_CONFIG
+    setup_logging(config.logging.level, json_lines=config.logging.json_lines)
+    device_id_var.set(config.device.id)
+    try:
+        asyncio.run(enrol.enrol(config))
+    except (ApplianceError, OSError) as exc:
+        sys.stderr.write(f"guichet: {exc}\n")
+        return EXIT_FAILED
+    sys.stdout.write(f"{enrol.credentials_path(config)}: guichet enrôlé.\n")
+    return EXIT_OK
+
+
 def main(config_path: Path) -> int:
     """``guichet appliance run``: run the counter until SIGTERM/SIGINT."""
     try:
@@ -400,6 +439,8 @@ def main(config_path: Path) -> int:
     try:
         if button_held_at_boot(config):
             run_boot_selftest(config)
+        # Stored enrolment credentials; or enrol first when a token is configured.
+        config = asyncio.run(enrol.ensure_enrolled(config))
         asyncio.run(_serve(config))
     except (ApplianceError, OSError) as exc:
         logger.critical("counter cannot run", extra={"error": str(exc)})

@@ -56,7 +56,20 @@ class FleetSection(_Section):
     reconnect_min_s: float = Field(default=1.0, gt=0, le=60)
     reconnect_max_s: float = Field(default=60.0, gt=0, le=3600)
     outbox_max_messages: int = Field(default=DEFAULT_OUTBOX_MAX_MESSAGES, ge=100)
+    # Enrolment (``appliance/enrol.py``): the fleet server's base URL and the token an
+    # administrator made for this site. Credentials obtained are stored in data_dir.
+    enrolment_url: str | None = None  # https://fleet.example.fr
+    enrolment_token: str | None = Field(default=None, min_length=8, max_length=128)
     tls: TlsSection = TlsSection()
+
+    @field_validator("enrolment_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("must look like https://fleet.example.fr")
+        return value
 
     @field_validator("mqtt_url")
     @classmethod
@@ -107,6 +120,8 @@ class HardwareSection(_Section):
     audio_out_device: str = "default"
     printer: Literal["cups", "simulated", "none"] = "simulated"
     printer_queue: str | None = None
+    # The CUPS scheduler: a host or a Unix socket path; unset follows libcups' default.
+    printer_server: str | None = None
     scanner: Literal["sane", "simulated", "none"] = "simulated"
     scanner_device: str | None = None
     usb: Literal["pyudev", "simulated"] = "simulated"
@@ -155,6 +170,17 @@ class CallSection(_Section):
         return self
 
 
+class DocumentsSection(_Section):
+    """Remote scan and print during a call (``appliance/call/documents.py``)."""
+
+    enabled: bool = True
+    max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, le=200 * 1024 * 1024)
+    max_pages: int = Field(default=50, ge=1, le=1000)
+    # A RAM directory private to the counter; unset: $XDG_RUNTIME_DIR, else /dev/shm.
+    private_dir: Path | None = None
+    job_timeout_s: float = Field(default=300.0, ge=5, le=3600)  # a job still not done: failed
+
+
 class LoggingSection(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_lines: bool = True
@@ -165,6 +191,7 @@ class ApplianceConfig(_Section):
     fleet: FleetSection = FleetSection()
     hardware: HardwareSection = HardwareSection()
     call: CallSection = CallSection()
+    documents: DocumentsSection = DocumentsSection()
     logging: LoggingSection = LoggingSection()
 
 

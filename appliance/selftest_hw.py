@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 PRINT_TIMEOUT_S = 120.0  # a real USB printer warms up; cups-pdf takes ~0.3 s
 JOB_POLL_S = 0.2
 JOB_COMPLETED, JOB_STOPPED, JOB_CANCELED, JOB_ABORTED = 9, 6, 7, 8  # RFC 8011 job-state
+IPP_NOT_FOUND = 0x0406  # client-error-not-found
 PRINTER_STOPPED = 5  # RFC 8011 printer-state: a queue CUPS stopped after a backend failure
 SCAN_DPI = 75
 # A small grey area (50 mm square) at low resolution: the scan takes seconds, not minutes.
@@ -78,8 +79,18 @@ def print_test_page(queue: str | None, text: str, *, timeout_s: float = PRINT_TI
 
 def _wait_job(connection: object, queue: str, job: int, timeout_s: float) -> str:
     deadline = time.monotonic() + timeout_s
+    import cups
+
     while time.monotonic() < deadline:
-        state = connection.getJobAttributes(job)["job-state"]  # type: ignore[attr-defined]
+        try:
+            state = connection.getJobAttributes(job)["job-state"]  # type: ignore[attr-defined]
+        except cups.IPPError as exc:
+            # Counters keep no job history (PreserveJobHistory No): a finished job is
+            # forgotten at once, and "not found" means it ended; the printer says how.
+            if not exc.args or exc.args[0] != IPP_NOT_FOUND:
+                raise
+            stopped = connection.getPrinterAttributes(queue).get("printer-state")  # type: ignore[attr-defined]
+            state = JOB_ABORTED if stopped == PRINTER_STOPPED else JOB_COMPLETED
         if state == JOB_COMPLETED:
             return f"page de test imprimée sur « {queue} »"
         attrs = connection.getPrinterAttributes(queue)  # type: ignore[attr-defined]

@@ -117,7 +117,7 @@ def build_media(config: ApplianceConfig) -> MediaDevices | None:
 
 def _printer(hw: HardwareSection) -> Printer:
     if hw.printer == "cups":
-        return CupsPrinter(hw.printer_queue)
+        return CupsPrinter(hw.printer_queue, server=hw.printer_server)
     if hw.printer == "simulated":
         return SimulatedPrinter()
     return AbsentPrinter()

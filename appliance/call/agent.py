@@ -14,6 +14,7 @@ import contextvars
 import logging
 import uuid
 from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING
 
 from appliance.call.machine import CallMachine, CallTimings, Phase
 from appliance.call.peer import CallPeer, MediaNegotiationError
@@ -31,6 +32,11 @@ from appliance.hw.ports import (
 from guichet import signalling as sig
 from guichet.contract import EventKind, Scalar
 from guichet.logs import call_id_var
+
+if TYPE_CHECKING:
+    from aiortc import RTCDataChannel
+
+    from appliance.call.documents import DocumentSession, DocumentSettings
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +58,11 @@ class CallAgent:
         timings: CallTimings | None = None,
         reconnect_min_s: float = 1.0,
         reconnect_max_s: float = 30.0,
+        documents: DocumentSettings | None = None,
     ) -> None:
         self._button = button
+        self._document_settings = documents
+        self._documents: DocumentSession | None = None
         self._light = light
         self._screen = screen
         self._media = media
@@ -83,6 +92,10 @@ class CallAgent:
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
+        if self._document_settings is not None:  # a crash mid-call may have left some
+            from appliance.documents.storage import wipe_all
+
+            await asyncio.to_thread(wipe_all, self._document_settings.private_dir)
         self._button.when_pressed(lambda: self._input(self.machine.pressed))
         self._button.when_released(lambda held_s: self._input(self.machine.released, held_s))
         try:
@@ -94,6 +107,9 @@ class CallAgent:
             peer, self._peer = self._peer, None
             if peer is not None:
                 await peer.close()
+            documents, self._documents = self._documents, None
+            if documents is not None:
+                await documents.close()
             for task in list(self._tasks):
                 task.cancel()
             if self._tasks:
@@ -139,6 +155,7 @@ class CallAgent:
                 ice_servers=self._ice_servers,
                 on_connected=lambda: self._media_event(peer, self.machine.media_connected),
                 on_lost=lambda: self._media_event(peer, self.machine.media_lost),
+                on_channel=lambda channel: self._channel_opened(peer, channel),
             )
         try:
             answer_sdp = await peer.answer(offer_sdp)
@@ -149,6 +166,44 @@ class CallAgent:
         if peer is self._peer and self.machine.call_id == call_id:
             description = sig.SessionDescription(type="answer", sdp=answer_sdp)
             self.client.post(sig.Description(call_id=call_id, description=description))
+
+    def _channel_opened(self, peer: CallPeer | None, channel: RTCDataChannel) -> None:
+        """The browser's data channel: the documents session of this call."""
+        from appliance.call.channel import AiortcChannel
+        from appliance.call.documents import DocumentSession
+        from guichet.documents import CHANNEL_LABEL
+
+        settings = self._document_settings
+        if peer is not self._peer or settings is None or channel.label != CHANNEL_LABEL:
+            logger.info("data channel ignored")
+            return
+        call_id = str(self.machine.call_id) if self.machine.call_id else None
+        session = DocumentSession(
+            AiortcChannel(channel), settings, self._document_hint, call_id=call_id
+        )
+        previous, self._documents = self._documents, session
+        if previous is not None:
+            self._start(previous.close())
+        channel.on("message", session.received)
+        if channel.readyState == "open":
+            session.opened()
+        else:
+            channel.on("open", session.opened)
+
+    def devices_changed(self) -> None:
+        """A USB device came or went: the agent's console learns what it can use now."""
+        if self._documents is not None:
+            self._start(self._documents.send_device_state())
+
+    def _document_hint(self, text: str | None) -> None:
+        """What the citizen should do with a document now, over the agent's video."""
+        call = self.machine.call
+        if self._screen is None or call is None or self.machine.phase is not Phase.IN_CALL:
+            return
+        info: ScreenInfo = {"service": call.service_label} if call.service_label else {}
+        if text:
+            info["document"] = text
+        self._screen.show(ScreenState.IN_CALL, **info)
 
     def _media_event(self, peer: CallPeer | None, handler: Callable[[], None]) -> None:
         if peer is self._peer:
@@ -187,6 +242,9 @@ class CallAgent:
         peer, self._peer = self._peer, None
         if peer is not None:
             self._start(self._release(peer))
+        documents, self._documents = self._documents, None
+        if documents is not None:  # wipes the call's documents from memory and disk
+            self._start(documents.close())
 
     async def _release(self, peer: CallPeer) -> None:
         await peer.close()

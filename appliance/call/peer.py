@@ -28,6 +28,7 @@ import av
 from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
+    RTCDataChannel,
     RTCIceServer,
     RTCPeerConnection,
     RTCRtpCodecCapability,
@@ -98,8 +99,10 @@ class CallPeer:
         ice_servers: list[IceServerInfo],
         on_connected: Callable[[], None],
         on_lost: Callable[[], None],
+        on_channel: Callable[[RTCDataChannel], None] | None = None,
     ) -> None:
         self._devices = devices
+        self._on_channel = on_channel
         self._screen = screen
         self._ice_servers = ice_servers
         self._on_connected = on_connected
@@ -218,6 +221,9 @@ class CallPeer:
         @pc.on("connectionstatechange")
         def on_state() -> None:
             self._on_state(pc)
+
+        if self._on_channel is not None:  # the browser's "documents" channel
+            pc.on("datachannel", self._on_channel)
 
         self._pc = pc
         self.connections += 1

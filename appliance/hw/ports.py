@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol, TypedDict, Unpack, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, TypedDict, Unpack, runtime_checkable
 
 from guichet.contract import ButtonState, Peripheral, PrinterState, ScannerState
 
@@ -62,6 +62,56 @@ class Printer(Protocol):
 @runtime_checkable
 class Scanner(Protocol):
     async def state(self) -> ScannerState: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ScanSettings:
+    resolution: int  # dpi: 150 or 300
+    mode: str  # "color", "gray" or "lineart"
+    source: str  # "flatbed" or "adf"
+
+
+@dataclass(frozen=True, slots=True)
+class ScannedPage:
+    """One page as the scanner gave it: raw pixels, row by row, no padding.
+
+    ``mode`` is Pillow's: "RGB" (3 bytes a pixel), "L" (1 byte) or "1" (1 bit, rows padded
+    to whole bytes, 1 = white, as Pillow packs it).
+    """
+
+    width: int
+    height: int
+    mode: str
+    dpi: int
+    pixels: bytes
+
+
+@runtime_checkable
+class DocumentScanner(Protocol):
+    """Scanning for the agent. Raises ``DocumentError`` (jam, cover open, no document…)."""
+
+    async def has_feeder(self) -> bool: ...
+    async def scan(
+        self, settings: ScanSettings, on_page: Callable[[ScannedPage], None]
+    ) -> list[ScannedPage]:
+        """Scan one page (flatbed) or every page in the feeder; ``on_page`` runs on the loop
+        after each page."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PrintJobStatus:
+    state: Literal["queued", "printing", "done", "failed"]
+    reason: str | None = None  # French, for the agent: "Plus de papier", "Imprimante éteinte"…
+
+
+@runtime_checkable
+class DocumentPrinter(Protocol):
+    """Printing for the agent. ``submit`` raises ``DocumentError`` when the queue refuses."""
+
+    async def submit(self, path: str, title: str) -> int: ...
+    async def job_status(self, job_id: int) -> PrintJobStatus: ...
+    async def cancel(self, job_id: int) -> None: ...
 
 
 @runtime_checkable
@@ -151,6 +201,7 @@ class ScreenInfo(TypedDict, total=False):
     #              ENDED/MISSED: why, in French (e.g. "La communication a été coupée.")
     next_opening: str  # MISSED: "lundi 2 décembre à 9 h"
     phone: str  # MISSED: a number the citizen can call instead, "32 30"
+    document: str  # IN_CALL: what to do with a document now ("Posez votre document…")
 
 
 @runtime_checkable

@@ -138,3 +138,34 @@ def absent_printer(detail: str, model: str | None = None) -> PrinterState:
 
 def failed_printer(detail: str) -> PrinterState:
     return PrinterState(health=DeviceHealth.ERROR, detail=detail[:256])
+
+
+# What the agent reads when a document cannot come out (French), most specific first.
+FRENCH_REASONS: list[tuple[tuple[str, ...], str]] = [
+    (("media-empty", "media-needed"), "Plus de papier dans l'imprimante."),
+    (("media-jam",), "Papier coincé dans l'imprimante."),
+    (("door-open", "cover-open", "interlock-open"), "Un capot de l'imprimante est ouvert."),
+    (("toner-empty", "marker-supply-empty"), "Plus d'encre ou de toner."),
+    (("output-area-full", "marker-waste-full"), "Le bac de sortie de l'imprimante est plein."),
+    (("offline", "shutdown"), "L'imprimante est éteinte ou hors ligne."),
+    (("connecting-to-device",), "L'imprimante ne répond pas : est-elle branchée et allumée ?"),
+    (("paused", "stopped"), "L'imprimante est arrêtée : file d'impression suspendue."),
+]
+GENERIC_FRENCH = "L'imprimante est en erreur."
+
+
+def french_reason(state: PrinterState) -> str:
+    """Why ``state`` cannot print, in French; the printer's own message in parentheses."""
+    if state.health is DeviceHealth.ABSENT:
+        return "Aucune imprimante n'est branchée au guichet."
+    bases = {split_reason(r)[0] for r in state.reasons}
+    text = next((t for keys, t in FRENCH_REASONS if bases & set(keys)), None)
+    if text is None:
+        text = GENERIC_FRENCH if state.state != "stopped" else FRENCH_REASONS[-1][1]
+    if state.detail and state.detail not in bases:
+        text = f"{text} Message de l'imprimante : « {state.detail[:120]} »."
+    return text
+
+
+def can_print(state: PrinterState) -> bool:
+    return state.health in (DeviceHealth.OK, DeviceHealth.WARNING)

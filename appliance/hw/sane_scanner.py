@@ -14,15 +14,19 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from appliance.errors import DocumentError
 from appliance.hw._bridge import short_error
+from appliance.hw.ports import ScannedPage, ScanSettings
 from guichet.contract import DeviceHealth, ScannerState
 
 logger = logging.getLogger(__name__)
 
 SCANNER_REFRESH_S = 300.0  # device lists change only on hot-plug, which invalidates early
 SANE_TIMEOUT_S = 15.0  # the net backend's discovery alone can take ~3.5 s
+SCAN_TIMEOUT_S = 600.0  # a 50-sheet feeder at 300 dpi colour on a slow USB scanner
 MAX_DEVICES = 16  # the contract's bound on ScannerState.devices
 
 _SANE_LOCK = threading.Lock()
@@ -46,18 +50,25 @@ def sane_initialised() -> bool:
     return _sane_initialised
 
 
-def list_sane_devices() -> list[SaneDevice]:
-    """Blocking: every device SANE can see right now. Raises ``_sane.error`` on failure."""
+def _init_locked() -> None:
+    """With ``_SANE_LOCK`` held: ``sane.init()`` once per process."""
     global _sane_initialised  # libsane keeps its own state per process
     try:
         import sane  # optional: only on counters with a scanner
     except ImportError as exc:
         raise SaneUnavailableError("python-sane not installed") from exc
+    if not _sane_initialised:
+        version = sane.init()
+        _sane_initialised = True
+        logger.debug("SANE initialised, version %s", version)
+
+
+def list_sane_devices() -> list[SaneDevice]:
+    """Blocking: every device SANE can see right now. Raises ``_sane.error`` on failure."""
     with _SANE_LOCK:
-        if not _sane_initialised:
-            version = sane.init()
-            _sane_initialised = True
-            logger.debug("SANE initialised, version %s", version)
+        _init_locked()  # raises SaneUnavailableError without python-sane
+        import sane
+
         raw = sane.get_devices()
     return [SaneDevice(str(n), str(v), str(m), str(k)) for n, v, m, k in raw]
 
@@ -70,6 +81,9 @@ class SaneScanner:
         self._refresh_s = refresh_s
         self._cached: list[SaneDevice] | None = None
         self._cached_at = 0.0
+        # Device options set after ours before each scan (a model's quirks; tests use the
+        # test backend's ``read_return_value`` to make it jam).
+        self.extra_options: dict[str, object] = {}
 
     def invalidate(self) -> None:
         """Forget the cached device list (a USB device came or went)."""
@@ -108,3 +122,62 @@ class SaneScanner:
             )
         model = f"{chosen.vendor} {chosen.model}".strip()[:128] or None
         return ScannerState(health=DeviceHealth.OK, model=model, devices=names)
+
+    # --- scanning (DocumentScanner) ---------------------------------------------------------
+
+    async def _device_name(self) -> str:
+        try:
+            devices = await self._devices()
+        except Exception as exc:
+            raise DocumentError("scanner_unavailable", "Le scanner est indisponible.") from exc
+        state = self._judge(devices)
+        if state.health is not DeviceHealth.OK:
+            raise DocumentError("scanner_unavailable", "Aucun scanner n'est branché au guichet.")
+        return self._device or devices[0].name
+
+    async def has_feeder(self) -> bool:
+        from appliance.hw import sane_scan
+
+        try:
+            name = await self._device_name()
+        except DocumentError:
+            return False
+
+        def probe() -> bool:
+            import sane
+
+            with _SANE_LOCK:
+                _init_locked()
+                device = sane.open(name)
+                try:
+                    return sane_scan.has_feeder(device)
+                finally:
+                    device.close()
+
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(probe), SANE_TIMEOUT_S)
+        except Exception as exc:  # a scanner that cannot be opened has no usable feeder
+            logger.debug("feeder probe failed: %s", exc)
+            return False
+
+    async def scan(
+        self, settings: ScanSettings, on_page: Callable[[ScannedPage], None]
+    ) -> list[ScannedPage]:
+        from appliance.hw import sane_scan
+
+        name = await self._device_name()
+        loop = asyncio.get_running_loop()
+        extra = dict(self.extra_options)
+
+        def page_done(page: ScannedPage) -> None:  # in the worker thread
+            loop.call_soon_threadsafe(on_page, page)
+
+        def run() -> list[ScannedPage]:
+            with _SANE_LOCK:
+                _init_locked()
+                return sane_scan.scan_pages(name, settings, extra, page_done)
+
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(run), SCAN_TIMEOUT_S)
+        except TimeoutError:
+            raise DocumentError("scanner_failed", "Le scanner ne répond plus.") from None

@@ -16,15 +16,25 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Unpack
 
+from appliance.errors import DocumentError
 from appliance.hw.ports import (
     LightPattern,
+    PrintJobStatus,
+    ScannedPage,
+    ScanSettings,
     ScreenInfo,
     ScreenState,
     SystemSnapshot,
     UsbChange,
     UsbDevice,
 )
-from appliance.hw.printer_status import QueueState, absent_printer, printer_state
+from appliance.hw.printer_status import (
+    QueueState,
+    absent_printer,
+    can_print,
+    french_reason,
+    printer_state,
+)
 from guichet.contract import ButtonState, DeviceHealth, Peripheral, PrinterState, ScannerState
 
 if TYPE_CHECKING:
@@ -175,6 +185,7 @@ class SimulatedPrinter:
         self.queue_state: QueueState = "idle"
         self.reasons: list[str] = []
         self.message: str | None = None
+        self.jobs: list[str] = []  # titles of the jobs submitted
 
     def set_reasons(self, reasons: Iterable[str], message: str | None = None) -> None:
         self.reasons, self.message = list(reasons), message
@@ -197,6 +208,23 @@ class SimulatedPrinter:
             ipp_state=ipp, reasons=self.reasons, message=self.message, model=self.model
         )
 
+    # DocumentPrinter: jobs "print" at once (titles kept; documents never read).
+    async def submit(self, path: str, title: str) -> int:
+        state = await self.state()
+        if not can_print(state):
+            raise DocumentError("printer_unavailable", french_reason(state))
+        self.jobs.append(title)
+        return len(self.jobs)
+
+    async def job_status(self, job_id: int) -> PrintJobStatus:
+        state = await self.state()
+        if not can_print(state):
+            return PrintJobStatus("failed", french_reason(state))
+        return PrintJobStatus("done")
+
+    async def cancel(self, job_id: int) -> None:
+        return None
+
 
 class SimulatedScanner:
     """The SANE device list, settable; ``device`` as in ``SaneScanner``."""
@@ -206,6 +234,8 @@ class SimulatedScanner:
     ) -> None:
         self._device = device
         self.devices = list(devices)
+        self.feeder = True
+        self.fault: str | None = None
 
     async def state(self) -> ScannerState:
         wanted = self._device
@@ -214,6 +244,44 @@ class SimulatedScanner:
             detail = f"not found: {wanted or 'any scanner'}"
             return ScannerState(health=DeviceHealth.ABSENT, detail=detail, devices=self.devices)
         return ScannerState(health=DeviceHealth.OK, model="Simulated Scanner", devices=self.devices)
+
+    # DocumentScanner: blank A4 pages with a dark band; ``fault`` is a SANE status text
+    # ("Document feeder jammed"…) raised, translated, by the next scan.
+    async def has_feeder(self) -> bool:
+        return self.feeder
+
+    async def scan(
+        self, settings: ScanSettings, on_page: Callable[[ScannedPage], None]
+    ) -> list[ScannedPage]:
+        from appliance.hw.sane_scan import translate
+
+        if self.fault is not None:
+            raise translate(RuntimeError(self.fault))
+        pages = []
+        for _ in range(SIMULATED_FEEDER_PAGES if settings.source == "adf" else 1):
+            await asyncio.sleep(0)
+            page = blank_page(settings)
+            pages.append(page)
+            on_page(page)
+        return pages
+
+
+SIMULATED_FEEDER_PAGES = 3
+
+
+def blank_page(settings: ScanSettings) -> ScannedPage:
+    """A white A4 page at ``settings``' resolution with a dark band where a title would be."""
+    width, height = round(8.27 * settings.resolution), round(11.69 * settings.resolution)
+    mode = {"color": "RGB", "gray": "L", "lineart": "1"}[settings.mode]
+    if mode == "1":
+        row_bytes = (width + 7) // 8
+        white, ink = b"\xff" * row_bytes, b"\x00" * row_bytes
+    else:
+        depth = 3 if mode == "RGB" else 1
+        white, ink = b"\xff" * (width * depth), b"\x20" * (width * depth)
+    band = settings.resolution // 3
+    rows = white * band + ink * band + white * (height - 2 * band)
+    return ScannedPage(width, height, mode, settings.resolution, rows)
 
 
 class SimulatedHotPlug:

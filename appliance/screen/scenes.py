@@ -13,7 +13,15 @@ import pygame
 
 from appliance.hw.ports import ScreenInfo, ScreenState
 from appliance.screen import texts
-from appliance.screen.draw import Canvas, call_button, check_mark, clock, spinner, warning_sign
+from appliance.screen.draw import (
+    Canvas,
+    call_button,
+    check_mark,
+    clock,
+    spinner,
+    warning_sign,
+    wrap,
+)
 from appliance.screen.theme import (
     BACKGROUND,
     BODY,
@@ -79,8 +87,14 @@ def out_of_service(canvas: Canvas, info: ScreenInfo, elapsed_s: float) -> None:
     canvas.text(texts.TELL_RECEPTION, size=EMPHASIS, top=y + 60, colour=YELLOW, bold=True)
 
 
-def in_call(canvas: Canvas, video: pygame.Surface | None, self_view: pygame.Surface | None) -> None:
-    """The agent full screen (letterboxed), oneself small bottom right, a discreet hint."""
+def in_call(
+    canvas: Canvas,
+    video: pygame.Surface | None,
+    self_view: pygame.Surface | None,
+    document: str | None = None,
+) -> None:
+    """The agent full screen (letterboxed), oneself small bottom right, a discreet hint;
+    over the top, what to do with a document while the agent scans or prints."""
     surface = canvas.surface
     if video is None:
         canvas.text(texts.CONNECTING, size=EMPHASIS, top=480, bold=True)
@@ -91,7 +105,32 @@ def in_call(canvas: Canvas, video: pygame.Surface | None, self_view: pygame.Surf
         rect = self_view.get_rect(bottomright=(canvas.width - margin, canvas.height - margin))
         pygame.draw.rect(surface, WHITE, rect.inflate(2 * border, 2 * border))
         surface.blit(self_view, rect)
+    if document:
+        _document_banner(canvas, document)
     _hang_up_hint(canvas)
+
+
+def _document_banner(canvas: Canvas, text: str) -> None:
+    """A band across the top: a sheet on the scanner's glass, and the instruction."""
+    surface = canvas.surface
+    height = canvas.px(200)
+    band = pygame.Surface((canvas.width, height), pygame.SRCALPHA)
+    band.fill(HINT_BACKDROP)
+    surface.blit(band, (0, 0))
+    glass = pygame.Rect(canvas.px(40), canvas.px(40), canvas.px(150), canvas.px(120))
+    pygame.draw.rect(surface, WHITE, glass, width=canvas.px(4), border_radius=canvas.px(8))
+    sheet = pygame.Rect(glass.x + canvas.px(12), glass.y + canvas.px(12), canvas.px(60), 0)
+    sheet.height = canvas.px(84)
+    pygame.draw.rect(surface, WHITE, sheet)
+    left = glass.right + canvas.px(40)
+    px = canvas.px(BODY)
+    lines = wrap(canvas.fonts.font(px, bold=True), text, canvas.width - left - canvas.px(40))[:3]
+    top = (height - len(lines) * round(px * 1.25)) // 2
+    for i, words in enumerate(lines):
+        line = canvas.fonts.line(words, px, bold=True, colour=WHITE)
+        rect = line.get_rect(topleft=(left, top + i * round(px * 1.25)))
+        surface.blit(line, rect)
+        canvas.text_rects.append(rect)
 
 
 def _hang_up_hint(canvas: Canvas) -> None:

@@ -30,6 +30,7 @@
     callId: null,
     call: null,
     pc: null,
+    documents: null,
     framesDecoded: 0,
     quality: "unknown",
     answeredAt: null,
@@ -190,6 +191,7 @@
     });
     state.call = call;
     state.pc = call.pc;
+    state.documents = new window.GuichetDocuments(call.documents);
     call.start().catch(reportError);
   }
 
@@ -200,6 +202,10 @@
     if (state.call) {
       state.call.close();
     }
+    if (state.documents) {
+      state.documents.close();
+    }
+    state.documents = null;
     state.call = null;
     state.pc = null;
     state.callId = null;

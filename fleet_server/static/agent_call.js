@@ -43,7 +43,8 @@
   }
 
   // hooks: send(message), onRemoteStream(stream), onLocalStream(stream), onQuality(stats),
-  // onProblem(text)
+  // onProblem(text). this.documents: the reliable, ordered "documents" data channel
+  // (guichet/documents.py), created before the first offer so the offer carries it.
   function AgentCall(callId, iceServers, hooks) {
     this.callId = callId;
     this.hooks = hooks;
@@ -55,6 +56,7 @@
     this.stats = { framesDecoded: 0, lossPct: null, rttMs: null, quality: "unknown" };
     this.last = { lost: 0, received: 0 };
     const self = this;
+    this.documents = this.pc.createDataChannel("documents", { ordered: true });
     this.pc.ontrack = function (event) {
       hooks.onRemoteStream(event.streams[0] || new MediaStream([event.track]));
     };

@@ -194,3 +194,30 @@ def test_texts() -> None:
     assert texts.mm_ss(-3) == "00:00"
     assert texts.reason_text(OutOfServiceReason.CAMERA_MISSING) == texts.REASONS["camera_missing"]
     assert texts.reason_text("Travaux dans la salle.") == "Travaux dans la salle."
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (1920, 1080)])
+def test_a_document_instruction_sits_over_the_call_without_overlap(size: tuple[int, int]) -> None:
+    pygame.font.init()
+    surface = pygame.Surface(size)
+    renderer = Renderer(surface, Fonts())
+    text = "Posez votre document face vers la vitre du scanner, en haut à gauche."
+    renderer.show(ScreenState.IN_CALL, {"document": text}, at=0.0)
+    renderer.draw(now=1.0)
+    rects = renderer.text_rects
+    assert len(rects) >= 3  # the instruction (wrapped) and the hang-up hint
+    bounds = surface.get_rect()
+    for i, rect in enumerate(rects):
+        assert bounds.contains(rect), f"{rect} leaves the screen"
+        assert rect.collidelist(rects[i + 1 :]) == -1, f"{rect} overlaps another line"
+
+
+def test_the_agent_stays_on_screen_when_an_instruction_comes(
+    screen: PygameScreen, tmp_path: Path
+) -> None:
+    screen.show(ScreenState.IN_CALL)
+    screen.show_frame(solid_frame(1280, 720, (200, 30, 40)))
+    screen.show(ScreenState.IN_CALL, document="Numérisation en cours : ne bougez pas le document.")
+    pixels = shot(screen, tmp_path / "instruction.png")
+    assert dominant(pixels) == (200, 30, 40)  # the agent's video, still there
+    assert np.all(pixels[40:160] == WHITE, axis=-1).sum() > 2_000  # the banner's text

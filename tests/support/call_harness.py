@@ -61,7 +61,10 @@ async () => {
 """
 
 
-def counter_toml(ws_url: str, token: str, data_dir: Path, camera_encoding: str) -> str:
+def counter_toml(
+    ws_url: str, token: str, data_dir: Path, camera_encoding: str, extra: str = ""
+) -> str:
+    """The counter's config; ``extra`` is appended: more [hardware] keys, then sections."""
     return f"""
 [device]
 id = "{DEVICE_ID}"
@@ -96,6 +99,7 @@ camera_fps = 30
 audio_in = "test_tone"
 audio_out = "none"
 system = "simulated"
+{extra}
 """
 
 
@@ -182,7 +186,11 @@ async def _log_in(page: Page, live: LiveApp, username: str) -> None:
 
 @asynccontextmanager
 async def call_rig(
-    tmp_path: Path, *, camera_encoding: str = "raw", **server_settings: Any
+    tmp_path: Path,
+    *,
+    camera_encoding: str = "raw",
+    counter_extra: str = "",
+    **server_settings: Any,
 ) -> AsyncIterator[CallRig]:
     async with AsyncExitStack() as stack:
         broker = Broker(workdir=tmp_path / "mosquitto")
@@ -198,7 +206,9 @@ async def call_rig(
         )
         live.add_user("agent-caf", service="caf")
         token = live.add_counter(DEVICE_ID, "Monts de Châlus", "Mairie")
-        text = counter_toml(live.ws_url, token, tmp_path / "counter", camera_encoding)
+        text = counter_toml(
+            live.ws_url, token, tmp_path / "counter", camera_encoding, counter_extra
+        )
         appliance = Appliance(parse_config(text.replace("{mqtt_url}", broker.url)))
         running = asyncio.create_task(appliance.run())
 

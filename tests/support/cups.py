@@ -63,6 +63,33 @@ def ensure_scheduler() -> None:
         time.sleep(POLL_S)
 
 
+PRIVACY_SETTINGS = {"PreserveJobFiles": "No", "PreserveJobHistory": "No"}
+
+
+def ensure_private_scheduler() -> None:
+    """Make the scheduler keep neither job files nor job history, as a counter's does
+    (``docs/decisions.md``). Written into cupsd.conf through CUPS's own admin request
+    (``cupsAdminSetServerSettings``), which restarts cupsd; a no-op once set."""
+    import cups
+
+    connection = cups.Connection()
+    current = connection.adminGetServerSettings()
+    if all(current.get(k, "").lower() == v.lower() for k, v in PRIVACY_SETTINGS.items()):
+        return
+    connection.adminSetServerSettings({**current, **PRIVACY_SETTINGS})
+    deadline = time.monotonic() + START_TIMEOUT_S
+    time.sleep(POLL_S)
+    while not scheduler_running():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"cupsd not back after {START_TIMEOUT_S} s")
+        time.sleep(POLL_S)
+
+
+def cups_pdf_output_dir() -> Path:
+    """Where cups-pdf writes a root-owned job (``Out ${HOME}/PDF`` in cups-pdf.conf)."""
+    return Path(os.path.expanduser("~root")) / "PDF"
+
+
 def install_failing_backend() -> None:
     path = BACKEND_DIR / FAILING_BACKEND
     if not path.exists() or path.read_text() != FAILING_BACKEND_SCRIPT:

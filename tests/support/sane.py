@@ -53,3 +53,13 @@ def sane_test_backend_fixture(tmp_path_factory: pytest.TempPathFactory) -> str:
         pytest.skip("SANE was initialised earlier in this process with the system config")
     sane_test_config(tmp_path_factory.getbasetemp())
     return TEST_DEVICE
+
+
+# The test backend keeps option values from one open to the next (per device, per process):
+# a test that makes it fail must set it back, or later scans fail too.
+NO_FAULT = {"enable_test_options": True, "read_return_value": "Default"}
+
+
+def fault(status: str) -> dict[str, object]:
+    """Options making the test backend's next reads fail with ``status`` (SANE_STATUS_…)."""
+    return {"enable_test_options": True, "read_return_value": status}
