@@ -16,7 +16,7 @@ from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import quote
 
-from fastapi import FastAPI, Request, status
+from fastapi import Depends, FastAPI, Request, status
 from fastapi.exception_handlers import (
     http_exception_handler,
     request_validation_exception_handler,
@@ -30,16 +30,23 @@ from starlette.responses import Response
 
 from fleet_server import (
     api,
+    api_enrol,
     health,
     signalling_ws,
+    web_account,
     web_admin,
     web_agent,
     web_alerts,
+    web_audit,
     web_auth,
+    web_calls,
     web_device,
+    web_enrolment,
     web_fleet,
+    web_users,
 )
-from fleet_server.auth import LoginThrottle
+from fleet_server.auth import IP_THROTTLE_MAX_FAILURES, LoginThrottle
+from fleet_server.broker_files import BrokerFiles
 from fleet_server.calls import CallManager
 from fleet_server.calls_store import CallJournal
 from fleet_server.db import make_engine, make_session_factory
@@ -51,6 +58,7 @@ from fleet_server.web_deps import (
     AppContext,
     CsrfRejectedError,
     LoginRequiredError,
+    csrf_guard,
     render,
 )
 from fleet_server.web_format import make_templates
@@ -88,6 +96,8 @@ def create_app(settings: Settings) -> FastAPI:
         metrics=Metrics(),
         templates=make_templates(),
         throttle=LoginThrottle(),
+        ip_throttle=LoginThrottle(max_failures=IP_THROTTLE_MAX_FAILURES),
+        broker=_broker_files(settings),
         calls=CallManager(
             CallJournal(sessions),
             ring_timeout_s=settings.ring_timeout_s,
@@ -108,6 +118,7 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url=f"{api.API_PREFIX}/openapi.json",
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(csrf_guard)],  # before any route's own dependencies
     )
     app.state.ctx = ctx
     app.add_middleware(
@@ -127,13 +138,32 @@ def create_app(settings: Settings) -> FastAPI:
         web_alerts.router,
         web_admin.router,
         web_agent.router,
+        web_users.router,
+        web_audit.router,
+        web_account.router,
+        web_calls.router,
+        web_enrolment.router,
         signalling_ws.router,
     ):
         app.include_router(router)
+    app.include_router(api_enrol.router)
     app.include_router(api.router)
     app.include_router(api.metrics_router)
     _install_error_pages(app)
     return app
+
+
+def _broker_files(settings: Settings) -> BrokerFiles | None:
+    if settings.broker_files_dir is None:
+        return None
+    assert settings.mqtt_username  # both checked by Settings
+    assert settings.mqtt_password
+    return BrokerFiles(
+        settings.broker_files_dir,
+        settings.mqtt_username,
+        settings.mqtt_password,
+        settings.broker_pid_file,
+    )
 
 
 @asynccontextmanager
@@ -143,6 +173,12 @@ async def _background(ctx: AppContext) -> AsyncIterator[None]:
     if ctx.settings.ingest_enabled:
         ingest = Ingest(ctx.settings, ctx.sessions, ctx.metrics)
         await asyncio.to_thread(ingest.start)
+        ctx.ingest = ingest
+    if ctx.broker is not None:
+        try:  # the server's own account and every enrolled counter, from the database
+            await web_enrolment.sync_broker(ctx)
+        except OSError:
+            logger.exception("broker files not synchronised at start-up")
     checks = asyncio.create_task(_health_checks_forever(ctx), name="health-checks")
     await ctx.calls.start()
     try:
@@ -152,6 +188,7 @@ async def _background(ctx: AppContext) -> AsyncIterator[None]:
         checks.cancel()
         await asyncio.gather(checks, return_exceptions=True)
         if ingest is not None:
+            ctx.ingest = None
             await asyncio.to_thread(ingest.stop)
         ctx.engine.dispose()
 

@@ -6,7 +6,11 @@
 - API tokens are random, shown once, and only their SHA-256 is stored (``ApiToken``).
 - Login throttling is per (username, client IP) and in memory: after
   ``THROTTLE_MAX_FAILURES`` failures within ``THROTTLE_WINDOW_S`` the pair is locked for
-  ``THROTTLE_LOCKOUT_S``. Several server replicas each keep their own counters.
+  ``THROTTLE_LOCKOUT_S``. A second throttle counts failures per client IP alone
+  (``IP_THROTTLE_MAX_FAILURES``), so trying many usernames from one place is locked too.
+  Several server replicas each keep their own counters.
+- Administrators may add a TOTP second factor (RFC 6238, pyotp; 30 s steps, one step of
+  clock drift accepted).
 - CSRF: one random token per session, put in every form that changes state and compared in
   constant time on the server (synchroniser token pattern; the session cookie is also
   ``SameSite=Lax``).
@@ -24,6 +28,7 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
@@ -41,6 +46,9 @@ MIN_PASSWORD_LENGTH = 10  # characters; argon2 makes guessing slow, length makes
 THROTTLE_MAX_FAILURES = 5  # failed logins per (username, IP) before a lockout
 THROTTLE_WINDOW_S = 15 * 60.0  # failures older than this are forgotten
 THROTTLE_LOCKOUT_S = 5 * 60.0  # how long a locked (username, IP) pair must wait
+IP_THROTTLE_MAX_FAILURES = 20  # failed logins from one IP, any usernames, before a lockout
+TOTP_VALID_WINDOW = 1  # 30 s steps of clock drift accepted either side
+TOTP_ISSUER = "Guichet Proche"
 TOKEN_PREFIX = "gp_"  # noqa: S105 - a marker, not a secret: secret scanners spot leaks
 TOKEN_BYTES = 32  # 256 bits of randomness
 SESSION_USER_KEY = "uid"
@@ -68,10 +76,12 @@ class Principal:
     username: str
     role: str
     via_token: bool = False
+    service: str | None = None  # an agent's service
+    site: str | None = None  # a reception user's site
 
 
 def principal_of(user: User, *, via_token: bool = False) -> Principal:
-    return Principal(user.id, user.username, user.role, via_token)
+    return Principal(user.id, user.username, user.role, via_token, user.service, user.site)
 
 
 # --- passwords and users ----------------------------------------------------------------
@@ -112,8 +122,7 @@ def upsert_user(
     """
     if role not in ROLES:
         raise AuthError(f"rôle inconnu « {role} » (attendu : {', '.join(ROLES)})")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise AuthError(f"mot de passe trop court ({MIN_PASSWORD_LENGTH} caractères au moins)")
+    check_password(password)
     if not username or len(username) > 64:
         raise AuthError("identifiant vide ou trop long (64 caractères au plus)")
     user = session.scalar(select(User).where(User.username == username))
@@ -125,6 +134,46 @@ def upsert_user(
     session.flush()
     logger.info("user saved", extra={"username": username, "role": role})
     return user
+
+
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AuthError(f"mot de passe trop court ({MIN_PASSWORD_LENGTH} caractères au moins)")
+
+
+def check_role(role: str, service: str | None, site: str | None) -> None:
+    """A role with what it needs: an agent answers for a service, reception works at a site."""
+    if role not in ROLES:
+        raise AuthError(f"rôle inconnu « {role} » (attendu : {', '.join(ROLES)})")
+    if role == "agent" and not service:
+        raise AuthError("un agent répond pour un service")
+    if role == "reception" and not site:
+        raise AuthError("un agent d'accueil travaille sur un site")
+
+
+def set_password(user: User, password: str) -> None:
+    """An administrator's reset: a new argon2 hash; the caller commits."""
+    check_password(password)
+    user.password_hash = hash_password(password)
+
+
+# --- TOTP second factor -----------------------------------------------------------------
+
+
+def new_totp_secret() -> str:
+    return pyotp.random_base32()
+
+
+def totp_uri(secret: str, username: str) -> str:
+    """The otpauth:// URI an authenticator app reads (typed in by hand: no QR code library)."""
+    return pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=TOTP_ISSUER)
+
+
+def totp_valid(secret: str, code: str) -> bool:
+    code = code.strip().replace(" ", "")
+    if not (code.isdigit() and len(code) == 6):
+        return False
+    return pyotp.TOTP(secret).verify(code, valid_window=TOTP_VALID_WINDOW)
 
 
 # --- API tokens -------------------------------------------------------------------------

@@ -113,6 +113,14 @@ class CallManager:
             )
         )
 
+    def drop_counter(self, device_id: str, code: int, reason: str) -> bool:
+        """Close a counter's signalling connection (revocation); False if not connected."""
+        counter = self._counters.get(device_id)
+        if counter is None:
+            return False
+        counter.link.close(code, reason)
+        return True
+
     async def counter_disconnected(self, counter: CounterSession) -> None:
         if self._counters.get(counter.info.device_id) is counter:
             del self._counters[counter.info.device_id]

@@ -113,7 +113,7 @@ def _read_password(from_stdin: bool) -> str | None:
 
 
 def _create_user(settings: Settings, args: argparse.Namespace) -> int:
-    from fleet_server import auth
+    from fleet_server import audit, auth
     from fleet_server.models import Service
 
     password = _read_password(args.password_stdin)
@@ -133,6 +133,10 @@ def _create_user(settings: Settings, args: argparse.Namespace) -> int:
                 service=args.service,
                 site=args.site,
             )
+            audit.record(
+                session, audit.SYSTEM_ACTOR, "user.create", args.username,
+                role=args.role, service=args.service, site=args.site, via="cli",
+            )  # fmt: skip
             session.commit()
     except auth.AuthError as exc:
         return _fail(str(exc), EXIT_USAGE)
@@ -141,10 +145,14 @@ def _create_user(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _create_api_token(settings: Settings, args: argparse.Namespace) -> int:
-    from fleet_server import auth
+    from fleet_server import audit, auth
 
     try:
         with _database(settings) as session:
+            audit.record(
+                session, audit.SYSTEM_ACTOR, "api_token.create", args.username,
+                name=args.name, via="cli",
+            )  # fmt: skip
             token = auth.create_api_token(session, args.username, args.name)
     except auth.AuthError as exc:
         return _fail(str(exc), EXIT_USAGE)
@@ -154,10 +162,13 @@ def _create_api_token(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _counter_token(settings: Settings, args: argparse.Namespace) -> int:
-    from fleet_server import calls_admin
+    from fleet_server import audit, calls_admin
 
     try:
         with _database(settings) as session:
+            audit.record(
+                session, audit.SYSTEM_ACTOR, "device.call_token", args.device_id, via="cli"
+            )
             token = calls_admin.new_call_token(session, args.device_id, create=True)
     except calls_admin.CallSetupError as exc:
         return _fail(str(exc), EXIT_USAGE)
@@ -167,11 +178,19 @@ def _counter_token(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _create_service(settings: Settings, args: argparse.Namespace) -> int:
-    from fleet_server import calls_admin
+    from fleet_server import audit, calls_admin
 
     try:
         with _database(settings) as session:
             calls_admin.create_service(session, args.code, args.label)
+            audit.record(
+                session,
+                audit.SYSTEM_ACTOR,
+                "service.create",
+                args.code,
+                label=args.label,
+                via="cli",
+            )
             session.commit()
     except calls_admin.CallSetupError as exc:
         return _fail(str(exc), EXIT_USAGE)

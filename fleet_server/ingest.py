@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fleet_server import health, store
 from fleet_server.db import make_engine, make_session_factory, migrate
+from fleet_server.errors import FleetError
 from fleet_server.metrics import Metrics
 from fleet_server.settings import Settings
 from guichet import contract
@@ -148,6 +149,17 @@ class Ingest:
         self._subscribed.clear()
         self._metrics.mqtt_connected.set(0)
         self._client = self._writer = None
+
+    def send_command(self, device_id: str, command: contract.Command) -> None:
+        """Publish a command to one counter (QoS 1); paho's publish is thread-safe."""
+        client = self._client
+        if client is None or not self._subscribed.is_set():
+            raise CommandNotSentError("the broker is not connected")
+        info = client.publish(
+            contract.topic(device_id, contract.Kind.CMD), contract.encode(command), qos=1
+        )
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise CommandNotSentError(f"publish failed ({info.rc})")
 
     def wait_connected(self, timeout: float) -> bool:
         """True once connected and subscribed (the broker acknowledged our subscription)."""
@@ -362,6 +374,10 @@ class Ingest:
 
 
 # --- decoding ---------------------------------------------------------------------------
+
+
+class CommandNotSentError(FleetError):
+    """A command could not be handed to the broker."""
 
 
 def decode(item: Incoming) -> store.Received | None:

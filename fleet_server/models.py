@@ -82,6 +82,12 @@ class Device(Base):
     service: Mapped[str | None] = mapped_column(String(64))
     # SHA-256 of the counter's call token (``/ws/counter``); the clear token is shown once.
     call_token_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Enrolment: the hardware identity it presented, and its broker password as Mosquitto's
+    # own PBKDF2-SHA512 hash (what the generated password file holds). None: no broker access.
+    hardware_id: Mapped[str | None] = mapped_column(String(128))
+    broker_password_hash: Mapped[str | None] = mapped_column(String(256))
+    enrolled_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class Service(Base):
@@ -220,6 +226,8 @@ class User(Base):
     site: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Base32 TOTP secret (second factor, administrators); a shared secret, so not a hash.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
 
 
 class ApiToken(Base):
@@ -232,3 +240,55 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(64))
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class AuditEntry(Base):
+    """One administrative act: who (id and name, kept if the user goes), when, what, on what."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str] = mapped_column(String(128), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class EnrolmentToken(Base):
+    """A token a technician puts on a counter so it may ask to join a site; SHA-256 only."""
+
+    __tablename__ = "enrolment_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    site: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    created_by: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    max_uses: Mapped[int] = mapped_column(Integer)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    pre_approved: Mapped[bool] = mapped_column(Boolean, default=False)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class EnrolmentRequest(Base):
+    """A counter that presented a token: pending, approved, rejected, then collected once."""
+
+    __tablename__ = "enrolment_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(64), index=True)
+    hardware_id: Mapped[str] = mapped_column(String(128))
+    site: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(128), default="")
+    token_id: Mapped[int | None] = mapped_column(
+        ForeignKey("enrolment_tokens.id", ondelete="SET NULL")
+    )
+    # SHA-256 of the secret the counter polls with (given to it at request time only).
+    poll_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)  # pending/approved/rejected/…
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    decided_by: Mapped[str | None] = mapped_column(String(64))

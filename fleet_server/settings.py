@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -41,6 +42,10 @@ class Settings(BaseSettings):
     call_resume_window_s: float = Field(default=float(RESUME_WINDOW_S), gt=0)
     # STUN/TURN servers given to both ends, as JSON: [{"urls": ["stun:…"]}].
     ice_servers: list[IceServerInfo] = Field(default_factory=list)
+    # Mosquitto's password and ACL files, generated here (enrolment, revocation) and reloaded
+    # with SIGHUP to the pid in broker_pid_file. Unset: the broker is managed elsewhere.
+    broker_files_dir: Path | None = None
+    broker_pid_file: Path | None = None
 
     @model_validator(mode="after")
     def _no_default_secret_in_production(self) -> Settings:
@@ -48,6 +53,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "GUICHET_SECRET_KEY must be set to a random value outside demo mode "
                 "(python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        if self.broker_files_dir is not None and not (self.mqtt_username and self.mqtt_password):
+            raise ValueError(
+                "GUICHET_BROKER_FILES_DIR needs the server's own broker account "
+                "(GUICHET_MQTT_USERNAME and GUICHET_MQTT_PASSWORD)"
             )
         if len(self.secret_key) < 16:
             raise ValueError("GUICHET_SECRET_KEY is too short (16 characters at least)")

@@ -172,6 +172,8 @@ def _agent_of(
         if user is None or not user.active:
             return "connexion requise"
         if user.role == "agent" and user.service:
+            if watched and watched != user.service:
+                return "réservé aux agents de ce service"
             return user.id, user.service, True
         if user.role == "admin" and watched and session.get(Service, watched) is not None:
             return user.id, watched, False

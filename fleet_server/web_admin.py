@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from fleet_server import calls_admin
+from fleet_server import audit, calls_admin
 from fleet_server.calls_store import missed_today
 from fleet_server.models import Device
 from fleet_server.web_deps import AdminUser, Ctx, Db, check_csrf, render
@@ -45,10 +45,14 @@ def create_service(
 ) -> Response:
     check_csrf(request, csrf_token)
     try:
-        calls_admin.create_service(db, code, label)
+        created = calls_admin.create_service(db, code, label)
     except calls_admin.CallSetupError as exc:
         db.rollback()
         return _services_page(request, db, user, str(exc))
+    audit.record(
+        db, user.username, "service.create", created.code, actor_user_id=user.user_id,
+        label=created.label,
+    )  # fmt: skip
     db.commit()
     return RedirectResponse("/admin/services", status.HTTP_303_SEE_OTHER)
 
@@ -67,6 +71,10 @@ async def set_service(
     def save() -> None:
         with ctx.sessions.begin() as session:
             calls_admin.set_device_service(session, device_id, service or None)
+            audit.record(
+                session, user.username, "device.service", device_id,
+                actor_user_id=user.user_id, service=service or None,
+            )  # fmt: skip
 
     try:
         await asyncio.to_thread(save)
@@ -89,7 +97,8 @@ def new_call_token(
     device = db.get(Device, device_id)
     if device is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Guichet inconnu")
-    token = calls_admin.new_call_token(db, device_id)
+    audit.record(db, user.username, "device.call_token", device_id, actor_user_id=user.user_id)
+    token = calls_admin.new_call_token(db, device_id)  # commits, the audit entry with it
     response = render(
         request, "call_token.html", {"device": device, "token": token}, principal=user
     )

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from fleet_server import calls_admin
 from fleet_server.models import Service, User
-from fleet_server.web_deps import AgentUser, Db, render
+from fleet_server.web_deps import AccessDeniedError, AgentUser, Db, render
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +21,10 @@ router = APIRouter(include_in_schema=False)
 def agent_console(request: Request, db: Db, user: AgentUser, service: str = "") -> Response:
     if user.role == "agent":
         row = db.get(User, user.user_id)
-        service = row.service or "" if row is not None else ""
+        own = row.service or "" if row is not None else ""
+        if service and service != own:
+            raise AccessDeniedError("Cette console est celle d'un autre service.")
+        service = own
     chosen = db.get(Service, service) if service else None
     context = {
         "section": "agent",

@@ -3,6 +3,17 @@ authenticated principal (by session cookie or bearer token) and page rendering.
 
 HTML pages raise ``LoginRequiredError`` (turned into a 303 redirect to ``/login`` by the app) or
 ``AccessDeniedError`` (a 403 page); API routes answer 401 with ``WWW-Authenticate: Bearer``.
+
+Who sees what (``tests/fleet_server/test_routes_access.py`` checks every route against it):
+admin — everything; auditor — every page read-only (fleet, alerts, audit log, call log,
+API); reception — the fleet table and counters' pages of their own site only; agent — the
+console and the call log of their own service only.
+
+``csrf_guard`` runs before every route: a POST/PUT/PATCH/DELETE must carry the session's CSRF
+token (form field ``csrf_token`` or header ``X-CSRF-Token``), except bearer-token API calls
+(no ambient credential to abuse), the paths in ``CSRF_EXEMPT`` (unauthenticated JSON) and
+anonymous requests (no session to ride on: the route sends them to the login form, and the
+login forms check their token themselves).
 """
 
 from __future__ import annotations
@@ -17,10 +28,13 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.requests import HTTPConnection
 
 from fleet_server import auth
+from fleet_server.broker_files import BrokerFiles
 from fleet_server.calls import CallManager
 from fleet_server.errors import FleetError
+from fleet_server.ingest import Ingest
 from fleet_server.metrics import Metrics
 from fleet_server.models import User
 from fleet_server.settings import Settings
@@ -40,6 +54,9 @@ class AppContext:
     templates: Jinja2Templates
     throttle: auth.LoginThrottle
     calls: CallManager
+    ip_throttle: auth.LoginThrottle
+    broker: BrokerFiles | None = None
+    ingest: Ingest | None = None  # set while the app runs with its MQTT ingest
 
 
 class LoginRequiredError(FleetError):
@@ -92,7 +109,7 @@ def dashboard_principal(
     return auth.principal_of(user)
 
 
-def _bearer_token(request: Request) -> str | None:
+def bearer_token(request: HTTPConnection) -> str | None:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     return (token.strip() or None) if scheme.lower() == "bearer" else None
 
@@ -101,7 +118,7 @@ def api_principal(
     request: Request, db: Db, user: Annotated[User | None, Depends(session_user)]
 ) -> auth.Principal:
     """For the JSON API and metrics: a bearer token, else the session; admin or auditor."""
-    token = _bearer_token(request)
+    token = bearer_token(request)
     if token is not None:
         owner = auth.user_for_token(db, token)
         if owner is None:
@@ -120,6 +137,33 @@ def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(
         status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"}
     )
+
+
+def fleet_principal(
+    user: Annotated[User | None, Depends(session_user)],
+) -> auth.Principal:
+    """For the fleet table and counters' pages: admin, auditor, or reception (own site)."""
+    if user is None:
+        raise LoginRequiredError
+    if user.role in auth.DASHBOARD_ROLES or (user.role == "reception" and user.site):
+        return auth.principal_of(user)
+    raise AccessDeniedError
+
+
+def site_allowed(user: auth.Principal, site: str) -> bool:
+    """Reception staff see their own site's counters only; the others see every site."""
+    return user.role != "reception" or user.site == site
+
+
+def call_log_principal(
+    user: Annotated[User | None, Depends(session_user)],
+) -> auth.Principal:
+    """For the call log: admin, auditor, or an agent (their own service only)."""
+    if user is None:
+        raise LoginRequiredError
+    if user.role in auth.DASHBOARD_ROLES or (user.role == "agent" and user.service):
+        return auth.principal_of(user)
+    raise AccessDeniedError("Le journal des appels est réservé aux agents d'un service.")
 
 
 def admin_principal(
@@ -143,9 +187,35 @@ def agent_principal(
 
 
 DashboardUser = Annotated[auth.Principal, Depends(dashboard_principal)]
+FleetUser = Annotated[auth.Principal, Depends(fleet_principal)]
+CallLogUser = Annotated[auth.Principal, Depends(call_log_principal)]
 AdminUser = Annotated[auth.Principal, Depends(admin_principal)]
 AgentUser = Annotated[auth.Principal, Depends(agent_principal)]
 ApiUser = Annotated[auth.Principal, Depends(api_principal)]
+
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+CSRF_HEADER = "x-csrf-token"
+CSRF_EXEMPT: set[str] = set()  # unauthenticated JSON endpoints (enrolment) add themselves
+
+
+async def csrf_guard(conn: HTTPConnection) -> None:
+    """Every state-changing request carries the session's CSRF token (see module doc)."""
+    if conn.scope["type"] != "http" or conn.scope["method"] not in UNSAFE_METHODS:
+        return
+    if conn.url.path in CSRF_EXEMPT or bearer_token(conn) is not None:
+        return
+    if auth.session_user_id(conn.session) is None:
+        return  # anonymous: the route refuses it (login form and TOTP step check inline)
+    submitted = conn.headers.get(CSRF_HEADER)
+    if submitted is None and isinstance(conn, Request):
+        content_type = conn.headers.get("content-type", "")
+        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            value = (await conn.form()).get(auth.CSRF_FIELD)
+            submitted = value if isinstance(value, str) else None
+    if not auth.csrf_valid(conn.session, submitted):
+        logger.warning("request rejected: bad or missing CSRF token", extra={"path": conn.url.path})
+        raise CsrfRejectedError
 
 
 def check_csrf(request: Request, submitted: str | None) -> None:

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from fleet_server import calls_admin, calls_store, queries
 from fleet_server.models import Device
 from fleet_server.web_charts import Chart, build_chart
-from fleet_server.web_deps import Ctx, DashboardUser, Db, render
+from fleet_server.web_deps import AccessDeniedError, Ctx, Db, FleetUser, render, site_allowed
 from guichet.contract import utcnow
 
 logger = logging.getLogger(__name__)
@@ -83,13 +83,15 @@ def device_page(
     device_id: str,
     db: Db,
     ctx: Ctx,
-    user: DashboardUser,
+    user: FleetUser,
     range: Literal["24h", "7d"] = "24h",
     events: int = 1,
 ) -> Response:
     device = db.get(Device, device_id)
     if device is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Guichet inconnu")
+    if not site_allowed(user, device.site):
+        raise AccessDeniedError("Ce guichet n'est pas sur votre site.")
     open_alerts, past_alerts = queries.alerts_overview(db, device_id=device_id, cleared_limit=50)
     span, range_label = RANGES[range]
     context = {

@@ -20,6 +20,8 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, required=True, help="the counter's TOML file")
     check = appliance.add_parser("check-config", help="validate a counter's TOML file")
     check.add_argument("--config", type=Path, required=True)
+    enrol = appliance.add_parser("enrol", help="enrol the counter with its fleet server")
+    enrol.add_argument("--config", type=Path, required=True)
 
     fleet = sub.add_parser("fleet", help="the fleet server").add_subparsers(
         dest="action", required=True
@@ -76,6 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if args.action == "check-config":
             return check_config(args.config)
+        if args.action == "enrol":
+            from appliance.app import enrol_command
+
+            return enrol_command(args.config)
         return run_appliance(args.config)
     if args.command == "fleet":
         from fleet_server.cli import main as fleet_main

@@ -156,3 +156,18 @@ def test_secure_cookie_when_configured(db_url: str) -> None:
     with running_app(db_url, session_cookie_secure=True) as app:
         app.add_user()
         assert "secure" in app.login().headers["set-cookie"].lower()
+
+
+def test_twenty_bad_logins_in_a_row_are_throttled(web: WebApp) -> None:
+    """One username: locked after 5; many usernames from one IP: the IP is locked at 20."""
+    codes = [web.login(password=f"wrong password {i}").status_code for i in range(20)]
+    assert codes[:5] == [401] * 5
+    assert set(codes[5:]) == {429}
+    assert web.login().status_code == 429
+
+    web.add_user("other", "auditor")
+    for i in range(20):  # a different username each time: only the per-IP count can stop it
+        assert web.login(f"guess-{i}", "wrong password").status_code in (401, 429)
+    refused = web.login("other")  # a valid user, right password, same IP
+    assert refused.status_code == 429
+    assert "Trop de tentatives" in refused.text

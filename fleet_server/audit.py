@@ -1,0 +1,110 @@
+"""The audit log: every administrative act, with who, when and what.
+
+``record`` adds the entry to the caller's session, so it is committed (or rolled back) with
+the act itself: no act without its entry, no entry for an act that failed. Details never
+carry a secret — only what was done and to what.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fleet_server.models import AuditEntry
+from guichet.contract import utcnow
+
+logger = logging.getLogger(__name__)
+
+PAGE_SIZE: Final = 200  # entries on the audit page; the CSV export has them all
+SYSTEM_ACTOR: Final = "système"  # the CLI and the server itself
+# French labels of the actions, for the page and the export.
+ACTIONS: Final = {
+    "user.create": "Utilisateur créé",
+    "user.update": "Utilisateur modifié",
+    "user.password_reset": "Mot de passe réinitialisé",
+    "user.deactivate": "Utilisateur désactivé",
+    "user.activate": "Utilisateur réactivé",
+    "user.totp_enable": "Double authentification activée",
+    "user.totp_disable": "Double authentification retirée",
+    "api_token.create": "Jeton d'API créé",
+    "service.create": "Service créé",
+    "device.service": "Service d'un guichet choisi",
+    "device.call_token": "Jeton d'appel généré",
+    "enrolment_token.create": "Jeton d'enrôlement créé",
+    "enrolment_token.revoke": "Jeton d'enrôlement révoqué",
+    "enrolment.approve": "Enrôlement approuvé",
+    "enrolment.reject": "Enrôlement refusé",
+    "device.rotate": "Identifiants d'un guichet renouvelés",
+    "device.revoke": "Guichet retiré du service",
+    "command.send": "Commande envoyée",
+}
+
+
+def record(
+    session: Session,
+    actor: str,
+    action: str,
+    target: str = "",
+    *,
+    actor_user_id: int | None = None,
+    **detail: Any,
+) -> AuditEntry:
+    """Add one entry to the session; the caller's commit makes it durable."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}")
+    entry = AuditEntry(
+        at=utcnow(),
+        actor_user_id=actor_user_id,
+        actor=actor,
+        action=action,
+        target=target,
+        detail=detail,
+    )
+    session.add(entry)
+    logger.info("audit", extra={"actor": actor, "action": action, "target": target})
+    return entry
+
+
+def latest(session: Session, limit: int = PAGE_SIZE) -> Sequence[AuditEntry]:
+    return session.scalars(
+        select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
+    ).all()
+
+
+def _all(session: Session) -> Iterable[AuditEntry]:
+    query = select(AuditEntry).order_by(AuditEntry.at, AuditEntry.id)
+    yield from session.scalars(query.execution_options(yield_per=1000))
+
+
+def describe(detail: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(detail.items()))
+
+
+def _cell(value: str) -> str:
+    """Neutralise spreadsheet formulas (CSV injection): a leading = + - @ becomes text."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def export_csv(session: Session) -> str:
+    """The whole log, oldest first, as CSV (UTF-8; a spreadsheet opens it as is)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["horodatage_utc", "auteur", "action", "libellé", "objet", "détails"])
+    for e in _all(session):
+        writer.writerow(
+            [
+                e.at.isoformat(),
+                _cell(e.actor),
+                e.action,
+                ACTIONS.get(e.action, e.action),
+                _cell(e.target),
+                _cell(describe(e.detail)),
+            ]
+        )
+    return out.getvalue()

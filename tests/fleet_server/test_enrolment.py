@@ -1,0 +1,154 @@
+"""Enrolment on the real app and database: tokens, pending counters, approval, credentials
+issued once and stored as hashes, refusals, revocation, and the audit trail."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from fleet_server.models import AuditEntry, Device, EnrolmentToken
+from tests.support.webapp import CSRF_RE, WebApp, running_app
+
+TOKEN_RE = re.compile(r"<code data-enrolment-token>(gpe_[^<]+)</code>")
+
+
+@pytest.fixture
+def web(db_url: str) -> Iterator[WebApp]:
+    with running_app(db_url) as app:
+        app.add_user("admin", "admin")
+        assert app.login().status_code == 303
+        yield app
+
+
+def csrf(web: WebApp) -> str:
+    match = CSRF_RE.search(web.client.get("/admin/enrolment").text)
+    assert match
+    return match.group(1)
+
+
+def new_token(web: WebApp, **form: Any) -> str:
+    data = {"site": "Monts de Châlus", "valid_hours": 2, "max_uses": 1} | form
+    page = web.client.post("/admin/enrolment/tokens", data=data | {"csrf_token": csrf(web)})
+    assert page.status_code == 200
+    assert page.headers["cache-control"] == "no-store"
+    match = TOKEN_RE.search(page.text)
+    assert match
+    return match.group(1)
+
+
+def ask(
+    web: WebApp, token: str, device_id: str = "monts-de-chalus", hw: str = "serial:abc1"
+) -> Any:
+    body = {"token": token, "device_id": device_id, "hardware_id": hw, "name": "Mairie"}
+    return web.client.post("/api/v1/enrol", json=body)
+
+
+def collect(web: WebApp, poll: str) -> Any:
+    return web.client.post("/api/v1/enrol/collect", headers={"Authorization": f"Bearer {poll}"})
+
+
+def test_enrolment_with_approval(web: WebApp) -> None:
+    token = new_token(web)
+    asked = ask(web, token)
+    assert asked.status_code == 202
+    assert asked.json()["state"] == "pending"
+    poll = asked.json()["poll_secret"]
+    assert collect(web, poll).json() == {
+        "state": "pending", "device_id": None, "broker_username": None,
+        "broker_password": None, "call_token": None,
+    }  # fmt: skip
+
+    page = web.client.get("/admin/enrolment").text
+    pending = re.search(r'data-request="(\d+)" data-device-id="monts-de-chalus"', page)
+    assert pending, "the counter is listed as pending"
+    approve = {"decision": "approve", "csrf_token": csrf(web)}
+    web.client.post(f"/admin/enrolment/requests/{pending.group(1)}", data=approve)
+
+    creds = collect(web, poll).json()
+    assert creds["state"] == "collected"
+    assert creds["broker_username"] == "monts-de-chalus"
+    assert len(creds["broker_password"]) >= 43
+    assert creds["call_token"].startswith("gpc_")
+    again = collect(web, poll).json()
+    assert again["state"] == "collected"
+    assert again["broker_password"] is None  # given once
+
+    with web.sessions() as session:
+        device = session.get(Device, "monts-de-chalus")
+        assert device is not None
+        assert device.site == "Monts de Châlus"
+        assert device.hardware_id == "serial:abc1"
+        assert device.broker_password_hash is not None
+        assert device.broker_password_hash.startswith("$7$101$")
+        assert creds["broker_password"] not in device.broker_password_hash
+        digest = hashlib.sha256(creds["call_token"].encode()).hexdigest()
+        assert device.call_token_sha256 == digest
+        stored = session.scalars(select(EnrolmentToken.token_sha256)).one()
+        assert stored == hashlib.sha256(token.encode()).hexdigest()
+        audit = session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
+    assert audit == ["enrolment_token.create", "enrolment.approve"]
+
+    with web.client.websocket_connect(
+        "/ws/counter", headers={"Authorization": f"Bearer {creds['call_token']}"}
+    ) as ws:
+        assert ws.receive_json()["type"] == "welcome"
+
+
+def test_pre_approved_token_and_its_limits(web: WebApp) -> None:
+    token = new_token(web, pre_approved="1", max_uses=2)
+    first = ask(web, token, "guichet-a", "serial:0001")
+    assert first.json()["state"] == "approved"
+    assert collect(web, first.json()["poll_secret"]).json()["state"] == "collected"
+    # The same counter id on other hardware cannot take the enrolled counter over.
+    assert ask(web, token, "guichet-a", "serial:9999").status_code == 403
+    assert ask(web, token, "guichet-b", "serial:0002").status_code == 202
+    assert ask(web, token, "guichet-c", "serial:0003").status_code == 403  # used up
+
+
+def test_bad_expired_and_revoked_tokens_are_refused(web: WebApp) -> None:
+    assert ask(web, "gpe_" + "x" * 43).status_code == 403
+    token = new_token(web)
+    with web.sessions.begin() as session:
+        past = datetime.now(UTC) - timedelta(minutes=1)
+        session.execute(update(EnrolmentToken).values(expires_at=past))
+    assert ask(web, token).status_code == 403
+    other = new_token(web)
+    with web.sessions() as session:
+        token_id = max(session.scalars(select(EnrolmentToken.id)).all())
+    web.client.post(f"/admin/enrolment/tokens/{token_id}/revoke", data={"csrf_token": csrf(web)})
+    assert ask(web, other).status_code == 403
+    assert ask(web, new_token(web), "Not An Id!").status_code in (403, 422)
+    assert collect(web, "gpp_" + "y" * 43).status_code == 401
+
+
+def test_revocation_deletes_credentials_and_refuses_signalling(web: WebApp) -> None:
+    token = new_token(web, pre_approved="1")
+    creds = collect(web, ask(web, token).json()["poll_secret"]).json()
+    bearer = {"Authorization": f"Bearer {creds['call_token']}"}
+    with web.client.websocket_connect("/ws/counter", headers=bearer) as live:
+        assert live.receive_json()["type"] == "welcome"
+        revoked = web.client.post(
+            "/devices/monts-de-chalus/revoke",
+            data={"csrf_token": csrf(web)},
+            follow_redirects=False,
+        )
+        assert revoked.status_code == 303
+        with pytest.raises(Exception) as closed:
+            live.receive_json()
+        assert getattr(closed.value, "code", None) == 4401
+    with web.sessions() as session:
+        device = session.get(Device, "monts-de-chalus")
+        assert device is not None
+        assert (device.broker_password_hash, device.call_token_sha256) == (None, None)
+        assert device.revoked_at is not None
+        assert "device.revoke" in session.scalars(select(AuditEntry.action)).all()
+    with web.client.websocket_connect("/ws/counter", headers=bearer) as ws:
+        with pytest.raises(Exception) as refused:
+            ws.receive_json()
+        assert getattr(refused.value, "code", None) == 4401

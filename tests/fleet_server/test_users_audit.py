@@ -1,0 +1,153 @@
+"""Administrators manage users (reset, roles, deactivation), the optional TOTP second
+factor, and the audit log with its CSV export — on the real app and database."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+
+import pyotp
+import pytest
+from sqlalchemy import select
+
+from fleet_server import audit
+from fleet_server.models import AuditEntry, User
+from tests.support.webapp import CSRF_RE, PASSWORD, WebApp, running_app
+
+NEW_PASSWORD = "another long passphrase"
+
+
+@pytest.fixture
+def web(db_url: str) -> Iterator[WebApp]:
+    with running_app(db_url) as app:
+        app.add_user("admin", "admin")
+        assert app.login().status_code == 303
+        yield app
+
+
+def csrf(web: WebApp, path: str = "/admin/users") -> str:
+    match = CSRF_RE.search(web.client.get(path).text)
+    assert match
+    return match.group(1)
+
+
+def user_id(web: WebApp, username: str) -> int:
+    with web.sessions() as session:
+        return session.scalars(select(User.id).where(User.username == username)).one()
+
+
+def actions(web: WebApp) -> list[tuple[str, str, str]]:
+    with web.sessions() as session:
+        rows = session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
+        return [(r.actor, r.action, r.target) for r in rows]
+
+
+def test_admin_creates_resets_and_deactivates_a_user(web: WebApp) -> None:
+    form = {"username": "lea", "password": PASSWORD, "role": "agent", "service": "caf"}
+    created = web.client.post("/admin/users", data=form | {"csrf_token": csrf(web)})
+    assert created.status_code == 200
+    assert 'data-user="lea"' in created.text
+    uid = user_id(web, "lea")
+
+    token = csrf(web)
+    reset = web.client.post(
+        f"/admin/users/{uid}/password", data={"password": NEW_PASSWORD, "csrf_token": token}
+    )
+    assert "réinitialisé" in reset.text
+    web.client.post(f"/admin/users/{uid}/active", data={"active": "0", "csrf_token": token})
+
+    other = running_client_login(web, "lea", NEW_PASSWORD)
+    assert other == 401  # deactivated
+    web.client.post(f"/admin/users/{uid}/active", data={"active": "1", "csrf_token": token})
+    assert running_client_login(web, "lea", PASSWORD) == 401  # the old password is gone
+    assert running_client_login(web, "lea", NEW_PASSWORD) == 303
+
+    assert actions(web) == [
+        ("admin", "user.create", "lea"),
+        ("admin", "user.password_reset", "lea"),
+        ("admin", "user.deactivate", "lea"),
+        ("admin", "user.activate", "lea"),
+    ]
+    with web.sessions() as session:
+        detail = session.scalars(select(AuditEntry.detail)).all()
+    assert all(NEW_PASSWORD not in str(d) and PASSWORD not in str(d) for d in detail)
+
+
+def running_client_login(web: WebApp, username: str, password: str) -> int:
+    """Log in on a second client (the admin's own session stays)."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(web.client.app, base_url="http://testserver") as client:
+        token = CSRF_RE.search(client.get("/login").text)
+        assert token
+        data = {"username": username, "password": password, "csrf_token": token.group(1)}
+        return client.post("/login", data=data, follow_redirects=False).status_code
+
+
+def test_roles_need_their_scope_and_an_admin_cannot_demote_itself(web: WebApp) -> None:
+    token = csrf(web)
+    base = {"password": PASSWORD, "csrf_token": token}
+    agent = web.client.post("/admin/users", data=base | {"username": "a", "role": "agent"})
+    assert agent.status_code == 400
+    assert "service" in agent.text
+    desk = web.client.post("/admin/users", data=base | {"username": "r", "role": "reception"})
+    assert desk.status_code == 400
+    short = base | {"username": "s", "role": "auditor", "password": "short"}
+    assert web.client.post("/admin/users", data=short).status_code == 400
+    me = user_id(web, "admin")
+    demote = web.client.post(f"/admin/users/{me}", data={"role": "auditor", "csrf_token": token})
+    assert demote.status_code == 400
+    assert actions(web) == []
+
+
+def test_totp_second_factor_for_an_administrator(web: WebApp) -> None:
+    page = web.client.get("/account/totp").text
+    secret = re.search(r"<code data-totp-secret>([A-Z2-7]+)</code>", page)
+    assert secret
+    totp = pyotp.TOTP(secret.group(1))
+    token = csrf(web, "/account/totp")
+    wrong = web.client.post("/account/totp", data={"code": "000000", "csrf_token": token})
+    assert wrong.status_code == 400
+    web.client.post("/account/totp", data={"code": totp.now(), "csrf_token": token})
+    assert "activée" in web.client.get("/account/totp").text
+
+    web.client.cookies.clear()
+    step = web.login()
+    assert step.headers["location"] == "/login/totp"
+    assert web.client.get("/", follow_redirects=False).status_code == 303  # not logged in yet
+    form = CSRF_RE.search(web.client.get("/login/totp").text)
+    assert form
+    bad = web.client.post("/login/totp", data={"code": "123456", "csrf_token": form.group(1)})
+    assert bad.status_code == 401
+    good = web.client.post(
+        "/login/totp",
+        data={"code": totp.now(), "csrf_token": form.group(1)},
+        follow_redirects=False,
+    )
+    assert good.status_code == 303
+    assert web.client.get("/").status_code == 200
+    assert [a for _, a, _ in actions(web)] == ["user.totp_enable"]
+
+
+def test_audit_page_and_csv_export(web: WebApp) -> None:
+    token = csrf(web, "/admin/services")
+    web.client.post("/admin/services", data={"code": "cpam", "label": "CPAM", "csrf_token": token})
+    with web.sessions.begin() as session:  # a name a spreadsheet would take for a formula
+        audit.record(session, "=HYPERLINK(1)", "user.update", "-2+3")
+    page = web.client.get("/admin/audit")
+    assert page.status_code == 200
+    assert "Service créé" in page.text
+    assert 'data-action="service.create"' in page.text
+
+    export = web.client.get("/admin/audit.csv")
+    assert export.status_code == 200
+    assert export.headers["content-type"].startswith("text/csv")
+    assert "attachment" in export.headers["content-disposition"]
+    rows = list(csv.reader(io.StringIO(export.text)))
+    assert rows[0][:3] == ["horodatage_utc", "auteur", "action"]
+    assert rows[1][1:5] == ["admin", "service.create", "Service créé", "cpam"]
+    assert rows[1][5] == "label=CPAM"
+    assert rows[2][1] == "'=HYPERLINK(1)"  # formulas are neutralised, not run by a spreadsheet
+    assert rows[2][4] == "'-2+3"

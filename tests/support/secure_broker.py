@@ -1,0 +1,119 @@
+"""A private Mosquitto started from ``deploy/mosquitto/mosquitto.conf`` itself, with test
+certificates made at test time (openssl). Only paths and the port are rewritten; every
+other directive is the shipped one (``test_deploy_config_is_used_as_shipped`` checks).
+
+Started as root, Mosquitto drops to user ``mosquitto``: the work directory is a fresh 0755
+directory under /tmp (pytest's own are 0700) and its files are handed to that user.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.mosquitto import MOSQUITTO, free_port, wait_port
+
+DEPLOY_CONF = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "mosquitto.conf"
+SERVER_USER = "guichet-fleet-server"
+
+
+def make_certificates(directory: Path) -> None:
+    """A test CA and a server certificate for 127.0.0.1/localhost signed by it."""
+    directory.mkdir(parents=True, exist_ok=True)
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+        "/CN=Guichet Proche test CA", "-keyout", "ca.key", "-out", "ca.pem")  # fmt: skip
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+        "-keyout", "server.key", "-out", "server.csr")  # fmt: skip
+    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.pem")  # fmt: skip
+
+
+def rewrite(conf: str, workdir: Path, port: int) -> str:
+    """The shipped configuration with this test's paths and port."""
+    return (
+        conf.replace("/etc/mosquitto/guichet/", f"{workdir}/files/")
+        .replace("/etc/mosquitto/certs/", f"{workdir}/certs/")
+        .replace("/run/mosquitto/mosquitto.pid", f"{workdir}/mosquitto.pid")
+        .replace("/var/lib/mosquitto/", f"{workdir}/data/")
+        .replace("log_dest syslog", f"log_dest file {workdir}/mosquitto.log")
+        .replace("\nlistener 8883\n", f"\nlistener {port} 127.0.0.1\n")
+    )
+
+
+@dataclass
+class SecureBroker:
+    workdir: Path
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def files_dir(self) -> Path:
+        return self.workdir / "files"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.workdir / "mosquitto.pid"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.workdir / "certs" / "ca.pem"
+
+    def reload(self) -> None:
+        os.kill(self.process.pid, signal.SIGHUP)
+
+    def log(self) -> str:
+        path = self.workdir / "mosquitto.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _give_to_mosquitto(root: Path) -> None:
+    try:
+        user = pwd.getpwnam("mosquitto")
+    except KeyError:
+        return
+    for path in [root, *root.rglob("*")]:
+        os.chown(path, user.pw_uid, user.pw_gid)
+
+
+@contextmanager
+def secure_broker(passwords: str, acl: str) -> Iterator[SecureBroker]:
+    """Mosquitto from the deploy config, with these initial password and ACL files."""
+    workdir = Path(tempfile.mkdtemp(prefix="guichet-mosquitto-"))
+    workdir.chmod(0o755)
+    try:
+        make_certificates(workdir / "certs")
+        files = workdir / "files"
+        files.mkdir()
+        (files / "passwd").write_text(passwords)
+        (files / "acl").write_text(acl)
+        (workdir / "data").mkdir()
+        port = free_port()
+        conf = workdir / "mosquitto.conf"
+        conf.write_text(rewrite(DEPLOY_CONF.read_text(), workdir, port))
+        _give_to_mosquitto(workdir)
+        process = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stderr=subprocess.DEVNULL)
+        try:
+            wait_port(port)
+            yield SecureBroker(workdir, port, process)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
