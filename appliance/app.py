@@ -409,15 +409,23 @@ def check_config(path: Path) -> int:
     return EXIT_OK
 
 
-def enrol_command(config_path: Path) -> int:
-    """``guichet appliance enrol``: ask to join, wait for approval, store the credentials."""
+def _configured(config_path: Path) -> ApplianceConfig | None:
+    """The loaded config with logging set up for it, or None after one line on stderr."""
     try:
         config = load_config(config_path)
     except ConfigError as exc:
         sys.stderr.write(f"guichet: {exc}\n")
-        return EXIT_CONFIG
+        return None
     setup_logging(config.logging.level, json_lines=config.logging.json_lines)
     device_id_var.set(config.device.id)
+    return config
+
+
+def enrol_command(config_path: Path) -> int:
+    """``guichet appliance enrol``: ask to join, wait for approval, store the credentials."""
+    config = _configured(config_path)
+    if config is None:
+        return EXIT_CONFIG
     try:
         asyncio.run(enrol.enrol(config))
     except (ApplianceError, OSError) as exc:
@@ -429,13 +437,9 @@ def enrol_command(config_path: Path) -> int:
 
 def main(config_path: Path) -> int:
     """``guichet appliance run``: run the counter until SIGTERM/SIGINT."""
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        sys.stderr.write(f"guichet: {exc}\n")
+    config = _configured(config_path)
+    if config is None:
         return EXIT_CONFIG
-    setup_logging(config.logging.level, json_lines=config.logging.json_lines)
-    device_id_var.set(config.device.id)
     try:
         if button_held_at_boot(config):
             run_boot_selftest(config)

@@ -38,6 +38,7 @@ from fleet_server.alert_rules import (
     printer_detail,
     telemetry_conditions,
 )
+from fleet_server.errors import FleetError
 from fleet_server.models import (
     Alert,
     CommandRecord,
@@ -191,7 +192,7 @@ def insert_ignore(
     elif dialect == "sqlite":
         stmt = sqlite.insert(table).on_conflict_do_nothing()
     else:  # pragma: no cover - only the two supported databases
-        raise NotImplementedError(f"insert-or-ignore on {dialect}")
+        raise FleetError(f"database {dialect} is not supported (PostgreSQL or SQLite)")
     if key is None:
         session.execute(stmt, rows)
         return set()

@@ -122,8 +122,8 @@ def cups_available() -> str | None:
 def cups_queues_fixture() -> Iterator[CupsQueues]:
     """Import ``cups_queues_fixture`` into a test module; request it as ``cups_queues``."""
     reason = cups_available()
-    if reason:
-        pytest.skip(reason)
+    if reason:  # ./run test installs CUPS and runs as root: a missing piece is a set-up bug
+        pytest.fail(f"CUPS tests cannot run: {reason}")
     ensure_scheduler()
     install_failing_backend()
     tag = uuid.uuid4().hex[:8]

@@ -44,13 +44,13 @@ def sane_test_backend_fixture(tmp_path_factory: pytest.TempPathFactory) -> str:
     try:
         import sane  # noqa: F401  # only checking it is there
     except ImportError:
-        pytest.skip("python-sane is not installed")
+        pytest.fail("python-sane is not installed (./run test installs it)")
     if not SYSTEM_TEST_CONF.exists():
-        pytest.skip("sane-backends' test backend is not installed")
+        pytest.fail("sane-backends' test backend is not installed (apt-get install sane-utils)")
     from appliance.hw import sane_scanner
 
     if sane_scanner.sane_initialised() and _config_dir is None:
-        pytest.skip("SANE was initialised earlier in this process with the system config")
+        pytest.fail("SANE was initialised earlier in this process with the system config")
     sane_test_config(tmp_path_factory.getbasetemp())
     return TEST_DEVICE
 
