@@ -16,8 +16,8 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 from appliance.errors import ConfigError
@@ -163,12 +163,6 @@ class CallSection(_Section):
             raise ValueError("must look like wss://server/ws/counter")
         return value
 
-    @model_validator(mode="after")
-    def _token_with_url(self) -> CallSection:
-        if self.server_url is not None and self.token is None:
-            raise ValueError("a call token is needed with server_url")
-        return self
-
 
 class DocumentsSection(_Section):
     """Remote scan and print during a call (``appliance/call/documents.py``)."""
@@ -193,6 +187,16 @@ class ApplianceConfig(_Section):
     call: CallSection = CallSection()
     documents: DocumentsSection = DocumentsSection()
     logging: LoggingSection = LoggingSection()
+
+    @field_validator("call")
+    @classmethod
+    def _call_token(cls, call: CallSection, info: ValidationInfo) -> CallSection:
+        # The call token is in the file, or comes with enrolment (first boot writes that way).
+        fleet = info.data.get("fleet")
+        enrolling = isinstance(fleet, FleetSection) and fleet.enrolment_token is not None
+        if call.server_url and not call.token and not enrolling:
+            raise ValueError("a call token is needed with server_url (or [fleet] enrolment_token)")
+        return call
 
 
 def parse_config(text: str, *, source: str = "<config>") -> ApplianceConfig:

@@ -150,7 +150,7 @@ class Provisioner:
             "wifi_cle": config.reseau.wifi_cle,
         }
         _write(data / SECRETS_FILE, json.dumps(secrets), mode=0o600)
-        if config.flotte.jeton:  # for enrolment (issue "security"); not read by the agent yet
+        if config.flotte.jeton:  # kept beside the agent config, which enrols with it
             _write(data / TOKEN_FILE, config.flotte.jeton + "\n", mode=0o600)
         else:
             (data / TOKEN_FILE).unlink(missing_ok=True)

@@ -61,9 +61,25 @@ class GuichetSection(_Section):
 class FlotteSection(_Section):
     adresse: str
     protocole: Literal["5", "3.1.1"] = "5"
+    # The fleet server's web address: enrolment and the calls' signalling go there.
+    site_web: str = ""
     jeton: str = ""
     utilisateur: str = ""
     mot_de_passe: str = ""
+
+    @field_validator("site_web")
+    @classmethod
+    def _site_web(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if value and (parts.scheme not in ("https", "http") or not parts.hostname):
+            raise ValueError("doit ressembler à https://flotte.exemple.fr")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _jeton_avec_site_web(self) -> FlotteSection:
+        if self.jeton and not self.site_web:
+            raise ValueError("site_web : obligatoire avec un jeton d'enrôlement")
+        return self
 
     @field_validator("adresse")
     @classmethod
@@ -207,6 +223,13 @@ def strip_secrets(text: str, note: str = "enregistré dans le guichet") -> str:
     return "\n".join(one(line) for line in text.split("\n"))
 
 
+def signalling_url(site_web: str) -> str:
+    """``https://host`` → ``wss://host/ws/counter`` (``http`` → ``ws``)."""
+    parts = urlsplit(site_web)
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    return f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}/ws/counter"
+
+
 def _q(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
 
@@ -230,6 +253,12 @@ def to_appliance_toml(config: BootConfig, *, data_dir: str) -> str:
         lines.append(f"username = {_q(flotte.utilisateur)}")
     if flotte.mot_de_passe:
         lines.append(f"password = {_q(flotte.mot_de_passe)}")
+    if flotte.site_web:
+        lines.append(f"enrolment_url = {_q(flotte.site_web)}")
+    if flotte.jeton:
+        lines.append(f"enrolment_token = {_q(flotte.jeton)}")
+    if flotte.site_web and flotte.jeton:  # the call token comes with enrolment
+        lines += ["", "[call]", f"server_url = {_q(signalling_url(flotte.site_web))}"]
     lines += ["", "[hardware]", *_hardware(simulated=config.essai.materiel_simule)]
     lines += ["", "[logging]", 'level = "INFO"', "json_lines = true", ""]
     return "\n".join(lines)

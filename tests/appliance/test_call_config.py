@@ -79,3 +79,12 @@ def test_loopback_candidates_only_when_asked(monkeypatch: pytest.MonkeyPatch) ->
     finally:
         loopback.disable_loopback_candidates()
     assert "127.0.0.1" not in aioice.ice.get_host_addresses(True, False)
+
+
+def test_enrolment_brings_the_call_token() -> None:
+    enrolling = (
+        '[fleet]\nenrolment_url = "https://flotte.exemple.fr"\nenrolment_token = "jeton-123456"\n'
+        '[call]\nserver_url = "wss://flotte.exemple.fr/ws/counter"\n'
+    )
+    config = parse_config(BASE + enrolling)
+    assert config.call.token is None  # enrolment (appliance/enrol.py) fills it in

@@ -64,6 +64,18 @@ def test_wifi_fixture_gives_a_wpa_supplicant_file() -> None:
     appliance = parse_config(to_appliance_toml(config, data_dir="/d"))
     assert appliance.fleet.protocol == "3.1.1"
     assert appliance.fleet.password is None
+    # Enrolment: the agent enrols with the token and gets its call token that way.
+    assert appliance.fleet.enrolment_url == "https://flotte.exemple.fr"
+    assert appliance.fleet.enrolment_token == "jeton-d-enrolement-123"
+    assert appliance.call.server_url == "wss://flotte.exemple.fr/ws/counter"
+    assert appliance.call.token is None
+
+
+def test_an_enrolment_token_needs_the_fleet_web_address() -> None:
+    text = _read("valide-wifi.toml").replace('site_web = "https://flotte.exemple.fr/"\n', "")
+    with pytest.raises(BootConfigError) as caught:
+        parse_boot_config(text)
+    assert "site_web : obligatoire avec un jeton d'enrôlement" in str(caught.value)
 
 
 def test_simulated_hardware_for_the_image_check() -> None:
