@@ -30,7 +30,9 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from guichet.messages import parse_json
 
 CHANNEL_LABEL = "documents"
 CHUNK_BYTES = 16 * 1024  # the size every WebRTC stack sends unfragmented
@@ -192,14 +194,7 @@ _TO_BROWSER: TypeAdapter[CounterToBrowser] = TypeAdapter(CounterToBrowser)
 
 
 def _parse(adapter: TypeAdapter[T], raw: str | bytes) -> T:
-    if len(raw) > MAX_MESSAGE_BYTES:
-        raise DocumentsError(f"message too large ({len(raw)} bytes)")
-    try:
-        return adapter.validate_json(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "message"
-        raise DocumentsError(f"invalid message: {where}: {first['msg']}") from None
+    return parse_json(adapter, raw, max_bytes=MAX_MESSAGE_BYTES, error=DocumentsError)
 
 
 def parse_from_browser(raw: str | bytes) -> BrowserToCounter:

@@ -18,7 +18,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from guichet.messages import parse_json
 
 MAX_MESSAGE_BYTES = 256 * 1024  # an SDP with all candidates is ~10 KB
 RESUME_WINDOW_S = 30  # a call whose counter link dropped is kept this long for a resume
@@ -196,14 +198,7 @@ _AGENT_OUT: TypeAdapter[ServerToAgent] = TypeAdapter(ServerToAgent)
 
 
 def _parse(adapter: TypeAdapter[T], raw: str | bytes) -> T:
-    if len(raw) > MAX_MESSAGE_BYTES:
-        raise SignallingError(f"message too large ({len(raw)} bytes)")
-    try:
-        return adapter.validate_json(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "message"
-        raise SignallingError(f"invalid message: {where}: {first['msg']}") from None
+    return parse_json(adapter, raw, max_bytes=MAX_MESSAGE_BYTES, error=SignallingError)
 
 
 def parse_from_counter(raw: str | bytes) -> CounterToServer:

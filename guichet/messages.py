@@ -1,0 +1,25 @@
+"""Parsing a JSON message against a pydantic type, shared by the WebSocket signalling
+(``guichet.signalling``) and the call's documents channel (``guichet.documents``): a size
+bound first, then one short error naming the first field at fault."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from pydantic import TypeAdapter, ValidationError
+
+T = TypeVar("T")
+
+
+def parse_json(
+    adapter: TypeAdapter[T], raw: str | bytes, *, max_bytes: int, error: type[ValueError]
+) -> T:
+    """Validate ``raw``; raise ``error`` (the caller's contract error) with a short reason."""
+    if len(raw) > max_bytes:
+        raise error(f"message too large ({len(raw)} bytes)")
+    try:
+        return adapter.validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "message"
+        raise error(f"invalid message: {where}: {first['msg']}") from None
