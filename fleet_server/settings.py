@@ -40,6 +40,14 @@ class Settings(BaseSettings):
     # call_resume_window_s before the call ends as "failed".
     ring_timeout_s: float = Field(default=120.0, gt=0)
     call_resume_window_s: float = Field(default=float(RESUME_WINDOW_S), gt=0)
+    # Schedules: an appointment rings its agent from this long before its start; a closed
+    # counter shows this number; the citizen's name and phone on an appointment are erased
+    # this long after it; every counter's retained config (its next 14 days) is re-sent at
+    # least this often, and at once after any change that concerns it.
+    appointment_tolerance_min: int = Field(default=10, ge=0, le=120)
+    closed_phone: str | None = Field(default=None, max_length=32)
+    appointment_retention_days: int = Field(default=30, ge=0, le=365)
+    config_refresh_s: float = Field(default=3600.0, gt=0)
     # STUN/TURN servers given to both ends, as JSON: [{"urls": ["stun:…"]}].
     ice_servers: list[IceServerInfo] = Field(default_factory=list)
     # Mosquitto's password and ACL files, generated here (enrolment, revocation) and reloaded

@@ -17,10 +17,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from guichet.questionnaire import Questionnaire
+from guichet.schedule import CounterSchedule
+
 TOPIC_ROOT = "guichet"
 PROTOCOL_VERSION = "v1"
 SCHEMA_VERSION: Literal[1] = 1  # the "v" field of every payload; bumped only with PROTOCOL_VERSION
 MAX_PAYLOAD_BYTES = 64 * 1024  # a telemetry message is ~1 KB; anything this big is hostile
+MAX_CONFIG_BYTES = 512 * 1024  # server → counter: two weeks of openings and appointments
 DEVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"  # also a valid broker username
 _DEVICE_ID_RE = re.compile(DEVICE_ID_PATTERN)
 
@@ -236,6 +240,7 @@ class SurveyAnswer(WireMessage):
     at: datetime
     questionnaire_version: int = Field(ge=1)
     answers: dict[Annotated[str, Field(max_length=64)], Scalar]
+    service: str | None = Field(default=None, max_length=64)  # the call's service, for statistics
 
 
 # --- commands and configuration ---------------------------------------------------------
@@ -271,6 +276,9 @@ class DeviceConfig(WireMessage):
     telemetry_interval_s: int | None = Field(default=None, ge=5, le=3600)
     ice_servers: list[IceServer] = Field(default_factory=list)
     texts: dict[str, str] = Field(default_factory=dict)
+    # The counter's openings and appointments for the next days (None: the server has none).
+    schedule: CounterSchedule | None = None
+    questionnaire: Questionnaire | None = None
 
 
 MODELS: dict[Kind, type[WireMessage]] = {
@@ -292,7 +300,7 @@ def encode(message: WireMessage) -> bytes:
 
 def decode(kind: Kind, payload: bytes) -> WireMessage:
     """Validate a payload for its topic kind; raises ContractError with a short reason."""
-    if len(payload) > MAX_PAYLOAD_BYTES:
+    if len(payload) > (MAX_CONFIG_BYTES if kind is Kind.CONFIG else MAX_PAYLOAD_BYTES):
         raise ContractError(f"payload too large ({len(payload)} bytes)")
     try:
         model = MODELS[kind].model_validate_json(payload)

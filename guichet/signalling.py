@@ -68,6 +68,8 @@ EndReason = Literal[
 class CallRequest(_Msg):
     type: Literal["call_request"] = "call_request"
     call_id: uuid.UUID
+    # The service the citizen chose when several were open; None: the server's routing decides.
+    service: str | None = Field(default=None, max_length=64)
 
 
 class Resume(_Msg):
