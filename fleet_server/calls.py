@@ -1,26 +1,30 @@
 """Call control: one ``CallManager`` per web process, created by ``create_app``.
 
-A call goes requested → queued for a service → offered to that service's connected agents →
-answered by exactly one → connected → ended (by either side, or by failure). Every handler
+A call goes requested → routed (``fleet_server.routing``: appointment, open slot or
+permanence, the citizen's choice) → queued for a service → offered to that service's
+connected agents → answered by exactly one → connected → ended (by either side, or by
+failure). A call with preferred agents (the booked agent of an appointment, the agents on
+duty of a permanence) is offered only to them for the service's ``fallback_s``, then to all
+the service's agents: each agent's queue lists only the calls offered to them. Every handler
 changes the state synchronously before its first ``await``, so two agents answering at the
 same moment cannot both win: the event loop runs one handler's check-and-set at a time.
 
 The manager knows connections only as ``Link``s (non-blocking ``send`` and ``close``) so the
 WebSocket layer stays thin and tests can drive it with fakes. Database writes go through the
-``CallJournal`` in order. SDP is relayed as is and never logged at info level.
+``CallJournal`` in order; timers (ring, fallback, resume windows) through ``CallTimers``
+(``calls_timers.py``). SDP is relayed as is and never logged at info level.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from fleet_server import calls_store as store
 from fleet_server.calls_parties import (
+    RESERVED_TEXT,
     AgentSession,
     Call,
     CounterSession,
@@ -31,7 +35,10 @@ from fleet_server.calls_parties import (
     queued_message,
     taken_message,
 )
-from fleet_server.calls_store import CallJournal
+from fleet_server.calls_store import CallJournal, ServiceInfo
+from fleet_server.calls_timers import CallTimers
+from fleet_server.routing import Refused
+from fleet_server.schedules import ScheduleOptions
 from guichet import signalling as sig
 from guichet.contract import utcnow
 
@@ -50,9 +57,11 @@ class CallManager:
         ring_timeout_s: float,
         resume_window_s: float,
         ice_servers: list[sig.IceServerInfo] | None = None,
+        schedule_options: ScheduleOptions | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._journal = journal
+        self.schedule_options = schedule_options
         self.ring_timeout_s, self.resume_window_s = ring_timeout_s, resume_window_s
         self.ice_servers = list(ice_servers or [])
         self._clock = clock
@@ -61,8 +70,8 @@ class CallManager:
         self._ended: dict[uuid.UUID, tuple[str, sig.EndReason]] = {}
         self._counters: dict[str, CounterSession] = {}
         self._agents: set[AgentSession] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.task_errors: list[BaseException] = []  # tests assert this stays empty
+        self._timers = CallTimers(self.end)
+        self.task_errors = self._timers.errors  # tests assert this stays empty
 
     # --- lifetime -------------------------------------------------------------------------
 
@@ -74,9 +83,7 @@ class CallManager:
     async def stop(self) -> None:
         for call in list(self._calls.values()):
             await self.end(call, "server_shutdown")
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._timers.stop()
 
     def active_calls(self) -> list[Call]:
         return list(self._calls.values())
@@ -97,12 +104,13 @@ class CallManager:
         await self.send_welcome(device_id)
 
     async def send_welcome(self, device_id: str) -> None:
-        """Tell the counter (again) which service its button calls: at connection and after
-        the administrator changes it."""
+        """Tell the counter (again) which service its button calls now (None: none or several
+        open): at connection and after the administrator changes it."""
         counter = self._counters.get(device_id)
         if counter is None:
             return
-        service = await self._journal.run(store.service_for(device_id, self._clock()))
+        now = self._clock()
+        service = await self._journal.run(store.service_now(device_id, now, self.schedule_options))
         counter.link.send(
             sig.Welcome(
                 device_id=device_id,
@@ -133,13 +141,13 @@ class CallManager:
         call.counter = None
         with call_context(call.id):
             logger.info("counter link lost; waiting for a resume")
-            self._later(call, "counter_lost", self.resume_window_s, "failed")
+            self._timers.end_after(call, "counter_lost", self.resume_window_s, "failed")
 
     async def counter_message(self, counter: CounterSession, message: sig.CounterToServer) -> None:
         with call_context(message.call_id):
             match message:
                 case sig.CallRequest():
-                    await self._request(counter, message.call_id)
+                    await self._request(counter, message.call_id, message.service)
                 case sig.Resume():
                     self._counter_resume(counter, message.call_id)
                 case sig.Hangup():
@@ -149,7 +157,9 @@ class CallManager:
                 case sig.MediaState():
                     self._media_state(counter, message)
 
-    async def _request(self, counter: CounterSession, call_id: uuid.UUID) -> None:
+    async def _request(
+        self, counter: CounterSession, call_id: uuid.UUID, requested: str | None = None
+    ) -> None:
         device_id = counter.info.device_id
         if call_id in self._calls or call_id in self._ended:
             self._counter_resume(counter, call_id)
@@ -157,21 +167,37 @@ class CallManager:
         if self._call_of(device_id) is not None:
             counter.link.send(error("call_in_progress", "Un appel est déjà en cours."))
             return
-        service = await self._journal.run(store.service_for(device_id, self._clock()))
-        if service is None:
-            counter.link.send(
-                error("no_service", "Aucun service n'est joignable depuis ce guichet.")
-            )
+        now = self._clock()
+        routed = await self._journal.run(
+            store.route_call(device_id, now, requested, self.schedule_options)
+        )
+        if isinstance(routed, Refused):
+            logger.info("call refused", extra={"device_id": device_id, "code": routed.code})
+            counter.link.send(error(routed.code, routed.message))
             return
         if self._call_of(device_id) is not None or call_id in self._calls:  # raced meanwhile
             counter.link.send(error("call_in_progress", "Un appel est déjà en cours."))
             return
+        service = ServiceInfo(routed.service, routed.label)
         call = Call(call_id, counter.info, service, self._clock(), counter)
+        call.preferred_agents = frozenset(routed.preferred_agents)
+        call.appointment_id = routed.appointment_id
+        call.exclusive = bool(call.preferred_agents) and routed.fallback_s > 0
         self._calls[call_id] = call
         self._call_of_device[device_id] = call_id
-        self._later(call, "ring", self.ring_timeout_s, "missed")
+        self._timers.end_after(call, "ring", self.ring_timeout_s, "missed")
+        if call.exclusive:
+            self._timers.after(call, "fallback", routed.fallback_s, self._offer_to_all)
         counter.link.send(queued_message(call))
-        logger.info("call queued", extra={"device_id": device_id, "service": service.code})
+        logger.info(
+            "call queued",
+            extra={
+                "device_id": device_id,
+                "service": service.code,
+                "appointment_id": routed.appointment_id,
+                "preferred_agents": sorted(call.preferred_agents),
+            },
+        )
         record = store.call_requested(call_id, counter.info, service.code, call.requested_at)
         await self._journal.run(record)
         await self.publish_queue(service.code)
@@ -186,7 +212,7 @@ class CallManager:
             counter.link.send(error("not_your_call", "Cet appel n'est pas celui du guichet."))
             return
         call.counter = counter
-        self._cancel_timer(call, "counter_lost")
+        self._timers.cancel(call, "counter_lost")
         logger.info("counter resumed the call", extra={"state": call.state})
         if call.state == "queued":
             counter.link.send(queued_message(call))
@@ -242,7 +268,7 @@ class CallManager:
     def _reattach_agent(self, call: Call, agent: AgentSession) -> None:
         with call_context(call.id):
             call.agent = agent
-            self._cancel_timer(call, "agent_lost")
+            self._timers.cancel(call, "agent_lost")
             logger.info("agent back in the call")
             agent.link.send(self._taken(call, by_me=True))
             if call.pending_to_agent is not None:
@@ -256,7 +282,7 @@ class CallManager:
                 call.agent = None
                 with call_context(call.id):
                     logger.info("agent link lost; waiting for a resume")
-                    self._later(call, "agent_lost", self.resume_window_s, "failed")
+                    self._timers.end_after(call, "agent_lost", self.resume_window_s, "failed")
 
     async def agent_message(self, agent: AgentSession, message: sig.AgentToServer) -> None:
         with call_context(message.call_id):
@@ -268,10 +294,7 @@ class CallManager:
                     if call is None or call.agent is not agent:
                         agent.link.send(sig.CallEnded(call_id=message.call_id, reason="failed"))
                         return
-                    reason: sig.EndReason = (
-                        "failed" if message.reason == "failed" else ("hangup_agent")
-                    )
-                    await self.end(call, reason)
+                    await self.end(call, "failed" if message.reason == "failed" else "hangup_agent")
                 case sig.Description():
                     self._relay_from_agent(agent, message)
 
@@ -283,6 +306,8 @@ class CallManager:
             agent.link.send(error("unknown_call", "Cet appel n'est plus en attente."))
         elif call.state != "queued":
             agent.link.send(self._taken(call, by_me=call.agent is agent))
+        elif not call.offered_to(agent):
+            agent.link.send(error("reserved", RESERVED_TEXT))
         elif any(c.agent is agent for c in self._calls.values()):
             agent.link.send(error("busy", "Terminez d'abord l'appel en cours."))
         else:
@@ -290,12 +315,13 @@ class CallManager:
 
     async def _take(self, call: Call, agent: AgentSession) -> None:
         call.state, call.agent, call.agent_user_id = "connected", agent, agent.user_id
-        self._cancel_timer(call, "ring")
+        self._timers.cancel(call, "ring")
+        self._timers.cancel(call, "fallback")
         answered_at = self._clock()
         logger.info("call answered", extra={"agent_user_id": agent.user_id})
         agent.link.send(self._taken(call, by_me=True))
         for other in self._agents_of(call.service.code):
-            if other is not agent:
+            if other is not agent and call.offered_to(other):
                 other.link.send(self._taken(call, by_me=False))
         if call.counter is not None:
             label = agent_label(call)
@@ -322,8 +348,7 @@ class CallManager:
             return
         was_queued = call.state == "queued"
         call.state = "ended"
-        for key in list(call.timers):
-            self._cancel_timer(call, key)
+        self._timers.cancel_all(call)
         self._calls.pop(call.id, None)
         if self._call_of_device.get(call.counter_info.device_id) == call.id:
             del self._call_of_device[call.counter_info.device_id]
@@ -339,14 +364,15 @@ class CallManager:
             await self.publish_queue(call.service.code)
 
     async def publish_queue(self, service: str, *, only: AgentSession | None = None) -> None:
-        """Send the service's waiting calls to its agents (or to one of them)."""
+        """Send the service's waiting calls to its agents (or to one of them), each agent
+        seeing only the calls offered to them."""
         missed = await self._journal.run(store.missed_today(service, self._clock()))
         waiting = [
             c for c in self._calls.values() if c.state == "queued" and c.service.code == service
         ]
-        queue = queue_message(service, waiting, missed)
         for agent in [only] if only is not None else self._agents_of(service):
-            agent.link.send(queue)
+            mine = [c for c in waiting if c.offered_to(agent)]
+            agent.link.send(queue_message(service, mine, missed))
 
     def _agents_of(self, service: str) -> list[AgentSession]:
         return [a for a in self._agents if a.service == service]
@@ -363,35 +389,11 @@ class CallManager:
         while len(self._ended) > ENDED_REMEMBERED:
             del self._ended[next(iter(self._ended))]
 
-    # --- timers ---------------------------------------------------------------------------
-
-    def _later(self, call: Call, key: str, delay_s: float, reason: sig.EndReason) -> None:
-        """End ``call`` with ``reason`` after ``delay_s`` unless the timer is cancelled."""
-        self._cancel_timer(call, key)
-
-        async def fire() -> None:
-            await asyncio.sleep(delay_s)
-            call.timers.pop(key, None)
-            logger.info("call timer fired", extra={"timer": key})
-            await self.end(call, reason)
-
-        call.timers[key] = self._spawn(fire(), f"call-{key}-{call.id}")
-
-    def _cancel_timer(self, call: Call, key: str) -> None:
-        task = call.timers.pop(key, None)
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
-            assert exc is not None
-            self.task_errors.append(exc)
-            logger.error("call task failed", exc_info=exc)
+    async def _offer_to_all(self, call: Call) -> None:
+        """The preferred agents' exclusive window is over: every agent of the service sees
+        the call (their consoles ring)."""
+        call.exclusive = False
+        if call.state == "queued":
+            with call_context(call.id):
+                logger.info("call now offered to all the service's agents")
+            await self.publish_queue(call.service.code)

@@ -16,6 +16,12 @@ from fleet_server.calls_store import CounterInfo, ServiceInfo
 from guichet import signalling as sig
 from guichet.logs import call_id_var
 
+# Why an agent may not answer a call yet (``reserved``), in French for their console.
+RESERVED_TEXT = (
+    "Cet appel est d'abord proposé à l'agent du rendez-vous ou de permanence ; "
+    "il vous sera proposé s'il ne répond pas."
+)
+
 
 class Link(Protocol):
     """One party's connection, as the manager sees it."""
@@ -52,6 +58,14 @@ class Call:
     timers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     pending_to_counter: sig.Description | None = None
     pending_to_agent: sig.Description | None = None
+    # Offered only to these agents (the booked one, those on duty) while ``exclusive``.
+    preferred_agents: frozenset[int] = frozenset()
+    exclusive: bool = False
+    appointment_id: int | None = None
+
+    def offered_to(self, agent: AgentSession) -> bool:
+        """Whether ``agent``'s console lists this call (watchers see every call)."""
+        return not self.exclusive or not agent.can_answer or agent.user_id in self.preferred_agents
 
 
 @contextmanager

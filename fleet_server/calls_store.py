@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fleet_server import routing
 from fleet_server.models import CallRecord
+from fleet_server.schedules import ScheduleOptions
 from fleet_server.web_format import DISPLAY_TZ
 
 logger = logging.getLogger(__name__)
@@ -62,10 +63,21 @@ class CallJournal:
 # --- operations (each runs inside a transaction) -----------------------------------------
 
 
-def service_for(device_id: str, now: datetime) -> Callable[[Session], ServiceInfo | None]:
+def route_call(
+    device_id: str, now: datetime, requested: str | None, options: ScheduleOptions | None
+) -> Callable[[Session], routing.Routed | routing.Refused]:
+    def op(session: Session) -> routing.Routed | routing.Refused:
+        return routing.route_call(session, device_id, now, requested, options)
+
+    return op
+
+
+def service_now(
+    device_id: str, now: datetime, options: ScheduleOptions | None
+) -> Callable[[Session], ServiceInfo | None]:
     def op(session: Session) -> ServiceInfo | None:
-        service = routing.service_for(session, device_id, now)
-        return ServiceInfo(service.code, service.label) if service is not None else None
+        found = routing.service_now(session, device_id, now, options)
+        return ServiceInfo(*found) if found is not None else None
 
     return op
 

@@ -161,6 +161,21 @@ class Ingest:
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise CommandNotSentError(f"publish failed ({info.rc})")
 
+    def publish_config(self, device_id: str, config: contract.DeviceConfig) -> None:
+        """Publish a counter's configuration, retained (QoS 1): it gets the latest one on
+        every connect. Thread-safe like ``send_command``."""
+        client = self._client
+        if client is None or not self._subscribed.is_set():
+            raise CommandNotSentError("the broker is not connected")
+        info = client.publish(
+            contract.topic(device_id, contract.Kind.CONFIG),
+            contract.encode(config),
+            qos=contract.QOS[contract.Kind.CONFIG],
+            retain=True,
+        )
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise CommandNotSentError(f"publish failed ({info.rc})")
+
     def wait_connected(self, timeout: float) -> bool:
         """True once connected and subscribed (the broker acknowledged our subscription)."""
         return self._subscribed.wait(timeout)
@@ -377,7 +392,7 @@ class Ingest:
 
 
 class CommandNotSentError(FleetError):
-    """A command could not be handed to the broker."""
+    """A command (or a counter's configuration) could not be handed to the broker."""
 
 
 def decode(item: Incoming) -> store.Received | None:
@@ -386,11 +401,11 @@ def decode(item: Incoming) -> store.Received | None:
     None for the server's own messages to counters (``cmd``, retained ``config``), which
     the catch-all subscription also brings back: they are acknowledged and skipped.
     """
-    if len(item.payload) > contract.MAX_PAYLOAD_BYTES:
-        raise ContractError(f"payload too large ({len(item.payload)} bytes)")
     device_id, kind = contract.parse_topic(item.topic)
     if kind not in contract.DEVICE_TO_SERVER:
-        return None
+        return None  # before the size check: a counter's config may exceed 64 KiB
+    if len(item.payload) > contract.MAX_PAYLOAD_BYTES:
+        raise ContractError(f"payload too large ({len(item.payload)} bytes)")
     message = contract.decode(kind, item.payload)
     return store.Received(
         device_id=device_id,

@@ -7,7 +7,7 @@ denormalised onto ``devices`` so the fleet table is one indexed query at 10,000 
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from sqlalchemy import (
@@ -37,13 +37,15 @@ class UtcDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is not None and value.tzinfo is None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
-        return value
+        # Stored (and compared, on SQLite: as text without a zone) in UTC, whatever the zone
+        # given: a Paris wall-clock time from a schedule must not be stored as if it were UTC.
+        return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        from datetime import UTC
-
         if value is None:
             return None
         if value.tzinfo is None:
@@ -205,6 +207,7 @@ class CallRecord(Base):
     __table_args__ = (
         Index("ix_calls_device_requested", "device_id", "requested_at"),
         Index("ix_calls_service_requested", "service", "requested_at"),
+        Index("ix_calls_requested_at", "requested_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
@@ -267,7 +270,7 @@ class SurveyRecord(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
-    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime())
     questionnaire_version: Mapped[int] = mapped_column(Integer)
     answers: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -60,7 +60,7 @@ class ScheduleOptions:
 
 @lru_cache(maxsize=16)
 def _holidays_of(year: int) -> dict[date, str]:
-    return dict(holidays.country_holidays("FR", years=year))
+    return dict(holidays.country_holidays("FR", years=year, language="fr"))
 
 
 def public_holiday(day: date) -> str | None:

@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
 from typing import Any, TypeVar
 
 import pytest
@@ -19,8 +20,11 @@ from fleet_server.calls import CallManager
 from fleet_server.calls_parties import AgentSession, CounterSession
 from fleet_server.calls_store import CallJournal, CounterInfo
 from fleet_server.db import make_engine, make_session_factory, migrate
-from fleet_server.models import CallRecord, Device, User
+from fleet_server.models import Appointment, CallRecord, Device, ScheduleRule, Service, User
+from fleet_server.schedules import ScheduleOptions
 from guichet import signalling as sig
+from guichet.contract import utcnow
+from guichet.schedule import PARIS
 
 M = TypeVar("M", bound=BaseModel)
 WAIT_S = 5.0
@@ -78,7 +82,7 @@ def link(party: CounterSession | AgentSession) -> FakeLink:
     return party.link
 
 
-async def make_world(db_url: str, **timing: float) -> AsyncIterator[World]:
+async def make_world(db_url: str, **timing: Any) -> AsyncIterator[World]:
     await asyncio.to_thread(migrate, db_url)
     engine = make_engine(db_url)
     sessions = make_session_factory(engine)
@@ -92,7 +96,7 @@ async def make_world(db_url: str, **timing: float) -> AsyncIterator[World]:
     with sessions() as session:
         agents = {u.username: u.id for u in session.scalars(select(User))}
     timing = {"ring_timeout_s": 30.0, "resume_window_s": 30.0} | timing
-    manager = CallManager(CallJournal(sessions), **timing)  # type: ignore[arg-type]
+    manager = CallManager(CallJournal(sessions), **timing)
     await manager.start()
     try:
         yield World(manager, sessions, agents)
@@ -284,8 +288,9 @@ async def test_a_new_counter_connection_replaces_the_old_one(world: World) -> No
     await world.manager.counter_connected(first)
     second = world.counter()
     await world.manager.counter_connected(second)
-    assert link(first).closed is not None
-    assert link(first).closed[0] == 4409
+    closed = link(first).closed
+    assert closed is not None
+    assert closed[0] == 4409
 
 
 async def test_stop_ends_active_calls(db_url: str) -> None:
@@ -302,3 +307,131 @@ async def test_watchers_see_the_queue_but_cannot_answer(world: World) -> None:
     _counter, call_id = await _queued_call(world)
     await world.manager.agent_message(watcher, sig.Answer(call_id=call_id))
     assert (await link(watcher).expect(sig.Error)).code == "watch_only"
+
+
+# --- routing by schedule: appointments, permanences, several services, closed ----------
+
+THURSDAY_11 = datetime(2027, 3, 25, 11, 0, tzinfo=PARIS)  # Caf 9–12 and MSA 11–12 open
+
+
+def _seed_schedules(world: World) -> None:
+    """Counters without a fixed service: ``rdv`` has an appointment with bob now; ``deux``
+    has Caf and MSA open on Thursday 11–12; Caf calls fall back to everyone after 2 s."""
+    now = utcnow()
+    with world.sessions.begin() as session:
+        session.get_one(Service, "caf").fallback_s = 2
+        session.add(Device(id="rdv", site="Monts de Châlus", name="Mairie"))
+        session.add(Device(id="deux", site="Vallée de la Gorre", name="CIAS"))
+        session.flush()
+        session.add(
+            Appointment(
+                service="caf",
+                device_id="rdv",
+                start=now - timedelta(minutes=1),
+                end=now + timedelta(minutes=29),
+                agent_user_id=world.agents["bob"],
+                created_at=now,
+                created_by="accueil",
+            )
+        )
+        for service, start in (("caf", 9), ("msa", 11)):
+            session.add(
+                ScheduleRule(
+                    service=service,
+                    mode="slot",
+                    device_id="deux",
+                    weekday=3,
+                    start_time=time(start),
+                    end_time=time(12),
+                )
+            )
+
+
+async def test_an_appointment_rings_its_agent_first_then_the_others(world: World) -> None:
+    _seed_schedules(world)
+    alice, bob = world.agent("alice"), world.agent("bob")
+    for agent in (alice, bob):
+        await world.manager.agent_connected(agent)
+        assert (await link(agent).expect(sig.Queue, skip=())).calls == []
+    counter = world.counter("rdv")
+    await world.manager.counter_connected(counter)
+    assert (await link(counter).expect(sig.Welcome)).service == "caf"
+    call_id = uuid.uuid4()
+    await world.manager.counter_message(counter, sig.CallRequest(call_id=call_id))
+    assert (await link(counter).expect(sig.CallQueued)).service == "caf"
+    assert [c.call_id for c in (await link(bob).expect(sig.Queue, skip=())).calls] == [call_id]
+    assert (await link(alice).expect(sig.Queue, skip=())).calls == []  # not offered to her
+    await world.manager.agent_message(alice, sig.Answer(call_id=call_id))
+    assert (await link(alice).expect(sig.Error, skip=())).code == "reserved"
+    # After the fallback time, alice's console lists it too, and she may answer.
+    queue = await link(alice).expect(sig.Queue, skip=())
+    assert [c.call_id for c in queue.calls] == [call_id]
+    await world.manager.agent_message(alice, sig.Answer(call_id=call_id))
+    assert (await link(alice).expect(sig.CallTaken)).by_me
+    assert not (await link(bob).expect(sig.CallTaken)).by_me
+    assert (await world.record(call_id)).agent_user_id == world.agents["alice"]
+
+
+async def test_the_booked_agent_answers_within_the_window(world: World) -> None:
+    _seed_schedules(world)
+    alice, bob = world.agent("alice"), world.agent("bob")
+    for agent in (alice, bob):
+        await world.manager.agent_connected(agent)
+    counter = world.counter("rdv")
+    await world.manager.counter_connected(counter)
+    call_id = uuid.uuid4()
+    await world.manager.counter_message(counter, sig.CallRequest(call_id=call_id))
+    await link(counter).expect(sig.CallQueued, skip=(sig.Welcome,))
+    await world.manager.agent_message(bob, sig.Answer(call_id=call_id))
+    assert (await link(bob).expect(sig.CallTaken)).by_me
+    # Alice never saw it: she gets no "taken" and no queue listing it, ever.
+    await world.manager.agent_message(bob, sig.Hangup(call_id=call_id, reason="hangup_agent"))
+    await link(counter).expect(sig.CallEnded, skip=(sig.CallAnswered,))
+    for message in link(alice).drain():
+        assert not isinstance(message, sig.CallTaken)
+        if isinstance(message, sig.Queue):
+            assert message.calls == []
+
+
+async def test_several_open_services_need_the_citizens_choice(db_url: str) -> None:
+    options = ScheduleOptions(phone="05 55 00 00 00")
+    async for world in make_world(db_url, clock=lambda: THURSDAY_11, schedule_options=options):
+        _seed_schedules(world)
+        counter = world.counter("deux")
+        await world.manager.counter_connected(counter)
+        assert (await link(counter).expect(sig.Welcome)).service is None  # several open
+        await world.manager.counter_message(counter, sig.CallRequest(call_id=uuid.uuid4()))
+        error = await link(counter).expect(sig.Error)
+        assert error.code == "choose_service"
+        assert "Caf, MSA" in error.message
+        await world.manager.counter_message(
+            counter, sig.CallRequest(call_id=uuid.uuid4(), service="carsat")
+        )
+        assert (await link(counter).expect(sig.Error)).code == "service_closed"
+        call_id = uuid.uuid4()
+        await world.manager.counter_message(
+            counter, sig.CallRequest(call_id=call_id, service="msa")
+        )
+        queued = await link(counter).expect(sig.CallQueued)
+        assert (queued.call_id, queued.service, queued.service_label) == (call_id, "msa", "MSA")
+        assert (await world.record(call_id)).service == "msa"
+
+
+async def test_a_closed_counter_refuses_with_its_next_openings(db_url: str) -> None:
+    at_noon = THURSDAY_11 + timedelta(hours=1)
+    options = ScheduleOptions(phone="05 55 00 00 00")
+    async for world in make_world(db_url, clock=lambda: at_noon, schedule_options=options):
+        _seed_schedules(world)
+        counter = world.counter("deux")
+        await world.manager.counter_connected(counter)
+        assert (await link(counter).expect(sig.Welcome)).service is None
+        await world.manager.counter_message(counter, sig.CallRequest(call_id=uuid.uuid4()))
+        error = await link(counter).expect(sig.Error)
+        assert error.code == "closed"
+        assert error.message.splitlines() == [
+            "Aucun service n'est ouvert.",
+            "Caf : jeudi 1 avril 9 h",
+            "MSA : jeudi 1 avril 11 h",
+            "Téléphone : 05 55 00 00 00",
+        ]
+        assert world.manager.active_calls() == []

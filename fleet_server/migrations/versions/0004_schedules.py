@@ -177,6 +177,9 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("site", sa.String(length=128), nullable=False, server_default="")
         )
+    # The monthly statistics scan one month of calls and questionnaires across all counters.
+    op.create_index("ix_calls_requested_at", "calls", ["requested_at"], unique=False)
+    op.create_index("ix_surveys_at", "surveys", ["at"], unique=False)
     with op.batch_alter_table("users") as batch:
         batch.add_column(sa.Column("ical_token_sha256", sa.String(length=64), nullable=True))
         batch.create_unique_constraint("uq_users_ical_token_sha256", ["ical_token_sha256"])
@@ -186,6 +189,8 @@ def downgrade() -> None:
     with op.batch_alter_table("users") as batch:
         batch.drop_constraint("uq_users_ical_token_sha256", type_="unique")
         batch.drop_column("ical_token_sha256")
+    op.drop_index("ix_surveys_at", table_name="surveys")
+    op.drop_index("ix_calls_requested_at", table_name="calls")
     with op.batch_alter_table("surveys") as batch:
         batch.drop_column("site")
         batch.drop_column("service")
