@@ -14,7 +14,8 @@ What runs, each under the supervisor (a crash degrades that part, is reported as
 - the status light: IDLE while the fleet is reachable, FAULT once it has been unreachable
   for ``FAULT_AFTER_S``;
 - with ``[call] server_url`` set, the call agent instead (``appliance/call``): button,
-  signalling link, WebRTC peer, screen; it owns the light and the screen;
+  signalling link, WebRTC peer, screen; it owns the light and the screen, follows the
+  schedule of the fleet's ``config`` and sends the questionnaire's answers as ``survey``;
 - the systemd watchdog ping, when systemd asks for one.
 """
 
@@ -233,7 +234,17 @@ class Appliance:
             ),
             reconnect_min_s=call.reconnect_min_s,
             reconnect_max_s=call.reconnect_max_s,
+            settings=self.settings,
+            submit_survey=self._send_survey,
+            questionnaire_enabled=self.config.questionnaire.enabled,
+            choice_buttons=hardware.choice_buttons,
+            speaker=hardware.speaker,
+            spoken=self.config.questionnaire.spoken,
         )
+
+    async def _send_survey(self, answer: contract.SurveyAnswer) -> None:
+        """Questionnaire answers: into the outbox first, published (QoS 1) when connected."""
+        await self.link.send(contract.Kind.SURVEY, answer)
 
     def _document_settings(self, hardware: Hardware) -> DocumentSettings | None:
         section = self.config.documents

@@ -94,6 +94,8 @@ class FleetSection(_Section):
 
 
 ScreenSide = Annotated[int, Field(ge=320, le=7680)]  # pixels: from a tiny panel to 8K
+GpioPin = Annotated[int, Field(ge=0, le=27)]  # BCM numbering, the 40-pin header's GPIOs
+MAX_CHOICE_BUTTONS = 6  # a questionnaire's options beyond these stay on the call button
 
 
 class HardwareSection(_Section):
@@ -103,6 +105,12 @@ class HardwareSection(_Section):
     button_pin: int = Field(default=17, ge=0, le=27)
     light: Literal["gpiozero", "simulated"] = "simulated"
     light_pin: int = Field(default=27, ge=0, le=27)
+    # Extra buttons, one per option (BCM GPIOs, same adapter as the call button): on the
+    # service choice and the questionnaire, the N-th calls/chooses the N-th option at once.
+    choice_pins: tuple[GpioPin, ...] = Field(default=(), max_length=MAX_CHOICE_BUTTONS)
+    # The questionnaire read aloud (when it is ``spoken``): espeak-ng, or "none".
+    speech: Literal["espeak-ng", "none"] = "none"
+    speech_voice: str = Field(default="fr", pattern=r"^[a-z][a-z0-9+_-]{0,31}$")
     gpio_pin_factory: Literal["default", "mock"] = "default"
     # The call's camera: "test_pattern" (PyAV lavfi; "simulated" is its older name).
     camera: Literal["picamera2", "v4l2", "test_pattern", "simulated", "none"] = "simulated"
@@ -132,6 +140,18 @@ class HardwareSection(_Section):
     screen_driver: Literal["kmsdrm", "x11", "wayland", "offscreen", "dummy"] = "kmsdrm"
     # [width, height]; unset takes the display's own mode, fullscreen (1280×720 in memory).
     screen_size: tuple[ScreenSide, ScreenSide] | None = None
+
+    @field_validator("choice_pins")
+    @classmethod
+    def _free_pins(cls, pins: tuple[int, ...], info: ValidationInfo) -> tuple[int, ...]:
+        if len(set(pins)) != len(pins):
+            raise ValueError("a GPIO is listed twice")
+        for name in ("button_pin", "light_pin"):
+            if info.data.get(name) in pins:
+                raise ValueError(
+                    f"GPIO{info.data[name]} is already the {name.removesuffix('_pin')}'s"
+                )
+        return pins
 
 
 class CallSection(_Section):
@@ -164,6 +184,18 @@ class CallSection(_Section):
         return value
 
 
+class QuestionnaireSection(_Section):
+    """The satisfaction questionnaire on the screen after each answered call.
+
+    Its questions come from the fleet server (``config``), else the built-in default.
+    """
+
+    enabled: bool = True
+    # Read the questions aloud: unset follows the fleet's questionnaire (``spoken``);
+    # true/false forces it on this counter (e.g. false where nobody should hear it).
+    spoken: bool | None = None
+
+
 class DocumentsSection(_Section):
     """Remote scan and print during a call (``appliance/call/documents.py``)."""
 
@@ -186,6 +218,7 @@ class ApplianceConfig(_Section):
     hardware: HardwareSection = HardwareSection()
     call: CallSection = CallSection()
     documents: DocumentsSection = DocumentsSection()
+    questionnaire: QuestionnaireSection = QuestionnaireSection()
     logging: LoggingSection = LoggingSection()
 
     @field_validator("call")

@@ -26,6 +26,7 @@ from appliance.hw.ports import (
     Printer,
     Scanner,
     Screen,
+    Speaker,
     StatusLight,
     SystemProbe,
 )
@@ -41,6 +42,7 @@ from appliance.hw.simulated import (
     SimulatedScreen,
     SimulatedSystemProbe,
 )
+from appliance.hw.speech import EspeakSpeaker, SilentSpeaker
 from appliance.hw.system_probe import PsutilSystemProbe
 from appliance.hw.udev_hotplug import PyudevHotPlug
 
@@ -64,15 +66,21 @@ class Hardware:
     # The gpiozero pin factory in use when it is gpiozero's MockFactory (demo, tests):
     # drive its pins (``pin_factory.pin(17).drive_low()``) to press the button.
     pin_factory: object | None = None
+    # Extra buttons, in the order of ``[hardware] choice_pins``: one per option on screen.
+    choice_buttons: list[Button] = field(default_factory=list)
+    speaker: Speaker = field(default_factory=SilentSpeaker)  # the questionnaire read aloud
 
     def close(self) -> None:
         """Release pins and stop watcher threads; safe to call twice."""
-        for name, part in (
+        parts: list[tuple[str, Screen | HotPlug | StatusLight | Button | Speaker]] = [
             ("screen", self.screen),
+            ("speaker", self.speaker),
             ("hot-plug", self.hotplug),
             ("light", self.light),
             ("button", self.button),
-        ):
+        ]
+        parts += [("choice button", button) for button in self.choice_buttons]
+        for name, part in parts:
             try:
                 part.close()
             except Exception:
@@ -91,6 +99,31 @@ def make_pin_factory(hw: HardwareSection) -> object | None:
     # A PWM-capable mock pin lets the light pulse as it does on a Pi.
     factory: object = MockFactory(pin_class=MockPWMPin) if hw.light == "gpiozero" else MockFactory()
     return factory
+
+
+def _buttons(
+    hw: HardwareSection, loop: asyncio.AbstractEventLoop, factory: object | None
+) -> tuple[Button, list[Button]]:
+    """The call button and the extra choice buttons, all on the call button's adapter."""
+    made: list[Button] = []
+    try:
+        for pin in (hw.button_pin, *hw.choice_pins):
+            made.append(
+                GpiozeroButton(pin, loop=loop, pin_factory=factory)
+                if hw.button == "gpiozero"
+                else SimulatedButton(loop=loop)
+            )
+    except BaseException:
+        for button in made:  # give the pins back: a retry must not find them reserved
+            button.close()
+        raise
+    return made[0], made[1:]
+
+
+def _speaker(hw: HardwareSection) -> Speaker:
+    if hw.speech == "espeak-ng":
+        return EspeakSpeaker(voice=hw.speech_voice)
+    return SilentSpeaker()
 
 
 def _camera(hw: HardwareSection) -> Camera:
@@ -146,11 +179,7 @@ def build_hardware(config: ApplianceConfig, loop: asyncio.AbstractEventLoop) -> 
     screen = _screen(hw)  # first: a display that will not open fails before a pin is taken
     try:
         factory = make_pin_factory(hw)
-        button: Button = (
-            GpiozeroButton(hw.button_pin, loop=loop, pin_factory=factory)
-            if hw.button == "gpiozero"
-            else SimulatedButton(loop=loop)
-        )
+        button, choice_buttons = _buttons(hw, loop, factory)
     except BaseException:
         screen.close()
         raise
@@ -164,7 +193,8 @@ def build_hardware(config: ApplianceConfig, loop: asyncio.AbstractEventLoop) -> 
             PyudevHotPlug(loop=loop) if hw.usb == "pyudev" else SimulatedHotPlug(loop=loop)
         )
     except BaseException:
-        button.close()  # give the pin back: a retry must not find it reserved
+        for pinned in (button, *choice_buttons):  # give the pins back for a retry
+            pinned.close()
         screen.close()
         raise
     system: SystemProbe = (
@@ -183,6 +213,8 @@ def build_hardware(config: ApplianceConfig, loop: asyncio.AbstractEventLoop) -> 
         screen=screen,
         media=build_media(config),
         pin_factory=factory,
+        choice_buttons=choice_buttons,
+        speaker=_speaker(hw),
     )
     logger.info("hardware: %s", hw.model_dump_json())
     return hardware

@@ -29,6 +29,20 @@ EXAMPLES: dict[ScreenState, ScreenInfo] = {
     ScreenState.ENDED: {},
     ScreenState.MISSED: {"next_opening": "mardi 2 décembre à 9 h", "phone": "32 30"},
     ScreenState.OUT_OF_SERVICE: {"reason": OutOfServiceReason.CAMERA_MISSING},
+    ScreenState.APPOINTMENT: {"service": SERVICE},
+    ScreenState.CHOICE: {"choices": [SERVICE, "MSA", "France Travail"], "selected": 0},
+    ScreenState.CLOSED: {
+        "lines": ["Caf : mardi 14 h", "MSA : jeudi 9 h", "Carsat : sur rendez-vous"],
+        "phone": "05 55 00 00 00",
+    },
+    ScreenState.SURVEY: {
+        "question": "Êtes-vous satisfait de cet échange ?",
+        "choices": ["Très mécontent", "Mécontent", "Moyen", "Content", "Très content"],
+        "selected": 3,
+        "faces": True,
+        "step": 2,
+        "steps": 3,
+    },
 }
 
 

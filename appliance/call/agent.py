@@ -5,6 +5,14 @@ machine's effects (messages, light, screen, fleet events, timers, media release)
 feeds it the inputs: button callbacks (already on the loop), server messages, the media
 path's state, and timers (``loop.call_later``). Every input runs with ``call_id`` set in
 the logging context, and so do the tasks it starts.
+
+It also follows the fleet's retained configuration (``RuntimeSettings``): each new one gives
+the machine the counter's schedule and questionnaire (the built-in default questionnaire
+when the server sends none; none at all when ``[questionnaire] enabled = false``). The
+questionnaire's answers go to ``submit_survey`` (the fleet link's outbox), without call id.
+Extra choice buttons (``choice_buttons``, when wired) are inputs of the machine like the call
+button; the questionnaire is read aloud by ``speaker`` when the fleet's questionnaire says
+``spoken`` (or the counter's ``[questionnaire] spoken`` overrides it).
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ import asyncio
 import contextvars
 import logging
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING
 
 from appliance.call.machine import CallMachine, CallTimings, Phase
@@ -27,20 +35,24 @@ from appliance.hw.ports import (
     Screen,
     ScreenInfo,
     ScreenState,
+    Speaker,
     StatusLight,
 )
 from guichet import signalling as sig
-from guichet.contract import EventKind, Scalar
+from guichet.contract import EventKind, Scalar, SurveyAnswer
 from guichet.logs import call_id_var
+from guichet.questionnaire import default_questionnaire
 
 if TYPE_CHECKING:
     from aiortc import RTCDataChannel
 
     from appliance.call.documents import DocumentSession, DocumentSettings
+    from appliance.fleet.settings import RuntimeSettings
 
 logger = logging.getLogger(__name__)
 
 Emit = Callable[[EventKind, dict[str, Scalar]], None]
+SubmitSurvey = Callable[[SurveyAnswer], Awaitable[object]]
 ANSWERING = frozenset({Phase.REQUESTING, Phase.WAITING, Phase.CONNECTING, Phase.IN_CALL})
 
 
@@ -59,8 +71,20 @@ class CallAgent:
         reconnect_min_s: float = 1.0,
         reconnect_max_s: float = 30.0,
         documents: DocumentSettings | None = None,
+        settings: RuntimeSettings | None = None,
+        submit_survey: SubmitSurvey | None = None,
+        questionnaire_enabled: bool = True,
+        choice_buttons: Sequence[Button] = (),
+        speaker: Speaker | None = None,
+        spoken: bool | None = None,
     ) -> None:
         self._button = button
+        self._choice_buttons = list(choice_buttons)
+        self._speaker = speaker
+        self._spoken = spoken  # None: as the questionnaire says
+        self._settings = settings
+        self._submit_survey = submit_survey
+        self._questionnaire_enabled = questionnaire_enabled and submit_survey is not None
         self._document_settings = documents
         self._documents: DocumentSession | None = None
         self._light = light
@@ -83,8 +107,12 @@ class CallAgent:
             reconnect_max_s=reconnect_max_s,
         )
         self.machine = CallMachine(
-            self, timings or CallTimings(), clock=lambda: asyncio.get_running_loop().time()
+            self,
+            timings or CallTimings(),
+            clock=lambda: asyncio.get_running_loop().time(),
+            choice_buttons=len(self._choice_buttons),
         )
+        self._configure()
 
     @property
     def peer(self) -> CallPeer | None:
@@ -98,9 +126,16 @@ class CallAgent:
             await asyncio.to_thread(wipe_all, self._document_settings.private_dir)
         self._button.when_pressed(lambda: self._input(self.machine.pressed))
         self._button.when_released(lambda held_s: self._input(self.machine.released, held_s))
+        for option, choice in enumerate(self._choice_buttons):
+            choice.when_pressed(self._choice_callback(option))
+        following = asyncio.create_task(self._follow_config(), name="call:config")
         try:
             await self.client.run()
         finally:
+            following.cancel()
+            await asyncio.wait([following])
+            if self._speaker is not None:
+                self._speaker.stop()
             for handle in self._timers.values():
                 handle.cancel()
             self._timers.clear()
@@ -117,6 +152,27 @@ class CallAgent:
 
     # --- inputs --------------------------------------------------------------------------
 
+    def _configure(self) -> None:
+        """Give the machine the schedule and questionnaire of the current configuration."""
+        config = self._settings.device_config if self._settings is not None else None
+        schedule = config.schedule if config is not None else None
+        questionnaire = None
+        if self._questionnaire_enabled:
+            sent = config.questionnaire if config is not None else None
+            questionnaire = sent or default_questionnaire()
+            if self._spoken is not None:
+                questionnaire = questionnaire.model_copy(update={"spoken": self._spoken})
+        self._input(self.machine.configure, schedule, questionnaire)
+
+    async def _follow_config(self) -> None:
+        settings = self._settings
+        if settings is None:
+            return
+        seen = settings.generation
+        while True:
+            seen = await settings.wait_changed(seen)
+            self._configure()
+
     def _input(self, handler: Callable[..., None], *args: object) -> None:
         """Run one machine input with the current call's id in the logging context."""
         call_id = self.machine.call_id
@@ -125,6 +181,9 @@ class CallAgent:
             handler(*args)
         finally:
             call_id_var.reset(token)
+
+    def _choice_callback(self, option: int) -> Callable[[], None]:
+        return lambda: self._input(self.machine.choice_pressed, option)
 
     def _on_message(self, message: sig.ServerToCounter) -> None:
         machine = self.machine
@@ -245,6 +304,30 @@ class CallAgent:
         documents, self._documents = self._documents, None
         if documents is not None:  # wipes the call's documents from memory and disk
             self._start(documents.close())
+
+    def speak(self, text: str | None) -> None:
+        if self._speaker is None:
+            return
+        if text is None:
+            self._speaker.stop()
+        else:
+            self._speaker.say(text)
+
+    def survey(self, answer: SurveyAnswer) -> None:
+        submit = self._submit_survey
+        if submit is None:
+            return
+        # Run outside the call's logging context: nothing ties the answers to the call.
+        context = contextvars.copy_context()
+        context.run(call_id_var.set, None)
+        task = asyncio.create_task(self._queue_survey(submit, answer), context=context)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    @staticmethod
+    async def _queue_survey(submit: SubmitSurvey, answer: SurveyAnswer) -> None:
+        await submit(answer)
+        logger.info("questionnaire answers queued for the fleet")
 
     async def _release(self, peer: CallPeer) -> None:
         await peer.close()

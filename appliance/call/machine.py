@@ -1,11 +1,27 @@
 """The call's state machine: button, server messages and media state in; effects out.
 
 Pure: no I/O, no hardware, no asyncio. The driver (``agent.py``) feeds it inputs and
-carries out its effects (``CallEffects``): send a signalling message, set the light and the
-screen, publish a fleet event, start or cancel a named timer, release the media.
+carries out its effects (``CallEffects`` in ``phases.py``, with the phases and timer names):
+send a signalling message, set the light and the screen, publish a fleet event, start or
+cancel a named timer, release the media, queue answers, speak.
 
     out_of_service ⇄ idle → requesting → waiting → connecting → in_call → ended → idle
                                     (long press, missed, failure, agent hang-up) ↗
+                                       answered call, questionnaire on: → survey → ended
+
+What IDLE shows and what the button does there follow the counter's schedule (the retained
+``config`` message; ``configure``), decided with ``guichet.schedule.decide`` on the wall
+clock and refreshed every minute: an appointment due now, one service open (press: call),
+several open (the CHOICE list: a short press moves the highlight, a long press calls the
+highlighted service — both act on *release*, as the button reports the hold time then), or
+nothing open (CLOSED: next openings and a phone number; a press still asks the server, which
+is authoritative and answers with its own words). Without a schedule, the service the
+server's ``welcome`` names, as before. Extra choice buttons, when wired (``choice_buttons``),
+call the N-th listed service at once.
+
+After a call that was answered, the questionnaire (``survey.py``) takes the buttons; a
+question left without a press for ``timeout_s`` abandons the rest. Answers given are sent
+(``survey`` effect), then "Merci" (ENDED) and IDLE. No call starts during the questionnaire.
 
 A dropped signalling link or media path during a call starts the ``restore`` timer; the
 link's return sends ``Resume`` (the citizen presses nothing); if both are not back when it
@@ -18,80 +34,43 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Protocol
+from datetime import UTC, datetime
 
-from appliance.hw.ports import LightPattern, OutOfServiceReason, ScreenInfo, ScreenState
+from appliance.call.idle import (
+    IdleScreen,
+    highlighted_service,
+    idle_screen,
+    is_choice,
+    next_minute_s,
+)
+from appliance.call.phases import (
+    ACTIVE,
+    ENDED_SCREEN,
+    LIGHT,
+    MINUTE,
+    MINUTE_MARGIN_S,
+    OUT_OF_SERVICE,
+    QUESTION,
+    REQUEST,
+    RESTORE,
+    RING,
+    Call,
+    CallEffects,
+    CallTimings,
+    Phase,
+    ended_screen,
+    service_info,
+)
+from appliance.call.survey import Questioning, SurveyRun
+from appliance.hw.ports import OutOfServiceReason, ScreenInfo, ScreenState
 from guichet import signalling as sig
-from guichet.contract import EventKind, Scalar
+from guichet.contract import EventKind
+from guichet.questionnaire import Questionnaire
+from guichet.schedule import CounterSchedule, Route, decide
+
+__all__ = ["CallMachine", "CallTimings", "Phase"]  # the last two live in phases.py
 
 logger = logging.getLogger(__name__)
-
-
-class Phase(StrEnum):
-    OUT_OF_SERVICE = "out_of_service"
-    IDLE = "idle"
-    REQUESTING = "requesting"  # CallRequest sent, not yet queued
-    WAITING = "waiting"  # queued for a service, ringing at its agents
-    CONNECTING = "connecting"  # answered, media not yet up
-    IN_CALL = "in_call"
-    ENDED = "ended"  # "Merci" (or "missed") on screen for a moment
-
-
-ACTIVE = frozenset({Phase.REQUESTING, Phase.WAITING, Phase.CONNECTING, Phase.IN_CALL})
-LIGHT = {
-    Phase.OUT_OF_SERVICE: LightPattern.FAULT,
-    Phase.IDLE: LightPattern.IDLE,
-    Phase.REQUESTING: LightPattern.WAITING,
-    Phase.WAITING: LightPattern.WAITING,
-    Phase.CONNECTING: LightPattern.WAITING,
-    Phase.IN_CALL: LightPattern.IN_CALL,
-    Phase.ENDED: LightPattern.OFF,
-}
-
-# Timer names (the driver keeps one per name; starting one replaces it).
-RESTORE, REQUEST, RING, ENDED_SCREEN, OUT_OF_SERVICE = (
-    "restore",
-    "request",
-    "ring",
-    "ended_screen",
-    "out_of_service",
-)
-
-FAILED_TEXT = "La communication a été coupée et n'a pas pu reprendre."
-
-
-@dataclass(frozen=True, slots=True)
-class CallTimings:
-    long_press_s: float = 2.0
-    restore_s: float = float(sig.RESUME_WINDOW_S)  # media or link back within this, or failed
-    request_s: float = 10.0  # CallRequest unacknowledged this long: the server is not coping
-    ring_grace_s: float = 15.0  # beyond the server's ring timeout, give up locally
-    ended_screen_s: float = 6.0  # "Merci" stays this long before the welcome screen
-    out_of_service_after_s: float = 10.0  # a blip of the link must not flash "hors service"
-
-
-class CallEffects(Protocol):
-    def send(self, message: sig.CounterToServer) -> None: ...
-    def light(self, pattern: LightPattern) -> None: ...
-    def screen(self, state: ScreenState, info: ScreenInfo) -> None: ...
-    def emit(self, kind: EventKind, data: dict[str, Scalar]) -> None: ...
-    def start_timer(self, name: str, delay_s: float) -> None: ...
-    def cancel_timer(self, name: str) -> None: ...
-    def release_media(self) -> None: ...
-
-
-@dataclass
-class _Call:
-    call_id: uuid.UUID
-    service: str | None = None
-    service_label: str | None = None
-    answered: bool = False
-    requested_at: float = 0.0  # monotonic, for the waiting screen
-    started_at: float | None = None  # media first connected (monotonic)
-    link_lost: bool = False
-    media_lost: bool = False
-    pending_hangup: sig.EndReason | None = None  # to send once the link is back
 
 
 @dataclass
@@ -101,9 +80,17 @@ class CallMachine:
     clock: Callable[[], float] = field(default=lambda: 0.0)
     new_id: Callable[[], uuid.UUID] = field(default=uuid.uuid4)
     phase: Phase = Phase.OUT_OF_SERVICE
-    call: _Call | None = None
+    call: Call | None = None
     link_up: bool = False
     welcome: sig.Welcome | None = None
+    wall_clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    schedule: CounterSchedule | None = None  # None: the service ``welcome`` names
+    questionnaire: Questionnaire | None = None  # None: no questionnaire after calls
+    questioning: Questioning | None = None  # the questionnaire on screen (SURVEY)
+    choice_buttons: int = 0  # extra buttons wired: button N chooses the N-th option
+    _selected_service: str | None = field(default=None, init=False)  # CHOICE highlight
+    _choice_armed: bool = field(default=False, init=False)  # a press began on the list
+    _idle_shown: IdleScreen | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self._show()
@@ -141,23 +128,50 @@ class CallMachine:
         elif self.phase in (Phase.IDLE, Phase.ENDED):
             self.effects.start_timer(OUT_OF_SERVICE, self.timings.out_of_service_after_s)
 
+    # --- inputs: the fleet's configuration ---------------------------------------------
+
+    def configure(
+        self, schedule: CounterSchedule | None, questionnaire: Questionnaire | None
+    ) -> None:
+        """The schedule and questionnaire of the latest ``config`` (None: none)."""
+        self.schedule, self.questionnaire = schedule, questionnaire
+        if self.phase is Phase.IDLE:
+            self._show_idle(refresh=True)
+
+    def route(self) -> Route | None:
+        """What the button does now by the schedule; None without a (current) schedule."""
+        schedule = self.schedule
+        now = self.wall_clock()
+        if schedule is None or now >= schedule.until:
+            return None
+        return decide(schedule, now)
+
     # --- inputs: the button ---------------------------------------------------------------
 
     def pressed(self) -> None:
         if self.phase not in (Phase.IDLE, Phase.ENDED) or not self.link_up:
             return
-        self.effects.cancel_timer(ENDED_SCREEN)
-        call = _Call(call_id=self.new_id(), requested_at=self.clock())
-        if self.welcome is not None:
-            call.service, call.service_label = self.welcome.service, self.welcome.service_label
-        self.call = call
-        self.effects.send(sig.CallRequest(call_id=call.call_id))
-        self.effects.start_timer(REQUEST, self.timings.request_s)
-        self._enter(Phase.REQUESTING)
+        route = self.route()
+        if is_choice(route):
+            if self.phase is Phase.ENDED:  # this press only brings the list back
+                self._back_to_list()
+            else:
+                self._choice_armed = True  # the release moves or chooses
+            return
+        self._request(route, None)
 
     def released(self, held_s: float) -> None:
+        long = held_s >= self.timings.long_press_s
+        if self.phase is Phase.SURVEY:
+            if self.questioning is not None and self.questioning.press(long=long):
+                self._finish_survey()
+            return
+        if self.phase is Phase.IDLE and self._choice_armed:
+            self._choice_armed = False
+            self._choice_press(long=long)
+            return
         call = self.call
-        if held_s < self.timings.long_press_s or call is None or self.phase not in ACTIVE:
+        if not long or call is None or self.phase not in ACTIVE:
             return
         reason: sig.EndReason = "hangup_counter" if call.answered else "cancelled"
         if self.link_up:
@@ -165,6 +179,24 @@ class CallMachine:
         else:
             call.pending_hangup = reason
         self._end(reason)
+
+    def choice_pressed(self, option: int) -> None:
+        """Extra choice button ``option`` (from 0): that service, or that answer, at once."""
+        if option >= self.choice_buttons:
+            return
+        if self.phase is Phase.SURVEY:
+            if self.questioning is not None and self.questioning.pick(option):
+                self._finish_survey()
+            return
+        route = self.route()
+        if self.phase not in (Phase.IDLE, Phase.ENDED) or not self.link_up or not is_choice(route):
+            return
+        assert route is not None  # is_choice says so
+        if self.phase is Phase.ENDED:  # like the call button: this press brings the list back
+            self._back_to_list()
+        elif option < len(route.services):
+            logger.info("service chosen by its button", extra={"service": route.services[option]})
+            self._request(route, route.services[option])
 
     # --- inputs: server messages ------------------------------------------------------------
 
@@ -235,7 +267,14 @@ class CallMachine:
     # --- inputs: timers ---------------------------------------------------------------------
 
     def timer_fired(self, name: str) -> None:
-        if name == OUT_OF_SERVICE and not self.link_up and self.phase is Phase.IDLE:
+        if name == MINUTE:
+            if self.phase is Phase.IDLE:
+                self._show_idle(refresh=True)
+        elif name == QUESTION:
+            if self.phase is Phase.SURVEY:
+                logger.info("questionnaire left unanswered: abandoned")
+                self._finish_survey()
+        elif name == OUT_OF_SERVICE and not self.link_up and self.phase is Phase.IDLE:
             self._enter(Phase.OUT_OF_SERVICE)
         elif name == ENDED_SCREEN and self.phase is Phase.ENDED:
             self.call = None
@@ -252,9 +291,62 @@ class CallMachine:
             logger.warning("no answer and no word from the server: giving up")
             self._hangup_and_end("missed", send_reason="cancelled")
 
+    # --- internals: choosing, calling, the questionnaire ---------------------------------------
+
+    def _request(self, route: Route | None, service: str | None) -> None:
+        """Ask for a call; ``service``: the citizen's choice (else the server routes)."""
+        self.effects.cancel_timer(ENDED_SCREEN)
+        call = Call(call_id=self.new_id(), requested_at=self.clock())
+        code = service or (route.services[0] if route is not None and route.services else None)
+        if code is not None and self.schedule is not None:
+            call.service, call.service_label = code, self.schedule.label(code)
+        elif route is None and self.welcome is not None:
+            call.service, call.service_label = self.welcome.service, self.welcome.service_label
+        self.call = call
+        self.effects.send(sig.CallRequest(call_id=call.call_id, service=service))
+        self.effects.start_timer(REQUEST, self.timings.request_s)
+        self._enter(Phase.REQUESTING)
+
+    def _choice_press(self, *, long: bool) -> None:
+        route = self.route()
+        if route is None or not is_choice(route) or not self.link_up:
+            self._show()  # the hours changed under the finger: show what is true now
+            return
+        services = route.services
+        current = highlighted_service(services, self._selected_service)
+        if long:
+            logger.info("service chosen", extra={"service": current})
+            self._request(route, current)
+        else:
+            self._selected_service = services[(services.index(current) + 1) % len(services)]
+            self._show_idle(refresh=False)
+
+    def _back_to_list(self) -> None:
+        self.effects.cancel_timer(ENDED_SCREEN)
+        self.call = None
+        self._enter(Phase.IDLE)
+
+    def _start_survey(self, call: Call, questionnaire: Questionnaire) -> None:
+        run = SurveyRun(questionnaire, call.service)
+        self.questioning = Questioning(self.effects, run, numbered=self.choice_buttons)
+        logger.info("call phase %s → %s", self.phase.value, Phase.SURVEY.value)
+        self.phase = Phase.SURVEY
+        self.effects.light(LIGHT[Phase.SURVEY])
+        self.questioning.start()
+
+    def _finish_survey(self) -> None:
+        questioning, self.questioning = self.questioning, None
+        self.effects.cancel_timer(QUESTION)
+        if questioning is not None:
+            answer = questioning.finish(self.wall_clock())
+            if answer is not None:
+                logger.info("questionnaire answered", extra={"answered": len(answer.answers)})
+                self.effects.survey(answer)
+        self._show_ended(ScreenState.ENDED, {})
+
     # --- internals ----------------------------------------------------------------------------
 
-    def _current(self, call_id: uuid.UUID) -> _Call | None:
+    def _current(self, call_id: uuid.UUID) -> Call | None:
         call = self.call
         if call is None or call.call_id != call_id:
             logger.debug("message for another call ignored")
@@ -293,22 +385,22 @@ class CallMachine:
             },
         )
         logger.info("call ended (%s) after %.1f s", reason, duration)
+        if call.answered and self.questionnaire is not None:
+            self._start_survey(call, self.questionnaire)
+            return
+        self._show_ended(*ended_screen(call, reason, refusal))
+
+    def _show_ended(self, state: ScreenState, info: ScreenInfo) -> None:
         self.phase = Phase.ENDED
         self.effects.light(LIGHT[Phase.ENDED])
-        if refusal is not None:  # e.g. nothing open now: the server's words, in French
-            self.effects.screen(ScreenState.MISSED, self._service(call) | {"reason": refusal})
-        elif reason == "missed":
-            self.effects.screen(ScreenState.MISSED, self._service(call))
-        elif reason == "failed":
-            self.effects.screen(ScreenState.ENDED, {"reason": FAILED_TEXT})
-        else:
-            self.effects.screen(ScreenState.ENDED, {})
+        self.effects.screen(state, info)
         self.effects.start_timer(ENDED_SCREEN, self.timings.ended_screen_s)
 
     def _enter(self, phase: Phase) -> None:
         if phase is not self.phase:
             logger.info("call phase %s → %s", self.phase.value, phase.value)
         self.phase = phase
+        self._choice_armed = False
         self._show()
 
     def _show(self) -> None:
@@ -318,14 +410,28 @@ class CallMachine:
             reason = OutOfServiceReason.FLEET_UNREACHABLE.value
             self.effects.screen(ScreenState.OUT_OF_SERVICE, {"reason": reason})
         elif phase is Phase.IDLE:
-            label = self.welcome.service_label if self.welcome else None
-            self.effects.screen(ScreenState.IDLE, {"service": label} if label else {})
+            self._show_idle(refresh=False)
         elif phase in (Phase.REQUESTING, Phase.WAITING, Phase.CONNECTING) and call is not None:
             waited = max(0.0, self.clock() - call.requested_at)
-            self.effects.screen(ScreenState.WAITING, self._service(call) | {"waited_s": waited})
+            self.effects.screen(ScreenState.WAITING, service_info(call) | {"waited_s": waited})
         elif phase is Phase.IN_CALL and call is not None:
-            self.effects.screen(ScreenState.IN_CALL, self._service(call))
+            self.effects.screen(ScreenState.IN_CALL, service_info(call))
 
-    @staticmethod
-    def _service(call: _Call) -> ScreenInfo:
-        return {"service": call.service_label} if call.service_label else {}
+    def _show_idle(self, *, refresh: bool) -> None:
+        """The idle screen the schedule calls for now; ``refresh``: only if it changed."""
+        shown = self._idle_view()
+        if not refresh or shown != self._idle_shown:
+            self.effects.screen(*shown)
+        self._idle_shown = shown
+        if self.schedule is not None:
+            self.effects.start_timer(MINUTE, next_minute_s(self.wall_clock()) + MINUTE_MARGIN_S)
+
+    def _idle_view(self) -> IdleScreen:
+        return idle_screen(
+            self.schedule,
+            self.route(),
+            self.welcome,
+            highlighted=self._selected_service,
+            now=self.wall_clock(),
+            numbered=self.choice_buttons,
+        )

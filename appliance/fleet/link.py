@@ -91,6 +91,7 @@ class FleetLink:
         self._finished = asyncio.Event()
         self._session_task: asyncio.Task[None] | None = None
         self._connected_once = False
+        self._announced_interval_s: int | None = None  # in the last status published
 
     # --- what the rest of the appliance uses ---------------------------------------------
 
@@ -283,12 +284,13 @@ class FleetLink:
         reason: str,
         puback_within_s: float = CLIENT_TIMEOUT_S,
     ) -> None:
+        interval_s = self._settings.telemetry_interval_s
         status = contract.Status.model_validate(
             {
                 "state": state,
                 "software_version": self._version,
                 "at": contract.utcnow(),
-                "telemetry_interval_s": self._settings.telemetry_interval_s,
+                "telemetry_interval_s": interval_s,
                 "reason": reason,
                 "site": self._config.device.site,
                 "name": self._config.device.name,
@@ -301,6 +303,7 @@ class FleetLink:
             retain=True,
             timeout=puback_within_s,
         )
+        self._announced_interval_s = interval_s
 
     async def _say_goodbye(self, client: aiomqtt.Client) -> None:
         try:
@@ -319,12 +322,13 @@ class FleetLink:
     async def _announce_changes(self, client: aiomqtt.Client) -> None:
         """Republish "online" when the telemetry interval changes: the server's staleness
         check reads it from the status."""
-        seen, interval = self._settings.generation, self._settings.telemetry_interval_s
+        seen = self._settings.generation
         while True:
-            seen = await self._settings.wait_changed(seen)
-            if self._settings.telemetry_interval_s != interval:
-                interval = self._settings.telemetry_interval_s
+            # Compared with what the last status said, not with the value when this task
+            # started: a retained config may have changed it in between.
+            if self._settings.telemetry_interval_s != self._announced_interval_s:
                 await self._publish_status(client, contract.Presence.ONLINE, "connected")
+            seen = await self._settings.wait_changed(seen)
 
     async def _drain(self, client: aiomqtt.Client) -> None:
         """Publish the outbox in order, ``PUBLISH_WINDOW`` at a time, forever."""

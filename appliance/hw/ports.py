@@ -47,6 +47,18 @@ class Button(Protocol):
 
 
 @runtime_checkable
+class Speaker(Protocol):
+    """Spoken prompts (the questionnaire read aloud). Every method returns at once.
+
+    One utterance at a time: ``say`` cuts whatever is being said; ``stop`` falls silent.
+    """
+
+    def say(self, text: str) -> None: ...
+    def stop(self) -> None: ...
+    def close(self) -> None: ...
+
+
+@runtime_checkable
 class StatusLight(Protocol):
     def show(self, pattern: LightPattern) -> None: ...
     @property
@@ -181,6 +193,10 @@ class ScreenState(StrEnum):
     ENDED = "ended"  # "Merci, au revoir"
     MISSED = "missed"  # nobody could answer: what is open next, what to do
     OUT_OF_SERVICE = "out_of_service"  # fleet unreachable or camera missing, what to do
+    APPOINTMENT = "appointment"  # idle with an appointment due now: "Votre rendez-vous Caf"
+    CHOICE = "choice"  # idle with several services open: the list, one highlighted
+    CLOSED = "closed"  # idle with nothing open: the next openings and a phone number
+    SURVEY = "survey"  # after a call: one question of the questionnaire, one option highlighted
 
 
 class OutOfServiceReason(StrEnum):
@@ -200,8 +216,16 @@ class ScreenInfo(TypedDict, total=False):
     reason: str  # OUT_OF_SERVICE: an OutOfServiceReason or a short French sentence;
     #              ENDED/MISSED: why, in French (e.g. "La communication a été coupée.")
     next_opening: str  # MISSED: "lundi 2 décembre à 9 h"
-    phone: str  # MISSED: a number the citizen can call instead, "32 30"
+    phone: str  # MISSED, CLOSED: a number the citizen can call instead, "32 30"
     document: str  # IN_CALL: what to do with a document now ("Posez votre document…")
+    choices: list[str]  # CHOICE: the open services' labels; SURVEY: the question's options
+    selected: int  # CHOICE, SURVEY: the index of the highlighted entry of ``choices``
+    lines: list[str]  # CLOSED: the next openings, "Caf : mardi 14 h"
+    question: str  # SURVEY: the question's text
+    faces: bool  # SURVEY: the options are the five faces (worst to best)
+    step: int  # SURVEY: this question's number (from 1) …
+    steps: int  # … out of this many
+    numbered: int  # CHOICE, SURVEY: the first this many choices show their extra button's number
 
 
 @runtime_checkable

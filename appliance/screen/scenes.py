@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pygame
 
 from appliance.hw.ports import ScreenInfo, ScreenState
-from appliance.screen import texts
+from appliance.screen import choosing, texts
 from appliance.screen.draw import (
     Canvas,
     call_button,
@@ -153,4 +153,8 @@ SCENES: dict[ScreenState, SceneFn] = {
     ScreenState.ENDED: ended,
     ScreenState.MISSED: missed,
     ScreenState.OUT_OF_SERVICE: out_of_service,
+    ScreenState.APPOINTMENT: choosing.appointment,
+    ScreenState.CHOICE: choosing.choice,
+    ScreenState.CLOSED: choosing.closed,
+    ScreenState.SURVEY: choosing.survey,
 }

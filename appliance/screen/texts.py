@@ -24,6 +24,22 @@ NEXT_OPENING = "Prochaine permanence :"
 CALL_INSTEAD = "Vous pouvez aussi appeler le"
 ASK_RECEPTION = "Adressez-vous à l’accueil."
 
+YOUR_APPOINTMENT = "Votre rendez-vous"
+PRESS_FOR_APPOINTMENT = "Appuyez sur le bouton pour commencer"
+
+CHOOSE_SERVICE = "Choisissez un service"
+SHORT_PRESS_NEXT = "Appui court : service suivant"
+LONG_PRESS_CALL = "Appui long : appeler ce service"
+
+CLOSED = "Guichet fermé"
+NEXT_OPENINGS = "Prochaines ouvertures :"
+NO_OPENING_KNOWN = "Aucune ouverture prévue pour le moment."
+
+QUESTION_OF = "Question {step} sur {steps}"
+SHORT_PRESS_MOVE = "Appui court : réponse suivante"
+LONG_PRESS_CHOOSE = "Appui long : valider"
+NUMBERED_BUTTONS = "Ou appuyez sur le bouton du même numéro"  # choice buttons wired
+
 UNAVAILABLE = "Guichet momentanément indisponible"
 TELL_RECEPTION = "Prévenez l’accueil de la mairie."
 

@@ -28,7 +28,19 @@ BACKGROUND: dict[ScreenState, Colour] = {
     ScreenState.ENDED: (18, 72, 40),  # dark green
     ScreenState.MISSED: (84, 50, 0),  # dark amber
     ScreenState.OUT_OF_SERVICE: (110, 14, 26),  # dark red
+    ScreenState.APPOINTMENT: (58, 26, 74),  # plum
+    ScreenState.CHOICE: (40, 32, 92),  # indigo
+    ScreenState.CLOSED: (36, 44, 52),  # slate
+    ScreenState.SURVEY: (20, 50, 100),  # royal blue
 }
+# The five faces of the satisfaction question, worst to best (drawn, not text).
+FACE_COLOURS: tuple[Colour, ...] = (
+    (214, 69, 65),
+    (236, 135, 52),
+    (240, 200, 60),
+    (150, 200, 70),
+    (70, 180, 90),
+)
 
 # Text sizes (px at 1080 lines). 56 px is ~16 mm tall on a 24" screen: readable at 1.5 m.
 TITLE = 104

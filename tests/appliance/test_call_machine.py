@@ -8,18 +8,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from appliance.call.machine import (
-    ENDED_SCREEN,
-    OUT_OF_SERVICE,
-    RESTORE,
-    RING,
-    CallMachine,
-    CallTimings,
-    Phase,
-)
+from appliance.call.machine import CallMachine, CallTimings, Phase
+from appliance.call.phases import ENDED_SCREEN, OUT_OF_SERVICE, RESTORE, RING
 from appliance.hw.ports import LightPattern, ScreenInfo, ScreenState
 from guichet import signalling as sig
-from guichet.contract import EventKind, Scalar
+from guichet.contract import EventKind, Scalar, SurveyAnswer
 
 CALL_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
 WELCOME = sig.Welcome(
@@ -35,6 +28,8 @@ class Effects:
     events: list[tuple[EventKind, dict[str, Scalar]]] = field(default_factory=list)
     timers: dict[str, float] = field(default_factory=dict)
     releases: int = 0
+    surveys: list[SurveyAnswer] = field(default_factory=list)
+    spoken: list[str | None] = field(default_factory=list)
 
     def send(self, message: sig.CounterToServer) -> None:
         self.sent.append(message)
@@ -56,6 +51,12 @@ class Effects:
 
     def release_media(self) -> None:
         self.releases += 1
+
+    def survey(self, answer: SurveyAnswer) -> None:
+        self.surveys.append(answer)
+
+    def speak(self, text: str | None) -> None:
+        self.spoken.append(text)
 
 
 class Clock:

@@ -30,6 +30,27 @@ EXAMPLES: dict[ScreenState, ScreenInfo] = {
         "phone": "32 30",
     },
     ScreenState.OUT_OF_SERVICE: {"reason": OutOfServiceReason.FLEET_UNREACHABLE},
+    ScreenState.APPOINTMENT: {"service": LONG_SERVICE},
+    ScreenState.CHOICE: {
+        "choices": ["Caf — Allocations familiales", LONG_SERVICE, "France Travail", "Carsat"],
+        "selected": 1,
+    },
+    ScreenState.CLOSED: {
+        "lines": [
+            "Caf : mardi 14 h",
+            "MSA : demain 9 h 30",
+            "France Travail : lundi 12 janvier 14 h",
+            "Carsat : sur rendez-vous",
+        ],
+        "phone": "05 55 00 00 00",
+    },
+    ScreenState.SURVEY: {
+        "question": "Sans ce guichet, vous seriez-vous déplacé ?",
+        "choices": ["Non", "Oui, moins de 10 km", "Oui, de 10 à 30 km", "Oui, plus de 30 km"],
+        "selected": 2,
+        "step": 3,
+        "steps": 3,
+    },
 }
 # Where each state must show yellow (what to remember) in its screenshot.
 YELLOW_EXPECTED = {
@@ -37,6 +58,10 @@ YELLOW_EXPECTED = {
     ScreenState.WAITING,
     ScreenState.MISSED,
     ScreenState.OUT_OF_SERVICE,
+    ScreenState.APPOINTMENT,
+    ScreenState.CHOICE,
+    ScreenState.CLOSED,
+    ScreenState.SURVEY,
 }
 
 

@@ -62,9 +62,18 @@ async () => {
 
 
 def counter_toml(
-    ws_url: str, token: str, data_dir: Path, camera_encoding: str, extra: str = ""
+    ws_url: str,
+    token: str,
+    data_dir: Path,
+    camera_encoding: str,
+    extra: str = "",
+    *,
+    questionnaire: bool = False,
 ) -> str:
-    """The counter's config; ``extra`` is appended: more [hardware] keys, then sections."""
+    """The counter's config; ``extra`` is appended: more [hardware] keys, then sections.
+
+    The questionnaire after each call is off unless asked for: the call tests expect the
+    counter idle as soon as a call ends."""
     return f"""
 [device]
 id = "{DEVICE_ID}"
@@ -85,6 +94,9 @@ long_press_s = {LONG_PRESS_S}
 reconnect_min_s = 0.2
 reconnect_max_s = 1.0
 ice_loopback = true
+
+[questionnaire]
+enabled = {"true" if questionnaire else "false"}
 
 [hardware]
 button = "gpiozero"
@@ -117,6 +129,7 @@ class CallRig:
     live: LiveApp
     appliance: Appliance
     page: Page
+    broker: Broker | None = None  # the private Mosquitto (tests stop and restart it)
 
     @property
     def agent(self) -> CallAgent:
@@ -190,6 +203,8 @@ async def call_rig(
     *,
     camera_encoding: str = "raw",
     counter_extra: str = "",
+    questionnaire: bool = False,
+    counter_mqtt_url: Callable[[Broker], str] | None = None,
     **server_settings: Any,
 ) -> AsyncIterator[CallRig]:
     async with AsyncExitStack() as stack:
@@ -207,9 +222,16 @@ async def call_rig(
         live.add_user("agent-caf", service="caf")
         token = live.add_counter(DEVICE_ID, "Monts de Châlus", "Mairie")
         text = counter_toml(
-            live.ws_url, token, tmp_path / "counter", camera_encoding, counter_extra
+            live.ws_url,
+            token,
+            tmp_path / "counter",
+            camera_encoding,
+            counter_extra,
+            questionnaire=questionnaire,
         )
-        appliance = Appliance(parse_config(text.replace("{mqtt_url}", broker.url)))
+        # The counter may reach the broker another way (e.g. a relay the test can cut).
+        mqtt_url = counter_mqtt_url(broker) if counter_mqtt_url is not None else broker.url
+        appliance = Appliance(parse_config(text.replace("{mqtt_url}", mqtt_url)))
         running = asyncio.create_task(appliance.run())
 
         async def _stop() -> None:
@@ -222,6 +244,6 @@ async def call_rig(
         context = await browser.new_context(viewport={"width": 1400, "height": 900})
         page = await context.new_page()
         await _log_in(page, live, "agent-caf")
-        rig = CallRig(live, appliance, page)
+        rig = CallRig(live, appliance, page, broker)
         await wait_for(lambda: rig.phase is Phase.IDLE, "counter idle with its service")
         yield rig
