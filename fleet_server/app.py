@@ -31,6 +31,7 @@ from starlette.responses import Response
 from fleet_server import (
     api,
     api_enrol,
+    appointments,
     health,
     signalling_ws,
     web_account,
@@ -43,12 +44,17 @@ from fleet_server import (
     web_device,
     web_enrolment,
     web_fleet,
+    web_questionnaire,
+    web_reception,
+    web_schedules,
+    web_stats,
     web_users,
 )
 from fleet_server.auth import IP_THROTTLE_MAX_FAILURES, LoginThrottle
 from fleet_server.broker_files import BrokerFiles
 from fleet_server.calls import CallManager
 from fleet_server.calls_store import CallJournal
+from fleet_server.config_push import ConfigPusher, schedule_options
 from fleet_server.db import make_engine, make_session_factory
 from fleet_server.ingest import Ingest
 from fleet_server.metrics import Metrics
@@ -103,6 +109,7 @@ def create_app(settings: Settings) -> FastAPI:
             ring_timeout_s=settings.ring_timeout_s,
             resume_window_s=settings.call_resume_window_s,
             ice_servers=settings.ice_servers,
+            schedule_options=schedule_options(settings),
         ),
     )
 
@@ -139,10 +146,14 @@ def create_app(settings: Settings) -> FastAPI:
         web_admin.router,
         web_agent.router,
         web_users.router,
+        web_stats.router,
         web_audit.router,
         web_account.router,
         web_calls.router,
         web_enrolment.router,
+        web_schedules.router,
+        web_reception.router,
+        web_questionnaire.router,
         signalling_ws.router,
     ):
         app.include_router(router)
@@ -181,9 +192,14 @@ async def _background(ctx: AppContext) -> AsyncIterator[None]:
             logger.exception("broker files not synchronised at start-up")
     checks = asyncio.create_task(_health_checks_forever(ctx), name="health-checks")
     await ctx.calls.start()
+    pusher = ctx.config_pusher = ConfigPusher(ctx)  # counters' configs: now and periodically
+    pusher.start()
     try:
         yield
     finally:
+        await pusher.stop()
+        if ctx.config_pusher is pusher:  # a test may run the lifespan twice, nested
+            ctx.config_pusher = None
         await ctx.calls.stop()
         checks.cancel()
         await asyncio.gather(checks, return_exceptions=True)
@@ -194,12 +210,19 @@ async def _background(ctx: AppContext) -> AsyncIterator[None]:
 
 
 async def _health_checks_forever(ctx: AppContext) -> None:
-    """Staleness, alerts and retention every ``staleness_check_s``; a failure is logged and
-    retried at the next period rather than ending the task."""
+    """Staleness, alerts, retention (telemetry, appointments' citizen data) every
+    ``staleness_check_s``; a failure is logged and retried at the next period rather than
+    ending the task."""
     while True:
         try:
             await asyncio.to_thread(
                 health.run_checks, ctx.sessions, ctx.settings, ctx.metrics, utcnow()
+            )
+            await asyncio.to_thread(  # appointments' citizen data past its retention
+                appointments.purge_expired,
+                ctx.sessions,
+                utcnow(),
+                ctx.settings.appointment_retention_days,
             )
         except Exception:
             logger.exception("health checks failed; retrying next period")

@@ -43,6 +43,18 @@ ACTIONS: Final = {
     "device.rotate": "Identifiants d'un guichet renouvelés",
     "device.revoke": "Guichet retiré du service",
     "command.send": "Commande envoyée",
+    "service.update": "Réglages d'un service modifiés",
+    "schedule.rule_create": "Plage horaire ajoutée",
+    "schedule.rule_delete": "Plage horaire supprimée",
+    "schedule.permanence_create": "Permanence ajoutée",
+    "schedule.permanence_delete": "Permanence supprimée",
+    "schedule.exception_create": "Exception au calendrier ajoutée",
+    "schedule.exception_delete": "Exception au calendrier supprimée",
+    "appointment.book": "Rendez-vous réservé",
+    "appointment.cancel": "Rendez-vous annulé",
+    "appointment.purge": "Données des usagers effacées (rendez-vous passés)",
+    "questionnaire.save": "Questionnaire enregistré",
+    "ical.rotate": "Lien d'agenda renouvelé",
 }
 
 

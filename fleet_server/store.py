@@ -104,6 +104,7 @@ class _DeviceRow:
     id: str
     state: str
     state_since: datetime | None
+    site: str = ""  # the site the counter is at now (a status in the batch may change it)
     changes: dict[str, Any] = field(default_factory=dict)
     telemetry: contract.Telemetry | None = None  # the latest, dumped once at write time
 
@@ -176,8 +177,8 @@ def _load(session: Session, settings: Settings, items: Sequence[Received]) -> _B
 
 def _load_devices(session: Session, ids: list[str]) -> dict[str, _DeviceRow]:
     d = _devices.c
-    found = session.execute(select(d.id, d.state, d.state_since).where(d.id.in_(ids)))
-    return {i: _DeviceRow(i, state, since) for i, state, since in found}
+    found = session.execute(select(d.id, d.state, d.state_since, d.site).where(d.id.in_(ids)))
+    return {i: _DeviceRow(i, state, since, site or "") for i, state, since, site in found}
 
 
 def insert_ignore(
@@ -330,7 +331,8 @@ def _apply_event(batch: _Batch, item: Received) -> None:
 def _apply_survey(batch: _Batch, item: Received) -> None:
     answer = item.message
     assert isinstance(answer, contract.SurveyAnswer)
-    batch.devices[item.device_id].changes["last_seen"] = item.received_at
+    device = batch.devices[item.device_id]
+    device.changes["last_seen"] = item.received_at
     batch.survey_rows.append(
         {
             "id": answer.id,
@@ -339,6 +341,9 @@ def _apply_survey(batch: _Batch, item: Received) -> None:
             "received_at": item.received_at,
             "questionnaire_version": answer.questionnaire_version,
             "answers": dict(answer.answers),
+            # For the statistics: the call's service, and the counter's site when received.
+            "service": answer.service,
+            "site": device.changes.get("site", device.site),
         }
     )
 

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from fleet_server import audit, calls_admin
+from fleet_server import audit, calls_admin, config_push
 from fleet_server.calls_store import missed_today
 from fleet_server.models import Device
 from fleet_server.web_deps import AdminUser, Ctx, Db, check_csrf, render
@@ -82,6 +82,7 @@ async def set_service(
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
     logger.info("service chosen", extra={"device_id": device_id, "by": user.username})
     await ctx.calls.send_welcome(device_id)  # the counter's idle screen follows at once
+    config_push.request_push(ctx, [device_id])  # the fixed service is part of its schedule
     return RedirectResponse(f"/devices/{device_id}#appels", status.HTTP_303_SEE_OTHER)
 
 

@@ -6,8 +6,8 @@ HTML pages raise ``LoginRequiredError`` (turned into a 303 redirect to ``/login`
 
 Who sees what (``tests/fleet_server/test_routes_access.py`` checks every route against it):
 admin — everything; auditor — every page read-only (fleet, alerts, audit log, call log,
-API); reception — the fleet table and counters' pages of their own site only; agent — the
-console and the call log of their own service only.
+API, statistics); reception — the fleet table, counters' pages and statistics of their own
+site only; agent — the console and the call log of their own service only.
 
 ``csrf_guard`` runs before every route: a POST/PUT/PATCH/DELETE must carry the session's CSRF
 token (form field ``csrf_token`` or header ``X-CSRF-Token``), except bearer-token API calls
@@ -33,6 +33,7 @@ from starlette.requests import HTTPConnection
 from fleet_server import auth
 from fleet_server.broker_files import BrokerFiles
 from fleet_server.calls import CallManager
+from fleet_server.config_push import ConfigPusher
 from fleet_server.errors import FleetError
 from fleet_server.ingest import Ingest
 from fleet_server.metrics import Metrics
@@ -57,6 +58,7 @@ class AppContext:
     ip_throttle: auth.LoginThrottle
     broker: BrokerFiles | None = None
     ingest: Ingest | None = None  # set while the app runs with its MQTT ingest
+    config_pusher: ConfigPusher | None = None  # set while the app runs (config_push.py)
 
 
 class LoginRequiredError(FleetError):

@@ -158,6 +158,7 @@ def _prepare_server(
     from fleet_server.auth import upsert_user
     from fleet_server.calls_admin import new_call_token, set_device_service
     from fleet_server.db import make_engine, make_session_factory, migrate
+    from fleet_server.models import Device
     from fleet_server.settings import Settings
 
     settings = Settings(
@@ -180,9 +181,56 @@ def _prepare_server(
         for counter in COUNTERS:
             tokens[counter.device_id] = new_call_token(session, counter.device_id, create=True)
             set_device_service(session, counter.device_id, counter.service)
+            session.get_one(Device, counter.device_id).site = counter.site
+            upsert_user(
+                session, reception_login(counter), password, role="reception", site=counter.site
+            )
+        seed_schedules(session)
         session.commit()
     engine.dispose()
     return settings, password, tokens
+
+
+def reception_login(counter: DemoCounter) -> str:
+    return f"accueil-{counter.device_id}"
+
+
+# The demo's timetable (Paris wall-clock): weekday (0 = Monday), start hour, end hour.
+CAF_SLOTS = ((1, 14, 17), (3, 9, 12))  # walk-in, every counter
+APPOINTMENT_WINDOWS = (("msa", 0, 9, 12), ("carsat", 4, 14, 17))  # every counter
+PERMANENCE_WEEKDAYS = (0, 2)  # France Travail mornings at Monts de Châlus
+PERMANENCE_DAYS = 28  # dated permanences seeded this far ahead
+
+
+def seed_schedules(session: Any) -> None:
+    """Caf weekly slots, MSA and Carsat appointment windows, France Travail permanences with
+    its agent on duty. Once: a database that already has rules is left alone."""
+    from datetime import date, time, timedelta
+
+    from sqlalchemy import select
+
+    from fleet_server.models import Permanence, ScheduleRule, User
+    from fleet_server.schedules import public_holiday
+
+    if session.scalar(select(ScheduleRule.id).limit(1)) is not None:
+        return
+    for weekday, start, end in CAF_SLOTS:
+        session.add(ScheduleRule(service="caf", mode="slot", weekday=weekday,
+                                 start_time=time(start), end_time=time(end)))  # fmt: skip
+    for service, weekday, start, end in APPOINTMENT_WINDOWS:
+        session.add(ScheduleRule(service=service, mode="appointment", weekday=weekday,
+                                 start_time=time(start), end_time=time(end)))  # fmt: skip
+    agent = session.scalar(select(User.id).where(User.username == "agent-france-travail"))
+    site = next(c.site for c in COUNTERS if c.service == "france-travail")
+    today = date.today()
+    for n in range(PERMANENCE_DAYS):
+        day = today + timedelta(days=n)
+        if day.weekday() in PERMANENCE_WEEKDAYS and not public_holiday(day):
+            session.add(
+                Permanence(service="france-travail", site=site, day=day, half="am",
+                           start_time=time(9), end_time=time(12),
+                           agents=[agent] if agent else [])
+            )  # fmt: skip
 
 
 async def run_demo(port: int) -> None:
@@ -234,6 +282,9 @@ def _announce(port: int, password: str, mqtt_url: str, protocol: str) -> None:
         "",
         f"  Agents (même mot de passe), console : http://127.0.0.1:{port}/agent",
         *(f"    agent-{c.service:<15} répond au guichet de {c.site}" for c in COUNTERS),
+        "",
+        f"  Accueil (même mot de passe), réservations : http://127.0.0.1:{port}/reception",
+        *(f"    {reception_login(c):<33} {c.site}" for c in COUNTERS),
         "",
         "  Appeler depuis un guichet : guichet demo press monts-de-chalus",
         "  (appui long, pour raccrocher : guichet demo press monts-de-chalus --long)",

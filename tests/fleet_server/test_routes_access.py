@@ -36,6 +36,7 @@ READERS = frozenset({"admin", "auditor"})
 SITE_STAFF = frozenset({"admin", "auditor", "reception"})
 CALL_LOG = frozenset({"admin", "auditor", "agent"})
 CONSOLE = frozenset({"admin", "agent"})
+RECEPTION = frozenset({"admin", "reception"})
 NOBODY: frozenset[str] = frozenset()  # no user session: a counter's own credential
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -65,6 +66,8 @@ POLICY: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("POST", "/admin/users/{user_id}/totp-reset"): ADMIN,
     ("GET", "/admin/audit"): READERS,
     ("GET", "/admin/audit.csv"): READERS,
+    ("GET", "/statistiques"): SITE_STAFF,  # reception: their own site's figures only
+    ("GET", "/statistiques.csv"): SITE_STAFF,
     ("GET", "/account/totp"): ADMIN,
     ("POST", "/account/totp"): ADMIN,
     ("POST", "/account/totp/disable"): ADMIN,
@@ -84,8 +87,34 @@ POLICY: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("POST", "/api/v1/enrol/collect"): NOBODY,  # the counter's poll secret, no user
     ("WS", "/ws/counter"): NOBODY,
     ("WS", "/ws/agent"): frozenset({"agent"}),  # an admin only watches a named service
+    ("GET", "/admin/schedules"): ADMIN,
+    ("POST", "/admin/schedules/services/{code}"): ADMIN,
+    ("POST", "/admin/schedules/rules"): ADMIN,
+    ("POST", "/admin/schedules/rules/{row_id}/delete"): ADMIN,
+    ("POST", "/admin/schedules/permanences"): ADMIN,
+    ("POST", "/admin/schedules/permanences/{row_id}/delete"): ADMIN,
+    ("POST", "/admin/schedules/exceptions"): ADMIN,
+    ("POST", "/admin/schedules/exceptions/{row_id}/delete"): ADMIN,
+    ("GET", "/admin/questionnaire"): ADMIN,
+    ("POST", "/admin/questionnaire"): ADMIN,
+    ("GET", "/reception"): RECEPTION,
+    ("POST", "/reception/appointments"): RECEPTION,
+    ("POST", "/reception/appointments/{appointment_id}/cancel"): RECEPTION,
+    ("POST", "/agent/agenda-link"): frozenset({"agent"}),  # an admin has no calendar
+    ("GET", "/ical/{token}.ics"): NOBODY,  # the secret in the URL is the credential
 }
-PARAMS = {"device_id": "dev-a", "user_id": "1", "token_id": "999", "request_id": "999"}
+# Routes whose credential is a secret in the path: a wrong one is 404 for everyone.
+SECRET_IN_PATH: Final = frozenset({("GET", "/ical/{token}.ics")})
+PARAMS = {
+    "device_id": "dev-a",
+    "user_id": "1",
+    "token_id": "999",
+    "request_id": "999",
+    "code": "caf",
+    "row_id": "999",
+    "appointment_id": "999",
+    "token": "gpi_" + "x" * 43,
+}
 JSON_PREFIXES = ("/api/", "/metrics")
 
 
@@ -183,6 +212,9 @@ def test_route_access(web: WebApp, key: tuple[str, str], role: str) -> None:
             assert code is None
         else:
             assert code == (4401 if role == "anonymous" or not POLICY[key] else 4403)
+        return
+    if key in SECRET_IN_PATH:
+        assert web.client.get(path, follow_redirects=False).status_code == 404
         return
     if method in UNSAFE:
         check_unsafe(web, method, path, role, allowed, csrf, POLICY[key] == PUBLIC)

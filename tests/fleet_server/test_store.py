@@ -286,6 +286,46 @@ def test_survey_answers_are_stored_once_by_id(
         assert row.answers == {"satisfied": 5, "would_return": True}
 
 
+def test_survey_answers_keep_the_calls_service_and_the_counters_site(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    def answer(service: str | None) -> contract.SurveyAnswer:
+        return contract.SurveyAnswer(
+            id=uuid.uuid4(),
+            at=contract.utcnow(),
+            questionnaire_version=1,
+            answers={"satisfaction": "4"},
+            service=service,
+        )
+
+    moved = contract.Status(
+        state=contract.Presence.ONLINE,
+        software_version="1.2.3",
+        at=contract.utcnow(),
+        site="Monts de Châlus",
+    )
+    first, second, third = answer("caf"), answer("msa"), answer(None)
+    # Unknown counter: its site is not known yet when its answer arrives.
+    assert apply(sessions, settings, received(DEVICE, first)) == [False]
+    # A status naming its site, then an answer, in the same batch: the new site counts.
+    assert apply(sessions, settings, received(DEVICE, moved), received(DEVICE, second)) == [
+        False,
+        False,
+    ]
+    # A later batch reads the site stored on the counter; a redelivery is still stored once.
+    assert apply(sessions, settings, received(DEVICE, third), received(DEVICE, second)) == [
+        False,
+        True,
+    ]
+    with sessions() as session:
+        rows = {r.id: (r.site, r.service) for r in session.scalars(select(SurveyRecord))}
+    assert rows == {
+        first.id: ("", "caf"),
+        second.id: ("Monts de Châlus", "msa"),
+        third.id: ("Monts de Châlus", None),
+    }
+
+
 def test_command_ack_updates_only_the_counters_own_command(
     sessions: sessionmaker[Session], settings: Settings
 ) -> None:

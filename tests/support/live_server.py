@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -32,6 +33,7 @@ class LiveApp:
     ws_url: str
     sessions: sessionmaker[Session]
     ctx: AppContext
+    app: FastAPI  # e.g. for ``app.dependency_overrides`` (a pinned clock)
 
     def add_user(self, username: str, role: str = "agent", service: str | None = "caf") -> None:
         with self.sessions.begin() as session:
@@ -101,6 +103,7 @@ async def live_app(db_url: str, **overrides: Any) -> AsyncIterator[LiveApp]:
             f"ws://127.0.0.1:{port}",
             make_session_factory(engine),
             app.state.ctx,
+            app,
         )
     finally:
         server.should_exit = True

@@ -1,0 +1,134 @@
+"""The reception page in real headless Chromium against the real server.
+
+A reception user of site X logs in and sees their site's counters with their state and the
+week's openings (an MSA walk-in slot every working afternoon, the Caf appointment window on
+Tuesdays), books an appointment for a citizen through the two forms (service, counter and
+day; then slot, agent, first name and phone), sees it listed, finds its slot no longer
+offered, and cancels it. The page's clock is pinned to a Monday at 10 h (Paris) of a week
+without a public holiday, so what "today" and "this week" show does not depend on when the
+test runs. Saves docs/screenshots/reception.png.
+"""
+
+from __future__ import annotations
+
+from datetime import time, timedelta
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Page, expect
+from sqlalchemy import select
+
+from fleet_server.models import Appointment, Device, ScheduleRule
+from fleet_server.web_reception import request_now
+from guichet.contract import utcnow
+from guichet.schedule import PARIS
+from tests.fleet_server.appointment_support import SITE_X, reference_now, seed, slot
+from tests.support.browser import async_chromium
+from tests.support.live_server import LiveApp, live_app
+from tests.support.webapp import PASSWORD
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "reception.png"
+NOW = reference_now()  # Monday 10 h
+TODAY = NOW.astimezone(PARIS).date()
+TOMORROW = TODAY + timedelta(days=1)  # Tuesday: the Caf appointment window, 9 h – 10 h
+MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
+          "septembre", "octobre", "novembre", "décembre")  # fmt: skip
+
+
+def _seed(live: LiveApp) -> dict[str, int]:
+    ids = seed(live.sessions, PASSWORD)
+    with live.sessions.begin() as session:
+        x1 = session.get_one(Device, "x1")
+        x1.state_since = x1.last_telemetry_at = utcnow()  # fresh: the health check keeps it
+        for weekday in range(5):  # MSA walk-in, Monday to Friday afternoons, at site X only
+            session.add(ScheduleRule(service="msa", mode="slot", site=SITE_X, weekday=weekday,
+                                     start_time=time(14), end_time=time(16, 30)))  # fmt: skip
+    live.app.dependency_overrides[request_now] = lambda: NOW
+    return ids
+
+
+async def _search(page: Page, service: str, counter: str) -> None:
+    search = page.locator("#slot-search")
+    await search.get_by_label("Service").select_option(label=service)
+    await search.get_by_label("Guichet").select_option(label=counter)
+    await search.get_by_label("Jour").fill(TOMORROW.isoformat())
+    await search.get_by_role("button", name="Voir les créneaux libres").click()
+
+
+async def test_reception_books_and_cancels_an_appointment(tmp_path: Path) -> None:
+    async with live_app(f"sqlite:///{tmp_path / 'fleet.sqlite3'}") as live:
+        ids = _seed(live)
+        async with async_chromium() as browser:
+            context = await browser.new_context(
+                viewport={"width": 1280, "height": 1000}, locale="fr-FR", timezone_id="Europe/Paris"
+            )
+            page = await context.new_page()
+            await page.goto(live.url + "/login?next=/reception")
+            await page.get_by_label("Identifiant").fill("accueil-x")
+            await page.get_by_label("Mot de passe").fill(PASSWORD)
+            await page.get_by_role("button", name="Se connecter").click()
+            await expect(page).to_have_url(live.url + "/reception")
+            await expect(page.locator("h1")).to_have_text("Accueil · Site X")
+
+            # The site's counters and their state; not another site's.
+            counters = page.locator("table.counters tbody tr")
+            await expect(counters).to_have_count(1)
+            await expect(counters).to_contain_text("Mairie X")
+            await expect(counters).to_contain_text("En ligne")
+            await expect(page.locator("body")).not_to_contain_text("Mairie Y")
+
+            # Today's and the week's openings.
+            await expect(page.locator("#today-openings tbody tr")).to_have_text(
+                ["14 h – 16 h 30 MSA accès libre Mairie X"], use_inner_text=True
+            )
+            tomorrow = f"Demain, mardi {TOMORROW.day} {MONTHS[TOMORROW.month - 1]}"
+            week = page.locator("#week-openings tbody tr")
+            await expect(week).to_have_count(5)  # Tuesday's Caf window, MSA Tuesday to Friday
+            await expect(week.nth(0)).to_contain_text(tomorrow)
+            await expect(week.nth(0)).to_contain_text("9 h – 10 h")
+            await expect(week.nth(0)).to_contain_text("sur rendez-vous")
+            await expect(week.nth(1)).to_contain_text("14 h – 16 h 30")
+            await expect(week.filter(has_text="MSA")).to_have_count(4)
+
+            # Book tomorrow 9 h with agent B for Léa.
+            await _search(page, "Caf", "Mairie X")
+            booking = page.locator("#booking-form")
+            slots = booking.get_by_label("Créneau").locator("option")
+            await expect(slots).to_have_text(["9 h – 9 h 30", "9 h 30 – 10 h"])
+            await booking.get_by_label("Créneau").select_option(label="9 h – 9 h 30")
+            await booking.get_by_label("Agent (facultatif)").select_option(label="agent-b")
+            await booking.get_by_label("Prénom ou initiales").fill("Léa")
+            await booking.get_by_label("Téléphone (facultatif)").fill("0612345678")
+            await booking.get_by_role("button", name="Réserver").click()
+
+            await expect(page.get_by_role("status")).to_have_text("Rendez-vous réservé.")
+            listed = page.locator("#appointments tbody tr")
+            await expect(listed).to_have_count(1)
+            for text in (f"{tomorrow}, 9 h – 9 h 30", "Caf", "Mairie X", "agent-b", "Léa",
+                         "06 12 34 56 78"):  # fmt: skip
+                await expect(listed).to_contain_text(text)
+            with live.sessions() as session:
+                row = session.scalars(select(Appointment)).one()
+            assert (row.device_id, row.agent_user_id, row.start) == (
+                "x1",
+                ids["agent-b"],
+                slot(TOMORROW, 9),
+            )
+
+            # The booked slot is no longer offered.
+            await _search(page, "Caf", "Mairie X")
+            await expect(slots).to_have_text(["9 h 30 – 10 h"])
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+            # Cancel it: gone from the list, the slot free again.
+            await listed.get_by_role("button", name="Annuler").click()
+            await expect(page.get_by_role("status")).to_have_text("Rendez-vous annulé.")
+            await expect(listed).to_have_text(["Aucun rendez-vous à venir."])
+            with live.sessions() as session:
+                assert session.get_one(Appointment, row.id).cancelled_at == NOW
+            await _search(page, "Caf", "Mairie X")
+            await expect(slots).to_have_text(["9 h – 9 h 30", "9 h 30 – 10 h"])
+            await context.close()

@@ -1,0 +1,176 @@
+"""The reception page on the real app and both databases: booking a free slot, a double
+booking refused in French, cancelling, and a site's staff kept to their own site.
+
+The page's clock is pinned to ``NOW`` (a Monday, 10 h in Paris, of a week without a public
+holiday) so that nothing depends on the time of day the tests run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, time, timedelta
+from typing import cast
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from fleet_server.models import Appointment, AuditEntry, ScheduleRule
+from fleet_server.web_reception import request_now
+from guichet.schedule import PARIS
+from tests.fleet_server.appointment_support import (
+    SITE_X,
+    booking_day,
+    reference_now,
+    seed,
+    slot,
+)
+from tests.support.webapp import CSRF_RE, PASSWORD, WebApp, running_app
+
+NOW = reference_now()
+
+
+@pytest.fixture
+def web(db_url: str) -> Iterator[tuple[WebApp, dict[str, int]]]:
+    with running_app(db_url) as app:
+        pin_clock(app, NOW)
+        ids = seed(app.sessions, PASSWORD)
+        assert app.login("accueil-x").status_code == 303
+        yield app, ids
+
+
+def pin_clock(web: WebApp, moment: datetime) -> None:
+    """Make the reception pages read ``moment`` as the time of every request."""
+    cast(FastAPI, web.client.app).dependency_overrides[request_now] = lambda: moment
+
+
+def csrf(web: WebApp) -> str:
+    match = CSRF_RE.search(web.client.get("/reception").text)
+    assert match
+    return match.group(1)
+
+
+def booking(
+    web: WebApp, hour: int, minute: int, agent: int | None, device: str = "x1"
+) -> dict[str, str]:
+    start = slot(booking_day(NOW), hour, minute).isoformat()
+    return {
+        "device_id": device, "service": "caf", "start": start, "agent_id": str(agent or ""),
+        "citizen_name": "Léa M.", "citizen_phone": "06 12 34 56 78", "csrf_token": csrf(web),
+    }  # fmt: skip
+
+
+def test_booking_a_free_slot_then_a_double_booking_is_refused(
+    web: tuple[WebApp, dict[str, int]],
+) -> None:
+    app, ids = web
+    day = booking_day(NOW).isoformat()
+    search = app.client.get("/reception", params={"service": "caf", "guichet": "x1", "jour": day})
+    assert search.status_code == 200
+    assert search.text.count('<option value="' + slot(booking_day(NOW), 9).isoformat()) == 1
+    assert "agent-b" in search.text
+
+    done = app.client.post("/reception/appointments", data=booking(app, 9, 0, ids["agent-b"]))
+    assert done.status_code == 200  # followed the redirect
+    assert "Rendez-vous réservé." in done.text
+    assert "Léa M." in done.text
+    assert "06 12 34 56 78" in done.text
+    with app.sessions() as session:
+        row = session.scalars(select(Appointment)).one()
+        assert (row.device_id, row.agent_user_id, row.created_by) == (
+            "x1",
+            ids["agent-b"],
+            "accueil-x",
+        )
+
+    again = app.client.post("/reception/appointments", data=booking(app, 9, 0, None))
+    assert again.status_code == 400
+    assert "Ce créneau est déjà réservé à ce guichet." in again.text
+    left = app.client.get("/reception", params={"service": "caf", "guichet": "x1", "jour": day})
+    assert slot(booking_day(NOW), 9).isoformat() not in left.text
+    assert slot(booking_day(NOW), 9, 30).isoformat() in left.text
+
+    with app.sessions() as session:
+        details = [str(d) for d in session.scalars(select(AuditEntry.detail))]
+    assert len(details) == 1
+    assert all("Léa" not in d and "06 12" not in d for d in details)
+
+
+def test_cancel_frees_the_slot(web: tuple[WebApp, dict[str, int]]) -> None:
+    app, _ids = web
+    app.client.post("/reception/appointments", data=booking(app, 9, 30, None))
+    with app.sessions() as session:
+        appointment_id = session.scalars(select(Appointment.id)).one()
+    done = app.client.post(
+        f"/reception/appointments/{appointment_id}/cancel", data={"csrf_token": csrf(app)}
+    )
+    assert "Rendez-vous annulé." in done.text
+    assert f'data-appointment="{appointment_id}"' not in done.text
+    with app.sessions() as session:
+        assert session.get_one(Appointment, appointment_id).cancelled_at is not None
+    again = app.client.post("/reception/appointments", data=booking(app, 9, 30, None))
+    assert "Rendez-vous réservé." in again.text
+
+
+def test_reception_of_site_x_cannot_see_or_book_at_site_y(
+    web: tuple[WebApp, dict[str, int]],
+) -> None:
+    app, _ids = web
+    page = app.client.get("/reception", params={"site": "Site Y"})
+    assert "Mairie X" in page.text
+    assert "Mairie Y" not in page.text
+    day = booking_day(NOW).isoformat()
+    peek = app.client.get("/reception", params={"service": "caf", "guichet": "y1", "jour": day})
+    assert peek.status_code == 404
+    refused = app.client.post("/reception/appointments", data=booking(app, 9, 0, None, "y1"))
+    assert refused.status_code == 404
+    with app.sessions() as session:
+        assert session.scalars(select(Appointment)).all() == []
+
+    # An appointment at site Y, booked by its own reception, cannot be cancelled from X.
+    app.client.cookies.clear()
+    assert app.login("accueil-y").status_code == 303
+    app.client.post("/reception/appointments", data=booking(app, 9, 0, None, "y1"))
+    with app.sessions() as session:
+        appointment_id = session.scalars(select(Appointment.id)).one()
+    app.client.cookies.clear()
+    assert app.login("accueil-x").status_code == 303
+    assert "Léa M." not in app.client.get("/reception").text
+    cancel = app.client.post(
+        f"/reception/appointments/{appointment_id}/cancel", data={"csrf_token": csrf(app)}
+    )
+    assert cancel.status_code == 404
+    with app.sessions() as session:
+        assert session.get_one(Appointment, appointment_id).cancelled_at is None
+
+
+def test_the_page_shows_the_week_and_the_counters_state(
+    web: tuple[WebApp, dict[str, int]],
+) -> None:
+    app, _ids = web
+    with app.sessions.begin() as session:  # an MSA walk-in slot every day of the week
+        for weekday in range(7):
+            session.add(ScheduleRule(service="msa", mode="slot", site=SITE_X, weekday=weekday,
+                                     start_time=time(0), end_time=time(23, 59)))  # fmt: skip
+    page = app.client.get("/reception").text
+    assert 'data-device-id="x1" data-state="online"' in page
+    today, week = page.split('id="week-openings"')
+    assert today.count("0 h – 23 h 59") == 1  # open since midnight, not over at 10 h
+    assert week.count("0 h – 23 h 59") == 6  # the six days after
+    tomorrow = NOW.astimezone(PARIS).date() + timedelta(days=1)
+    assert f"Demain, mardi {tomorrow.day} " in week
+    assert "accès libre" in page
+
+
+def test_the_page_reads_the_time_of_the_request(web: tuple[WebApp, dict[str, int]]) -> None:
+    """Late in the evening today's all-day slot is over: the page says so, whatever the wall
+    clock (the old test counted on a slot "today" and failed in the last minute before
+    midnight)."""
+    app, _ids = web
+    with app.sessions.begin() as session:
+        session.add(ScheduleRule(service="msa", mode="slot", site=SITE_X, weekday=0,
+                                 start_time=time(0), end_time=time(23, 59)))  # fmt: skip
+    late = datetime.combine(NOW.astimezone(PARIS).date(), time(23, 59, 30), PARIS)
+    pin_clock(app, late.astimezone(UTC))
+    page = app.client.get("/reception").text
+    assert "Plus aucune ouverture aujourd'hui." in page
+    assert "0 h – 23 h 59" not in page  # Monday only: next week is past the seven days
