@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import date, time, timedelta
+from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Request, status
@@ -363,10 +364,24 @@ DELETIONS: dict[str, tuple[Scoped, str, str]] = {
 }
 
 
-async def _delete(
-    request: Request, ctx: AppContext, user: Principal, kind: str, row_id: int
+class Deletable(StrEnum):
+    RULES = "rules"
+    PERMANENCES = "permanences"
+    EXCEPTIONS = "exceptions"
+
+
+@router.post("/admin/schedules/{kind}/{row_id}/delete")
+async def delete_row(
+    request: Request,
+    kind: Deletable,
+    row_id: int,
+    ctx: Ctx,
+    user: AdminUser,
+    csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
-    model, action, noun = DELETIONS[kind]
+    """Delete a weekly rule, a permanence or an exception (the counters concerned follow)."""
+    check_csrf(request, csrf_token)
+    model, action, noun = DELETIONS[kind.value]
 
     def change(session: Session) -> tuple[str, str, dict[str, Any], list[str] | None]:
         row: Any = session.get(model, row_id)
@@ -378,39 +393,3 @@ async def _delete(
         return action, f"{noun} {row_id}", detail, affected
 
     return await _apply(request, ctx, user, change)
-
-
-@router.post("/admin/schedules/rules/{row_id}/delete")
-async def delete_rule(
-    request: Request,
-    row_id: int,
-    ctx: Ctx,
-    user: AdminUser,
-    csrf_token: Annotated[str, Form()] = "",
-) -> Response:
-    check_csrf(request, csrf_token)
-    return await _delete(request, ctx, user, "rules", row_id)
-
-
-@router.post("/admin/schedules/permanences/{row_id}/delete")
-async def delete_permanence(
-    request: Request,
-    row_id: int,
-    ctx: Ctx,
-    user: AdminUser,
-    csrf_token: Annotated[str, Form()] = "",
-) -> Response:
-    check_csrf(request, csrf_token)
-    return await _delete(request, ctx, user, "permanences", row_id)
-
-
-@router.post("/admin/schedules/exceptions/{row_id}/delete")
-async def delete_exception(
-    request: Request,
-    row_id: int,
-    ctx: Ctx,
-    user: AdminUser,
-    csrf_token: Annotated[str, Form()] = "",
-) -> Response:
-    check_csrf(request, csrf_token)
-    return await _delete(request, ctx, user, "exceptions", row_id)

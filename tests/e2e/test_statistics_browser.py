@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, expect
 
-from fleet_server.web_stats import decimal_fr, duration_fr, integer_fr, percent_fr
 from tests.support import stats_month as sm
 from tests.support.browser import async_chromium
 from tests.support.live_server import LiveApp, live_app
@@ -34,20 +33,7 @@ async def _log_in(page: Page, live: LiveApp) -> None:
 
 async def _expect_row(page: Page, selector: str, exp: sm.Expected) -> None:
     row = page.locator(selector)
-    cells = {
-        "requested": integer_fr(exp.requested),
-        "answered": integer_fr(exp.answered),
-        "missed": integer_fr(exp.missed),
-        "other": integer_fr(exp.other),
-        "wait_avg": duration_fr(exp.wait_avg_s),
-        "wait_median": duration_fr(exp.wait_median_s),
-        "length_avg": duration_fr(exp.length_avg_s),
-        "surveys": integer_fr(exp.surveys),
-        "satisfaction": f"{decimal_fr(exp.satisfaction_avg, 2)} / 5",
-        "dealt": percent_fr(exp.dealt_yes / exp.dealt_answers),
-        "travelled": integer_fr(exp.travelled),
-        "km": f"{integer_fr(exp.km_avoided)} km",
-    }
+    cells = sm.shown(exp)
     for col, text in cells.items():
         await expect(row.locator(f'[data-col="{col}"]')).to_have_text(text, timeout=WAIT_MS)
 

@@ -17,7 +17,7 @@ from sqlalchemy import insert
 from fleet_server import auth, stats
 from fleet_server.models import CallRecord, Device, SurveyRecord
 from fleet_server.stats import StatsRow
-from fleet_server.web_stats import CSV_HEADER, decimal_fr, duration_fr, integer_fr, percent_fr
+from fleet_server.web_stats import CSV_HEADER
 from tests.support import stats_month as sm
 from tests.support.webapp import PASSWORD, WebApp, running_app
 
@@ -189,25 +189,6 @@ def page_rows(html: str) -> dict[tuple[str, str], dict[str, str]]:
     return rows
 
 
-def shown(exp: sm.Expected) -> dict[str, str]:
-    """What the page must show for these figures, formatted the French way."""
-    return {
-        "requested": integer_fr(exp.requested),
-        "answered": integer_fr(exp.answered),
-        "missed": integer_fr(exp.missed),
-        "other": integer_fr(exp.other),
-        "wait_avg": duration_fr(exp.wait_avg_s),
-        "wait_median": duration_fr(exp.wait_median_s),
-        "length_avg": duration_fr(exp.length_avg_s),
-        "surveys": integer_fr(exp.surveys),
-        "satisfaction": f"{decimal_fr(exp.satisfaction_avg, 2)} / 5",
-        "dealt": percent_fr(exp.dealt_yes / exp.dealt_answers),
-        "partly": percent_fr(exp.dealt_partly / exp.dealt_answers),
-        "travelled": integer_fr(exp.travelled),
-        "km": f"{integer_fr(exp.km_avoided)} km",
-    }
-
-
 def test_page_shows_the_month_table_totals_and_charts(web: WebApp, seeded: sm.Plan) -> None:
     web.login()
     response = web.client.get("/statistiques", params={"mois": "2025-03"})
@@ -218,7 +199,7 @@ def test_page_shows_the_month_table_totals_and_charts(web: WebApp, seeded: sm.Pl
     assert len(rows) == 13
     for (site, service), cells in rows.items():
         exp = sm.expected(seeded, site or None, service or None)
-        assert cells == shown(exp), (site, service)
+        assert cells == sm.shown(exp), (site, service)
     total = rows[("", "")]
     assert (total["requested"], total["wait_avg"], total["wait_median"]) == (
         "52",
@@ -249,7 +230,7 @@ def test_page_filters_and_an_empty_month(web: WebApp, seeded: sm.Plan) -> None:
     ).text
     rows = page_rows(filtered)
     assert set(rows) == {(sm.SITES[0], "caf"), ("", "")}
-    assert rows[("", "")] == shown(sm.expected(seeded, sm.SITES[0], "caf"))
+    assert rows[("", "")] == sm.shown(sm.expected(seeded, sm.SITES[0], "caf"))
     empty = web.client.get("/statistiques", params={"mois": "2024-03"}).text
     assert "Aucun appel ni questionnaire ce mois-ci." in empty
     assert page_rows(empty)[("", "")]["requested"] == "0"
@@ -315,7 +296,7 @@ def test_reception_staff_see_their_own_site_only(web: WebApp, seeded: sm.Plan) -
     html = web.client.get("/statistiques", params={"mois": "2025-03"}).text
     rows = page_rows(html)
     assert {site for site, _ in rows} == {sm.SITES[1], ""}
-    assert rows[("", "")] == shown(sm.expected(seeded, sm.SITES[1]))
+    assert rows[("", "")] == sm.shown(sm.expected(seeded, sm.SITES[1]))
     assert sm.SITES[0] not in html  # not even in a site filter
     other = {"mois": "2025-03", "site": sm.SITES[0]}
     assert web.client.get("/statistiques", params=other).status_code == 403

@@ -19,6 +19,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from fleet_server.models import CallRecord, Device, QuestionnaireVersion, SurveyRecord
+from fleet_server.web_stats import decimal_fr, duration_fr, integer_fr, percent_fr
 from guichet.questionnaire import default_questionnaire
 from guichet.schedule import PARIS
 
@@ -202,3 +203,22 @@ def expected(p: Plan, site: str | None = None, service: str | None = None) -> Ex
         travelled=sum(k > 0 for k in km),
         km_avoided=2 * sum(km),
     )
+
+
+def shown(exp: Expected) -> dict[str, str]:
+    """What the page must show for these figures, formatted the French way."""
+    return {
+        "requested": integer_fr(exp.requested),
+        "answered": integer_fr(exp.answered),
+        "missed": integer_fr(exp.missed),
+        "other": integer_fr(exp.other),
+        "wait_avg": duration_fr(exp.wait_avg_s),
+        "wait_median": duration_fr(exp.wait_median_s),
+        "length_avg": duration_fr(exp.length_avg_s),
+        "surveys": integer_fr(exp.surveys),
+        "satisfaction": f"{decimal_fr(exp.satisfaction_avg, 2)} / 5",
+        "dealt": percent_fr(exp.dealt_yes / exp.dealt_answers),
+        "partly": percent_fr(exp.dealt_partly / exp.dealt_answers),
+        "travelled": integer_fr(exp.travelled),
+        "km": f"{integer_fr(exp.km_avoided)} km",
+    }
