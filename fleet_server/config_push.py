@@ -62,6 +62,7 @@ class ConfigPusher:
         self._versions: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.published = 0  # configs handed to the broker since start (tests, metrics)
+        self.rounds = 0  # pushes completed since start, the one at start-up included
 
     # --- lifetime -------------------------------------------------------------------------
 
@@ -133,6 +134,7 @@ class ConfigPusher:
                 self._put_back(everything, ids)
                 await self._retry_later()
                 continue
+            self.rounds += 1
             for device_id in sorted(ids):  # connected counters' idle screens follow at once
                 await self._ctx.calls.send_welcome(device_id)
 

@@ -21,6 +21,7 @@ from fleet_server.models import Appointment, Device, ScheduleRule
 from guichet import contract
 from guichet.contract import Kind, utcnow
 from guichet.schedule import PARIS, AccessMode
+from tests.support.call_harness import wait_for
 from tests.support.live_server import LiveApp, live_app, receive
 from tests.support.mosquitto import Broker
 
@@ -72,6 +73,10 @@ async def test_a_change_reaches_the_counter_retained_with_a_newer_version(
     broker: Broker, db_url: str
 ) -> None:
     async with running(broker, db_url) as live:
+        # The start-up push (of no counter yet) is over: the configs below are the test's own.
+        pusher = live.ctx.config_pusher
+        assert pusher is not None
+        await wait_for(lambda: pusher.rounds >= 1, "the start-up push")
         with live.sessions.begin() as session:
             session.add(Device(id=DEVICE, site="Monts de Châlus", name="Mairie"))
             session.add(

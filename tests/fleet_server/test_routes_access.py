@@ -159,11 +159,22 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebApp]:
         yield app
 
 
+_SESSIONS: dict[tuple[int, str], dict[str, str]] = {}  # (app, role) → its session cookies
+
+
 def as_role(web: WebApp, role: str) -> str:
-    """Log the client in as ``role`` (or out, for anonymous); its CSRF token."""
+    """Log the client in as ``role`` (or out, for anonymous); its CSRF token.
+
+    Each role logs in once per app (argon2 makes a login cost ~0.2 s, and there are some
+    300 cases); later cases reuse its session cookie, as a browser would."""
     web.client.cookies.clear()
+    key = (id(web), role)
     if role != "anonymous":
-        assert web.login(role).status_code == 303
+        if key in _SESSIONS:
+            web.client.cookies.update(_SESSIONS[key])
+        else:
+            assert web.login(role).status_code == 303
+            _SESSIONS[key] = dict(web.client.cookies)
     home = {"anonymous": "/login", "agent": "/agent"}.get(role, "/")
     match = CSRF_RE.search(web.client.get(home).text)
     assert match
