@@ -25,12 +25,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from appliance.app import Appliance
 from appliance.config import parse_config
-from fleet_server.db import make_engine, make_session_factory, migrate
+from fleet_server.db import make_engine, make_session_factory
 from fleet_server.ingest import Ingest
 from fleet_server.metrics import Metrics
 from fleet_server.models import Device, EventRecord
 from fleet_server.settings import Settings
 from guichet import contract
+from tests.support.databases import migrate_fresh
 from tests.support.mosquitto import Broker
 
 KEEPALIVE_S = 5
@@ -64,7 +65,7 @@ system = "simulated"
 
 @contextmanager
 def running_ingest(db_url: str, broker: Broker) -> Iterator[sessionmaker[Session]]:
-    migrate(db_url)
+    migrate_fresh(db_url)
     settings = Settings(
         demo=True, database_url=db_url, mqtt_url=broker.url, mqtt_client_id="e2e-fleet"
     )

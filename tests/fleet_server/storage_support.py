@@ -11,11 +11,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from fleet_server.db import make_engine, make_session_factory, migrate
+from fleet_server.db import make_engine, make_session_factory
 from fleet_server.settings import Settings
 from fleet_server.store import Received
 from guichet import contract
 from guichet.contract import Kind
+from tests.support.databases import migrate_fresh
 
 WAIT_TIMEOUT_S = 20.0  # generous: PostgreSQL on a loaded CI machine
 POLL_S = 0.02
@@ -29,7 +30,7 @@ def make_settings(**overrides: Any) -> Settings:
 
 @contextmanager
 def migrated(url: str) -> Iterator[sessionmaker[Session]]:
-    migrate(url)
+    migrate_fresh(url)
     engine = make_engine(url)
     try:
         yield make_session_factory(engine)

@@ -11,15 +11,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fleet_server import appointments
-from fleet_server.db import make_engine, make_session_factory, migrate
+from fleet_server.db import make_engine, make_session_factory
 from fleet_server.models import Appointment, AuditEntry, ScheduleException
 from tests.fleet_server.appointment_support import booking_day, reference_now, seed, slot
+from tests.support.databases import migrate_fresh
 from tests.support.webapp import PASSWORD
 
 
 @pytest.fixture
 def sessions(db_url: str) -> Iterator[sessionmaker[Session]]:
-    migrate(db_url)
+    migrate_fresh(db_url)
     engine = make_engine(db_url)
     yield make_session_factory(engine)
     engine.dispose()

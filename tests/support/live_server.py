@@ -18,9 +18,10 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from fleet_server import auth, calls_admin
 from fleet_server.app import create_app
-from fleet_server.db import make_engine, make_session_factory, migrate
+from fleet_server.db import make_engine, make_session_factory
 from fleet_server.models import Device
 from fleet_server.web_deps import AppContext
+from tests.support.databases import migrate_fresh
 from tests.support.mosquitto import free_port
 from tests.support.webapp import CSRF_RE, PASSWORD, test_settings
 
@@ -85,7 +86,7 @@ async def send(ws: ClientConnection, message: dict[str, Any]) -> None:
 
 @asynccontextmanager
 async def live_app(db_url: str, **overrides: Any) -> AsyncIterator[LiveApp]:
-    await asyncio.to_thread(migrate, db_url)
+    await asyncio.to_thread(migrate_fresh, db_url)
     app = create_app(test_settings(db_url, **overrides))
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")

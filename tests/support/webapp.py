@@ -21,9 +21,10 @@ from starlette.exceptions import StarletteDeprecationWarning
 
 from fleet_server import auth
 from fleet_server.app import create_app
-from fleet_server.db import make_engine, make_session_factory, migrate
+from fleet_server.db import make_engine, make_session_factory
 from fleet_server.models import Device
 from fleet_server.settings import Settings
+from tests.support.databases import migrate_fresh
 
 with warnings.catch_warnings():
     # Starlette 1.x prefers httpx2 and warns once, at import, when it finds httpx (0.28).
@@ -78,7 +79,7 @@ class WebApp:
 
 @contextmanager
 def running_app(db_url: str, **overrides: Any) -> Iterator[WebApp]:
-    migrate(db_url)
+    migrate_fresh(db_url)
     settings = test_settings(db_url, **overrides)
     engine = make_engine(db_url)
     try:
