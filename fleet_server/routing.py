@@ -28,11 +28,11 @@ from fleet_server import schedules
 from fleet_server.models import Service
 from fleet_server.schedules import ScheduleOptions
 from guichet.schedule import (
-    WALK_IN,
-    AccessMode,
     CounterSchedule,
     Route,
+    agents_on_duty,
     next_opening_lines,
+    open_services,
 )
 
 logger = logging.getLogger(__name__)
@@ -71,19 +71,19 @@ def route_call(
         return Refused(
             "no_service", _with_phone("Aucun service n'est joignable depuis ce guichet.", schedule)
         )
-    walk_in = _walk_in_now(schedule, now)
+    walk_in = open_services(schedule, now)
     if requested is not None:
         if route.kind == "appointment" and route.allows(requested):
             return _routed(session, requested, route.preferred_agents, route)
         if requested in walk_in:
-            return _routed(session, requested, _on_duty(schedule, requested, now), route)
+            return _routed(session, requested, agents_on_duty(schedule, requested, now), route)
         label = schedule.label(requested)
         return Refused("service_closed", _closed_message(schedule, now, f"{label} est fermé."))
     if route.kind == "appointment":
         return _routed(session, route.services[0], route.preferred_agents, route)
     if route.kind == "open" and len(route.services) == 1:
         service = route.services[0]
-        return _routed(session, service, _on_duty(schedule, service, now), route)
+        return _routed(session, service, agents_on_duty(schedule, service, now), route)
     if route.kind == "open":
         labels = ", ".join(schedule.label(s) for s in route.services)
         return Refused(
@@ -115,26 +115,6 @@ def _routed(
         preferred_agents=preferred,
         fallback_s=float(service.fallback_s) if preferred else 0.0,
         appointment_id=appointment.id if appointment is not None else None,
-    )
-
-
-def _walk_in_now(schedule: CounterSchedule, now: datetime) -> set[str]:
-    return {o.service for o in schedule.openings if o.mode in WALK_IN and o.start <= now < o.end}
-
-
-def _on_duty(schedule: CounterSchedule, service: str, now: datetime) -> tuple[int, ...]:
-    """The agents on duty in the service's permanence open now (none for a plain slot)."""
-    return tuple(
-        sorted(
-            {
-                agent
-                for o in schedule.openings
-                if o.service == service
-                and o.mode is AccessMode.PERMANENCE
-                and o.start <= now < o.end
-                for agent in o.agents
-            }
-        )
     )
 
 

@@ -19,10 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
-from typing import TypeVar
 
 import holidays
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from fleet_server.models import (
@@ -77,15 +76,15 @@ def paris_day(moment: datetime) -> date:
     return moment.astimezone(PARIS).date()
 
 
-_Dated = TypeVar("_Dated", Permanence, ScheduleException)
+Scoped = type[ScheduleRule] | type[Permanence] | type[ScheduleException]
 
 
-def _scoped(rows: Sequence[_Dated], device: Device) -> list[_Dated]:
-    return [
-        r
-        for r in rows
-        if r.device_id == device.id or (r.device_id is None and r.site in (None, device.site))
-    ]
+def in_scope(model: Scoped, device: Device) -> ColumnElement[bool]:
+    """SQL condition: a row for this counter, for its site, or for every counter."""
+    return or_(
+        model.device_id == device.id,
+        model.device_id.is_(None) & (model.site.is_(None) | (model.site == device.site)),
+    )
 
 
 def counter_schedule(
@@ -98,29 +97,19 @@ def counter_schedule(
         return None
     until = now + timedelta(days=options.horizon_days)
     first, last = paris_day(now) - timedelta(days=1), paris_day(until)
-    rules = session.scalars(
-        select(ScheduleRule).where(
-            or_(
-                ScheduleRule.device_id == device.id,
-                ScheduleRule.device_id.is_(None)
-                & (ScheduleRule.site.is_(None) | (ScheduleRule.site == device.site)),
-            )
+    rules = session.scalars(select(ScheduleRule).where(in_scope(ScheduleRule, device))).all()
+    permanences = session.scalars(
+        select(Permanence).where(
+            in_scope(Permanence, device), Permanence.day >= first, Permanence.day <= last
         )
     ).all()
-    permanences = _scoped(
-        session.scalars(
-            select(Permanence).where(Permanence.day >= first, Permanence.day <= last)
-        ).all(),
-        device,
-    )
-    exceptions = _scoped(
-        session.scalars(
-            select(ScheduleException).where(
-                ScheduleException.day >= first, ScheduleException.day <= last
-            )
-        ).all(),
-        device,
-    )
+    exceptions = session.scalars(
+        select(ScheduleException).where(
+            in_scope(ScheduleException, device),
+            ScheduleException.day >= first,
+            ScheduleException.day <= last,
+        )
+    ).all()
     openings: list[Opening] = []
     day = first
     while day <= last:

@@ -33,7 +33,7 @@ from fleet_server.models import (
     Service,
     User,
 )
-from fleet_server.schedules import counter_schedule, paris_day, public_holiday
+from fleet_server.schedules import Scoped, counter_schedule, paris_day, public_holiday
 from fleet_server.web_deps import AdminUser, AppContext, Ctx, Db, check_csrf, render
 from fleet_server.web_reception import day_label, hours_label, opening_rows
 from guichet.contract import utcnow
@@ -356,7 +356,6 @@ async def create_exception(
     return await _apply(request, ctx, user, change)
 
 
-Scoped = type[ScheduleRule] | type[Permanence] | type[ScheduleException]
 DELETIONS: dict[str, tuple[Scoped, str, str]] = {
     "rules": (ScheduleRule, "schedule.rule_delete", "règle"),
     "permanences": (Permanence, "schedule.permanence_delete", "permanence"),

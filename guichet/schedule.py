@@ -112,14 +112,33 @@ def decide(schedule: CounterSchedule, now: datetime) -> Route:
         booked = min(due, key=lambda a: (abs((a.start - now).total_seconds()), a.id))
         agents = (booked.agent_id,) if booked.agent_id is not None else ()
         return Route("appointment", (booked.service,), booked, agents)
-    open_now = [o for o in schedule.openings if o.mode in WALK_IN and o.start <= now < o.end]
-    if open_now:
-        services = _ordered(schedule, {o.service for o in open_now})
-        on_duty: tuple[int, ...] = ()
-        if len(services) == 1:
-            on_duty = tuple(sorted({a for o in open_now for a in o.agents}))
+    services = open_services(schedule, now)
+    if services:
+        on_duty = agents_on_duty(schedule, services[0], now) if len(services) == 1 else ()
         return Route("open", services, preferred_agents=on_duty)
     return Route("closed", next_openings=next_openings(schedule, now))
+
+
+def open_services(schedule: CounterSchedule, now: datetime) -> tuple[str, ...]:
+    """The services open to walk-ins (slot or permanence) at ``now``, in display order."""
+    codes = {o.service for o in schedule.openings if o.mode in WALK_IN and o.start <= now < o.end}
+    return _ordered(schedule, codes)
+
+
+def agents_on_duty(schedule: CounterSchedule, service: str, now: datetime) -> tuple[int, ...]:
+    """The agents on duty in the service's permanence open at ``now`` (none for a slot)."""
+    return tuple(
+        sorted(
+            {
+                agent
+                for o in schedule.openings
+                if o.service == service
+                and o.mode is AccessMode.PERMANENCE
+                and o.start <= now < o.end
+                for agent in o.agents
+            }
+        )
+    )
 
 
 def next_openings(schedule: CounterSchedule, now: datetime) -> tuple[NextOpening, ...]:
