@@ -124,6 +124,5 @@ def _closed_message(schedule: CounterSchedule, now: datetime, first: str) -> str
 
 
 def _with_phone(text: str, schedule: CounterSchedule | None) -> str:
-    if schedule is not None and schedule.phone:
-        return f"{text}\nTéléphone : {schedule.phone}"
-    return text
+    phone = schedule.contact_phone() if schedule is not None else None
+    return f"{text}\nTéléphone : {phone}" if phone else text

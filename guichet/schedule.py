@@ -70,6 +70,12 @@ class CounterSchedule(_Model):
     phone: str | None = Field(default=None, max_length=32)  # shown when nothing is open
     tolerance_min: int = Field(default=DEFAULT_TOLERANCE_MIN, ge=0, le=120)
 
+    def contact_phone(self) -> str | None:
+        """The number a closed counter gives: its own, else the first service's."""
+        if self.phone:
+            return self.phone
+        return next((info.phone for info in self.services if info.phone), None)
+
     def label(self, service: str) -> str:
         for info in self.services:
             if info.code == service:

@@ -47,7 +47,7 @@ def idle_screen(
             info["numbered"] = numbered
         return ScreenState.CHOICE, info
     info = {"lines": next_opening_lines(schedule, now)}
-    if phone := closed_phone(schedule):
+    if phone := schedule.contact_phone():
         info["phone"] = phone
     return ScreenState.CLOSED, info
 
@@ -60,10 +60,3 @@ def highlighted_service(services: tuple[str, ...], chosen: str | None) -> str:
 def next_minute_s(now: datetime) -> float:
     """Seconds from ``now`` to the next minute boundary."""
     return 60.0 - (now.second + now.microsecond / 1e6)
-
-
-def closed_phone(schedule: CounterSchedule) -> str | None:
-    """The number a closed counter shows: the counter's, else the first service's."""
-    if schedule.phone:
-        return schedule.phone
-    return next((info.phone for info in schedule.services if info.phone), None)
