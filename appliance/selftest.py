@@ -140,7 +140,9 @@ class SelfTest:
         _healthy(await printer.state(), "imprimante")
         if isinstance(printer, CupsPrinter):
             text = hw.test_page_text(self.config.device.id)
-            return await asyncio.to_thread(hw.print_test_page, printer.queue, text)
+            return await asyncio.to_thread(
+                hw.print_test_page, printer.queue, text, server=printer.server
+            )
         return "imprimante simulée : page de test acceptée"
 
     async def _scanner(self) -> str | None:

@@ -53,14 +53,21 @@ def test_page_text(device_id: str) -> str:
     )
 
 
-def print_test_page(queue: str | None, text: str, *, timeout_s: float = PRINT_TIMEOUT_S) -> str:
-    """Blocking: print ``text`` on ``queue`` (or the default) and wait for the job to finish."""
+def print_test_page(
+    queue: str | None,
+    text: str,
+    *,
+    server: str | None = None,
+    timeout_s: float = PRINT_TIMEOUT_S,
+) -> str:
+    """Blocking: print ``text`` on ``queue`` (or the default) of ``server`` (a host or a Unix
+    socket; ``None``: libcups' default) and wait for the job to finish."""
     try:
         import cups
     except ImportError:
         raise SelfTestError("le module d'impression (pycups) n'est pas installé") from None
     try:
-        connection = cups.Connection()
+        connection = cups.Connection() if server is None else cups.Connection(host=server)
     except RuntimeError:
         raise SelfTestError("le service d'impression (CUPS) ne répond pas") from None
     name = queue or connection.getDefault()

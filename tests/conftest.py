@@ -8,11 +8,34 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import machine
 from tests.support.databases import fresh_database
 from tests.support.mosquitto import Broker
 
 # tests/netns needs a loopback-only network namespace: tests/e2e/test_netns.py runs it there.
 collect_ignore = [] if os.environ.get("GUICHET_IN_NETNS") == "1" else ["netns"]
+
+_MACHINE_BEFORE = pytest.StashKey[machine.Snapshot]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_MACHINE_BEFORE] = machine.snapshot()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Tests never change the machine's own services' configuration: fail the run if they did."""
+    before = session.config.stash.get(_MACHINE_BEFORE, None)
+    if before is None:
+        return
+    changed = machine.changes(before, machine.snapshot())
+    if changed:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.ensure_newline()
+            reporter.write_sep(
+                "!", "the suite changed the machine's own configuration: " + ", ".join(changed)
+            )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture

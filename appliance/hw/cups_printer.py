@@ -67,6 +67,10 @@ class CupsPrinter:
     def queue(self) -> str | None:
         return self._queue
 
+    @property
+    def server(self) -> str | None:
+        return self._server
+
     async def state(self) -> PrinterState:
         try:
             return await asyncio.wait_for(asyncio.to_thread(self._read), CUPS_TIMEOUT_S)

@@ -28,9 +28,8 @@ from tests.support.cups import (
     FAULT_MESSAGE,
     CupsQueues,
     break_queue,
-    cups_pdf_output_dir,
     cups_queues_fixture,  # noqa: F401  # the session fixture
-    ensure_private_scheduler,
+    cups_scheduler_fixture,  # noqa: F401  # the session fixture
     repair_queue,
 )
 from tests.support.documents import pdf_of
@@ -41,7 +40,6 @@ from tests.support.sane import (
 )
 
 WAIT_S = 20.0
-SPOOL = Path("/var/spool/cups")
 
 
 class MemoryChannel:
@@ -116,10 +114,13 @@ async def _rig(tmp_path: Path, printer: object, scanner: object) -> AsyncIterato
         await session.close()
 
 
+def _printer(queue: str, queues: CupsQueues) -> CupsPrinter:
+    return CupsPrinter(queue, server=queues.server)
+
+
 @pytest.fixture
 async def cups_rig(tmp_path: Path, cups_queues: CupsQueues) -> AsyncIterator[Rig]:
-    ensure_private_scheduler()
-    async for rig in _rig(tmp_path, CupsPrinter(cups_queues.pdf), SimulatedScanner()):
+    async for rig in _rig(tmp_path, _printer(cups_queues.pdf, cups_queues), SimulatedScanner()):
         yield rig
 
 
@@ -127,14 +128,16 @@ def _private_files(tmp_path: Path) -> list[Path]:
     return [p for p in (tmp_path / "private").rglob("*") if p.is_file()]
 
 
-def _cups_pdf_outputs(transfer_id: str, since: float) -> list[Path]:
-    out = cups_pdf_output_dir()
+def _cups_pdf_outputs(queues: CupsQueues, transfer_id: str, since: float) -> list[Path]:
+    out = queues.scheduler.pdf_output
     if not out.is_dir():
         return []
     return [p for p in out.iterdir() if transfer_id in p.name and p.stat().st_mtime >= since]
 
 
-async def test_a_three_page_pdf_comes_out_of_cups_pdf(cups_rig: Rig, tmp_path: Path) -> None:
+async def test_a_three_page_pdf_comes_out_of_cups_pdf(
+    cups_rig: Rig, cups_queues: CupsQueues, tmp_path: Path
+) -> None:
     since = time.time() - 1
     cups_rig.send_pdf("print3", pdf_of(3))
     end = await cups_rig.channel.wait_job_end()
@@ -143,14 +146,16 @@ async def test_a_three_page_pdf_comes_out_of_cups_pdf(cups_rig: Rig, tmp_path: P
     assert states[0] in ("queued", "printing")
     assert end.pages == 3
     async with asyncio.timeout(WAIT_S):
-        while not (outputs := _cups_pdf_outputs("print3", since)):
+        while not (outputs := _cups_pdf_outputs(cups_queues, "print3", since)):
             await asyncio.sleep(0.05)
     with pikepdf.open(outputs[0]) as printed:
         assert len(printed.pages) == 3
     for output in outputs:  # the printed "paper": taken away
         output.unlink()
     assert _private_files(tmp_path) == []  # the file CUPS read is gone at once
-    assert not [p for p in SPOOL.glob("d*") if p.stat().st_mtime >= since]  # no job file kept
+    assert not [
+        p for p in cups_queues.scheduler.spool.glob("d*") if p.stat().st_mtime >= since
+    ]  # no job file kept
     assert cups_rig.hints[-1] is not None
     assert "prenez-les" in cups_rig.hints[-1]
 
@@ -158,9 +163,11 @@ async def test_a_three_page_pdf_comes_out_of_cups_pdf(cups_rig: Rig, tmp_path: P
 async def test_a_stopped_queue_is_reported_with_its_reason(
     tmp_path: Path, cups_queues: CupsQueues
 ) -> None:
-    await break_queue(cups_queues.failing, tmp_path / "fault.txt")
+    await break_queue(cups_queues, tmp_path / "fault.txt")
     try:
-        async for rig in _rig(tmp_path, CupsPrinter(cups_queues.failing), SimulatedScanner()):
+        async for rig in _rig(
+            tmp_path, _printer(cups_queues.failing, cups_queues), SimulatedScanner()
+        ):
             await rig.session.send_device_state()
             state = rig.channel.of(doc.DeviceState)[-1]
             assert isinstance(state, doc.DeviceState)
@@ -174,29 +181,29 @@ async def test_a_stopped_queue_is_reported_with_its_reason(
             assert (error.id, error.code) == ("off", "printer_unavailable")
             assert "arrêtée" in error.message
     finally:
-        await repair_queue(cups_queues.failing)
+        await repair_queue(cups_queues, cups_queues.failing)
 
 
 async def test_a_printer_failing_mid_job_is_reported_live(
     tmp_path: Path, cups_queues: CupsQueues
 ) -> None:
     try:
-        async for rig in _rig(tmp_path, CupsPrinter(cups_queues.failing), SimulatedScanner()):
+        async for rig in _rig(
+            tmp_path, _printer(cups_queues.failing, cups_queues), SimulatedScanner()
+        ):
             rig.send_pdf("midjob", pdf_of(1))
             end = await rig.channel.wait_job_end()
             assert end.state == "failed"
             assert end.reason is not None
             assert FAULT_MESSAGE in end.reason
     finally:
-        await repair_queue(cups_queues.failing)
+        await repair_queue(cups_queues, cups_queues.failing)
 
 
 async def test_a_disabled_queue_is_refused_with_its_reason(
     cups_rig: Rig, cups_queues: CupsQueues
 ) -> None:
-    import cups
-
-    connection = cups.Connection()
+    connection = cups_queues.connection()
     await asyncio.to_thread(connection.disablePrinter, cups_queues.pdf, reason="maintenance")
     try:
         cups_rig.send_pdf("disabled", pdf_of(1))

@@ -23,6 +23,7 @@ from tests.support.cups import (
     CupsQueues,
     break_queue,
     cups_queues_fixture,  # noqa: F401  # the session fixture
+    cups_scheduler_fixture,  # noqa: F401  # the session fixture
     repair_queue,
 )
 
@@ -95,9 +96,13 @@ async def printer_rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIt
         queue = queues.failing
 
         async def break_cups() -> None:
-            await break_queue(queue, tmp_path / "page.txt")
+            await break_queue(queues, tmp_path / "page.txt")
 
-        rig = PrinterRig(CupsPrinter(queue), break_cups, lambda: repair_queue(queue))
+        rig = PrinterRig(
+            CupsPrinter(queue, server=queues.server),
+            break_cups,
+            lambda: repair_queue(queues, queue),
+        )
     else:
         fake = SimulatedPrinter()
 
@@ -135,24 +140,22 @@ async def test_failed_printer_is_stopped_with_reasons(printer_rig: PrinterRig) -
 
 
 async def test_cups_pdf_queue_is_ok_with_its_model(cups_queues: CupsQueues) -> None:
-    state = await CupsPrinter(cups_queues.pdf).state()
+    state = await CupsPrinter(cups_queues.pdf, server=cups_queues.server).state()
     assert state.health is DeviceHealth.OK
     assert state.model is not None
     assert "CUPS-PDF" in state.model
 
 
 async def test_unknown_queue_is_absent(cups_queues: CupsQueues) -> None:
-    state = await CupsPrinter(f"{cups_queues.pdf}-missing").state()
+    state = await CupsPrinter(f"{cups_queues.pdf}-missing", server=cups_queues.server).state()
     assert state.health is DeviceHealth.ABSENT
     assert state.detail is not None
     assert "no such queue" in state.detail
 
 
 async def test_default_destination_is_followed(cups_queues: CupsQueues) -> None:
-    import cups
-
-    default = cups.Connection().getDefault()
-    state = await CupsPrinter(None).state()
+    default = cups_queues.connection().getDefault()
+    state = await CupsPrinter(None, server=cups_queues.server).state()
     if default is None:
         assert (state.health, state.detail) == (DeviceHealth.ABSENT, "no default printer")
     else:

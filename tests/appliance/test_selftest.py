@@ -13,7 +13,11 @@ from appliance.selftest import CheckResult, Outcome, event_data, report_text, ru
 from appliance.wiring import Hardware
 from guichet import contract
 from tests.appliance.mqtt_observer import Observer
-from tests.support.cups import CupsQueues, cups_queues_fixture  # noqa: F401
+from tests.support.cups import (  # noqa: F401  # the session fixtures
+    CupsQueues,
+    cups_queues_fixture,
+    cups_scheduler_fixture,
+)
 from tests.support.mosquitto import Broker, free_port
 from tests.support.sane import sane_test_backend_fixture  # noqa: F401
 
@@ -150,6 +154,7 @@ async def test_real_cups_test_page_and_sane_test_scan(
 ) -> None:
     hardware = (
         f'printer = "cups"\nprinter_queue = "{cups_queues.pdf}"\n'
+        f'printer_server = "{cups_queues.server}"\n'
         f'scanner = "sane"\nscanner_device = "{sane_test_backend}"'
     )
     results = await _run(_config(tmp_path, broker.url, hardware), Technician())
@@ -164,7 +169,10 @@ async def test_real_cups_test_page_and_sane_test_scan(
 async def test_stopped_cups_queue_fails_the_printer_check(
     tmp_path: Path, broker: Broker, cups_queues: CupsQueues
 ) -> None:
-    hardware = f'printer = "cups"\nprinter_queue = "{cups_queues.failing}"'
+    hardware = (
+        f'printer = "cups"\nprinter_queue = "{cups_queues.failing}"\n'
+        f'printer_server = "{cups_queues.server}"'
+    )
     results = await _run(_config(tmp_path, broker.url, hardware), Technician())
     printer = _by_name(results)["printer"]
     assert printer.outcome is Outcome.FAILED

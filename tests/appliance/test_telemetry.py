@@ -26,7 +26,11 @@ from appliance.hw.system_probe import PsutilSystemProbe
 from appliance.telemetry import collect, decode_throttling
 from guichet import contract
 from guichet.contract import DeviceHealth, Telemetry
-from tests.support.cups import CupsQueues, cups_queues_fixture  # noqa: F401
+from tests.support.cups import (  # noqa: F401  # the session fixtures
+    CupsQueues,
+    cups_queues_fixture,
+    cups_scheduler_fixture,
+)
 from tests.support.sane import sane_test_backend_fixture  # noqa: F401
 
 
@@ -80,7 +84,7 @@ async def test_real_adapters_telemetry_round_trips(
         message = await collect(
             PsutilSystemProbe(tmp_path),
             V4l2Camera(str(tmp_path / "video0")),
-            CupsPrinter(cups_queues.pdf),
+            CupsPrinter(cups_queues.pdf, server=cups_queues.server),
             SaneScanner(sane_test_backend),
             button,
         )

@@ -31,9 +31,8 @@ from appliance.hw.sane_scanner import SaneScanner
 from tests.support.call_harness import CallRig, call_rig, wait_for
 from tests.support.cups import (
     CupsQueues,
-    cups_pdf_output_dir,
     cups_queues_fixture,  # noqa: F401  # the session fixture
-    ensure_private_scheduler,
+    cups_scheduler_fixture,  # noqa: F401  # the session fixture
 )
 from tests.support.documents import pdf_of
 from tests.support.sane import (
@@ -44,17 +43,15 @@ from tests.support.sane import (
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CUPS_SOCKET = "/run/cups/cups.sock"
 FRAMES = 15
 WAIT_MS = 30_000
-SPOOLS = (Path("/var/spool/cups"), Path("/var/spool/cups-pdf"))
 
 
-def counter_documents(queue: str, device: str, private_dir: Path) -> str:
+def counter_documents(queues: CupsQueues, device: str, private_dir: Path) -> str:
     return f"""
 printer = "cups"
-printer_queue = "{queue}"
-printer_server = "{CUPS_SOCKET}"
+printer_queue = "{queues.pdf}"
+printer_server = "{queues.server}"
 scanner = "sane"
 scanner_device = "{device}"
 
@@ -100,7 +97,7 @@ async def wait_error(rig: CallRig, count: int) -> str:
     return message
 
 
-def document_files(roots: list[Path], since: float) -> list[Path]:
+def document_files(roots: list[Path], spools: list[Path], since: float) -> list[Path]:
     """Files written since ``since`` that hold a document: a PDF or a CUPS job file."""
     found = []
     for root in roots:
@@ -116,7 +113,7 @@ def document_files(roots: list[Path], since: float) -> list[Path]:
                     head = f.read(5)
             except OSError:
                 continue
-            is_job = root in SPOOLS and path.name.startswith(("d", "c"))
+            is_job = root in spools and path.name.startswith(("d", "c"))
             if head == b"%PDF-" or is_job:
                 found.append(path)
     return found
@@ -125,14 +122,11 @@ def document_files(roots: list[Path], since: float) -> list[Path]:
 async def test_scan_print_and_bad_input_through_the_browser(
     tmp_path: Path, cups_queues: CupsQueues, sane_test_backend: str
 ) -> None:
-    import cups
-
-    ensure_private_scheduler()
     started = time.time() - 1
     private_dir = tmp_path / "private"
     inputs = tmp_path / "inputs"
     inputs.mkdir()
-    extra = counter_documents(cups_queues.pdf, sane_test_backend, private_dir)
+    extra = counter_documents(cups_queues, sane_test_backend, private_dir)
     async with call_rig(tmp_path, counter_extra=extra) as rig:
         scanner = rig.appliance.hardware.scanner
         assert isinstance(scanner, SaneScanner)
@@ -188,7 +182,7 @@ async def test_scan_print_and_bad_input_through_the_browser(
         await expect(page.locator("#doc-status")).to_contain_text("Imprimé")
         jobs = (await documents_state(rig))["jobs"]
         (job_id,) = [k for k, v in jobs.items() if "done" in v]
-        out_dir = cups_pdf_output_dir()
+        out_dir = cups_queues.scheduler.pdf_output
 
         def outputs() -> list[Path]:
             if not out_dir.is_dir():
@@ -205,7 +199,7 @@ async def test_scan_print_and_bad_input_through_the_browser(
         assert "prenez-les" in str(rig.screen.info.get("document", ""))
 
         # --- the queue disabled: failure and reason --------------------------------------------
-        connection = cups.Connection()
+        connection = cups_queues.connection()
         await asyncio.to_thread(connection.disablePrinter, cups_queues.pdf, reason="test")
         try:
             one = inputs / "une-page.pdf"
@@ -255,6 +249,8 @@ async def test_scan_print_and_bad_input_through_the_browser(
         assert stats["framesDecoded"] > frames_before
 
         # --- the call ends: nothing is left ------------------------------------------------------
+        scheduler = cups_queues.scheduler
+        spools = [scheduler.spool, scheduler.cups_pdf_spool, scheduler.pdf_output]
         await page.get_by_role("button", name="Raccrocher").click()
         await rig.wait_idle()
         await wait_for(
@@ -268,8 +264,10 @@ async def test_scan_print_and_bad_input_through_the_browser(
             Path(tempfile.gettempdir()),
             Path("/dev/shm"),
             *([Path(os.environ["XDG_RUNTIME_DIR"])] if "XDG_RUNTIME_DIR" in os.environ else []),
-            *SPOOLS,
+            *spools,
         ]
         with contextlib.suppress(TimeoutError):  # the assertion below names what is left
-            await wait_for(lambda: not document_files(roots, started), "no document on disk", 10)
-        assert document_files(roots, started) == []
+            await wait_for(
+                lambda: not document_files(roots, spools, started), "no document on disk", 10
+            )
+        assert document_files(roots, spools, started) == []
