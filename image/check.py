@@ -192,13 +192,27 @@ def verdict(serial: Path) -> tuple[str, str] | None:
     return (match.group(1), match.group(2).strip()) if match else None
 
 
+class VmDiedError(RuntimeError):
+    """qemu stopped on its own with an error (not a power-off): its stderr says why."""
+
+
 def boot_and_wait(argv: list[str], serial: Path, done: Callable[[], bool]) -> float:
-    """Run the VM until ``done()`` or it powers off; return when it was powered on."""
+    """Run the VM until ``done()`` or it powers off; return when it was powered on.
+
+    qemu's stderr goes to ``<serial>.qemu-stderr``; when qemu exits with an error (a missing
+    ROM, a bad option, no KVM/TCG memory) it is shown and ``VmDiedError`` raised.
+    """
+    stderr_path = serial.with_name(serial.name + ".qemu-stderr")
     started = time.monotonic()
-    vm = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+    with stderr_path.open("wb") as stderr:
+        vm = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr)  # noqa: S603
+    exited: int | None = None
     try:
         while time.monotonic() - started < BOOT_TIMEOUT_S:
-            if done() or vm.poll() is not None:  # powered off: the verdict is in, or it died
+            if done():
+                break
+            exited = vm.poll()
+            if exited is not None:  # powered off (the verdict is in), or it died
                 break
             time.sleep(1.0)
     finally:
@@ -208,6 +222,11 @@ def boot_and_wait(argv: list[str], serial: Path, done: Callable[[], bool]) -> fl
         except subprocess.TimeoutExpired:
             vm.kill()
             vm.wait()
+    said = stderr_path.read_text(encoding="utf-8", errors="replace").strip()
+    if said:
+        sys.stderr.write(f"image-check: qemu said:\n{said}\n")
+    if exited not in (None, 0):
+        raise VmDiedError(f"qemu exited with status {exited}: {said or '(nothing on stderr)'}")
     return started
 
 
@@ -283,10 +302,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="check-", dir=args.out.parent))
     workdir.chmod(0o755)  # mosquitto must read its config
-    result = {
-        "valid_guichet_toml": check_valid(image, args.out, workdir),
-        "invalid_guichet_toml": check_invalid(image, args.out, workdir),
-    }
+    try:
+        result = {
+            "valid_guichet_toml": check_valid(image, args.out, workdir),
+            "invalid_guichet_toml": check_invalid(image, args.out, workdir),
+        }
+    except VmDiedError as exc:
+        sys.stderr.write(f"image-check: ÉCHEC — {exc}\nlogs: {workdir}\n")
+        return 1
     passed = all(bool(phase["passed"]) for phase in result.values())
     sys.stdout.write(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
     report = json.dumps(result, ensure_ascii=False, indent=2) + "\n"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from appliance.firstboot_config import parse_boot_config
 from image import check
 
@@ -31,3 +33,22 @@ def test_verdict_is_read_from_the_serial_log(tmp_path: Path) -> None:
     assert check.verdict(serial) is None
     serial.write_bytes(b"noise\x1b[0m\r\nGUICHET-CHECK: OK racine=ro donnees=1o service=actif\r\n")
     assert check.verdict(serial) == ("OK", "racine=ro donnees=1o service=actif")
+
+
+def test_a_vm_that_dies_says_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # What qemu does on a machine without ipxe-qemu; a stand-in process says the same.
+    argv = ["sh", "-c", "echo 'qemu: failed to find romfile \"efi-virtio.rom\"' >&2; exit 1"]
+    with pytest.raises(check.VmDiedError, match=r"efi-virtio\.rom"):
+        check.boot_and_wait(argv, tmp_path / "serial.log", lambda: False)
+    assert "efi-virtio.rom" in capsys.readouterr().err
+
+
+def test_a_vm_that_powers_off_is_not_an_error(tmp_path: Path) -> None:
+    started = check.boot_and_wait(["true"], tmp_path / "serial.log", lambda: False)
+    assert started > 0
+
+
+def test_image_check_installs_the_rom_qemu_needs() -> None:
+    run = (Path(__file__).parents[2] / "run").read_text()
+    tools = run[run.index("IMAGE_TOOLS=(") : run.index(")", run.index("IMAGE_TOOLS=("))]
+    assert "ipxe-qemu" in tools.split()
