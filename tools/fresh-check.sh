@@ -99,12 +99,14 @@ set +e
 unshare --mount --pid --fork --uts --ipc --propagation private /bin/bash -c '
   set -e
   fresh=$1; shift
+  # The root is a mount point, as on a machine (unshare --propagation needs one); /tmp
+  # stays a directory of the root file system, as on a Debian 12 install.
+  mount --bind "$fresh" "$fresh"
   mount -t proc proc "$fresh/proc"
   mount --rbind /sys "$fresh/sys"
   mount --rbind /dev "$fresh/dev"
   mount -t tmpfs -o mode=1777 tmpfs "$fresh/dev/shm"
   mount -t tmpfs -o mode=0755 tmpfs "$fresh/run"
-  mount -t tmpfs -o mode=1777 tmpfs "$fresh/tmp"
   hostname guichet-fresh
   exec chroot "$fresh" /usr/bin/env -i "$@" /root/fresh-inside.sh
 ' fresh "$FRESH" "${inside_env[@]}" | tee "$WORK/inside.log"
