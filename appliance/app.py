@@ -40,8 +40,8 @@ from appliance.fleet.link import FleetLink
 from appliance.fleet.outbox import Outbox
 from appliance.fleet.settings import RuntimeSettings
 from appliance.hw.ports import LightPattern, UsbChange, UsbDevice
-from appliance.hw.sane_scanner import SaneScanner
-from appliance.hw.simulated import SimulatedButton
+from appliance.hw.ports.controls import SimulatedButton
+from appliance.hw.sane.scanner import SaneScanner
 from appliance.supervisor import ComponentHealth, Supervisor
 from appliance.telemetry import collect
 from appliance.wiring import Hardware, build_hardware

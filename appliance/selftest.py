@@ -24,9 +24,9 @@ from pathlib import Path
 from appliance import selftest_hw as hw
 from appliance.config import ApplianceConfig, load_config
 from appliance.errors import ApplianceError, ConfigError
-from appliance.hw.cups_printer import CupsPrinter
+from appliance.hw.cups.printer import CupsPrinter
 from appliance.hw.ports import LightPattern
-from appliance.hw.sane_scanner import SaneScanner
+from appliance.hw.sane.scanner import SaneScanner
 from appliance.selftest_hw import SelfTestError
 from appliance.wiring import Hardware, build_hardware
 from guichet import contract

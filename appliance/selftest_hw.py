@@ -19,7 +19,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from appliance.hw import sane_scanner
+from appliance.hw.sane import scanner as sane_scanner
 
 logger = logging.getLogger(__name__)
 

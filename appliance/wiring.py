@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from appliance.config import ApplianceConfig, HardwareSection
 from appliance.errors import HardwareError
 from appliance.hw.absent import AbsentCamera, AbsentPrinter, AbsentScanner, AbsentScreen
-from appliance.hw.camera import Picamera2Camera, V4l2Camera
-from appliance.hw.cups_printer import CupsPrinter
-from appliance.hw.gpiozero_io import GpiozeroButton, GpiozeroLight
+from appliance.hw.camera.presence import Picamera2Camera, V4l2Camera
+from appliance.hw.cups.printer import CupsPrinter
+from appliance.hw.gpio.devices import GpiozeroButton, GpiozeroLight
 from appliance.hw.ports import (
     Button,
     Camera,
@@ -30,21 +30,19 @@ from appliance.hw.ports import (
     StatusLight,
     SystemProbe,
 )
-from appliance.hw.sane_scanner import SaneScanner
-from appliance.hw.screen_pygame import PygameScreen
-from appliance.hw.simulated import (
-    SimulatedButton,
-    SimulatedCamera,
-    SimulatedHotPlug,
-    SimulatedLight,
-    SimulatedPrinter,
-    SimulatedScanner,
-    SimulatedScreen,
-    SimulatedSystemProbe,
-)
-from appliance.hw.speech import EspeakSpeaker, SilentSpeaker
-from appliance.hw.system_probe import PsutilSystemProbe
-from appliance.hw.udev_hotplug import PyudevHotPlug
+from appliance.hw.ports.camera import SimulatedCamera
+from appliance.hw.ports.controls import SimulatedButton, SimulatedLight
+from appliance.hw.ports.hotplug import SimulatedHotPlug
+from appliance.hw.ports.printer import SimulatedPrinter
+from appliance.hw.ports.scanner import SimulatedScanner
+from appliance.hw.ports.screen import SimulatedScreen
+from appliance.hw.ports.speaker import SilentSpeaker
+from appliance.hw.ports.system import SimulatedSystemProbe
+from appliance.hw.sane.scanner import SaneScanner
+from appliance.hw.screen_pygame.adapter import PygameScreen
+from appliance.hw.speech import EspeakSpeaker
+from appliance.hw.system import PsutilSystemProbe
+from appliance.hw.udev import PyudevHotPlug
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +141,7 @@ def build_media(config: ApplianceConfig) -> MediaDevices | None:
     """
     if config.call.server_url is None:
         return None
-    from appliance.hw.media_devices import ConfiguredMedia
+    from appliance.hw.camera.devices import ConfiguredMedia
 
     return ConfiguredMedia(config.hardware)
 

@@ -15,7 +15,7 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from appliance.call.agent import CallAgent
 from appliance.call.machine import CallTimings, Phase
-from appliance.hw.gpiozero_io import GpiozeroButton, GpiozeroLight
+from appliance.hw.gpio.devices import GpiozeroButton, GpiozeroLight
 from appliance.hw.ports import LightPattern, ScreenState
 from guichet import signalling as sig
 from guichet.contract import EventKind, Scalar

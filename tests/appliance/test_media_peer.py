@@ -11,7 +11,7 @@ import pytest
 from aiortc.codecs.h264 import H264Encoder
 
 from appliance.call.peer import CallPeer
-from appliance.hw.media_test_pattern import H264TestPatternSource
+from appliance.hw.camera.pattern import H264TestPatternSource
 from tests.appliance.call_support import AgentPeer, RecordingScreen, TestMedia
 
 pytestmark = pytest.mark.slow

@@ -21,7 +21,7 @@ import av
 
 from appliance.errors import HardwareError
 from appliance.hw._bridge import short_error
-from appliance.hw.media_pacing import Pacer
+from appliance.hw.camera.pacing import Pacer
 from appliance.hw.serial_worker import SerialWorker
 
 logger = logging.getLogger(__name__)
