@@ -34,10 +34,10 @@ import guichet
 from appliance import enrol, sdnotify
 from appliance.boot_selftest import button_held_at_boot, run_boot_selftest
 from appliance.config import ApplianceConfig, load_config
-from appliance.errors import ApplianceError, ConfigError, OutboxFullError
+from appliance.errors import ApplianceError, ConfigError, OutboxError
 from appliance.fleet.commands import CommandFailed, CommandHandler
 from appliance.fleet.link import FleetLink
-from appliance.fleet.outbox import Outbox
+from appliance.fleet.outbox import OUTBOX_FILE, Outbox
 from appliance.fleet.settings import RuntimeSettings
 from appliance.hw.ports import LightPattern, UsbChange, UsbDevice
 from appliance.hw.ports.controls import SimulatedButton
@@ -54,7 +54,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-OUTBOX_FILE = "outbox.sqlite3"
 FAULT_AFTER_S = 120.0  # a broker restart or a network blip must not flash FAULT at citizens
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 PERIPHERALS = ("camera", "printer", "scanner", "button")
@@ -271,7 +270,7 @@ class Appliance:
                     contract.topic(self.config.device.id, contract.Kind.EVENT),
                     contract.encode(event),
                 )
-            except OutboxFullError:
+            except OutboxError:
                 logger.error("event lost at stop", extra={"event_kind": event.kind.value})
 
     # --- components ----------------------------------------------------------------------
@@ -281,7 +280,7 @@ class Appliance:
             event = await self._events.get()
             try:
                 await self.link.send(contract.Kind.EVENT, event)
-            except OutboxFullError:
+            except OutboxError:
                 logger.error("event lost", extra={"event_kind": event.kind.value})
 
     async def _report_telemetry(self) -> None:

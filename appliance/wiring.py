@@ -13,11 +13,11 @@ import zlib
 from dataclasses import dataclass, field
 
 from appliance.config import ApplianceConfig, HardwareSection
-from appliance.errors import HardwareError
 from appliance.hw.absent import AbsentCamera, AbsentPrinter, AbsentScanner, AbsentScreen
 from appliance.hw.camera.presence import Picamera2Camera, V4l2Camera
 from appliance.hw.cups.printer import CupsPrinter
 from appliance.hw.gpio.devices import GpiozeroButton, GpiozeroLight
+from appliance.hw.gpio.pins import make_pin_factory
 from appliance.hw.ports import (
     Button,
     Camera,
@@ -83,20 +83,6 @@ class Hardware:
                 part.close()
             except Exception:
                 logger.exception("closing the %s failed", name)
-
-
-def make_pin_factory(hw: HardwareSection) -> object | None:
-    """``None`` lets gpiozero pick the Pi's factory; "mock" gives its MockFactory."""
-    uses_gpio = hw.button == "gpiozero" or hw.light == "gpiozero"
-    if hw.gpio_pin_factory != "mock" or not uses_gpio:
-        return None
-    try:
-        from gpiozero.pins.mock import MockFactory, MockPWMPin
-    except ImportError as exc:
-        raise HardwareError("gpiozero is not installed (hardware.gpio_pin_factory)") from exc
-    # A PWM-capable mock pin lets the light pulse as it does on a Pi.
-    factory: object = MockFactory(pin_class=MockPWMPin) if hw.light == "gpiozero" else MockFactory()
-    return factory
 
 
 def _buttons(

@@ -21,9 +21,10 @@ class Scanner(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ScanSettings:
-    resolution: int  # dpi: 150 or 300
+    resolution: int  # dpi: 150 or 300 for the agent, 75 for the self-test
     mode: str  # "color", "gray" or "lineart"
     source: str  # "flatbed" or "adf"
+    area_mm: tuple[float, float] | None = None  # width, height from the corner; None: A4
 
 
 @dataclass(frozen=True, slots=True)
