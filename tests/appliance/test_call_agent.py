@@ -155,7 +155,7 @@ async def test_press_answer_media_then_long_press_hangs_up(rig: Rig) -> None:
         assert rig.light.pattern is LightPattern.IDLE
         async with asyncio.timeout(10):
             await rig.agent.media_released.wait()
-        assert rig.media.cameras[0]._frames is None  # type: ignore[attr-defined]
+        assert rig.media.cameras[0]._input._frames is None  # type: ignore[attr-defined]
         assert not rig.media.speakers[0].is_open
     finally:
         await agent_peer.close()

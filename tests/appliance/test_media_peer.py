@@ -61,7 +61,7 @@ async def test_test_pattern_frames_arrive_both_ways(agent: AgentPeer) -> None:
     finally:
         await counter.peer.close()
     assert not counter.media.speakers[0].is_open
-    assert counter.media.cameras[0]._frames is None  # type: ignore[attr-defined]
+    assert counter.media.cameras[0]._input._frames is None  # type: ignore[attr-defined]
 
 
 async def test_renegotiation_keeps_the_connection(agent: AgentPeer) -> None:
