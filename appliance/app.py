@@ -33,15 +33,16 @@ from typing import TYPE_CHECKING
 import guichet
 from appliance import enrol, sdnotify
 from appliance.boot_selftest import button_held_at_boot, run_boot_selftest
+from appliance.call.setup import build_call_agent
 from appliance.config import ApplianceConfig, load_config
-from appliance.errors import ApplianceError, ConfigError, OutboxFullError
-from appliance.fleet.commands import CommandFailed, CommandHandler
+from appliance.errors import ApplianceError, ConfigError, OutboxError
+from appliance.fleet.commands import CommandFailed, CommandHandler, simulated_press
 from appliance.fleet.link import FleetLink
-from appliance.fleet.outbox import Outbox
+from appliance.fleet.outbox import OUTBOX_FILE, Outbox
 from appliance.fleet.settings import RuntimeSettings
 from appliance.hw.ports import LightPattern, UsbChange, UsbDevice
-from appliance.hw.sane_scanner import SaneScanner
-from appliance.hw.simulated import SimulatedButton
+from appliance.hw.ports.controls import SimulatedButton
+from appliance.hw.sane.scanner import SaneScanner
 from appliance.supervisor import ComponentHealth, Supervisor
 from appliance.telemetry import collect
 from appliance.wiring import Hardware, build_hardware
@@ -50,11 +51,9 @@ from guichet.logs import device_id_var, setup_logging
 
 if TYPE_CHECKING:
     from appliance.call.agent import CallAgent
-    from appliance.call.documents import DocumentSettings
 
 logger = logging.getLogger(__name__)
 
-OUTBOX_FILE = "outbox.sqlite3"
 FAULT_AFTER_S = 120.0  # a broker restart or a network blip must not flash FAULT at citizens
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 PERIPHERALS = ("camera", "printer", "scanner", "button")
@@ -161,7 +160,7 @@ class Appliance:
         await self.settings.load_stored()
         commands = CommandHandler(self.settings)
         if isinstance(hardware.button, SimulatedButton):
-            commands.register("press_button", _simulated_press(hardware.button))
+            commands.register("press_button", simulated_press(hardware.button))
         if self.config.fleet.enrolment_url is not None:
             commands.register("rotate_credentials", self._rotate_credentials)
         link = FleetLink(self.config, outbox, self.settings, commands)
@@ -176,7 +175,10 @@ class Appliance:
             "event-writer": self._write_events,
             "telemetry": self._report_telemetry,
         }
-        if (agent := self._call_agent(hardware)) is not None:
+        agent = build_call_agent(
+            self.config, hardware, self.settings, emit=self.emit, submit_survey=self._send_survey
+        )
+        if agent is not None:
             self.call_agent = agent
             components["call"] = agent.run
         else:
@@ -205,62 +207,9 @@ class Appliance:
         asyncio.get_running_loop().call_later(ROTATE_RESTART_S, self.request_stop)
         return "identifiants renouvelés ; redémarrage"
 
-    def _call_agent(self, hardware: Hardware) -> CallAgent | None:
-        call = self.config.call
-        if call.server_url is None or call.token is None or hardware.media is None:
-            return None
-        # aiortc and PyAV are loaded only by a counter that makes calls.
-        from appliance.call.agent import CallAgent
-        from appliance.call.loopback import enable_if_requested
-        from appliance.call.machine import CallTimings
-
-        enable_if_requested(call.ice_loopback)
-        return CallAgent(
-            documents=self._document_settings(hardware),
-            server_url=call.server_url,
-            token=call.token,
-            button=hardware.button,
-            light=hardware.light,
-            screen=hardware.screen,
-            media=hardware.media,
-            emit=self.emit,
-            timings=CallTimings(
-                long_press_s=call.long_press_s,
-                restore_s=call.restore_timeout_s,
-                request_s=call.request_timeout_s,
-                ring_grace_s=call.ring_grace_s,
-                ended_screen_s=call.ended_screen_s,
-                out_of_service_after_s=call.out_of_service_after_s,
-            ),
-            reconnect_min_s=call.reconnect_min_s,
-            reconnect_max_s=call.reconnect_max_s,
-            settings=self.settings,
-            submit_survey=self._send_survey,
-            questionnaire_enabled=self.config.questionnaire.enabled,
-            choice_buttons=hardware.choice_buttons,
-            speaker=hardware.speaker,
-            spoken=self.config.questionnaire.spoken,
-        )
-
     async def _send_survey(self, answer: contract.SurveyAnswer) -> None:
         """Questionnaire answers: into the outbox first, published (QoS 1) when connected."""
         await self.link.send(contract.Kind.SURVEY, answer)
-
-    def _document_settings(self, hardware: Hardware) -> DocumentSettings | None:
-        section = self.config.documents
-        if not section.enabled:
-            return None
-        from appliance.call.documents import DocumentSettings
-        from appliance.documents.pdf import Limits
-        from appliance.documents.storage import default_root
-
-        return DocumentSettings(
-            scanner=hardware.scanner,
-            printer=hardware.printer,
-            limits=Limits(max_bytes=section.max_bytes, max_pages=section.max_pages),
-            private_dir=section.private_dir or default_root(),
-            job_timeout_s=section.job_timeout_s,
-        )
 
     async def _flush_events(self, outbox: Outbox) -> None:
         """Events still queued at the stop go to the outbox: sent at the next start."""
@@ -271,7 +220,7 @@ class Appliance:
                     contract.topic(self.config.device.id, contract.Kind.EVENT),
                     contract.encode(event),
                 )
-            except OutboxFullError:
+            except OutboxError:
                 logger.error("event lost at stop", extra={"event_kind": event.kind.value})
 
     # --- components ----------------------------------------------------------------------
@@ -281,7 +230,7 @@ class Appliance:
             event = await self._events.get()
             try:
                 await self.link.send(contract.Kind.EVENT, event)
-            except OutboxFullError:
+            except OutboxError:
                 logger.error("event lost", extra={"event_kind": event.kind.value})
 
     async def _report_telemetry(self) -> None:
@@ -367,23 +316,6 @@ class Appliance:
                     "restarts": health.restarts,
                 },
             )
-
-
-def _simulated_press(button: SimulatedButton) -> Callable[[contract.Command], Awaitable[str]]:
-    """The demo's remote finger: ``press_button`` presses a simulated button (``held_s``
-    seconds, a long press when at least the call's long-press time). Only registered when
-    the button is simulated, so a real counter has no such command."""
-
-    async def press(command: contract.Command) -> str:
-        held = command.args.get("held_s", 0.1)
-        if not isinstance(held, int | float) or isinstance(held, bool) or not 0 <= held <= 10:
-            raise CommandFailed("argument « held_s » : nombre de secondes entre 0 et 10")
-        button.press()
-        await asyncio.sleep(float(held))  # the finger stays on the button this long
-        button.release(float(held))
-        return f"bouton appuyé {held} s"
-
-    return press
 
 
 async def _first_of(waits: list[Awaitable[object]], *, within_s: float) -> None:

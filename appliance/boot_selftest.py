@@ -16,7 +16,7 @@ from pathlib import Path
 
 from appliance.config import ApplianceConfig
 from appliance.errors import ApplianceError
-from appliance.wiring import make_pin_factory
+from appliance.hw.gpio.pins import button_held, make_pin_factory
 
 logger = logging.getLogger(__name__)
 
@@ -31,17 +31,8 @@ def button_held_at_boot(
     hw = config.hardware
     if hw.button != "gpiozero":
         return False
-    from gpiozero import Button
-
     factory = pin_factory if pin_factory is not None else make_pin_factory(hw)
-    button = Button(hw.button_pin, pin_factory=factory)
-    try:
-        if not button.is_pressed:
-            return False
-        released = bool(button.wait_for_release(timeout=hold_s))
-        return not released
-    finally:
-        button.close()
+    return button_held(hw.button_pin, hold_s, pin_factory=factory)
 
 
 def run_boot_selftest(config: ApplianceConfig) -> bool:

@@ -20,8 +20,17 @@ class HardwareError(ApplianceError):
     """A hardware adapter could not do what was asked (its library's error, translated)."""
 
 
-class OutboxFullError(ApplianceError):
-    """The on-disk outbox refused a message (disk full or beyond its bound)."""
+class OutboxError(ApplianceError):
+    """The on-disk outbox failed. (It never refuses a message for its bound: beyond it, the
+    oldest expendable messages are dropped and counted.)"""
+
+
+class OutboxDiskError(OutboxError):
+    """The on-disk outbox could not store a message: disk full, read-only or failing."""
+
+
+class SelfTestError(ApplianceError):
+    """A self-test check failed; the message says what happened, in French."""
 
 
 class DocumentError(ApplianceError):

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from appliance.hw.screen_pygame import PygameScreen
+    from appliance.hw.screen_pygame.adapter import PygameScreen
 
 from appliance.firstboot_config import (
     BootConfig,
@@ -280,7 +280,7 @@ def show_error_on_screen(boot: Path, *, driver: str = "kmsdrm") -> PygameScreen:
     """Put GUICHET-ERREUR.txt on the counter's screen (out of service, in red); returns the
     screen, which keeps showing it until closed. Raises ``HardwareError`` without a display."""
     from appliance.hw.ports import ScreenState
-    from appliance.hw.screen_pygame import PygameScreen
+    from appliance.hw.screen_pygame.adapter import PygameScreen
 
     message = (boot / ERROR_FILE).read_text(encoding="utf-8", errors="replace")
     screen = PygameScreen(driver=driver)

@@ -18,16 +18,14 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
-from appliance import selftest_hw as hw
+from appliance import selftest_probes as hw
 from appliance.config import ApplianceConfig, load_config
-from appliance.errors import ApplianceError, ConfigError
-from appliance.hw.cups_printer import CupsPrinter
-from appliance.hw.ports import LightPattern
-from appliance.hw.sane_scanner import SaneScanner
-from appliance.selftest_hw import SelfTestError
+from appliance.errors import ApplianceError, ConfigError, DocumentError, SelfTestError
+from appliance.hw.ports import DocumentPrinter, DocumentScanner, LightPattern, ScanSettings
 from appliance.wiring import Hardware, build_hardware
 from guichet import contract
 
@@ -36,6 +34,11 @@ logger = logging.getLogger(__name__)
 DEFAULT_CONFIG = Path("/var/lib/guichet/config/guichet-appliance.toml")
 BUTTON_TIMEOUT_S = 30.0
 FLEET_TIMEOUT_S = 20.0
+PRINT_TIMEOUT_S = 120.0  # a real USB printer warms up; cups-pdf takes ~0.3 s
+JOB_POLL_S = 0.2
+TEST_PAGE_TITLE = "Guichet Proche - page de test"
+# A small grey area (50 mm square) at low resolution: the scan takes seconds, not minutes.
+TEST_SCAN = ScanSettings(resolution=75, mode="gray", source="flatbed", area_mm=(50.0, 50.0))
 LIGHT_SHOW_S = 3.0  # long enough for the technician to look up at the button
 SILENCE_RMS = 0.0005  # below this, the microphone records digital silence (unplugged)
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -138,21 +141,23 @@ class SelfTest:
             return None
         printer = self.hardware.printer
         _healthy(await printer.state(), "imprimante")
-        if isinstance(printer, CupsPrinter):
-            text = hw.test_page_text(self.config.device.id)
-            return await asyncio.to_thread(
-                hw.print_test_page, printer.queue, text, server=printer.server
-            )
-        return "imprimante simulée : page de test acceptée"
+        if not isinstance(printer, DocumentPrinter):
+            raise SelfTestError("cette imprimante ne sait pas imprimer de page de test")
+        return await print_test_page(printer, test_page_text(self.config.device.id))
 
     async def _scanner(self) -> str | None:
         if self.config.hardware.scanner == "none":
             return None
         scanner = self.hardware.scanner
         _healthy(await scanner.state(), "scanner")
-        if isinstance(scanner, SaneScanner):
-            return await asyncio.to_thread(hw.scan_test, self.config.hardware.scanner_device)
-        return "scanner simulé : numérisation acceptée"
+        if not isinstance(scanner, DocumentScanner):
+            raise SelfTestError("ce scanner ne sait pas numériser de page de test")
+        try:
+            pages = await scanner.scan(TEST_SCAN, lambda _page: None)
+        except DocumentError as exc:
+            raise SelfTestError(f"la numérisation a échoué : {exc.message}") from None
+        page = pages[0]
+        return f"numérisation de test réussie ({page.width}×{page.height} points)"
 
     async def _network(self) -> str | None:
         snapshot = await self.hardware.system.snapshot()
@@ -169,6 +174,44 @@ class SelfTest:
         fleet = self.config.fleet
         took = await hw.reach(fleet.host, fleet.port)
         return f"{fleet.host}:{fleet.port} joignable en {took * 1000:.0f} ms"
+
+
+def test_page_text(device_id: str) -> str:
+    now = datetime.now().astimezone()
+    return (
+        "Guichet Proche - page de test\n\n"
+        f"Guichet : {device_id}\n"
+        f"Imprimée le {now:%d/%m/%Y à %H:%M}\n\n"
+        "Si vous lisez cette page, l'imprimante du guichet fonctionne.\n"
+    )
+
+
+async def print_test_page(
+    printer: DocumentPrinter, text: str, *, timeout_s: float = PRINT_TIMEOUT_S
+) -> str:
+    """Print ``text`` through the printer port and wait for the job to finish."""
+    path = Path(f"/tmp/guichet-page-test-{time.monotonic_ns()}.txt")  # noqa: S108 - PrivateTmp
+    await asyncio.to_thread(path.write_text, text, encoding="utf-8")
+    try:
+        try:
+            job = await printer.submit(str(path), TEST_PAGE_TITLE)
+        except DocumentError as exc:
+            raise SelfTestError(f"l'imprimante a refusé la page : {exc.message}") from None
+        try:
+            async with asyncio.timeout(timeout_s):
+                while (status := await printer.job_status(job)).state != "done":
+                    if status.state == "failed":  # a stopped queue holds the job: drop it
+                        await printer.cancel(job)
+                        raise SelfTestError(
+                            f"l'impression a échoué : {status.reason or 'travail annulé'}"
+                        )
+                    await asyncio.sleep(JOB_POLL_S)
+        except TimeoutError:
+            await printer.cancel(job)
+            raise SelfTestError(f"la page n'est pas sortie en {timeout_s:.0f} s") from None
+    finally:
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+    return "page de test imprimée"
 
 
 async def _one(

@@ -15,11 +15,10 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from appliance.app import OUTBOX_FILE
 from appliance.config import ApplianceConfig
 from appliance.fleet.commands import CommandHandler
 from appliance.fleet.link import FleetLink
-from appliance.fleet.outbox import Outbox
+from appliance.fleet.outbox import OUTBOX_FILE, Outbox
 from appliance.fleet.settings import RuntimeSettings
 from guichet import contract
 

@@ -13,11 +13,11 @@ import zlib
 from dataclasses import dataclass, field
 
 from appliance.config import ApplianceConfig, HardwareSection
-from appliance.errors import HardwareError
 from appliance.hw.absent import AbsentCamera, AbsentPrinter, AbsentScanner, AbsentScreen
-from appliance.hw.camera import Picamera2Camera, V4l2Camera
-from appliance.hw.cups_printer import CupsPrinter
-from appliance.hw.gpiozero_io import GpiozeroButton, GpiozeroLight
+from appliance.hw.camera.presence import Picamera2Camera, V4l2Camera
+from appliance.hw.cups.printer import CupsPrinter
+from appliance.hw.gpio.devices import GpiozeroButton, GpiozeroLight
+from appliance.hw.gpio.pins import make_pin_factory
 from appliance.hw.ports import (
     Button,
     Camera,
@@ -30,21 +30,19 @@ from appliance.hw.ports import (
     StatusLight,
     SystemProbe,
 )
-from appliance.hw.sane_scanner import SaneScanner
-from appliance.hw.screen_pygame import PygameScreen
-from appliance.hw.simulated import (
-    SimulatedButton,
-    SimulatedCamera,
-    SimulatedHotPlug,
-    SimulatedLight,
-    SimulatedPrinter,
-    SimulatedScanner,
-    SimulatedScreen,
-    SimulatedSystemProbe,
-)
-from appliance.hw.speech import EspeakSpeaker, SilentSpeaker
-from appliance.hw.system_probe import PsutilSystemProbe
-from appliance.hw.udev_hotplug import PyudevHotPlug
+from appliance.hw.ports.camera import SimulatedCamera
+from appliance.hw.ports.controls import SimulatedButton, SimulatedLight
+from appliance.hw.ports.hotplug import SimulatedHotPlug
+from appliance.hw.ports.printer import SimulatedPrinter
+from appliance.hw.ports.scanner import SimulatedScanner
+from appliance.hw.ports.screen import SimulatedScreen
+from appliance.hw.ports.speaker import SilentSpeaker
+from appliance.hw.ports.system import SimulatedSystemProbe
+from appliance.hw.sane.scanner import SaneScanner
+from appliance.hw.screen_pygame.adapter import PygameScreen
+from appliance.hw.speech import EspeakSpeaker
+from appliance.hw.system import PsutilSystemProbe
+from appliance.hw.udev import PyudevHotPlug
 
 logger = logging.getLogger(__name__)
 
@@ -85,20 +83,6 @@ class Hardware:
                 part.close()
             except Exception:
                 logger.exception("closing the %s failed", name)
-
-
-def make_pin_factory(hw: HardwareSection) -> object | None:
-    """``None`` lets gpiozero pick the Pi's factory; "mock" gives its MockFactory."""
-    uses_gpio = hw.button == "gpiozero" or hw.light == "gpiozero"
-    if hw.gpio_pin_factory != "mock" or not uses_gpio:
-        return None
-    try:
-        from gpiozero.pins.mock import MockFactory, MockPWMPin
-    except ImportError as exc:
-        raise HardwareError("gpiozero is not installed (hardware.gpio_pin_factory)") from exc
-    # A PWM-capable mock pin lets the light pulse as it does on a Pi.
-    factory: object = MockFactory(pin_class=MockPWMPin) if hw.light == "gpiozero" else MockFactory()
-    return factory
 
 
 def _buttons(
@@ -143,7 +127,7 @@ def build_media(config: ApplianceConfig) -> MediaDevices | None:
     """
     if config.call.server_url is None:
         return None
-    from appliance.hw.media_devices import ConfiguredMedia
+    from appliance.hw.camera.devices import ConfiguredMedia
 
     return ConfiguredMedia(config.hardware)
 

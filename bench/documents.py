@@ -33,7 +33,8 @@ from appliance.call.documents import DocumentSession, DocumentSettings  # noqa: 
 from appliance.call.loopback import enable_loopback_candidates  # noqa: E402
 from appliance.documents.pdf import Limits  # noqa: E402
 from appliance.hw.ports import ScannedPage, ScanSettings  # noqa: E402
-from appliance.hw.simulated import SimulatedPrinter, SimulatedScanner  # noqa: E402
+from appliance.hw.ports.printer import SimulatedPrinter  # noqa: E402
+from appliance.hw.ports.scanner import SimulatedScanner  # noqa: E402
 from guichet import documents as doc  # noqa: E402
 from tests.support.documents import scanned_text_page  # noqa: E402
 

@@ -78,19 +78,19 @@ class _Media:
         self.passthrough = passthrough
 
     def camera(self) -> Any:
-        from appliance.hw.media_test_pattern import H264TestPatternSource, TestPatternSource
+        from appliance.hw.camera.pattern import H264TestPatternSource, TestPatternSource
 
         return (
             H264TestPatternSource(SIZE, FPS) if self.passthrough else TestPatternSource(SIZE, FPS)
         )
 
     def microphone(self) -> Any:
-        from appliance.hw.audio import ToneSource
+        from appliance.hw.audio.pyav import ToneSource
 
         return ToneSource()
 
     def speaker(self) -> Any:
-        from appliance.hw.audio import NullAudioSink
+        from appliance.hw.audio.pyav import NullAudioSink
 
         return NullAudioSink()
 

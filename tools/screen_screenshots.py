@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 
 from appliance.hw.ports import OutOfServiceReason, ScreenInfo, ScreenState
-from appliance.hw.screen_pygame import PygameScreen
+from appliance.hw.screen_pygame.adapter import PygameScreen
 
 logger = logging.getLogger("screen_screenshots")
 

@@ -10,12 +10,14 @@ running twice.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
 from appliance.fleet.settings import RuntimeSettings
+from appliance.hw.ports.controls import SimulatedButton
 from guichet import contract
 
 logger = logging.getLogger(__name__)
@@ -82,3 +84,20 @@ class CommandHandler:
         except ValueError as exc:
             raise CommandFailed(str(exc)) from None
         return f"télémétrie toutes les {seconds} s"
+
+
+def simulated_press(button: SimulatedButton) -> Callable[[contract.Command], Awaitable[str]]:
+    """The demo's remote finger: ``press_button`` presses a simulated button (``held_s``
+    seconds, a long press when at least the call's long-press time). Only registered when
+    the button is simulated, so a real counter has no such command."""
+
+    async def press(command: contract.Command) -> str:
+        held = command.args.get("held_s", 0.1)
+        if not isinstance(held, int | float) or isinstance(held, bool) or not 0 <= held <= 10:
+            raise CommandFailed("argument « held_s » : nombre de secondes entre 0 et 10")
+        button.press()
+        await asyncio.sleep(float(held))  # the finger stays on the button this long
+        button.release(float(held))
+        return f"bouton appuyé {held} s"
+
+    return press

@@ -20,16 +20,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
 
 import aiomqtt
-import paho.mqtt.client as paho_mqtt
 
 import guichet
 from appliance.config import ApplianceConfig
 from appliance.errors import ApplianceError
+from appliance.fleet.client import (
+    CLIENT_TIMEOUT_S,
+    PUBLISH_WINDOW,
+    describe,
+    new_client,
+    split_link_errors,
+)
 from appliance.fleet.commands import CommandHandler
 from appliance.fleet.outbox import Outbox, OutboxMessage
 from appliance.fleet.settings import RuntimeSettings
@@ -39,12 +43,9 @@ from guichet import contract
 
 logger = logging.getLogger(__name__)
 
-PUBLISH_WINDOW = 32  # QoS 1 publishes in flight while draining: fills the pipe, bounds memory
 PUBACK_TIMEOUT_S = 60.0  # a PUBACK this late means a broken link; reconnect and resend
-CLIENT_TIMEOUT_S = 10.0  # CONNACK / SUBACK / disconnect waits
 STOP_BUDGET_S = 2.0  # an orderly stop, "offline" included, never takes longer
 GOODBYE_TIMEOUT_S = 1.0  # the share of that budget given to the "offline" PUBACK
-LINK_ERRORS = (aiomqtt.MqttError, OSError)  # a lost or refused connection (ssl errors too)
 
 
 @dataclass
@@ -192,10 +193,10 @@ class FleetLink:
             self._session_task = None
             self._set_connected(False)
         if not task.cancelled() and (exc := task.exception()) is not None:
-            link_errors, others = _split_link_errors(exc)
+            link_errors, others = split_link_errors(exc)
             if others is not None:
                 raise others
-            logger.warning("fleet link lost", extra={"error": _describe(link_errors)})
+            logger.warning("fleet link lost", extra={"error": describe(link_errors)})
         return self._connected_once
 
     async def _session(self) -> None:
@@ -223,49 +224,24 @@ class FleetLink:
                 self._client = None
 
     def _new_client(self) -> aiomqtt.Client:
-        fleet = self._config.fleet
-        v5 = fleet.protocol == "5"
         will = contract.last_will(
             self._version,
             self._settings.telemetry_interval_s,
             site=self._config.device.site,
             name=self._config.device.name,
         )
-        client = aiomqtt.Client(
-            fleet.host,
-            fleet.port,
-            username=fleet.username,
-            password=fleet.password,
+        return new_client(
+            self._config.fleet,
             identifier=self._device_id,
-            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
             will=aiomqtt.Will(
                 self.topic(contract.Kind.STATUS), contract.encode(will), qos=1, retain=True
             ),
-            clean_session=None if v5 else True,
-            clean_start=True if v5 else paho_mqtt.MQTT_CLEAN_START_FIRST_ONLY,
-            keepalive=fleet.keepalive_s,
-            timeout=CLIENT_TIMEOUT_S,
-            max_inflight_messages=PUBLISH_WINDOW,
-            tls_context=self._tls,
-            logger=logging.getLogger(f"{__name__}.mqtt"),
+            tls=self._tls,
+            on_refused=self._note_refused,
         )
-        self._watch_pubacks(client)
-        return client
 
-    def _watch_pubacks(self, client: aiomqtt.Client) -> None:
-        """Count MQTT 5 PUBACKs carrying an error (aiomqtt treats every PUBACK as success)."""
-        paho = client._client
-        inner = cast("Callable[..., None] | None", paho.on_publish)
-        if inner is None:
-            return
-
-        def on_publish(c: Any, userdata: Any, mid: int, reason: Any, props: Any) -> None:
-            if getattr(reason, "is_failure", False):
-                self.stats.rejected += 1
-                logger.error("broker refused a message", extra={"reason": str(reason)})
-            inner(c, userdata, mid, reason, props)
-
-        paho.on_publish = on_publish
+    def _note_refused(self) -> None:
+        self.stats.rejected += 1
 
     def _set_connected(self, connected: bool) -> None:
         if connected:
@@ -393,18 +369,3 @@ class FleetLink:
                 await self.send(contract.Kind.CMD_ACK, ack)
         else:
             raise contract.ContractError(f"unexpected topic {topic!r}")
-
-
-def _split_link_errors(
-    exc: BaseException,
-) -> tuple[BaseException | None, BaseException | None]:
-    """(the connection errors, everything else) — either may be None."""
-    if isinstance(exc, BaseExceptionGroup):
-        return exc.split(LINK_ERRORS)
-    return (exc, None) if isinstance(exc, LINK_ERRORS) else (None, exc)
-
-
-def _describe(exc: BaseException | None) -> str:
-    while isinstance(exc, BaseExceptionGroup):
-        exc = exc.exceptions[0]
-    return f"{type(exc).__name__}: {exc}"[:300]

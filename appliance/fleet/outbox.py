@@ -39,11 +39,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from appliance.errors import OutboxFullError
+from appliance.errors import OutboxDiskError
 from guichet import contract
 
 logger = logging.getLogger(__name__)
 
+OUTBOX_FILE = "outbox.sqlite3"  # under the device's data_dir; the agent and the self-test share it
 BUSY_TIMEOUT_S = 5.0  # only our one thread writes; a wait this long means a stuck disk
 PRECIOUS_KINDS = frozenset({contract.Kind.SURVEY})  # dropped last: cannot be produced again
 
@@ -121,7 +122,7 @@ class Outbox:
     async def append(
         self, topic: str, payload: bytes, qos: int = 1, *, retain: bool = False
     ) -> int:
-        """Store a message durably and return its ``seq``; raises OutboxFullError on disk errors."""
+        """Store a message durably and return its ``seq``; raises OutboxDiskError on disk errors."""
         try:
             return await self._call(self._append_sync, topic, payload, qos, retain)
         finally:
@@ -190,7 +191,7 @@ class Outbox:
                 )
         except sqlite3.Error as exc:
             logger.error("outbox append failed", extra={"topic": topic, "error": str(exc)})
-            raise OutboxFullError(f"outbox cannot store the message: {exc}") from exc
+            raise OutboxDiskError(f"outbox cannot store the message: {exc}") from exc
         self._count += 1 - dropped
         self._dropped_total += dropped
         self._note_overflow(dropped)

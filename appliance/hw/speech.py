@@ -1,4 +1,5 @@
-"""Spoken prompts through espeak-ng, and a silent speaker.
+"""Spoken prompts through espeak-ng (the silent speaker is the port's fake, in
+``appliance.hw.ports.speaker``).
 
 ``EspeakSpeaker.say`` returns at once: each utterance is one ``espeak-ng`` process, run by a
 task on the loop (``asyncio.create_subprocess_exec``, so nothing blocks it). One at a time:
@@ -132,19 +133,3 @@ class EspeakSpeaker:
     @staticmethod
     def _absent(binary: str) -> None:
         logger.warning("%s not found: the questionnaire is not read aloud", binary)
-
-
-class SilentSpeaker:
-    """No loudspeaker for prompts: says nothing, remembers what it was asked (demo, tests)."""
-
-    def __init__(self) -> None:
-        self.said: list[str] = []
-
-    def say(self, text: str) -> None:
-        self.said.append(text)
-
-    def stop(self) -> None:
-        """Nothing is being said."""
-
-    def close(self) -> None:
-        """Nothing to release."""

@@ -1,6 +1,4 @@
-"""What the counter's screen shows: one scene per ``ScreenState``, drawn with pygame.
-
-Only ``appliance.hw.screen_pygame`` imports these modules (lazily, in its render thread),
-so ``import appliance`` works without pygame. ``texts`` and ``theme`` import nothing
-graphical; ``draw``, ``scenes``, ``video`` and ``renderer`` need pygame (and PyAV).
+"""What the counter's screen says, state by state, without drawing it: the French texts
+(``texts``) and the colours and sizes of each state (``theme``). Both import nothing
+graphical; the pygame adapter (``appliance.hw.screen_pygame``) draws them.
 """

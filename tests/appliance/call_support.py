@@ -23,7 +23,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from appliance.hw.audio import NullAudioSink, ToneSource
+from appliance.hw.audio.pyav import NullAudioSink, ToneSource
 from appliance.hw.ports import AudioSink, AudioSource, FrameSource, ScreenInfo, ScreenState
 from guichet import signalling as sig
 
@@ -42,7 +42,7 @@ class TestMedia:
     microphones: list[ToneSource] = field(default_factory=list)
 
     def camera(self) -> FrameSource:
-        from appliance.hw.media_test_pattern import TestPatternSource
+        from appliance.hw.camera.pattern import TestPatternSource
 
         source = (self.camera_factory or TestPatternSource)(SMALL, 15)  # type: ignore[call-arg]
         self.cameras.append(source)

@@ -14,7 +14,7 @@ import pytest
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame
 
-from appliance.hw.screen_pygame import PygameScreen
+from appliance.hw.screen_pygame.adapter import PygameScreen
 
 SIZE = (1280, 720)
 Pixels = np.ndarray[tuple[int, int, int], np.dtype[np.uint8]]

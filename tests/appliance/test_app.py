@@ -20,7 +20,8 @@ from appliance.app import Appliance
 from appliance.config import ApplianceConfig, parse_config
 from appliance.fleet.outbox import Outbox
 from appliance.hw.ports import LightPattern, UsbDevice
-from appliance.hw.simulated import SimulatedHotPlug, SimulatedPrinter
+from appliance.hw.ports.hotplug import SimulatedHotPlug
+from appliance.hw.ports.printer import SimulatedPrinter
 from appliance.wiring import Hardware, build_hardware
 from guichet import contract
 from tests.appliance.mqtt_observer import Observer, Seen

@@ -15,7 +15,7 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from appliance.call.agent import CallAgent
 from appliance.call.machine import CallTimings, Phase
-from appliance.hw.gpiozero_io import GpiozeroButton, GpiozeroLight
+from appliance.hw.gpio.devices import GpiozeroButton, GpiozeroLight
 from appliance.hw.ports import LightPattern, ScreenState
 from guichet import signalling as sig
 from guichet.contract import EventKind, Scalar
@@ -155,7 +155,7 @@ async def test_press_answer_media_then_long_press_hangs_up(rig: Rig) -> None:
         assert rig.light.pattern is LightPattern.IDLE
         async with asyncio.timeout(10):
             await rig.agent.media_released.wait()
-        assert rig.media.cameras[0]._frames is None  # type: ignore[attr-defined]
+        assert rig.media.cameras[0]._input._frames is None  # type: ignore[attr-defined]
         assert not rig.media.speakers[0].is_open
     finally:
         await agent_peer.close()

@@ -9,7 +9,7 @@ from appliance.app import Appliance
 from appliance.call.machine import Phase
 from appliance.config import parse_config
 from appliance.hw.ports import LightPattern
-from appliance.hw.simulated import SimulatedButton
+from appliance.hw.ports.controls import SimulatedButton
 from guichet import contract
 from guichet import signalling as sig
 from tests.appliance.call_support import FakeFleetServer

@@ -8,10 +8,10 @@ import pytest
 from appliance.call import loopback
 from appliance.config import parse_config
 from appliance.errors import ConfigError
-from appliance.hw.audio import NullAudioSink, ToneSource
-from appliance.hw.media_devices import ConfiguredMedia
-from appliance.hw.media_test_pattern import H264TestPatternSource, TestPatternSource
-from appliance.hw.media_v4l2 import V4l2Source
+from appliance.hw.audio.pyav import NullAudioSink, ToneSource
+from appliance.hw.camera.devices import ConfiguredMedia
+from appliance.hw.camera.pattern import H264TestPatternSource, TestPatternSource
+from appliance.hw.camera.v4l2 import V4l2Source
 from appliance.wiring import build_media
 
 BASE = '[device]\nid = "c1"\nsite = "Mairie"\n'

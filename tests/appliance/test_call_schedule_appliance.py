@@ -10,7 +10,8 @@ from pathlib import Path
 from appliance.app import Appliance
 from appliance.config import parse_config
 from appliance.hw.ports import ScreenState
-from appliance.hw.simulated import SimulatedButton, SimulatedScreen
+from appliance.hw.ports.controls import SimulatedButton
+from appliance.hw.ports.screen import SimulatedScreen
 from guichet import contract
 from guichet import signalling as sig
 from guichet.schedule import AccessMode, CounterSchedule, Opening, ServiceInfo

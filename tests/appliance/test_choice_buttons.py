@@ -19,11 +19,11 @@ from appliance.call.machine import CallMachine, CallTimings, Phase
 from appliance.call.phases import MINUTE
 from appliance.config import parse_config
 from appliance.errors import ConfigError
-from appliance.hw.gpiozero_io import GpiozeroButton
+from appliance.hw.gpio.devices import GpiozeroButton
 from appliance.hw.ports import ScreenState
-from appliance.hw.simulated import SimulatedScreen
-from appliance.screen.draw import Fonts
-from appliance.screen.renderer import Renderer
+from appliance.hw.ports.screen import SimulatedScreen
+from appliance.hw.screen_pygame.draw import Fonts
+from appliance.hw.screen_pygame.renderer import Renderer
 from guichet import contract
 from guichet import signalling as sig
 from guichet.questionnaire import default_questionnaire

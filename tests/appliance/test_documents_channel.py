@@ -17,7 +17,8 @@ from appliance.call.documents import DocumentSession, DocumentSettings
 from appliance.call.peer import CallPeer
 from appliance.documents.pdf import Limits
 from appliance.hw.ports import ScannedPage, ScanSettings
-from appliance.hw.simulated import SimulatedPrinter, SimulatedScanner
+from appliance.hw.ports.printer import SimulatedPrinter
+from appliance.hw.ports.scanner import SimulatedScanner
 from guichet import documents as doc
 from tests.appliance.call_support import AgentPeer, TestMedia
 

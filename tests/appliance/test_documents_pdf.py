@@ -15,9 +15,9 @@ import pytest
 
 from appliance.documents import pdf
 from appliance.errors import DocumentError
-from appliance.hw import sane_scan
 from appliance.hw.ports import ScannedPage, ScanSettings
-from appliance.hw.sane_scanner import SaneScanner
+from appliance.hw.sane import scan as sane_scan
+from appliance.hw.sane.scanner import SaneScanner
 from tests.support.documents import pdf_of, scanned_text_page
 from tests.support.sane import (
     NO_FAULT,

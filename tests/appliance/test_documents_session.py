@@ -20,9 +20,10 @@ import pytest
 from appliance.call.documents import DocumentSession, DocumentSettings
 from appliance.documents.pdf import MB, Limits
 from appliance.hw.absent import AbsentPrinter, AbsentScanner
-from appliance.hw.cups_printer import CupsPrinter
-from appliance.hw.sane_scanner import SaneScanner
-from appliance.hw.simulated import SimulatedPrinter, SimulatedScanner
+from appliance.hw.cups.printer import CupsPrinter
+from appliance.hw.ports.printer import SimulatedPrinter
+from appliance.hw.ports.scanner import SimulatedScanner
+from appliance.hw.sane.scanner import SaneScanner
 from guichet import documents as doc
 from tests.support.cups import (
     FAULT_MESSAGE,

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from appliance.hw.absent import AbsentCamera
-from appliance.hw.camera import Picamera2Camera, V4l2Camera
+from appliance.hw.camera.presence import Picamera2Camera, V4l2Camera
 from appliance.hw.ports import Camera
-from appliance.hw.simulated import SimulatedCamera
+from appliance.hw.ports.camera import SimulatedCamera
 from guichet.contract import DeviceHealth
 
 

@@ -17,9 +17,9 @@ import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from appliance.errors import HardwareError
-from appliance.hw.gpiozero_io import GpiozeroButton, GpiozeroLight
+from appliance.hw.gpio.devices import GpiozeroButton, GpiozeroLight
 from appliance.hw.ports import Button, LightPattern, StatusLight
-from appliance.hw.simulated import SimulatedButton, SimulatedLight
+from appliance.hw.ports.controls import SimulatedButton, SimulatedLight
 from guichet.contract import DeviceHealth
 
 BUTTON_PIN = 17

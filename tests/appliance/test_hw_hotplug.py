@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from appliance.hw.ports import HotPlug, UsbChange, UsbDevice
-from appliance.hw.simulated import SimulatedHotPlug
-from appliance.hw.udev_hotplug import (
+from appliance.hw.ports.hotplug import SimulatedHotPlug
+from appliance.hw.udev import (
     PyudevHotPlug,
     Uevent,
     UeventWatcher,
@@ -166,7 +166,7 @@ async def test_watch_without_netlink_logs_and_carries_on(
 ) -> None:
     """A monitor pyudev refuses (here: an unknown source; in a sandbox: netlink denied)."""
     hotplug = PyudevHotPlug(loop=asyncio.get_running_loop(), source="nosuchsource")
-    with caplog.at_level(logging.ERROR, logger="appliance.hw.udev_hotplug"):
+    with caplog.at_level(logging.ERROR, logger="appliance.hw.udev"):
         hotplug.watch(lambda change, device: None)
     assert "USB hot-plug disabled" in caplog.text
     hotplug.close()

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from appliance.hw import sane_scanner
 from appliance.hw.ports import Scanner
-from appliance.hw.sane_scanner import SaneDevice, SaneScanner
-from appliance.hw.simulated import SIMULATED_SCANNER, SimulatedScanner
+from appliance.hw.ports.scanner import SIMULATED_SCANNER, SimulatedScanner
+from appliance.hw.sane import scanner as sane_scanner
+from appliance.hw.sane.scanner import SaneDevice, SaneScanner
 from guichet.contract import DeviceHealth
 from tests.support.sane import sane_test_backend_fixture  # noqa: F401
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from appliance.hw.ports import SystemProbe, SystemSnapshot
-from appliance.hw.simulated import SimulatedSystemProbe
-from appliance.hw.system_probe import (
+from appliance.hw.ports.system import SimulatedSystemProbe
+from appliance.hw.system import (
     PsutilSystemProbe,
     existing_parent,
     parse_throttled,

@@ -11,22 +11,19 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from appliance.config import ApplianceConfig, parse_config
 from appliance.hw.absent import AbsentCamera, AbsentPrinter, AbsentScanner
-from appliance.hw.camera import Picamera2Camera, V4l2Camera
-from appliance.hw.cups_printer import CupsPrinter
-from appliance.hw.gpiozero_io import GpiozeroButton, GpiozeroLight
+from appliance.hw.camera.presence import Picamera2Camera, V4l2Camera
+from appliance.hw.cups.printer import CupsPrinter
+from appliance.hw.gpio.devices import GpiozeroButton, GpiozeroLight
 from appliance.hw.ports import LightPattern
-from appliance.hw.sane_scanner import SaneScanner
-from appliance.hw.simulated import (
-    SimulatedButton,
-    SimulatedCamera,
-    SimulatedHotPlug,
-    SimulatedLight,
-    SimulatedPrinter,
-    SimulatedScanner,
-    SimulatedSystemProbe,
-)
-from appliance.hw.system_probe import PsutilSystemProbe
-from appliance.hw.udev_hotplug import PyudevHotPlug
+from appliance.hw.ports.camera import SimulatedCamera
+from appliance.hw.ports.controls import SimulatedButton, SimulatedLight
+from appliance.hw.ports.hotplug import SimulatedHotPlug
+from appliance.hw.ports.printer import SimulatedPrinter
+from appliance.hw.ports.scanner import SimulatedScanner
+from appliance.hw.ports.system import SimulatedSystemProbe
+from appliance.hw.sane.scanner import SaneScanner
+from appliance.hw.system import PsutilSystemProbe
+from appliance.hw.udev import PyudevHotPlug
 from appliance.wiring import Hardware, build_hardware
 from guichet.contract import DeviceHealth
 

@@ -11,7 +11,7 @@ import pytest
 from aiortc.codecs.h264 import H264Encoder
 
 from appliance.call.peer import CallPeer
-from appliance.hw.media_test_pattern import H264TestPatternSource
+from appliance.hw.camera.pattern import H264TestPatternSource
 from tests.appliance.call_support import AgentPeer, RecordingScreen, TestMedia
 
 pytestmark = pytest.mark.slow
@@ -61,7 +61,7 @@ async def test_test_pattern_frames_arrive_both_ways(agent: AgentPeer) -> None:
     finally:
         await counter.peer.close()
     assert not counter.media.speakers[0].is_open
-    assert counter.media.cameras[0]._frames is None  # type: ignore[attr-defined]
+    assert counter.media.cameras[0]._input._frames is None  # type: ignore[attr-defined]
 
 
 async def test_renegotiation_keeps_the_connection(agent: AgentPeer) -> None:

@@ -8,11 +8,11 @@ import av
 import pytest
 
 from appliance.errors import HardwareError
-from appliance.hw.audio import PyavAudioSource, ToneSource
-from appliance.hw.media_pacing import VIDEO_TIME_BASE
-from appliance.hw.media_picamera2 import board_has_h264_encoder
-from appliance.hw.media_test_pattern import H264TestPatternSource, TestPatternSource
-from appliance.hw.media_v4l2 import V4l2Source
+from appliance.hw.audio.pyav import PyavAudioSource, ToneSource
+from appliance.hw.camera.pacing import VIDEO_TIME_BASE
+from appliance.hw.camera.pattern import H264TestPatternSource, TestPatternSource
+from appliance.hw.camera.pi_camera import board_has_h264_encoder
+from appliance.hw.camera.v4l2 import V4l2Source
 
 
 async def test_test_pattern_is_paced_in_real_time() -> None:

@@ -14,8 +14,8 @@ from appliance.config import parse_config
 from appliance.errors import ConfigError, HardwareError
 from appliance.hw.absent import AbsentScreen
 from appliance.hw.ports import Screen, ScreenState
-from appliance.hw.screen_pygame import PygameScreen
-from appliance.hw.simulated import ShownState, SimulatedScreen
+from appliance.hw.ports.screen import ShownState, SimulatedScreen
+from appliance.hw.screen_pygame.adapter import PygameScreen
 from appliance.wiring import build_hardware
 from tests.appliance.screen_helpers import close_to, dominant, screen, shot, solid_frame
 
@@ -175,7 +175,7 @@ sys.modules["pygame"] = None  # import pygame now raises ImportError
 sys.modules["av"] = None
 from appliance.config import parse_config
 from appliance.errors import HardwareError
-from appliance.hw.screen_pygame import PygameScreen
+from appliance.hw.screen_pygame.adapter import PygameScreen
 from appliance.wiring import build_hardware
 text = '[device]\\nid = "guichet-x"\\nsite = "X"\\n[hardware]\\nsystem = "simulated"\\n'
 cfg = parse_config(text)

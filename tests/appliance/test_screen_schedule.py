@@ -10,9 +10,9 @@ import pygame
 
 from appliance.call.machine import CallMachine
 from appliance.hw.ports import ScreenState
-from appliance.hw.screen_pygame import PygameScreen
-from appliance.screen.draw import Fonts
-from appliance.screen.renderer import Renderer
+from appliance.hw.screen_pygame.adapter import PygameScreen
+from appliance.hw.screen_pygame.draw import Fonts
+from appliance.hw.screen_pygame.renderer import Renderer
 from appliance.screen.theme import BACKGROUND, FACE_COLOURS, WHITE, YELLOW
 from guichet import signalling as sig
 from guichet.questionnaire import default_questionnaire

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from appliance.config import ApplianceConfig, parse_config
-from appliance.hw.simulated import SimulatedButton, SimulatedCamera
+from appliance.hw.ports.camera import SimulatedCamera
+from appliance.hw.ports.controls import SimulatedButton
 from appliance.selftest import CheckResult, Outcome, event_data, report_text, run_selftest
 from appliance.wiring import Hardware
 from guichet import contract

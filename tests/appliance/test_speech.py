@@ -19,8 +19,9 @@ from appliance.call.machine import CallMachine, CallTimings, Phase
 from appliance.call.phases import QUESTION
 from appliance.config import parse_config
 from appliance.hw.ports import Speaker
-from appliance.hw.simulated import SimulatedButton, SimulatedLight
-from appliance.hw.speech import EspeakSpeaker, SilentSpeaker
+from appliance.hw.ports.controls import SimulatedButton, SimulatedLight
+from appliance.hw.ports.speaker import SilentSpeaker
+from appliance.hw.speech import EspeakSpeaker
 from appliance.wiring import build_hardware
 from guichet.questionnaire import default_questionnaire
 from tests.appliance.call_support import TestMedia

@@ -10,19 +10,17 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from appliance import telemetry
-from appliance.hw.camera import V4l2Camera
-from appliance.hw.cups_printer import CupsPrinter
-from appliance.hw.gpiozero_io import GpiozeroButton
+from appliance.hw.camera.presence import V4l2Camera
+from appliance.hw.cups.printer import CupsPrinter
+from appliance.hw.gpio.devices import GpiozeroButton
 from appliance.hw.ports import SystemSnapshot
-from appliance.hw.sane_scanner import SaneScanner
-from appliance.hw.simulated import (
-    SimulatedButton,
-    SimulatedCamera,
-    SimulatedPrinter,
-    SimulatedScanner,
-    SimulatedSystemProbe,
-)
-from appliance.hw.system_probe import PsutilSystemProbe
+from appliance.hw.ports.camera import SimulatedCamera
+from appliance.hw.ports.controls import SimulatedButton
+from appliance.hw.ports.printer import SimulatedPrinter
+from appliance.hw.ports.scanner import SimulatedScanner
+from appliance.hw.ports.system import SimulatedSystemProbe
+from appliance.hw.sane.scanner import SaneScanner
+from appliance.hw.system import PsutilSystemProbe
 from appliance.telemetry import collect, decode_throttling
 from guichet import contract
 from guichet.contract import DeviceHealth, Telemetry

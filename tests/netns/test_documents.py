@@ -27,7 +27,7 @@ import pytest
 from playwright.async_api import expect
 
 from appliance.call.machine import Phase
-from appliance.hw.sane_scanner import SaneScanner
+from appliance.hw.sane.scanner import SaneScanner
 from tests.support.call_harness import CallRig, call_rig, wait_for
 from tests.support.cups import (
     CupsQueues,

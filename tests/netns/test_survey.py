@@ -16,8 +16,8 @@ import aiomqtt
 import pytest
 from sqlalchemy import func, select
 
-from appliance.app import OUTBOX_FILE
 from appliance.call.machine import Phase
+from appliance.fleet.outbox import OUTBOX_FILE
 from appliance.hw.ports import ScreenState
 from fleet_server.models import CallRecord, SurveyRecord
 from fleet_server.stats import monthly_stats

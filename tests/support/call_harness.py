@@ -22,7 +22,7 @@ from appliance.app import Appliance
 from appliance.call.agent import CallAgent
 from appliance.call.machine import Phase
 from appliance.config import parse_config
-from appliance.hw.simulated import SimulatedScreen
+from appliance.hw.ports.screen import SimulatedScreen
 from tests.support.browser import async_chromium, wait_js
 from tests.support.live_server import LiveApp, live_app
 from tests.support.mosquitto import Broker

@@ -47,7 +47,7 @@ def sane_test_backend_fixture(tmp_path_factory: pytest.TempPathFactory) -> str:
         pytest.fail("python-sane is not installed (./run test installs it)")
     if not SYSTEM_TEST_CONF.exists():
         pytest.fail("sane-backends' test backend is not installed (apt-get install sane-utils)")
-    from appliance.hw import sane_scanner
+    from appliance.hw.sane import scanner as sane_scanner
 
     if sane_scanner.sane_initialised() and _config_dir is None:
         pytest.fail("SANE was initialised earlier in this process with the system config")

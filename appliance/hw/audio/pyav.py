@@ -21,7 +21,8 @@ import av
 
 from appliance.errors import HardwareError
 from appliance.hw._bridge import short_error
-from appliance.hw.media_pacing import Pacer
+from appliance.hw.camera.pacing import Pacer
+from appliance.hw.pyav_input import PyavInput
 from appliance.hw.serial_worker import SerialWorker
 
 logger = logging.getLogger(__name__)
@@ -41,36 +42,25 @@ class ToneSource:
 
     def __init__(self, *, frequency_hz: int = TONE_HZ) -> None:
         self._frequency_hz = frequency_hz
-        self._container: Any = None
-        self._frames: Any = None
         self._pacer = Pacer(FRAME_SAMPLES / SAMPLE_RATE)
-        self._lock = asyncio.Lock()
-        self._worker = SerialWorker("audio")
+        self._input = PyavInput("audio")
 
     async def open(self) -> None:
         spec = (
             f"sine=frequency={self._frequency_hz}:sample_rate={SAMPLE_RATE}"
             f":samples_per_frame={FRAME_SAMPLES}"
         )
-        self._container = await self._worker.run(av.open, spec, format="lavfi")
-        self._frames = self._container.decode(audio=0)
+        await self._input.open(spec, format="lavfi", media="audio")
 
     async def read(self) -> av.AudioFrame:
         elapsed = await self._pacer.tick()
-        async with self._lock:
-            if self._frames is None:
-                raise HardwareError("test tone is closed")
-            frame: av.AudioFrame = await self._worker.run(next, self._frames)
+        frame: av.AudioFrame = await self._input.next_frame(closed="test tone is closed")
         frame.pts = round(elapsed * SAMPLE_RATE)
         frame.time_base = Fraction(1, SAMPLE_RATE)
         return frame
 
     async def close(self) -> None:
-        async with self._lock:
-            container, self._container, self._frames = self._container, None, None
-        if container is not None:
-            await self._worker.run(container.close)
-        self._worker.shutdown()
+        await self._input.close()
 
 
 class PyavAudioSource:
@@ -79,43 +69,32 @@ class PyavAudioSource:
     def __init__(self, backend: AudioBackend, device: str = "default") -> None:
         self._backend: AudioBackend = backend
         self._device = device
-        self._container: Any = None
-        self._frames: Any = None
         self._samples = 0
-        self._lock = asyncio.Lock()
-        self._worker = SerialWorker("audio")
+        self._input = PyavInput("audio")
 
     async def open(self) -> None:
         options = {"sample_rate": str(SAMPLE_RATE), "channels": "1"}
         try:
-            self._container = await self._worker.run(
-                av.open, self._device, format=self._backend, options=options
+            await self._input.open(
+                self._device, format=self._backend, media="audio", options=options
             )
         except (av.FFmpegError, OSError) as exc:
             raise _audio_error(f"microphone {self._backend}:{self._device}", exc) from exc
-        self._frames = self._container.decode(audio=0)
         logger.info("microphone %s:%s open", self._backend, self._device)
 
     async def read(self) -> av.AudioFrame:
-        async with self._lock:
-            if self._frames is None:
-                raise HardwareError("microphone is closed")
-            try:
-                frame: av.AudioFrame = await self._worker.run(next, self._frames)
-            except (av.FFmpegError, OSError, StopIteration) as exc:
-                raise _audio_error(f"microphone {self._backend}:{self._device}", exc) from exc
+        try:
+            frame: av.AudioFrame = await self._input.next_frame(closed="microphone is closed")
+        except (av.FFmpegError, OSError, StopIteration) as exc:
+            raise _audio_error(f"microphone {self._backend}:{self._device}", exc) from exc
         frame.pts = self._samples
         frame.time_base = Fraction(1, frame.sample_rate)
         self._samples += frame.samples
         return frame
 
     async def close(self) -> None:
-        async with self._lock:
-            container, self._container, self._frames = self._container, None, None
-        if container is not None:
-            await self._worker.run(container.close)
+        if await self._input.close():
             logger.info("microphone released")
-        self._worker.shutdown()
 
 
 class PyavAudioSink:

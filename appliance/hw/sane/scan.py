@@ -87,7 +87,8 @@ def configure(device: Any, settings: ScanSettings, extra: Mapping[str, object]) 
         device.source = feeder
     elif sources:
         device.source = next((s for s in sources if not FEEDER.search(s)), sources[0])
-    for axis, limit in (("br_x", A4_MM[0]), ("br_y", A4_MM[1])):
+    area = settings.area_mm or A4_MM
+    for axis, limit in (("br_x", min(area[0], A4_MM[0])), ("br_y", min(area[1], A4_MM[1]))):
         option = device.opt.get(axis)
         if option is not None and isinstance(option.constraint, tuple):
             setattr(device, axis, min(float(option.constraint[1]), limit))

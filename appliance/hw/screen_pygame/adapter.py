@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import av
     import pygame
 
-    from appliance.screen.renderer import Renderer
+    from appliance.hw.screen_pygame.renderer import Renderer
 
 logger = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ class PygameScreen:
         _import_pygame()
         import pygame
 
-        from appliance.screen.renderer import Renderer
+        from appliance.hw.screen_pygame.renderer import Renderer
 
         if self._driver:
             os.environ["SDL_VIDEODRIVER"] = self._driver

@@ -12,8 +12,8 @@ from collections.abc import Callable
 import pygame
 
 from appliance.hw.ports import ScreenInfo, ScreenState
-from appliance.screen import choosing, texts
-from appliance.screen.draw import (
+from appliance.hw.screen_pygame import choosing
+from appliance.hw.screen_pygame.draw import (
     Canvas,
     call_button,
     check_mark,
@@ -22,6 +22,7 @@ from appliance.screen.draw import (
     warning_sign,
     wrap,
 )
+from appliance.screen import texts
 from appliance.screen.theme import (
     BACKGROUND,
     BODY,

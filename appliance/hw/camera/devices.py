@@ -8,10 +8,10 @@ calls (and a webcam replugged between two calls just works).
 from __future__ import annotations
 
 from appliance.config import HardwareSection
-from appliance.hw.audio import NullAudioSink, PyavAudioSink, PyavAudioSource, ToneSource
-from appliance.hw.media_picamera2 import Picamera2Source
-from appliance.hw.media_test_pattern import H264TestPatternSource, TestPatternSource
-from appliance.hw.media_v4l2 import V4l2Format, V4l2Source
+from appliance.hw.audio.pyav import NullAudioSink, PyavAudioSink, PyavAudioSource, ToneSource
+from appliance.hw.camera.pattern import H264TestPatternSource, TestPatternSource
+from appliance.hw.camera.pi_camera import Picamera2Source
+from appliance.hw.camera.v4l2 import V4l2Format, V4l2Source
 from appliance.hw.ports import AudioSink, AudioSource, FrameSource
 
 

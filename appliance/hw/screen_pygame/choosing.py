@@ -14,8 +14,8 @@ import math
 import pygame
 
 from appliance.hw.ports import ScreenInfo
+from appliance.hw.screen_pygame.draw import Canvas, call_button
 from appliance.screen import texts
-from appliance.screen.draw import Canvas, call_button
 from appliance.screen.theme import (
     BLACK,
     BODY,

@@ -6,7 +6,7 @@ a short clip with libx264 (baseline, zero latency, Annex B with SPS/PPS before e
 keyframe) when the call opens, then replays its packets in real time, so sending costs
 only RTP packetization. A keyframe request jumps to the next keyframe of the clip.
 
-``lavfi`` is not paced in real time: both sources pace themselves (``media_pacing``).
+``lavfi`` is not paced in real time: both sources pace themselves (``pacing``).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from av.stream import Stream
 from av.video.frame import PictureType
 
 from appliance.errors import HardwareError
-from appliance.hw.media_pacing import VIDEO_TIME_BASE, Pacer, video_pts
-from appliance.hw.serial_worker import SerialWorker
+from appliance.hw.camera.pacing import VIDEO_TIME_BASE, Pacer, video_pts
+from appliance.hw.pyav_input import PyavInput
 
 logger = logging.getLogger(__name__)
 
@@ -48,28 +48,19 @@ class TestPatternSource:
     def __init__(self, size: tuple[int, int] = DEFAULT_SIZE, fps: int = DEFAULT_FPS) -> None:
         self._size = size
         self._fps = fps
-        self._container: Any = None
-        self._frames: Any = None
         self._pacer = Pacer(1 / fps)
-        self._lock = asyncio.Lock()
-        self._worker = SerialWorker("testsrc")
+        self._input = PyavInput("testsrc")
 
     @property
     def encoded(self) -> bool:
         return False
 
     async def open(self) -> None:
-        self._container = await self._worker.run(
-            av.open, lavfi_testsrc(self._size, self._fps), format="lavfi"
-        )
-        self._frames = self._container.decode(video=0)
+        await self._input.open(lavfi_testsrc(self._size, self._fps), format="lavfi", media="video")
 
     async def read(self) -> av.VideoFrame:
         elapsed = await self._pacer.tick()
-        async with self._lock:
-            if self._frames is None:
-                raise HardwareError("test pattern is closed")
-            frame: av.VideoFrame = await self._worker.run(next, self._frames)
+        frame: av.VideoFrame = await self._input.next_frame(closed="test pattern is closed")
         frame.pts = video_pts(elapsed)
         frame.time_base = VIDEO_TIME_BASE
         return frame
@@ -78,11 +69,7 @@ class TestPatternSource:
         """Raw frames: aiortc's encoder honours the request itself."""
 
     async def close(self) -> None:
-        async with self._lock:
-            container, self._container, self._frames = self._container, None, None
-        if container is not None:
-            await self._worker.run(container.close)
-        self._worker.shutdown()
+        await self._input.close()
 
 
 @dataclass(frozen=True, slots=True)

@@ -136,7 +136,7 @@ class SaneScanner:
         return self._device or devices[0].name
 
     async def has_feeder(self) -> bool:
-        from appliance.hw import sane_scan
+        from appliance.hw.sane import scan as sane_scan
 
         try:
             name = await self._device_name()
@@ -163,7 +163,7 @@ class SaneScanner:
     async def scan(
         self, settings: ScanSettings, on_page: Callable[[ScannedPage], None]
     ) -> list[ScannedPage]:
-        from appliance.hw import sane_scan
+        from appliance.hw.sane import scan as sane_scan
 
         name = await self._device_name()
         loop = asyncio.get_running_loop()

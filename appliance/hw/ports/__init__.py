@@ -1,0 +1,48 @@
+"""The hardware ports: small interfaces the rest of the appliance talks to.
+
+One module per port (or group of ports), each with its one fake beside it, as gpiozero keeps
+``pins/mock.py`` beside ``pins/__init__.py``; one adapter package or module per library
+(``appliance.hw.gpio``, ``appliance.hw.cups``, ``appliance.hw.sane``, ``appliance.hw.camera``…).
+Nothing here imports a hardware library. Every method that can block is ``async``; the
+adapters run the blocking library call in a thread.
+
+The ports and their value types are re-exported here: ``from appliance.hw.ports import Button``.
+"""
+
+from appliance.hw.ports.camera import Camera
+from appliance.hw.ports.controls import Button, LightPattern, StatusLight
+from appliance.hw.ports.hotplug import HotPlug, UsbChange, UsbDevice
+from appliance.hw.ports.media import AudioSink, AudioSource, FrameSource, MediaDevices
+from appliance.hw.ports.printer import DocumentPrinter, Printer, PrintJobStatus
+from appliance.hw.ports.scanner import DocumentScanner, ScannedPage, Scanner, ScanSettings
+from appliance.hw.ports.screen import OutOfServiceReason, Screen, ScreenInfo, ScreenState
+from appliance.hw.ports.speaker import Speaker
+from appliance.hw.ports.system import SystemProbe, SystemSnapshot
+
+__all__ = [
+    "AudioSink",
+    "AudioSource",
+    "Button",
+    "Camera",
+    "DocumentPrinter",
+    "DocumentScanner",
+    "FrameSource",
+    "HotPlug",
+    "LightPattern",
+    "MediaDevices",
+    "OutOfServiceReason",
+    "PrintJobStatus",
+    "Printer",
+    "ScanSettings",
+    "ScannedPage",
+    "Scanner",
+    "Screen",
+    "ScreenInfo",
+    "ScreenState",
+    "Speaker",
+    "StatusLight",
+    "SystemProbe",
+    "SystemSnapshot",
+    "UsbChange",
+    "UsbDevice",
+]

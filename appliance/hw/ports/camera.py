@@ -1,0 +1,31 @@
+"""The camera's presence and health: the port and its fake."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from guichet.contract import DeviceHealth, Peripheral
+
+if TYPE_CHECKING:  # PyAV is the media currency of the call; only needed for type hints here
+    pass
+
+
+@runtime_checkable
+class Camera(Protocol):
+    """Presence and health of the camera (frames come with the call issue)."""
+
+    async def state(self) -> Peripheral: ...
+
+
+SIMULATED_CAMERA_MODEL = "Simulated Camera"
+
+
+class SimulatedCamera:
+    def __init__(self, *, present: bool = True, model: str = SIMULATED_CAMERA_MODEL) -> None:
+        self.present = present
+        self.model = model
+
+    async def state(self) -> Peripheral:
+        if not self.present:
+            return Peripheral(health=DeviceHealth.ABSENT, detail="unplugged")
+        return Peripheral(health=DeviceHealth.OK, model=self.model)

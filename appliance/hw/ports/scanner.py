@@ -1,0 +1,116 @@
+"""The scanner: health (``Scanner``), scanning for the agent (``DocumentScanner``) and the
+fake, which scans blank A4 pages."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from guichet.contract import DeviceHealth, ScannerState
+
+if TYPE_CHECKING:  # PyAV is the media currency of the call; only needed for type hints here
+    pass
+
+
+@runtime_checkable
+class Scanner(Protocol):
+    async def state(self) -> ScannerState: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ScanSettings:
+    resolution: int  # dpi: 150 or 300 for the agent, 75 for the self-test
+    mode: str  # "color", "gray" or "lineart"
+    source: str  # "flatbed" or "adf"
+    area_mm: tuple[float, float] | None = None  # width, height from the corner; None: A4
+
+
+@dataclass(frozen=True, slots=True)
+class ScannedPage:
+    """One page as the scanner gave it: raw pixels, row by row, no padding.
+
+    ``mode`` is Pillow's: "RGB" (3 bytes a pixel), "L" (1 byte) or "1" (1 bit, rows padded
+    to whole bytes, 1 = white, as Pillow packs it).
+    """
+
+    width: int
+    height: int
+    mode: str
+    dpi: int
+    pixels: bytes
+
+
+@runtime_checkable
+class DocumentScanner(Protocol):
+    """Scanning for the agent. Raises ``DocumentError`` (jam, cover open, no document…)."""
+
+    async def has_feeder(self) -> bool: ...
+    async def scan(
+        self, settings: ScanSettings, on_page: Callable[[ScannedPage], None]
+    ) -> list[ScannedPage]:
+        """Scan one page (flatbed) or every page in the feeder; ``on_page`` runs on the loop
+        after each page."""
+        ...
+
+
+SIMULATED_SCANNER = "simulated:0"
+
+
+class SimulatedScanner:
+    """The SANE device list, settable; ``device`` as in ``SaneScanner``."""
+
+    def __init__(
+        self, device: str | None = None, *, devices: Iterable[str] = (SIMULATED_SCANNER,)
+    ) -> None:
+        self._device = device
+        self.devices = list(devices)
+        self.feeder = True
+        self.fault: str | None = None
+
+    async def state(self) -> ScannerState:
+        wanted = self._device
+        found = (wanted in self.devices) if wanted else bool(self.devices)
+        if not found:
+            detail = f"not found: {wanted or 'any scanner'}"
+            return ScannerState(health=DeviceHealth.ABSENT, detail=detail, devices=self.devices)
+        return ScannerState(health=DeviceHealth.OK, model="Simulated Scanner", devices=self.devices)
+
+    # DocumentScanner: blank A4 pages with a dark band; ``fault`` is a SANE status text
+    # ("Document feeder jammed"…) raised, translated, by the next scan.
+    async def has_feeder(self) -> bool:
+        return self.feeder
+
+    async def scan(
+        self, settings: ScanSettings, on_page: Callable[[ScannedPage], None]
+    ) -> list[ScannedPage]:
+        from appliance.hw.sane.scan import translate
+
+        if self.fault is not None:
+            raise translate(RuntimeError(self.fault))
+        pages = []
+        for _ in range(SIMULATED_FEEDER_PAGES if settings.source == "adf" else 1):
+            await asyncio.sleep(0)
+            page = blank_page(settings)
+            pages.append(page)
+            on_page(page)
+        return pages
+
+
+SIMULATED_FEEDER_PAGES = 3
+
+
+def blank_page(settings: ScanSettings) -> ScannedPage:
+    """A white A4 page at ``settings``' resolution with a dark band where a title would be."""
+    width, height = round(8.27 * settings.resolution), round(11.69 * settings.resolution)
+    mode = {"color": "RGB", "gray": "L", "lineart": "1"}[settings.mode]
+    if mode == "1":
+        row_bytes = (width + 7) // 8
+        white, ink = b"\xff" * row_bytes, b"\x00" * row_bytes
+    else:
+        depth = 3 if mode == "RGB" else 1
+        white, ink = b"\xff" * (width * depth), b"\x20" * (width * depth)
+    band = settings.resolution // 3
+    rows = white * band + ink * band + white * (height - 2 * band)
+    return ScannedPage(width, height, mode, settings.resolution, rows)
