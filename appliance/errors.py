@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from guichet.errors import DocumentError
 
-if TYPE_CHECKING:
-    from guichet.documents import ErrorCode
+__all__ = [
+    "ApplianceError",
+    "ConfigError",
+    "DocumentError",  # shared with the documents contract: guichet.errors
+    "HardwareError",
+    "OutboxFullError",
+]
 
 
 class ApplianceError(Exception):
@@ -22,13 +27,3 @@ class HardwareError(ApplianceError):
 
 class OutboxFullError(ApplianceError):
     """The on-disk outbox refused a message (disk full or beyond its bound)."""
-
-
-class DocumentError(ApplianceError):
-    """A scan or print that cannot go on; ``code`` for machines, ``message`` in French for
-    the agent (``guichet.documents.ErrorCode`` values). Never carries document content."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message

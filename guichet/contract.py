@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from guichet.errors import ContractError as ContractError  # re-exported: contract.ContractError
 from guichet.questionnaire import Questionnaire
 from guichet.schedule import CounterSchedule
 
@@ -30,10 +31,6 @@ _DEVICE_ID_RE = re.compile(DEVICE_ID_PATTERN)
 
 QOS_AT_MOST_ONCE = 0
 QOS_AT_LEAST_ONCE = 1
-
-
-class ContractError(ValueError):
-    """A topic or payload that does not follow the wire contract."""
 
 
 class Kind(StrEnum):

@@ -4,17 +4,24 @@ bound first, then one short error naming the first field at fault."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TypeVar
 
 from pydantic import TypeAdapter, ValidationError
+
+from guichet.errors import GuichetError
 
 T = TypeVar("T")
 
 
 def parse_json(
-    adapter: TypeAdapter[T], raw: str | bytes, *, max_bytes: int, error: type[ValueError]
+    adapter: TypeAdapter[T],
+    raw: str | bytes,
+    *,
+    max_bytes: int,
+    error: Callable[[str], GuichetError],
 ) -> T:
-    """Validate ``raw``; raise ``error`` (the caller's contract error) with a short reason."""
+    """Validate ``raw``; raise ``error(reason)`` (the caller's contract error), one short line."""
     if len(raw) > max_bytes:
         raise error(f"message too large ({len(raw)} bytes)")
     try:

@@ -20,6 +20,7 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from guichet.errors import SignallingError as SignallingError  # re-exported
 from guichet.messages import parse_json
 
 MAX_MESSAGE_BYTES = 256 * 1024  # an SDP with all candidates is ~10 KB
@@ -27,10 +28,6 @@ RESUME_WINDOW_S = 30  # a call whose counter link dropped is kept this long for 
 
 
 T = TypeVar("T")
-
-
-class SignallingError(ValueError):
-    """A message that does not follow the signalling contract."""
 
 
 class _Msg(BaseModel):
