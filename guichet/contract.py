@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from guichet.errors import ContractError as ContractError  # re-exported: contract.ContractError
+from guichet.messages import first_error
 from guichet.questionnaire import Questionnaire
 from guichet.schedule import CounterSchedule
 
@@ -302,9 +303,8 @@ def decode(kind: Kind, payload: bytes) -> WireMessage:
     try:
         model = MODELS[kind].model_validate_json(payload)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "payload"
-        raise ContractError(f"invalid {kind.value} payload: {where}: {first['msg']}") from None
+        where, message = first_error(exc, top="payload")
+        raise ContractError(f"invalid {kind.value} payload: {where}: {message}") from None
     return model
 
 

@@ -8,7 +8,7 @@ lets the error through as a field error (``MqttUrlError``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from guichet.documents import ErrorCode
@@ -43,9 +43,19 @@ class EnrolmentError(GuichetError):
 
 
 class ConfigFileError(GuichetError):
-    """A TOML file that cannot be read, parsed or validated (``tomlmodel``)."""
+    """A TOML file that cannot be read, parsed or validated (``tomlmodel``); ``cause`` is the
+    TOML or pydantic error, for a caller that words its own message."""
+
+    def __init__(self, message: str, *, cause: Exception | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 class MqttUrlError(GuichetError, ValueError):
     """An ``mqtt://``/``mqtts://`` URL that cannot be used (``mqtt_url``); a ValueError so
-    that a pydantic validator reports it as the field's error."""
+    that a pydantic validator reports it as the field's error. ``reason``: what is wrong
+    (``scheme``, ``host`` or ``port``), for a caller that words its own message."""
+
+    def __init__(self, message: str, *, reason: Literal["scheme", "host", "port"]) -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -14,6 +14,13 @@ from guichet.errors import GuichetError
 T = TypeVar("T")
 
 
+def first_error(exc: ValidationError, *, top: str) -> tuple[str, str]:
+    """(where, message) of the first error: the dotted field path (``top`` for the whole
+    document) and pydantic's message."""
+    first = exc.errors()[0]
+    return ".".join(str(p) for p in first["loc"]) or top, first["msg"]
+
+
 def parse_json(
     adapter: TypeAdapter[T],
     raw: str | bytes,
@@ -27,6 +34,5 @@ def parse_json(
     try:
         return adapter.validate_json(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "message"
-        raise error(f"invalid message: {where}: {first['msg']}") from None
+        where, message = first_error(exc, top="message")
+        raise error(f"invalid message: {where}: {message}") from None
