@@ -56,7 +56,7 @@ class CallManager:
         *,
         ring_timeout_s: float,
         resume_window_s: float,
-        ice_servers: list[sig.IceServerInfo] | None = None,
+        ice_servers: list[sig.IceServer] | None = None,
         schedule_options: ScheduleOptions | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:

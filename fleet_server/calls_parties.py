@@ -95,9 +95,7 @@ def queued_message(call: Call) -> sig.CallQueued:
     )
 
 
-def taken_message(
-    call: Call, *, by_me: bool, ice_servers: list[sig.IceServerInfo]
-) -> sig.CallTaken:
+def taken_message(call: Call, *, by_me: bool, ice_servers: list[sig.IceServer]) -> sig.CallTaken:
     return sig.CallTaken(
         call_id=call.id,
         by_me=by_me,

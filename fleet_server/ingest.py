@@ -169,7 +169,7 @@ class Ingest:
         info = client.publish(
             contract.topic(device_id, contract.Kind.CONFIG),
             contract.encode(config),
-            qos=contract.QOS[contract.Kind.CONFIG],
+            qos=contract.KINDS[contract.Kind.CONFIG].qos,
             retain=True,
         )
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
@@ -401,7 +401,7 @@ def decode(item: Incoming) -> store.Received | None:
     the catch-all subscription also brings back: they are acknowledged and skipped.
     """
     device_id, kind = contract.parse_topic(item.topic)
-    if kind not in contract.DEVICE_TO_SERVER:
+    if not contract.KINDS[kind].from_device:
         return None  # before the size check: a counter's config may exceed 64 KiB
     if len(item.payload) > contract.MAX_PAYLOAD_BYTES:
         raise ContractError(f"payload too large ({len(item.payload)} bytes)")

@@ -41,7 +41,9 @@ class SessionDescription(BaseModel):
     sdp: str = Field(max_length=200_000)
 
 
-class IceServerInfo(BaseModel):
+class IceServer(BaseModel):
+    """A STUN/TURN server for the call's peers (``welcome`` and ``call_taken``)."""
+
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     urls: list[str]
@@ -106,7 +108,7 @@ class Welcome(_Msg):
     device_id: str
     service: str | None  # which service the button calls now (None: nothing open)
     service_label: str | None
-    ice_servers: list[IceServerInfo] = Field(default_factory=list)
+    ice_servers: list[IceServer] = Field(default_factory=list)
     ring_timeout_s: int
 
 
@@ -174,7 +176,7 @@ class CallTaken(_Msg):
     by_me: bool
     site: str
     counter_name: str
-    ice_servers: list[IceServerInfo] = Field(default_factory=list)
+    ice_servers: list[IceServer] = Field(default_factory=list)
 
 
 CounterToServer = Annotated[
