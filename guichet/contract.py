@@ -96,9 +96,29 @@ class WireMessage(BaseModel):
 # --- status -----------------------------------------------------------------------------
 
 
-class Presence(StrEnum):
+class DeviceState(StrEnum):
+    """A counter as the fleet server sees it (``Status`` gives online/offline; no telemetry
+    for a few intervals makes it silent; never heard from, unknown)."""
+
     ONLINE = "online"
     OFFLINE = "offline"
+    SILENT = "silent"
+    UNKNOWN = "unknown"
+
+
+DEVICE_STATE_LABELS: dict[DeviceState, str] = {  # French, as the dashboard shows them
+    DeviceState.ONLINE: "En ligne",
+    DeviceState.OFFLINE: "Hors ligne",
+    DeviceState.SILENT: "Silencieux",
+    DeviceState.UNKNOWN: "Inconnu",
+}
+
+
+class Presence(StrEnum):
+    """What a counter says of itself in ``status``: the two device states it can tell."""
+
+    ONLINE = DeviceState.ONLINE.value
+    OFFLINE = DeviceState.OFFLINE.value
 
 
 class Status(WireMessage):

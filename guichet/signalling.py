@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -51,14 +52,40 @@ class IceServer(BaseModel):
     credential: str | None = None
 
 
-EndReason = Literal[
-    "hangup_agent",  # the agent pressed "Raccrocher"
-    "hangup_counter",  # long press on the counter's button
-    "missed",  # nobody answered in time
-    "failed",  # media or signalling lost and not restored within RESUME_WINDOW_S
-    "cancelled",  # the counter gave up while waiting
-    "server_shutdown",
-]
+class EndReason(StrEnum):
+    """Why a call ended (``hangup`` and ``call_ended``; stored with the call)."""
+
+    HANGUP_AGENT = "hangup_agent"  # the agent pressed "Raccrocher"
+    HANGUP_COUNTER = "hangup_counter"  # long press on the counter's button
+    MISSED = "missed"  # nobody answered in time
+    FAILED = "failed"  # media or signalling lost and not restored within RESUME_WINDOW_S
+    CANCELLED = "cancelled"  # the counter gave up while waiting
+    SERVER_SHUTDOWN = "server_shutdown"
+
+
+END_REASON_LABELS: dict[EndReason, str] = {  # French, as the dashboard and call log show them
+    EndReason.HANGUP_AGENT: "Raccroché par l'agent",
+    EndReason.HANGUP_COUNTER: "Raccroché au guichet",
+    EndReason.MISSED: "Manqué (sans réponse)",
+    EndReason.FAILED: "Coupé (liaison perdue)",
+    EndReason.CANCELLED: "Abandonné avant réponse",
+    EndReason.SERVER_SHUTDOWN: "Arrêt du serveur",
+}
+
+
+class CallState(StrEnum):
+    """A call on the fleet server: waiting for an agent, connected to one, over."""
+
+    QUEUED = "queued"
+    CONNECTED = "connected"
+    ENDED = "ended"
+
+
+CALL_STATE_LABELS: dict[CallState, str] = {  # French
+    CallState.QUEUED: "En attente",
+    CallState.CONNECTED: "En communication",
+    CallState.ENDED: "Terminé",
+}
 
 
 # --- counter → server -------------------------------------------------------------------
