@@ -47,6 +47,7 @@ from appliance.supervisor import ComponentHealth, Supervisor
 from appliance.telemetry import collect
 from appliance.wiring import Hardware, build_hardware
 from guichet import contract
+from guichet.errors import GuichetError
 from guichet.logs import device_id_var, setup_logging
 
 if TYPE_CHECKING:
@@ -371,7 +372,7 @@ def enrol_command(config_path: Path) -> int:
         return EXIT_CONFIG
     try:
         asyncio.run(enrol.enrol(config))
-    except (ApplianceError, OSError) as exc:
+    except (ApplianceError, GuichetError, OSError) as exc:
         sys.stderr.write(f"guichet: {exc}\n")
         return EXIT_FAILED
     sys.stdout.write(f"{enrol.credentials_path(config)}: guichet enrôlé.\n")
@@ -389,7 +390,7 @@ def main(config_path: Path) -> int:
         # Stored enrolment credentials; or enrol first when a token is configured.
         config = asyncio.run(enrol.ensure_enrolled(config))
         asyncio.run(_serve(config))
-    except (ApplianceError, OSError) as exc:
+    except (ApplianceError, GuichetError, OSError) as exc:
         logger.critical("counter cannot run", extra={"error": str(exc)})
         return EXIT_FAILED
     return EXIT_OK

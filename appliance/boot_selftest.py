@@ -17,6 +17,7 @@ from pathlib import Path
 from appliance.config import ApplianceConfig
 from appliance.errors import ApplianceError
 from appliance.hw.gpio.pins import button_held, make_pin_factory
+from guichet.errors import GuichetError
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def run_boot_selftest(config: ApplianceConfig) -> bool:
     logger.warning("button held at boot: running the self-test")
     try:
         results = asyncio.run(run_selftest(config, ask=_tell))
-    except ApplianceError as exc:
+    except (ApplianceError, GuichetError) as exc:
         logger.error("self-test could not run", extra={"error": str(exc)})
         return False
     report = report_text(results)

@@ -6,7 +6,6 @@ raises ``ConfigError`` whose message names the file and the offending key.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -15,13 +14,15 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     ValidationInfo,
     field_validator,
 )
 
 from appliance.errors import ConfigError
+from guichet import tomlmodel
 from guichet.contract import DEVICE_ID_PATTERN
+from guichet.errors import ConfigFileError, MqttUrlError
+from guichet.mqtt_url import parse_mqtt_url
 
 DEFAULT_TELEMETRY_INTERVAL_S = 30
 DEFAULT_KEEPALIVE_S = 30  # the broker declares a silent counter dead after 1.5 × this
@@ -74,23 +75,23 @@ class FleetSection(_Section):
     @field_validator("mqtt_url")
     @classmethod
     def _url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError("must look like mqtt://host:1883 or mqtts://host:8883")
+        try:
+            parse_mqtt_url(value)
+        except MqttUrlError:
+            raise ValueError("must look like mqtt://host:1883 or mqtts://host:8883") from None
         return value
 
     @property
     def host(self) -> str:
-        return urlsplit(self.mqtt_url).hostname or "127.0.0.1"
+        return parse_mqtt_url(self.mqtt_url).host
 
     @property
     def port(self) -> int:
-        parts = urlsplit(self.mqtt_url)
-        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        return parse_mqtt_url(self.mqtt_url).port
 
     @property
     def uses_tls(self) -> bool:
-        return urlsplit(self.mqtt_url).scheme == "mqtts"
+        return parse_mqtt_url(self.mqtt_url).tls
 
 
 ScreenSide = Annotated[int, Field(ge=320, le=7680)]  # pixels: from a tiny panel to 8K
@@ -234,23 +235,13 @@ class ApplianceConfig(_Section):
 
 def parse_config(text: str, *, source: str = "<config>") -> ApplianceConfig:
     try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    try:
-        return ApplianceConfig.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"{source}: key '{key}': {first['msg']}{more}") from None
+        return tomlmodel.parse(ApplianceConfig, text, source=source)
+    except ConfigFileError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def load_config(path: Path) -> ApplianceConfig:
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
-    return parse_config(text, source=str(path))
+        return tomlmodel.load(ApplianceConfig, path)
+    except ConfigFileError as exc:
+        raise ConfigError(str(exc)) from None

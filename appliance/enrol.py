@@ -23,7 +23,7 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict
 
 from appliance.config import ApplianceConfig
-from appliance.errors import ApplianceError
+from guichet.errors import EnrolmentError as EnrolmentError  # re-exported: enrol.EnrolmentError
 
 logger = logging.getLogger(__name__)
 
@@ -36,10 +36,6 @@ SERIAL_SOURCES: Final = (
     Path("/etc/machine-id"),  # anything else: stable per installation, not per board
 )
 NO_SERIAL: Final = {"", "0000000000000000"}
-
-
-class EnrolmentError(ApplianceError):
-    """Enrolment refused or impossible (bad token, server unreachable, rejected)."""
 
 
 class StoredCredentials(BaseModel):

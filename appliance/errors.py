@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from guichet.errors import DocumentError
 
-if TYPE_CHECKING:
-    from guichet.documents import ErrorCode
+__all__ = [
+    "ApplianceError",
+    "ConfigError",
+    "DocumentError",  # shared with the documents contract: guichet.errors
+    "HardwareError",
+    "OutboxDiskError",
+    "OutboxError",
+    "SelfTestError",
+]
 
 
 class ApplianceError(Exception):
@@ -31,13 +38,3 @@ class OutboxDiskError(OutboxError):
 
 class SelfTestError(ApplianceError):
     """A self-test check failed; the message says what happened, in French."""
-
-
-class DocumentError(ApplianceError):
-    """A scan or print that cannot go on; ``code`` for machines, ``message`` in French for
-    the agent (``guichet.documents.ErrorCode`` values). Never carries document content."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
 import unicodedata
 import zoneinfo
 from typing import Literal
@@ -21,7 +20,10 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
+from guichet import tomlmodel
 from guichet.contract import DEVICE_ID_PATTERN
+from guichet.errors import ConfigFileError, MqttUrlError
+from guichet.mqtt_url import parse_mqtt_url
 
 SECRET_KEYS = ("mot_de_passe", "jeton", "wifi_cle")  # moved off the FAT partition
 SSH_KEY_RE = re.compile(
@@ -84,13 +86,12 @@ class FlotteSection(_Section):
     @field_validator("adresse")
     @classmethod
     def _adresse(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError("doit ressembler à mqtts://flotte.exemple.fr:8883")
         try:
-            _ = parts.port
-        except ValueError:
-            raise ValueError("le numéro de port après « : » est incorrect") from None
+            parse_mqtt_url(value)
+        except MqttUrlError as exc:
+            if exc.reason == "port":
+                raise ValueError("le numéro de port après « : » est incorrect") from None
+            raise ValueError("doit ressembler à mqtts://flotte.exemple.fr:8883") from None
         return value
 
 
@@ -192,22 +193,22 @@ def _french(error: ErrorDetails) -> str:
 def parse_boot_config(text: str) -> BootConfig:
     """Validate guichet.toml's text; ``BootConfigError`` carries the whole French message."""
     try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+        return tomlmodel.parse(BootConfig, text, source="guichet.toml")
+    except ConfigFileError as error:
+        raise BootConfigError(_french_file_error(error.cause)) from None
+
+
+def _french_file_error(exc: Exception | None) -> str:
+    if not isinstance(exc, ValidationError):
         detail = str(exc).replace("at line", "ligne").replace("column", "colonne")
-        raise BootConfigError(
+        return (
             "Le fichier guichet.toml est mal écrit (guillemet ou crochet oublié ?) :\n"
             f"  {detail}\n{HINT}"
-        ) from None
-    try:
-        return BootConfig.model_validate(raw)
-    except ValidationError as exc:
-        lines = [f"  - {_french(e)}" for e in exc.errors()[:MAX_ERRORS_SHOWN]]
-        if exc.error_count() > MAX_ERRORS_SHOWN:
-            lines.append(f"  - … et {exc.error_count() - MAX_ERRORS_SHOWN} autre(s) erreur(s)")
-        raise BootConfigError(
-            "Le fichier guichet.toml contient une erreur :\n" + "\n".join(lines) + f"\n{HINT}"
-        ) from None
+        )
+    lines = [f"  - {_french(e)}" for e in exc.errors()[:MAX_ERRORS_SHOWN]]
+    if exc.error_count() > MAX_ERRORS_SHOWN:
+        lines.append(f"  - … et {exc.error_count() - MAX_ERRORS_SHOWN} autre(s) erreur(s)")
+    return "Le fichier guichet.toml contient une erreur :\n" + "\n".join(lines) + f"\n{HINT}"
 
 
 def strip_secrets(text: str, note: str = "enregistré dans le guichet") -> str:

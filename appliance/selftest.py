@@ -28,6 +28,7 @@ from appliance.errors import ApplianceError, ConfigError, DocumentError, SelfTes
 from appliance.hw.ports import DocumentPrinter, DocumentScanner, LightPattern, ScanSettings
 from appliance.wiring import Hardware, build_hardware
 from guichet import contract
+from guichet.errors import GuichetError
 
 logger = logging.getLogger(__name__)
 
@@ -221,7 +222,7 @@ async def _one(
         detail = await check()
     except SelfTestError as exc:
         return CheckResult(name, label, Outcome.FAILED, str(exc), meaning)
-    except (ApplianceError, OSError) as exc:
+    except (ApplianceError, GuichetError, OSError) as exc:
         return CheckResult(name, label, Outcome.FAILED, f"erreur : {exc}", meaning)
     if detail is None:
         return CheckResult(name, label, Outcome.SKIPPED, "configuré comme absent")
@@ -305,7 +306,7 @@ def main(config_path: Path | None = None, *, report_path: Path | None = None) ->
     logging.basicConfig(level=logging.WARNING)
     try:
         results = asyncio.run(run_selftest(config, ask=_say))
-    except ApplianceError as exc:
+    except (ApplianceError, GuichetError) as exc:
         sys.stderr.write(
             f"guichet : matériel inutilisable ({exc}). Le service tourne-t-il encore ?"
             " Arrêtez-le : systemctl stop guichet\n"

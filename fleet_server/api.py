@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse
@@ -26,13 +26,14 @@ from fleet_server import queries
 from fleet_server.auth import principal_of
 from fleet_server.models import Device, User
 from fleet_server.web_deps import ApiUser, Ctx, Db, render, session_user
+from guichet.contract import DeviceState
 
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
 router = APIRouter(prefix=API_PREFIX, tags=["flotte"])
 metrics_router = APIRouter(include_in_schema=False)
-StateName = Literal["online", "offline", "silent", "unknown"]
+StateName = DeviceState
 
 
 class DeviceOut(BaseModel):

@@ -41,12 +41,15 @@ from fleet_server.routing import Refused
 from fleet_server.schedules import ScheduleOptions
 from guichet import signalling as sig
 from guichet.contract import utcnow
+from guichet.signalling import CallState, EndReason
 
 logger = logging.getLogger(__name__)
 
 CLOSE_REPLACED = 4409  # a newer connection of the same counter took over
 ENDED_REMEMBERED = 1000  # ended calls kept in memory to answer a late resume
-COUNTER_HANGUP_REASONS = frozenset({"hangup_counter", "cancelled", "failed"})
+COUNTER_HANGUP_REASONS = frozenset(
+    {EndReason.HANGUP_COUNTER, EndReason.CANCELLED, EndReason.FAILED}
+)
 
 
 class CallManager:
@@ -56,7 +59,7 @@ class CallManager:
         *,
         ring_timeout_s: float,
         resume_window_s: float,
-        ice_servers: list[sig.IceServerInfo] | None = None,
+        ice_servers: list[sig.IceServer] | None = None,
         schedule_options: ScheduleOptions | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
@@ -76,13 +79,15 @@ class CallManager:
     # --- lifetime -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        closed = await self._journal.run(store.end_unfinished("server_shutdown", self._clock()))
+        closed = await self._journal.run(
+            store.end_unfinished(EndReason.SERVER_SHUTDOWN, self._clock())
+        )
         if closed:
             logger.warning("calls left open by a previous run closed", extra={"count": closed})
 
     async def stop(self) -> None:
         for call in list(self._calls.values()):
-            await self.end(call, "server_shutdown")
+            await self.end(call, EndReason.SERVER_SHUTDOWN)
         await self._timers.stop()
 
     def active_calls(self) -> list[Call]:
@@ -141,7 +146,7 @@ class CallManager:
         call.counter = None
         with call_context(call.id):
             logger.info("counter link lost; waiting for a resume")
-            self._timers.end_after(call, "counter_lost", self.resume_window_s, "failed")
+            self._timers.end_after(call, "counter_lost", self.resume_window_s, EndReason.FAILED)
 
     async def counter_message(self, counter: CounterSession, message: sig.CounterToServer) -> None:
         with call_context(message.call_id):
@@ -185,7 +190,7 @@ class CallManager:
         call.exclusive = bool(call.preferred_agents) and routed.fallback_s > 0
         self._calls[call_id] = call
         self._call_of_device[device_id] = call_id
-        self._timers.end_after(call, "ring", self.ring_timeout_s, "missed")
+        self._timers.end_after(call, "ring", self.ring_timeout_s, EndReason.MISSED)
         if call.exclusive:
             self._timers.after(call, "fallback", routed.fallback_s, self._offer_to_all)
         counter.link.send(queued_message(call))
@@ -205,7 +210,7 @@ class CallManager:
     def _counter_resume(self, counter: CounterSession, call_id: uuid.UUID) -> None:
         call = self._calls.get(call_id)
         if call is None:
-            _, reason = self._ended.get(call_id, ("", "failed"))
+            _, reason = self._ended.get(call_id, ("", EndReason.FAILED))
             counter.link.send(sig.CallEnded(call_id=call_id, reason=reason))
             return
         if call.counter_info.device_id != counter.info.device_id:
@@ -214,7 +219,7 @@ class CallManager:
         call.counter = counter
         self._timers.cancel(call, "counter_lost")
         logger.info("counter resumed the call", extra={"state": call.state})
-        if call.state == "queued":
+        if call.state is CallState.QUEUED:
             counter.link.send(queued_message(call))
             return
         counter.link.send(sig.CallAnswered(call_id=call.id, agent_label=agent_label(call)))
@@ -225,19 +230,19 @@ class CallManager:
     async def _counter_hangup(self, counter: CounterSession, message: sig.Hangup) -> None:
         call = self._calls.get(message.call_id)
         if call is None or call.counter_info.device_id != counter.info.device_id:
-            counter.link.send(sig.CallEnded(call_id=message.call_id, reason="cancelled"))
+            counter.link.send(sig.CallEnded(call_id=message.call_id, reason=EndReason.CANCELLED))
             return
-        if call.state == "queued":
-            reason: sig.EndReason = "cancelled"
+        if call.state is CallState.QUEUED:
+            reason: EndReason = EndReason.CANCELLED
         elif message.reason in COUNTER_HANGUP_REASONS:
             reason = message.reason
         else:
-            reason = "hangup_counter"
+            reason = EndReason.HANGUP_COUNTER
         await self.end(call, reason)
 
     def _relay_from_counter(self, counter: CounterSession, message: sig.Description) -> None:
         call = self._calls.get(message.call_id)
-        if call is None or call.counter is not counter or call.state != "connected":
+        if call is None or call.counter is not counter or call.state is not CallState.CONNECTED:
             counter.link.send(error("not_in_call", "Aucun appel en cours avec ce numéro."))
             return
         logger.info("description relayed to the agent", extra={"sdp": message.description.type})
@@ -261,7 +266,7 @@ class CallManager:
         self._agents.add(agent)
         for call in self._calls.values():
             mine = call.agent_user_id == agent.user_id and agent.can_answer
-            if call.state == "connected" and call.agent is None and mine:
+            if call.state is CallState.CONNECTED and call.agent is None and mine:
                 self._reattach_agent(call, agent)
         await self.publish_queue(agent.service, only=agent)
 
@@ -282,7 +287,9 @@ class CallManager:
                 call.agent = None
                 with call_context(call.id):
                     logger.info("agent link lost; waiting for a resume")
-                    self._timers.end_after(call, "agent_lost", self.resume_window_s, "failed")
+                    self._timers.end_after(
+                        call, "agent_lost", self.resume_window_s, EndReason.FAILED
+                    )
 
     async def agent_message(self, agent: AgentSession, message: sig.AgentToServer) -> None:
         with call_context(message.call_id):
@@ -292,9 +299,16 @@ class CallManager:
                 case sig.Hangup():
                     call = self._calls.get(message.call_id)
                     if call is None or call.agent is not agent:
-                        agent.link.send(sig.CallEnded(call_id=message.call_id, reason="failed"))
+                        agent.link.send(
+                            sig.CallEnded(call_id=message.call_id, reason=EndReason.FAILED)
+                        )
                         return
-                    await self.end(call, "failed" if message.reason == "failed" else "hangup_agent")
+                    await self.end(
+                        call,
+                        EndReason.FAILED
+                        if message.reason == EndReason.FAILED
+                        else EndReason.HANGUP_AGENT,
+                    )
                 case sig.Description():
                     self._relay_from_agent(agent, message)
 
@@ -304,7 +318,7 @@ class CallManager:
             agent.link.send(error("watch_only", "Vous observez ce service sans y répondre."))
         elif call is None or call.service.code != agent.service:
             agent.link.send(error("unknown_call", "Cet appel n'est plus en attente."))
-        elif call.state != "queued":
+        elif call.state is not CallState.QUEUED:
             agent.link.send(self._taken(call, by_me=call.agent is agent))
         elif not call.offered_to(agent):
             agent.link.send(error("reserved", RESERVED_TEXT))
@@ -314,7 +328,7 @@ class CallManager:
             await self._take(call, agent)
 
     async def _take(self, call: Call, agent: AgentSession) -> None:
-        call.state, call.agent, call.agent_user_id = "connected", agent, agent.user_id
+        call.state, call.agent, call.agent_user_id = CallState.CONNECTED, agent, agent.user_id
         self._timers.cancel(call, "ring")
         self._timers.cancel(call, "fallback")
         answered_at = self._clock()
@@ -343,11 +357,11 @@ class CallManager:
 
     # --- shared ---------------------------------------------------------------------------
 
-    async def end(self, call: Call, reason: sig.EndReason) -> None:
-        if call.state == "ended":
+    async def end(self, call: Call, reason: EndReason) -> None:
+        if call.state is CallState.ENDED:
             return
-        was_queued = call.state == "queued"
-        call.state = "ended"
+        was_queued = call.state is CallState.QUEUED
+        call.state = CallState.ENDED
         self._timers.cancel_all(call)
         self._calls.pop(call.id, None)
         if self._call_of_device.get(call.counter_info.device_id) == call.id:
@@ -360,7 +374,7 @@ class CallManager:
             if party is not None:
                 party.link.send(ended)
         await self._journal.run(store.call_ended(call.id, reason, self._clock()))
-        if was_queued or reason == "missed":
+        if was_queued or reason == EndReason.MISSED:
             await self.publish_queue(call.service.code)
 
     async def publish_queue(self, service: str, *, only: AgentSession | None = None) -> None:
@@ -368,7 +382,9 @@ class CallManager:
         seeing only the calls offered to them."""
         missed = await self._journal.run(store.missed_today(service, self._clock()))
         waiting = [
-            c for c in self._calls.values() if c.state == "queued" and c.service.code == service
+            c
+            for c in self._calls.values()
+            if c.state is CallState.QUEUED and c.service.code == service
         ]
         for agent in [only] if only is not None else self._agents_of(service):
             mine = [c for c in waiting if c.offered_to(agent)]
@@ -384,7 +400,7 @@ class CallManager:
     def _taken(self, call: Call, *, by_me: bool) -> sig.CallTaken:
         return taken_message(call, by_me=by_me, ice_servers=self.ice_servers)
 
-    def _remember_ended(self, call_id: uuid.UUID, device_id: str, reason: sig.EndReason) -> None:
+    def _remember_ended(self, call_id: uuid.UUID, device_id: str, reason: EndReason) -> None:
         self._ended[call_id] = (device_id, reason)
         while len(self._ended) > ENDED_REMEMBERED:
             del self._ended[next(iter(self._ended))]
@@ -393,7 +409,7 @@ class CallManager:
         """The preferred agents' exclusive window is over: every agent of the service sees
         the call (their consoles ring)."""
         call.exclusive = False
-        if call.state == "queued":
+        if call.state is CallState.QUEUED:
             with call_context(call.id):
                 logger.info("call now offered to all the service's agents")
             await self.publish_queue(call.service.code)

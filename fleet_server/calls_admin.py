@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from fleet_server.auth import token_digest
 from fleet_server.errors import FleetError
 from fleet_server.models import Device, Service
+from guichet.contract import DeviceState
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def new_call_token(session: Session, device_id: str, *, create: bool = False) ->
     if device is None:
         if not create:
             raise CallSetupError(f"guichet inconnu « {device_id} »")
-        device = Device(id=device_id, state="unknown")
+        device = Device(id=device_id, state=DeviceState.UNKNOWN)
         session.add(device)
     token = CALL_TOKEN_PREFIX + secrets.token_urlsafe(CALL_TOKEN_BYTES)
     device.call_token_sha256 = token_digest(token)

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Protocol
 
 from pydantic import BaseModel
 
@@ -52,7 +52,7 @@ class Call:
     service: ServiceInfo
     requested_at: datetime
     counter: CounterSession | None
-    state: Literal["queued", "connected", "ended"] = "queued"
+    state: sig.CallState = sig.CallState.QUEUED
     agent: AgentSession | None = None
     agent_user_id: int | None = None
     timers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
@@ -95,9 +95,7 @@ def queued_message(call: Call) -> sig.CallQueued:
     )
 
 
-def taken_message(
-    call: Call, *, by_me: bool, ice_servers: list[sig.IceServerInfo]
-) -> sig.CallTaken:
+def taken_message(call: Call, *, by_me: bool, ice_servers: list[sig.IceServer]) -> sig.CallTaken:
     return sig.CallTaken(
         call_id=call.id,
         by_me=by_me,

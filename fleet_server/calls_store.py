@@ -22,6 +22,7 @@ from fleet_server import routing
 from fleet_server.models import CallRecord
 from fleet_server.schedules import ScheduleOptions
 from fleet_server.web_format import DISPLAY_TZ
+from guichet.signalling import EndReason
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ def missed_today(service: str, now: datetime) -> Callable[[Session], int]:
             .select_from(CallRecord)
             .where(
                 CallRecord.service == service,
-                CallRecord.end_reason == "missed",
+                CallRecord.end_reason == EndReason.MISSED,
                 CallRecord.requested_at >= start_of_day(now),
             )
         )

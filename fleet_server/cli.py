@@ -15,12 +15,16 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
-from sqlalchemy.orm import Session
 
-from fleet_server.settings import Settings
 from guichet.logs import setup_logging
+
+if TYPE_CHECKING:  # registering the subcommands must not load the server's dependencies
+    from sqlalchemy.orm import Session
+
+    from fleet_server.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +32,39 @@ DEFAULT_HOST = "127.0.0.1"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    """Add ``fleet {serve,ingest,migrate,…}`` to the ``guichet`` parser (``guichet_cli``)."""
+    fleet = sub.add_parser("fleet", help="the fleet server").add_subparsers(
+        dest="action", required=True
+    )
+    fleet.add_parser("serve", help="serve the dashboard, API and MQTT ingest").add_argument(
+        "--port", type=int, default=8000
+    )
+    fleet.add_parser("ingest", help="run only the MQTT ingest (no web), for extra replicas")
+    fleet.add_parser("migrate", help="apply database migrations")
+    user = fleet.add_parser("create-user", help="create or update a dashboard user")
+    user.add_argument("username")
+    user.add_argument("--role", default="admin", choices=["admin", "agent", "reception", "auditor"])
+    user.add_argument("--service", default=None)
+    user.add_argument("--site", default=None)
+    user.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    token = fleet.add_parser("create-api-token", help="print a new API token for a user")
+    token.add_argument("username")
+    token.add_argument("--name", default="api")
+    counter_token = fleet.add_parser(
+        "counter-token", help="print a new call token for a counter (the old one stops working)"
+    )
+    counter_token.add_argument("device_id")
+    service = fleet.add_parser("create-service", help="create a service agents answer for")
+    service.add_argument("code", help="short code, e.g. caf")
+    service.add_argument("label", help="French label, e.g. « Caf »")
+
+
 def main(args: argparse.Namespace) -> int:
+    from fleet_server.settings import Settings
+
     setup_logging(os.environ.get("GUICHET_LOG_LEVEL", "INFO"))
     try:
         settings = Settings()

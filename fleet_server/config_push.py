@@ -205,10 +205,6 @@ class ConfigPusher:
         return contract.DeviceConfig(
             version=version,
             issued_at=now,
-            ice_servers=[
-                contract.IceServer.model_validate(s.model_dump())
-                for s in self._ctx.settings.ice_servers
-            ],
             schedule=schedule,
             questionnaire=questionnaire,
         )

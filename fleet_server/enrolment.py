@@ -32,9 +32,9 @@ from sqlalchemy.orm import Session
 from fleet_server import audit
 from fleet_server.auth import token_digest
 from fleet_server.calls_admin import CALL_TOKEN_BYTES, CALL_TOKEN_PREFIX
-from fleet_server.errors import FleetError
 from fleet_server.models import Device, EnrolmentRequest, EnrolmentToken
-from guichet.contract import DEVICE_ID_PATTERN, utcnow
+from guichet.contract import DEVICE_ID_PATTERN, DeviceState, utcnow
+from guichet.errors import EnrolmentError as EnrolmentError  # re-exported
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +49,6 @@ PBKDF2_ITERATIONS: Final = 101
 PBKDF2_SALT_BYTES: Final = 12
 HARDWARE_ID_RE: Final = re.compile(r"^[A-Za-z0-9:._-]{4,128}$")
 DEVICE_ID_RE: Final = re.compile(DEVICE_ID_PATTERN)
-
-
-class EnrolmentError(FleetError):
-    """An enrolment that cannot proceed; the message is French and safe to show."""
 
 
 @dataclass(frozen=True)
@@ -183,7 +179,7 @@ def collect(session: Session, poll: str) -> tuple[str, Credentials | None]:
     )
     device = session.get(Device, req.device_id)
     if device is None:
-        device = Device(id=req.device_id, state="unknown", site=req.site, name=req.name)
+        device = Device(id=req.device_id, state=DeviceState.UNKNOWN, site=req.site, name=req.name)
         session.add(device)
     device.site = req.site
     device.name = device.name or req.name

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from types import FrameType
 from typing import Any
-from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -47,6 +46,7 @@ from fleet_server.metrics import Metrics
 from fleet_server.settings import Settings
 from guichet import contract
 from guichet.contract import ContractError
+from guichet.mqtt_url import parse_mqtt_url
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,6 @@ DB_RETRY_MIN_S, DB_RETRY_MAX_S = 0.5, 10.0  # while the database is unreachable
 STOP_TIMEOUT_S = 2.0  # stop() returns within this
 SIGNAL_POLL_S = 1.0  # the standalone main thread wakes this often (signals interrupt it anyway)
 TOPIC_LOG_CHARS = 200  # topics are chosen by clients: log a bounded prefix
-DEFAULT_MQTT_PORT, DEFAULT_MQTTS_PORT = 1883, 8883
 # One filter for the whole tree rather than one per kind (``contract.subscription_all``):
 # off-contract topics (unknown kind, ``guichet/v2/…``) must reach us to be counted, and
 # overlapping filters make some brokers deliver a message once per matching filter.
@@ -170,7 +169,7 @@ class Ingest:
         info = client.publish(
             contract.topic(device_id, contract.Kind.CONFIG),
             contract.encode(config),
-            qos=contract.QOS[contract.Kind.CONFIG],
+            qos=contract.KINDS[contract.Kind.CONFIG].qos,
             retain=True,
         )
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
@@ -402,7 +401,7 @@ def decode(item: Incoming) -> store.Received | None:
     the catch-all subscription also brings back: they are acknowledged and skipped.
     """
     device_id, kind = contract.parse_topic(item.topic)
-    if kind not in contract.DEVICE_TO_SERVER:
+    if not contract.KINDS[kind].from_device:
         return None  # before the size check: a counter's config may exceed 64 KiB
     if len(item.payload) > contract.MAX_PAYLOAD_BYTES:
         raise ContractError(f"payload too large ({len(item.payload)} bytes)")
@@ -446,12 +445,8 @@ def _connect_properties() -> Properties:
 
 def broker_address(url: str) -> tuple[str, int, bool]:
     """(host, port, tls) from ``mqtt://host:port`` or ``mqtts://host:port``."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
-        raise ValueError(f"unsupported MQTT URL scheme {parts.scheme!r}")
-    tls = parts.scheme in ("mqtts", "ssl")
-    port = parts.port or (DEFAULT_MQTTS_PORT if tls else DEFAULT_MQTT_PORT)
-    return parts.hostname or "127.0.0.1", port, tls
+    address = parse_mqtt_url(url, paho_schemes=True)
+    return address.host, address.port, address.tls
 
 
 # --- standalone process -----------------------------------------------------------------

@@ -29,6 +29,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from guichet.contract import DeviceState
+
 
 class UtcDateTime(TypeDecorator[datetime]):
     """A DateTime that always comes back timezone-aware in UTC (SQLite forgets the zone)."""
@@ -65,8 +67,8 @@ class Device(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     site: Mapped[str] = mapped_column(String(128), default="", index=True)
     name: Mapped[str] = mapped_column(String(128), default="")
-    # online / offline / silent / unknown
-    state: Mapped[str] = mapped_column(String(16), default="unknown", index=True)
+    # a guichet.contract.DeviceState
+    state: Mapped[str] = mapped_column(String(16), default=DeviceState.UNKNOWN, index=True)
     state_since: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_seen: Mapped[datetime | None] = mapped_column(UtcDateTime(), index=True)
     last_telemetry_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

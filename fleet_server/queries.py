@@ -19,10 +19,11 @@ from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session, defer
 
 from fleet_server.models import Alert, Device, EventRecord, StatusChange, TelemetrySample
+from guichet.contract import DeviceState
 
 logger = logging.getLogger(__name__)
 
-STATES = ("online", "offline", "silent", "unknown")
+STATES = tuple(DeviceState)
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 MAX_SEARCH_LENGTH = 64  # characters of a text search kept
@@ -133,7 +134,7 @@ def _before(site: str, device_id: str) -> ColumnElement[bool]:
 
 def state_counts(session: Session) -> dict[str, int]:
     """How many counters are in each state (every state present, zero if none)."""
-    counts = dict.fromkeys(STATES, 0)
+    counts: dict[str, int] = dict.fromkeys(STATES, 0)
     for state, count in session.execute(select(Device.state, func.count()).group_by(Device.state)):
         counts[state] = counts.get(state, 0) + count
     return counts

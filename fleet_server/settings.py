@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from guichet.signalling import RESUME_WINDOW_S, IceServerInfo
+from guichet.signalling import RESUME_WINDOW_S, IceServer
 
 DEMO_SECRET_KEY = "demo-secret-key-not-for-production"  # noqa: S105 - refused unless demo=True
 
@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     appointment_retention_days: int = Field(default=30, ge=0, le=365)
     config_refresh_s: float = Field(default=3600.0, gt=0)
     # STUN/TURN servers given to both ends, as JSON: [{"urls": ["stun:…"]}].
-    ice_servers: list[IceServerInfo] = Field(default_factory=list)
+    ice_servers: list[IceServer] = Field(default_factory=list)
     # Mosquitto's password and ACL files, generated here (enrolment, revocation) and reloaded
     # with SIGHUP to the pid in broker_pid_file. Unset: the broker is managed elsewhere.
     broker_files_dir: Path | None = None

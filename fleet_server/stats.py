@@ -27,10 +27,11 @@ from sqlalchemy.orm import Session
 from fleet_server.models import CallRecord, QuestionnaireVersion, SurveyRecord
 from guichet.questionnaire import KEY_DEALT_WITH, KEY_SATISFACTION, KEY_TRAVEL, Question
 from guichet.schedule import PARIS
+from guichet.signalling import EndReason
 
 logger = logging.getLogger(__name__)
 
-MISSED = "missed"  # guichet.signalling.EndReason.MISSED
+MISSED = EndReason.MISSED
 SATISFACTION_LEVELS = (1, 2, 3, 4, 5)
 ROUND_TRIP = 2  # the citizen would have gone there and back
 SECONDS_DIGITS = 3  # SQLite's julianday() keeps milliseconds; sums are rounded to them

@@ -50,7 +50,7 @@ from fleet_server.models import (
 )
 from fleet_server.settings import Settings
 from guichet import contract
-from guichet.contract import Kind
+from guichet.contract import DeviceState, Kind
 
 logger = logging.getLogger(__name__)
 
@@ -76,11 +76,11 @@ _samples: Table = TelemetrySample.__table__  # type: ignore[assignment]
 _events: Table = EventRecord.__table__  # type: ignore[assignment]
 _surveys: Table = SurveyRecord.__table__  # type: ignore[assignment]
 
-STATE_ONLINE = "online"
-STATE_OFFLINE = "offline"
-STATE_SILENT = "silent"
-STATE_UNKNOWN = "unknown"
-DEVICE_STATES = (STATE_ONLINE, STATE_OFFLINE, STATE_SILENT, STATE_UNKNOWN)
+STATE_ONLINE = DeviceState.ONLINE
+STATE_OFFLINE = DeviceState.OFFLINE
+STATE_SILENT = DeviceState.SILENT
+STATE_UNKNOWN = DeviceState.UNKNOWN
+DEVICE_STATES = tuple(DeviceState)
 
 REASON_TELEMETRY = "telemetry"  # a silent/unknown counter came back by sending telemetry
 ID_CHUNK = 1_000  # ids per IN (…) list, well under SQLite's and PostgreSQL's parameter limits

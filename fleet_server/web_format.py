@@ -12,18 +12,16 @@ from zoneinfo import ZoneInfo
 
 from fastapi.templating import Jinja2Templates
 
+from guichet import signalling
+from guichet.contract import DEVICE_STATE_LABELS, DeviceState
+
 logger = logging.getLogger(__name__)
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 DISPLAY_TZ = ZoneInfo("Europe/Paris")
 MISSING = "—"  # shown for a value the counter has not reported
 
-STATE_LABELS: dict[str, str] = {
-    "online": "En ligne",
-    "offline": "Hors ligne",
-    "silent": "Silencieux",
-    "unknown": "Inconnu",
-}
+STATE_LABELS: dict[str, str] = {s.value: label for s, label in DEVICE_STATE_LABELS.items()}
 HEALTH_LABELS: dict[str, str] = {
     "ok": "OK",
     "absent": "Absent",
@@ -51,18 +49,13 @@ EVENT_LABELS: dict[str, str] = {
     "selftest": "Autotest",
 }
 
-END_REASON_LABELS: dict[str, str] = {  # guichet.signalling.EndReason
-    "hangup_agent": "Raccroché par l'agent",
-    "hangup_counter": "Raccroché au guichet",
-    "missed": "Manqué (sans réponse)",
-    "failed": "Coupé (liaison perdue)",
-    "cancelled": "Abandonné avant réponse",
-    "server_shutdown": "Arrêt du serveur",
+END_REASON_LABELS: dict[str, str] = {
+    r.value: label for r, label in signalling.END_REASON_LABELS.items()
 }
 
 
 def state_label(state: str | None) -> str:
-    return STATE_LABELS.get(state or "unknown", state or MISSING)
+    return STATE_LABELS.get(state or DeviceState.UNKNOWN, state or MISSING)
 
 
 def health_label(health: str | None) -> str:

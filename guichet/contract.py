@@ -4,19 +4,23 @@ This is the only place where topics and payloads are defined; the appliance and 
 fleet server both import it. Each message is a pydantic model serialised as compact JSON.
 Golden fixtures in ``tests/fixtures/contract`` pin every message's exact shape.
 
-Topic tree: ``guichet/v1/<device_id>/<kind>`` where kind is one of ``Kind``.
+Topic tree: ``guichet/v1/<device_id>/<kind>`` where kind is one of ``Kind``; ``KINDS`` says,
+in one row per kind, its payload's model, QoS, retain flag and direction.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from guichet.errors import ContractError as ContractError  # re-exported: contract.ContractError
+from guichet.messages import first_error
 from guichet.questionnaire import Questionnaire
 from guichet.schedule import CounterSchedule
 
@@ -32,10 +36,6 @@ QOS_AT_MOST_ONCE = 0
 QOS_AT_LEAST_ONCE = 1
 
 
-class ContractError(ValueError):
-    """A topic or payload that does not follow the wire contract."""
-
-
 class Kind(StrEnum):
     """The last part of a device topic."""
 
@@ -46,22 +46,6 @@ class Kind(StrEnum):
     CMD = "cmd"
     CMD_ACK = "cmd/ack"
     CONFIG = "config"
-
-
-# What each kind is sent with: QoS and retain flag.
-QOS: dict[Kind, int] = {
-    Kind.STATUS: QOS_AT_LEAST_ONCE,
-    Kind.TELEMETRY: QOS_AT_MOST_ONCE,
-    Kind.EVENT: QOS_AT_LEAST_ONCE,
-    Kind.SURVEY: QOS_AT_LEAST_ONCE,
-    Kind.CMD: QOS_AT_LEAST_ONCE,
-    Kind.CMD_ACK: QOS_AT_LEAST_ONCE,
-    Kind.CONFIG: QOS_AT_LEAST_ONCE,
-}
-RETAINED: frozenset[Kind] = frozenset({Kind.STATUS, Kind.CONFIG})
-DEVICE_TO_SERVER: frozenset[Kind] = frozenset(
-    {Kind.STATUS, Kind.TELEMETRY, Kind.EVENT, Kind.SURVEY, Kind.CMD_ACK}
-)
 
 
 def is_valid_device_id(device_id: str) -> bool:
@@ -102,7 +86,8 @@ def utcnow() -> datetime:
 
 class WireMessage(BaseModel):
     # Tolerant reader: unknown fields are ignored so that a newer counter can talk to an
-    # older server within v1; wrong types and missing fields are rejected.
+    # older server within v1; wrong types and missing fields are rejected. Within v1 a field
+    # may be added or removed only if it has a default; anything else needs v2.
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     v: Literal[1] = SCHEMA_VERSION
@@ -111,9 +96,29 @@ class WireMessage(BaseModel):
 # --- status -----------------------------------------------------------------------------
 
 
-class Presence(StrEnum):
+class DeviceState(StrEnum):
+    """A counter as the fleet server sees it (``Status`` gives online/offline; no telemetry
+    for a few intervals makes it silent; never heard from, unknown)."""
+
     ONLINE = "online"
     OFFLINE = "offline"
+    SILENT = "silent"
+    UNKNOWN = "unknown"
+
+
+DEVICE_STATE_LABELS: dict[DeviceState, str] = {  # French, as the dashboard shows them
+    DeviceState.ONLINE: "En ligne",
+    DeviceState.OFFLINE: "Hors ligne",
+    DeviceState.SILENT: "Silencieux",
+    DeviceState.UNKNOWN: "Inconnu",
+}
+
+
+class Presence(StrEnum):
+    """What a counter says of itself in ``status``: the two device states it can tell."""
+
+    ONLINE = DeviceState.ONLINE.value
+    OFFLINE = DeviceState.OFFLINE.value
 
 
 class Status(WireMessage):
@@ -260,35 +265,54 @@ class CommandAck(WireMessage):
     detail: str | None = Field(default=None, max_length=1024)
 
 
-class IceServer(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    urls: list[str]
-    username: str | None = None
-    credential: str | None = None
-
-
 class DeviceConfig(WireMessage):
-    """Retained, server → device. ``version`` increases with every change."""
+    """Retained, server → device. ``version`` increases with every change.
+
+    ``ice_servers`` and ``texts`` were removed within v1: both had defaults and nothing read
+    them (the call's ICE servers come with signalling's ``welcome``), so an older counter
+    reads a newer config with its defaults and a newer counter ignores them from an older
+    server (tolerant reader) — no protocol bump.
+    """
 
     version: int = Field(ge=0)
     issued_at: datetime
     telemetry_interval_s: int | None = Field(default=None, ge=5, le=3600)
-    ice_servers: list[IceServer] = Field(default_factory=list)
-    texts: dict[str, str] = Field(default_factory=dict)
     # The counter's openings and appointments for the next days (None: the server has none).
     schedule: CounterSchedule | None = None
     questionnaire: Questionnaire | None = None
 
 
-MODELS: dict[Kind, type[WireMessage]] = {
-    Kind.STATUS: Status,
-    Kind.TELEMETRY: Telemetry,
-    Kind.EVENT: Event,
-    Kind.SURVEY: SurveyAnswer,
-    Kind.CMD: Command,
-    Kind.CMD_ACK: CommandAck,
-    Kind.CONFIG: DeviceConfig,
+# --- the table of kinds -----------------------------------------------------------------
+
+
+class Direction(StrEnum):
+    TO_SERVER = "to_server"  # counter → server
+    TO_DEVICE = "to_device"  # server → counter
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """How one kind travels: its payload's model, QoS, retain flag and direction."""
+
+    model: type[WireMessage]
+    qos: int
+    retained: bool
+    direction: Direction
+
+    @property
+    def from_device(self) -> bool:
+        return self.direction is Direction.TO_SERVER
+
+
+TO_SERVER, TO_DEVICE = Direction.TO_SERVER, Direction.TO_DEVICE
+KINDS: dict[Kind, KindSpec] = {
+    Kind.STATUS: KindSpec(Status, QOS_AT_LEAST_ONCE, retained=True, direction=TO_SERVER),
+    Kind.TELEMETRY: KindSpec(Telemetry, QOS_AT_MOST_ONCE, retained=False, direction=TO_SERVER),
+    Kind.EVENT: KindSpec(Event, QOS_AT_LEAST_ONCE, retained=False, direction=TO_SERVER),
+    Kind.SURVEY: KindSpec(SurveyAnswer, QOS_AT_LEAST_ONCE, retained=False, direction=TO_SERVER),
+    Kind.CMD: KindSpec(Command, QOS_AT_LEAST_ONCE, retained=False, direction=TO_DEVICE),
+    Kind.CMD_ACK: KindSpec(CommandAck, QOS_AT_LEAST_ONCE, retained=False, direction=TO_SERVER),
+    Kind.CONFIG: KindSpec(DeviceConfig, QOS_AT_LEAST_ONCE, retained=True, direction=TO_DEVICE),
 }
 
 Message = Status | Telemetry | Event | SurveyAnswer | Command | CommandAck | DeviceConfig
@@ -303,11 +327,10 @@ def decode(kind: Kind, payload: bytes) -> WireMessage:
     if len(payload) > (MAX_CONFIG_BYTES if kind is Kind.CONFIG else MAX_PAYLOAD_BYTES):
         raise ContractError(f"payload too large ({len(payload)} bytes)")
     try:
-        model = MODELS[kind].model_validate_json(payload)
+        model = KINDS[kind].model.model_validate_json(payload)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "payload"
-        raise ContractError(f"invalid {kind.value} payload: {where}: {first['msg']}") from None
+        where, message = first_error(exc, top="payload")
+        raise ContractError(f"invalid {kind.value} payload: {where}: {message}") from None
     return model
 
 

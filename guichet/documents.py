@@ -32,6 +32,7 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from guichet.errors import DocumentError as DocumentError  # re-exported
 from guichet.messages import parse_json
 
 CHANNEL_LABEL = "documents"
@@ -46,10 +47,6 @@ T = TypeVar("T")
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 TransferId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
-
-
-class DocumentsError(ValueError):
-    """A message that does not follow the documents contract."""
 
 
 class _Msg(BaseModel):
@@ -193,8 +190,12 @@ _FROM_BROWSER: TypeAdapter[BrowserToCounter] = TypeAdapter(BrowserToCounter)
 _TO_BROWSER: TypeAdapter[CounterToBrowser] = TypeAdapter(CounterToBrowser)
 
 
+def _bad_message(reason: str) -> DocumentError:
+    return DocumentError("bad_message", reason)
+
+
 def _parse(adapter: TypeAdapter[T], raw: str | bytes) -> T:
-    return parse_json(adapter, raw, max_bytes=MAX_MESSAGE_BYTES, error=DocumentsError)
+    return parse_json(adapter, raw, max_bytes=MAX_MESSAGE_BYTES, error=_bad_message)
 
 
 def parse_from_browser(raw: str | bytes) -> BrowserToCounter:

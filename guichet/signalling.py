@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from guichet.errors import SignallingError as SignallingError  # re-exported
 from guichet.messages import parse_json
 
 MAX_MESSAGE_BYTES = 256 * 1024  # an SDP with all candidates is ~10 KB
@@ -27,10 +29,6 @@ RESUME_WINDOW_S = 30  # a call whose counter link dropped is kept this long for 
 
 
 T = TypeVar("T")
-
-
-class SignallingError(ValueError):
-    """A message that does not follow the signalling contract."""
 
 
 class _Msg(BaseModel):
@@ -44,7 +42,9 @@ class SessionDescription(BaseModel):
     sdp: str = Field(max_length=200_000)
 
 
-class IceServerInfo(BaseModel):
+class IceServer(BaseModel):
+    """A STUN/TURN server for the call's peers (``welcome`` and ``call_taken``)."""
+
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     urls: list[str]
@@ -52,14 +52,40 @@ class IceServerInfo(BaseModel):
     credential: str | None = None
 
 
-EndReason = Literal[
-    "hangup_agent",  # the agent pressed "Raccrocher"
-    "hangup_counter",  # long press on the counter's button
-    "missed",  # nobody answered in time
-    "failed",  # media or signalling lost and not restored within RESUME_WINDOW_S
-    "cancelled",  # the counter gave up while waiting
-    "server_shutdown",
-]
+class EndReason(StrEnum):
+    """Why a call ended (``hangup`` and ``call_ended``; stored with the call)."""
+
+    HANGUP_AGENT = "hangup_agent"  # the agent pressed "Raccrocher"
+    HANGUP_COUNTER = "hangup_counter"  # long press on the counter's button
+    MISSED = "missed"  # nobody answered in time
+    FAILED = "failed"  # media or signalling lost and not restored within RESUME_WINDOW_S
+    CANCELLED = "cancelled"  # the counter gave up while waiting
+    SERVER_SHUTDOWN = "server_shutdown"
+
+
+END_REASON_LABELS: dict[EndReason, str] = {  # French, as the dashboard and call log show them
+    EndReason.HANGUP_AGENT: "Raccroché par l'agent",
+    EndReason.HANGUP_COUNTER: "Raccroché au guichet",
+    EndReason.MISSED: "Manqué (sans réponse)",
+    EndReason.FAILED: "Coupé (liaison perdue)",
+    EndReason.CANCELLED: "Abandonné avant réponse",
+    EndReason.SERVER_SHUTDOWN: "Arrêt du serveur",
+}
+
+
+class CallState(StrEnum):
+    """A call on the fleet server: waiting for an agent, connected to one, over."""
+
+    QUEUED = "queued"
+    CONNECTED = "connected"
+    ENDED = "ended"
+
+
+CALL_STATE_LABELS: dict[CallState, str] = {  # French
+    CallState.QUEUED: "En attente",
+    CallState.CONNECTED: "En communication",
+    CallState.ENDED: "Terminé",
+}
 
 
 # --- counter → server -------------------------------------------------------------------
@@ -109,7 +135,7 @@ class Welcome(_Msg):
     device_id: str
     service: str | None  # which service the button calls now (None: nothing open)
     service_label: str | None
-    ice_servers: list[IceServerInfo] = Field(default_factory=list)
+    ice_servers: list[IceServer] = Field(default_factory=list)
     ring_timeout_s: int
 
 
@@ -177,7 +203,7 @@ class CallTaken(_Msg):
     by_me: bool
     site: str
     counter_name: str
-    ice_servers: list[IceServerInfo] = Field(default_factory=list)
+    ice_servers: list[IceServer] = Field(default_factory=list)
 
 
 CounterToServer = Annotated[

@@ -23,7 +23,7 @@ def test_every_kind_has_a_golden_fixture() -> None:
 def test_fixture_decodes_and_re_encodes_to_the_same_json(kind: contract.Kind) -> None:
     raw = FIXTURE_OF[kind].read_bytes()
     message = contract.decode(kind, raw)
-    assert isinstance(message, contract.MODELS[kind])
+    assert isinstance(message, contract.KINDS[kind].model)
     assert json.loads(contract.encode(message)) == json.loads(raw)
 
 
@@ -31,7 +31,7 @@ def test_fixture_decodes_and_re_encodes_to_the_same_json(kind: contract.Kind) ->
 def test_fixture_fields_are_all_pinned(kind: contract.Kind) -> None:
     """A field added to a model without its fixture fails here, not in production."""
     fixture = json.loads(FIXTURE_OF[kind].read_bytes())
-    assert set(fixture) == set(contract.MODELS[kind].model_fields)
+    assert set(fixture) == set(contract.KINDS[kind].model.model_fields)
 
 
 def test_unknown_fields_are_ignored_within_v1() -> None:
@@ -101,11 +101,31 @@ def test_parse_topic_refuses_what_is_not_ours(name: str, reason: str) -> None:
 
 
 def test_qos_and_retain_per_kind() -> None:
-    assert contract.QOS[contract.Kind.TELEMETRY] == 0
-    assert all(contract.QOS[k] == 1 for k in contract.Kind if k is not contract.Kind.TELEMETRY)
-    assert {contract.Kind.STATUS, contract.Kind.CONFIG} == contract.RETAINED
+    assert contract.KINDS[contract.Kind.TELEMETRY].qos == 0
+    assert all(
+        contract.KINDS[k].qos == 1 for k in contract.Kind if k is not contract.Kind.TELEMETRY
+    )
+    assert {k for k, spec in contract.KINDS.items() if spec.retained} == {
+        contract.Kind.STATUS,
+        contract.Kind.CONFIG,
+    }
+
+
+def test_every_kind_has_one_row() -> None:
+    assert set(contract.KINDS) == set(contract.Kind)
 
 
 def test_last_will_says_offline() -> None:
     will = contract.last_will("0.1.0", 30, site="Essai", name="Guichet")
     assert (will.state, will.reason, will.site) == (contract.Presence.OFFLINE, "last-will", "Essai")
+
+
+def test_config_from_an_older_server_with_removed_fields_still_decodes() -> None:
+    """``ice_servers`` and ``texts`` left DeviceConfig within v1 (they had defaults)."""
+    raw = json.loads(FIXTURE_OF[contract.Kind.CONFIG].read_bytes())
+    raw["ice_servers"] = [{"urls": ["stun:stun.example.org:3478"]}]
+    raw["texts"] = {"welcome": "Bonjour"}
+    config = contract.decode(contract.Kind.CONFIG, json.dumps(raw).encode())
+    assert json.loads(contract.encode(config)) == json.loads(
+        FIXTURE_OF[contract.Kind.CONFIG].read_bytes()
+    )

@@ -61,14 +61,14 @@ def test_fixture_fields_are_all_pinned(kind: str) -> None:
     ],
 )
 def test_bad_messages_raise_a_short_error(raw: str, where: str) -> None:
-    with pytest.raises(doc.DocumentsError) as caught:
+    with pytest.raises(doc.DocumentError) as caught:
         doc.parse_from_browser(raw)
     assert where in str(caught.value)
     assert len(str(caught.value)) < 300
 
 
 def test_oversized_message_is_refused_unread() -> None:
-    with pytest.raises(doc.DocumentsError, match="too large"):
+    with pytest.raises(doc.DocumentError, match="too large"):
         doc.parse_from_browser("x" * (doc.MAX_MESSAGE_BYTES + 1))
 
 

@@ -95,7 +95,7 @@ class CallAgent:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._peer: CallPeer | None = None
-        self._ice_servers: list[sig.IceServerInfo] = []
+        self._ice_servers: list[sig.IceServer] = []
         self.released = 0  # calls whose media was released (camera, microphone, speaker)
         self.media_released = asyncio.Event()  # set after each release (tests, self-test)
         self.client = SignallingClient(

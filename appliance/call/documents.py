@@ -111,7 +111,7 @@ class DocumentSession:
             return
         try:
             message = doc.parse_from_browser(data)
-        except doc.DocumentsError as exc:
+        except doc.DocumentError as exc:
             logger.warning("bad documents message: %s", exc)
             self._send(doc.Error(code="bad_message", message="Message incompris du guichet."))
             return

@@ -173,7 +173,9 @@ class CallMachine:
         call = self.call
         if not long or call is None or self.phase not in ACTIVE:
             return
-        reason: sig.EndReason = "hangup_counter" if call.answered else "cancelled"
+        reason: sig.EndReason = (
+            sig.EndReason.HANGUP_COUNTER if call.answered else sig.EndReason.CANCELLED
+        )
         if self.link_up:
             self.effects.send(sig.Hangup(call_id=call.call_id, reason=reason))
         else:
@@ -228,7 +230,7 @@ class CallMachine:
         """An ``error`` answering our request (e.g. no service open): back to the welcome."""
         if self.phase is Phase.REQUESTING and self.call is not None:
             logger.warning("call request refused: %s", message.code)
-            self._end("cancelled", refusal=message.message)
+            self._end(sig.EndReason.CANCELLED, refusal=message.message)
 
     # --- inputs: media ----------------------------------------------------------------------
 
@@ -262,7 +264,7 @@ class CallMachine:
         """The offer could not be answered (no common codec…): the call cannot go on."""
         if self.call is not None and self.phase in ACTIVE:
             logger.error("media negotiation failed: %s", detail)
-            self._hangup_and_end("failed")
+            self._hangup_and_end(sig.EndReason.FAILED)
 
     # --- inputs: timers ---------------------------------------------------------------------
 
@@ -283,13 +285,13 @@ class CallMachine:
             return
         elif name == RESTORE:
             logger.error("call not restored within %ss: ending it", self.timings.restore_s)
-            self._hangup_and_end("failed")
+            self._hangup_and_end(sig.EndReason.FAILED)
         elif name == REQUEST:
             logger.error("call request not acknowledged within %ss", self.timings.request_s)
-            self._hangup_and_end("failed")
+            self._hangup_and_end(sig.EndReason.FAILED)
         elif name == RING:
             logger.warning("no answer and no word from the server: giving up")
-            self._hangup_and_end("missed", send_reason="cancelled")
+            self._hangup_and_end(sig.EndReason.MISSED, send_reason=sig.EndReason.CANCELLED)
 
     # --- internals: choosing, calling, the questionnaire ---------------------------------------
 

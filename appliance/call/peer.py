@@ -39,7 +39,7 @@ from aiortc import (
 from appliance.call.tracks import CameraTrack, MicrophoneTrack, pump_audio, pump_video
 from appliance.errors import ApplianceError
 from appliance.hw.ports import AudioSink, AudioSource, FrameSource, MediaDevices, Screen
-from guichet.signalling import IceServerInfo
+from guichet.signalling import IceServer
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class CallPeer:
         devices: MediaDevices,
         *,
         screen: Screen | None,
-        ice_servers: list[IceServerInfo],
+        ice_servers: list[IceServer],
         on_connected: Callable[[], None],
         on_lost: Callable[[], None],
         on_channel: Callable[[RTCDataChannel], None] | None = None,

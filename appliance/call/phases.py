@@ -108,8 +108,8 @@ def ended_screen(
     """What the screen says once a call is over (no questionnaire)."""
     if refusal is not None:  # e.g. nothing open now: the server's words, in French
         return ScreenState.MISSED, service_info(call) | {"reason": refusal}
-    if reason == "missed":
+    if reason == sig.EndReason.MISSED:
         return ScreenState.MISSED, service_info(call)
-    if reason == "failed":
+    if reason == sig.EndReason.FAILED:
         return ScreenState.ENDED, {"reason": FAILED_TEXT}
     return ScreenState.ENDED, {}

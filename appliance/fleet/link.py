@@ -112,13 +112,14 @@ class FleetLink:
     async def send(self, kind: contract.Kind, message: contract.WireMessage) -> bool:
         """QoS 1 kinds go through the outbox (durable first; True). QoS 0 kinds are sent at
         once, or dropped when offline: True only if the broker got it."""
-        if contract.QOS[kind] == contract.QOS_AT_MOST_ONCE:
+        spec = contract.KINDS[kind]
+        if spec.qos == contract.QOS_AT_MOST_ONCE:
             return await self._send_now(kind, message)
         await self._outbox.append(
             self.topic(kind),
             contract.encode(message),
-            contract.QOS[kind],
-            retain=kind in contract.RETAINED,
+            spec.qos,
+            retain=spec.retained,
         )
         return True
 
@@ -275,7 +276,7 @@ class FleetLink:
         await client.publish(
             self.topic(contract.Kind.STATUS),
             contract.encode(status),
-            qos=contract.QOS[contract.Kind.STATUS],
+            qos=contract.KINDS[contract.Kind.STATUS].qos,
             retain=True,
             timeout=puback_within_s,
         )

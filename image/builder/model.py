@@ -9,11 +9,13 @@ that uses an undefined one is refused.
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path, PurePosixPath
 from typing import Annotated, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from guichet import tomlmodel
+from guichet.errors import ConfigFileError
 
 PACKAGE_RE = r"^[a-z0-9][a-z0-9+.-]+$"  # Debian policy 5.6.1
 UNIT_RE = r"^[A-Za-z0-9@_.\\-]+\.(service|socket|timer|target|path|mount)$"
@@ -144,21 +146,16 @@ class Description(_Model):
 
 def _read_toml(path: Path) -> dict[str, object]:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise DescriptionError(f"{path}: cannot read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise DescriptionError(f"{path}: not valid TOML: {exc}") from None
+        return tomlmodel.loads(tomlmodel.read_text(path), source=str(path))
+    except ConfigFileError as exc:
+        raise DescriptionError(str(exc)) from None
 
 
 def _validate(model: type[M], raw: dict[str, object], path: Path) -> M:
     try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise DescriptionError(f"{path}: key '{key}': {first['msg']}{more}") from None
+        return tomlmodel.validate(model, raw, source=str(path))
+    except ConfigFileError as exc:
+        raise DescriptionError(str(exc)) from None
 
 
 def load_layer(path: Path) -> Layer:

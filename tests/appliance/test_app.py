@@ -215,7 +215,7 @@ async def test_events_of_a_stopped_counter_are_kept_for_the_next_start(
 def start_counter(config_file: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as stderr:
         return subprocess.Popen(
-            [sys.executable, "-m", "guichet.cli", "appliance", "run", "--config", str(config_file)],
+            [sys.executable, "-m", "guichet_cli", "appliance", "run", "--config", str(config_file)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=stderr,
@@ -288,7 +288,7 @@ async def test_outbox_survives_a_process_restart(
     config_file.write_text(config_text(data_dir, broker.url))
     broker.stop()
     first_run = subprocess.Popen(
-        [sys.executable, "-m", "guichet.cli", "appliance", "run", "--config", str(config_file)],
+        [sys.executable, "-m", "guichet_cli", "appliance", "run", "--config", str(config_file)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -328,7 +328,7 @@ def test_run_with_a_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('[device]\nid = "guichet-test"\nsite = "Essai"\ncolour = "blue"\n')
     result = subprocess.run(
-        [sys.executable, "-m", "guichet.cli", "appliance", "run", "--config", str(bad)],
+        [sys.executable, "-m", "guichet_cli", "appliance", "run", "--config", str(bad)],
         capture_output=True,
         text=True,
         timeout=30,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from appliance.app import Appliance
-from guichet.demo_press import LONG_PRESS_S, SHORT_PRESS_S, press
+from guichet_cli.demo_press import LONG_PRESS_S, SHORT_PRESS_S, press
 from tests.appliance.test_app import DEVICE, make_config, running
 from tests.support.mosquitto import Broker
 

@@ -184,7 +184,7 @@ async def test_stopped_cups_queue_fails_the_printer_check(
 def test_command_with_a_bad_config_says_so_in_french(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from guichet.cli import main
+    from guichet_cli.main import main
 
     bad = tmp_path / "guichet-appliance.toml"
     bad.write_text("[device]\nid = 'X'\n")

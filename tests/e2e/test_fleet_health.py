@@ -100,7 +100,7 @@ def device_state(sessions: sessionmaker[Session], device_id: str) -> str | None:
 def start_counter(tmp_path: Path, device_id: str, broker: Broker) -> subprocess.Popen[bytes]:
     config = tmp_path / f"{device_id}.toml"
     config.write_text(counter_toml(device_id, tmp_path / device_id, broker.url))
-    command = [sys.executable, "-m", "guichet.cli", "appliance", "run", "--config", str(config)]
+    command = [sys.executable, "-m", "guichet_cli", "appliance", "run", "--config", str(config)]
     return subprocess.Popen(command, stderr=subprocess.DEVNULL)
 
 

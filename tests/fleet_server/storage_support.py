@@ -104,7 +104,7 @@ def received(
     *,
     retained: bool = False,
 ) -> Received:
-    kind = next(k for k, model in contract.MODELS.items() if isinstance(message, model))
+    kind = next(k for k, spec in contract.KINDS.items() if isinstance(message, spec.model))
     return Received(
         device_id=device_id,
         kind=Kind(kind),

@@ -133,7 +133,7 @@ def start_counters(
         text = counter_config(counter, mqtt_url, protocol, data_dir, call)
         config.write_text(text, encoding="utf-8")
         config.chmod(0o600)  # it holds the counter's call token
-        command = [sys.executable, "-m", "guichet.cli", "appliance", "run", "--config", str(config)]
+        command = [sys.executable, "-m", "guichet_cli", "appliance", "run", "--config", str(config)]
         processes.append(subprocess.Popen(command))  # noqa: S603 - our own interpreter and args
     return processes
 

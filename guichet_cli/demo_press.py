@@ -17,6 +17,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from guichet import contract
+from guichet.mqtt_url import parse_mqtt_url
 
 ACK_TIMEOUT_S = 15.0
 SHORT_PRESS_S = 0.2
@@ -49,9 +50,7 @@ def press(demo_dir: Path, device_id: str, *, long: bool = False) -> int:
 def _send(
     url: str, protocol: str, device_id: str, command: contract.Command
 ) -> contract.CommandAck | None:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
+    broker = parse_mqtt_url(url)
     version = mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=version)
     acks: queue.Queue[contract.CommandAck] = queue.Queue()
@@ -65,7 +64,7 @@ def _send(
             acks.put(ack)
 
     client.on_message = on_message
-    client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
+    client.connect(broker.host, broker.port)
     client.subscribe(contract.topic(device_id, contract.Kind.CMD_ACK), qos=1)
     client.loop_start()
     try:
