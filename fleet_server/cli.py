@@ -90,7 +90,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _ingest(settings: Settings, _args: argparse.Namespace) -> int:
-    from fleet_server import ingest
+    from fleet_server.mqtt import ingest
 
     return ingest.run_standalone(settings)
 
@@ -113,8 +113,8 @@ def _read_password(from_stdin: bool) -> str | None:
 
 
 def _create_user(settings: Settings, args: argparse.Namespace) -> int:
-    from fleet_server import audit, auth
     from fleet_server.models import Service
+    from fleet_server.security import audit, auth
 
     password = _read_password(args.password_stdin)
     if password is None:
@@ -145,7 +145,7 @@ def _create_user(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _create_api_token(settings: Settings, args: argparse.Namespace) -> int:
-    from fleet_server import audit, auth
+    from fleet_server.security import audit, auth
 
     try:
         with _database(settings) as session:
@@ -162,7 +162,8 @@ def _create_api_token(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _counter_token(settings: Settings, args: argparse.Namespace) -> int:
-    from fleet_server import audit, calls_admin
+    from fleet_server.calls import admin as calls_admin
+    from fleet_server.security import audit
 
     try:
         with _database(settings) as session:
@@ -178,7 +179,8 @@ def _counter_token(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _create_service(settings: Settings, args: argparse.Namespace) -> int:
-    from fleet_server import audit, calls_admin
+    from fleet_server.calls import admin as calls_admin
+    from fleet_server.security import audit
 
     try:
         with _database(settings) as session:

@@ -157,6 +157,7 @@ def _prepare_server(
     service and call token; returns (settings, password, call tokens by counter)."""
     from fleet_server.auth import upsert_user
     from fleet_server.calls_admin import new_call_token, set_device_service
+
     from fleet_server.db import make_engine, make_session_factory, migrate
     from fleet_server.models import Device
     from fleet_server.settings import Settings
@@ -207,10 +208,10 @@ def seed_schedules(session: Any) -> None:
     its agent on duty. Once: a database that already has rules is left alone."""
     from datetime import date, time, timedelta
 
+    from fleet_server.schedules import public_holiday
     from sqlalchemy import select
 
     from fleet_server.models import Permanence, ScheduleRule, User
-    from fleet_server.schedules import public_holiday
 
     if session.scalar(select(ScheduleRule.id).limit(1)) is not None:
         return
