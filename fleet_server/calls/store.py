@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from fleet_server.models import CallRecord
 from fleet_server.scheme import routing
 from fleet_server.scheme.schedules import ScheduleOptions
-from fleet_server.web.format import DISPLAY_TZ
+from guichet.schedule import PARIS
 
 logger = logging.getLogger(__name__)
 
@@ -139,8 +139,8 @@ def end_unfinished(reason: str, at: datetime) -> Callable[[Session], int]:
 
 def start_of_day(now: datetime) -> datetime:
     """Midnight of ``now``'s day in the Pays' time zone, as an aware datetime."""
-    local = now.astimezone(DISPLAY_TZ)
-    return datetime.combine(local.date(), time(0), DISPLAY_TZ)
+    local = now.astimezone(PARIS)
+    return datetime.combine(local.date(), time(0), PARIS)
 
 
 def missed_today(service: str, now: datetime) -> Callable[[Session], int]:

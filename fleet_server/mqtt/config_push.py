@@ -24,11 +24,11 @@ import logging
 import threading
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import ValidationError
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from fleet_server.models import Device, QuestionnaireVersion
 from fleet_server.scheme.schedules import ScheduleOptions, counter_schedule
@@ -38,8 +38,8 @@ from guichet.contract import utcnow
 from guichet.questionnaire import Question, Questionnaire
 
 if TYPE_CHECKING:
+    from fleet_server.calls.manager import CallManager
     from fleet_server.mqtt.ingest import Ingest
-    from fleet_server.web.deps import AppContext
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +49,20 @@ RETRY_S = 10.0  # a push that could not be published (broker away) is retried th
 BATCH_DEVICES = 200  # counters read per database session during a full refresh
 
 
+class PushContext(Protocol):
+    """What the pusher needs of the running app (the web layer's ``AppContext`` is one)."""
+
+    settings: Settings
+    sessions: sessionmaker[Session]
+    calls: CallManager
+    ingest: Ingest | None
+    config_pusher: ConfigPusher | None
+
+
 class ConfigPusher:
     """Publishes counters' configs when asked and periodically (see the module doc)."""
 
-    def __init__(self, ctx: AppContext) -> None:
+    def __init__(self, ctx: PushContext) -> None:
         self._ctx = ctx
         self._lock = threading.Lock()
         self._pending: set[str] = set()
@@ -252,7 +262,7 @@ def latest_questionnaire(session: Session) -> Questionnaire | None:
         return None
 
 
-def request_push(ctx: AppContext, device_ids: Collection[str] | None = None) -> None:
+def request_push(ctx: PushContext, device_ids: Collection[str] | None = None) -> None:
     """Publish these counters' retained configs again soon (None: every counter).
 
     Non-blocking and safe from any request handler (async or sync). Without a running pusher

@@ -1,8 +1,13 @@
-"""History charts as server-rendered inline SVG: no JavaScript chart library.
+"""Charts as server-rendered inline SVG: no JavaScript chart library.
 
-Samples are averaged by ``health.downsample`` into at most ``BUCKETS`` points (a week of
-30-second telemetry becomes a few hundred), placed by time across the window; points too far
-apart are not joined, which makes a counter's offline hours visible as gaps.
+Python computes the geometry, one template macro (``_chart.html``) draws it. Two shapes share
+the frame (plot area, value ticks, nice scales):
+
+- history lines for a counter's page: samples averaged by ``health.downsample`` into at most
+  ``BUCKETS`` points (a week of 30-second telemetry becomes a few hundred), placed by time
+  across the window; points too far apart are not joined, so offline hours show as gaps;
+- stacked bars for the statistics page: calls per service (answered / missed / other), the
+  satisfaction distribution and the calls of each day of the month.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from fleet_server.mqtt.health import downsample
@@ -19,11 +24,17 @@ from fleet_server.web.format import DISPLAY_TZ, number
 logger = logging.getLogger(__name__)
 
 WIDTH = 760  # SVG user units; the SVG scales to its container
+# History lines
 HEIGHT = 220
 PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 56, 12, 12, 28
 BUCKETS = 288  # points across the window: 5 minutes each over 24 h, 35 minutes over 7 days
 GAP_BUCKETS = 3  # a hole wider than this many buckets (or than gap_s) breaks the line
 WEEKDAYS = ("lun.", "mar.", "mer.", "jeu.", "ven.", "sam.", "dim.")
+# Stacked bars
+BAR_HEIGHT = 240
+BAR_PAD_LEFT, BAR_PAD_BOTTOM = 48, 40
+BAR_FILL = 0.7  # share of a category's width a bar takes
+Y_TICKS = 4
 
 
 @dataclass(frozen=True)
@@ -33,24 +44,48 @@ class Tick:
 
 
 @dataclass(frozen=True)
+class Series:
+    name: str  # legend label, French
+    css: str  # bar colour class (statistics.css)
+    values: Sequence[int]  # one per category
+
+
+@dataclass(frozen=True)
+class Rect:
+    x: float
+    y: float
+    w: float
+    h: float
+    css: str
+    title: str  # the SVG tooltip: "Caf — répondus : 12"
+
+
+@dataclass(frozen=True)
 class Chart:
-    """Geometry a template draws: polylines (``"x,y x,y …"``), ticks and an optional limit."""
+    """Geometry the ``chart`` macro draws: polylines (``"x,y x,y …"``) or bars, ticks, and an
+    optional limit (lines) or legend (bars)."""
 
     title: str
-    unit: str
-    lines: list[str]
-    x_ticks: list[Tick]
     y_ticks: list[Tick]
+    x_ticks: list[Tick]  # lines: times, with vertical grid lines; bars: category labels
+    empty: bool = True
+    bars: bool = False
+    lines: list[str] = field(default_factory=list)
+    rects: list[Rect] = field(default_factory=list)
+    legend: list[tuple[str, str]] = field(default_factory=list)  # bars: (label, css)
+    unit: str = ""
     threshold: Tick | None = None
     latest: str = ""
-    empty: bool = True
+    css_class: str = ""
     width: int = WIDTH
     height: int = HEIGHT
     plot_left: int = PAD_LEFT
     plot_right: int = WIDTH - PAD_RIGHT
     plot_top: int = PAD_TOP
     plot_bottom: int = HEIGHT - PAD_BOTTOM
-    css_class: str = ""
+
+
+# --- history lines ----------------------------------------------------------------------
 
 
 def _nice_range(
@@ -171,3 +206,66 @@ def _tick_digits(step: float) -> int:
 def _dash(point: str) -> str:
     x, y = (float(p) for p in point.split(","))
     return f"{x - 2},{y} {x + 2},{y}"
+
+
+# --- stacked bars -----------------------------------------------------------------------
+
+
+def _nice_max(value: int) -> int:
+    """The smallest 1/2/5 × 10ⁿ multiple of ``Y_TICKS`` at least ``value`` (at least 4)."""
+    raw = max(value, 1) / Y_TICKS
+    magnitude = 10 ** max(0, math.floor(math.log10(raw)))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    return int(step * Y_TICKS)
+
+
+def stacked_bars(
+    title: str,
+    categories: Sequence[str],
+    series: Sequence[Series],
+    *,
+    label_every: int = 1,
+    css_class: str = "",
+    width: int = WIDTH,
+) -> Chart:
+    """One bar per category, its series stacked bottom to top in the given order."""
+    totals = [sum(s.values[i] for s in series) for i in range(len(categories))]
+    top = _nice_max(max(totals, default=0))
+    plot_w = width - BAR_PAD_LEFT - PAD_RIGHT
+    plot_h = BAR_HEIGHT - PAD_TOP - BAR_PAD_BOTTOM
+    slot = plot_w / max(len(categories), 1)
+    bar_w = round(slot * BAR_FILL, 1)
+
+    def y_of(v: float) -> float:
+        return round(PAD_TOP + (top - v) / top * plot_h, 1)
+
+    rects: list[Rect] = []
+    labels: list[Tick] = []
+    for i, category in enumerate(categories):
+        x = round(BAR_PAD_LEFT + slot * i + (slot - bar_w) / 2, 1)
+        base = 0
+        for s in series:
+            value = s.values[i]
+            if value:
+                y = y_of(base + value)
+                h = round(y_of(base) - y, 1)
+                rects.append(Rect(x, y, bar_w, h, s.css, f"{category} — {s.name} : {value}"))
+            base += value
+        if i % label_every == 0:
+            labels.append(Tick(round(BAR_PAD_LEFT + slot * (i + 0.5), 1), category))
+    step = top // Y_TICKS
+    return Chart(
+        title=title,
+        bars=True,
+        rects=rects,
+        x_ticks=labels,
+        y_ticks=[Tick(y_of(k * step), str(k * step)) for k in range(Y_TICKS + 1)],
+        legend=[(s.name, s.css) for s in series],
+        empty=not any(totals),
+        css_class=css_class,
+        width=width,
+        height=BAR_HEIGHT,
+        plot_left=BAR_PAD_LEFT,
+        plot_right=width - PAD_RIGHT,
+        plot_bottom=BAR_HEIGHT - BAR_PAD_BOTTOM,
+    )

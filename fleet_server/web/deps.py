@@ -112,6 +112,7 @@ def dashboard_principal(
 
 
 def bearer_token(request: HTTPConnection) -> str | None:
+    """The token of an ``Authorization: Bearer …`` header (HTTP request or WebSocket)."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     return (token.strip() or None) if scheme.lower() == "bearer" else None
 

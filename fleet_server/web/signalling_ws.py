@@ -26,7 +26,7 @@ from fleet_server.calls.parties import AgentSession, CounterSession
 from fleet_server.calls.store import CounterInfo
 from fleet_server.models import Service, User
 from fleet_server.security import auth
-from fleet_server.web.deps import AppContext
+from fleet_server.web.deps import AppContext, bearer_token
 from guichet import signalling as sig
 
 logger = logging.getLogger(__name__)
@@ -79,11 +79,6 @@ def _manager(websocket: WebSocket) -> tuple[AppContext, CallManager]:
     return ctx, ctx.calls
 
 
-def _bearer(websocket: WebSocket) -> str | None:
-    scheme, _, token = websocket.headers.get("authorization", "").partition(" ")
-    return (token.strip() or None) if scheme.lower() == "bearer" else None
-
-
 async def _serve(
     websocket: WebSocket,
     link: QueuedLink,
@@ -129,7 +124,7 @@ def _counter_of(sessions: sessionmaker[Session], token: str | None) -> CounterIn
 @router.websocket("/ws/counter")
 async def counter_socket(websocket: WebSocket) -> None:
     ctx, manager = _manager(websocket)
-    info = await asyncio.to_thread(_counter_of, ctx.sessions, _bearer(websocket))
+    info = await asyncio.to_thread(_counter_of, ctx.sessions, bearer_token(websocket))
     await websocket.accept()
     if info is None:
         logger.warning("counter refused: missing or wrong call token")

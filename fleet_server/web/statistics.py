@@ -26,8 +26,8 @@ from fleet_server.models import Service
 from fleet_server.mqtt import queries
 from fleet_server.security.auth import Principal
 from fleet_server.stats import uptake as stats
-from fleet_server.stats.charts import BarChart, Series, stacked_bars
 from fleet_server.stats.uptake import StatsRow
+from fleet_server.web.charts import Chart, Series, stacked_bars
 from fleet_server.web.deps import AccessDeniedError, Db, FleetUser, render
 from fleet_server.web.format import MISSING
 from guichet.contract import utcnow
@@ -248,7 +248,7 @@ def export_csv(rows: list[StatsRow], month: date, labels: dict[str, str]) -> str
 
 def _charts(
     rows: list[StatsRow], labels: dict[str, str], days: list[stats.DayCount]
-) -> list[BarChart]:
+) -> list[Chart]:
     per_service: dict[str | None, list[int]] = {}
     for row in rows:
         if not row.is_total:
