@@ -1,10 +1,12 @@
 """The fleet server's MQTT ingest: every counter's messages into the database, exactly once.
 
-Two threads: paho's network thread receives and queues; one writer thread decodes,
-stores a batch in one transaction and only then acknowledges its QoS 1 messages
-(paho ``manual_ack``). The broker keeps our session (fixed client id, no clean start),
-so whatever was received but not committed when the server died is delivered again,
-and events and survey answers — inserted-or-ignored by id — are stored once.
+This module is the connection: paho's network thread receives and queues; one writer thread
+(:mod:`fleet_server.mqtt.writer`) decodes, stores a batch in one transaction and only then
+acknowledges its QoS 1 messages (paho ``manual_ack``) through :meth:`Ingest._ack`. Commands
+and configurations to counters go out over the same connection
+(:mod:`fleet_server.mqtt.publisher`). The broker keeps our session (fixed client id, no
+clean start), so whatever was received but not committed when the server died is delivered
+again, and events and survey answers — inserted-or-ignored by id — are stored once.
 
 ``Client.ack`` only appends a PUBACK to paho's outgoing deque and wakes the network
 thread through its socket pair (the same path ``publish`` takes from any thread), so the
@@ -12,9 +14,6 @@ writer calls it directly. A PUBACK must never reach a later connection for a mes
 earlier one (the broker may have reused that packet id): each message carries the
 connection generation it arrived on, and only the current generation's are acknowledged;
 the broker redelivers the others.
-
-Malformed messages are counted by reason, logged without their payload, and acknowledged
-so they are not redelivered forever.
 """
 
 from __future__ import annotations
@@ -24,10 +23,7 @@ import queue
 import signal
 import threading
 import time
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,60 +33,30 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from fleet_server.db import make_engine, make_session_factory, migrate
-from fleet_server.errors import FleetError
 from fleet_server.metrics import Metrics
-from fleet_server.mqtt import health, store
+from fleet_server.mqtt import health
+from fleet_server.mqtt.publisher import Publisher
+from fleet_server.mqtt.writer import QUEUE_POLL_S, BatchWriter, Incoming
 from fleet_server.settings import Settings
 from guichet import contract
-from guichet.contract import ContractError
 
 logger = logging.getLogger(__name__)
 
 KEEPALIVE_S = 30  # the broker notices a dead fleet server within 45 s
 SESSION_EXPIRY_S = 7 * 24 * 3600  # MQTT 5: the broker keeps our queue through a week's outage
 RECEIVE_MAXIMUM = 1000  # MQTT 5: unacknowledged QoS 1 messages in flight towards us
-BATCH_MAX_MESSAGES = 500  # per transaction; a batch is whatever queued during the last commit
 QUEUE_MAX_MESSAGES = 20_000  # then the network thread waits: backpressure to the broker
-QUEUE_POLL_S = 0.1  # how often a waiting thread looks at the stop flag
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30  # paho's exponential reconnect backoff
-DB_RETRY_MIN_S, DB_RETRY_MAX_S = 0.5, 10.0  # while the database is unreachable
 STOP_TIMEOUT_S = 2.0  # stop() returns within this
 SIGNAL_POLL_S = 1.0  # the standalone main thread wakes this often (signals interrupt it anyway)
-TOPIC_LOG_CHARS = 200  # topics are chosen by clients: log a bounded prefix
 DEFAULT_MQTT_PORT, DEFAULT_MQTTS_PORT = 1883, 8883
 # One filter for the whole tree rather than one per kind (``contract.subscription_all``):
 # off-contract topics (unknown kind, ``guichet/v2/…``) must reach us to be counted, and
 # overlapping filters make some brokers deliver a message once per matching filter.
 SUBSCRIPTION = f"{contract.TOPIC_ROOT}/#"
-
-# metrics.messages_rejected{reason}
-REJECT_TOO_LARGE = "too-large"
-REJECT_NOT_JSON = "not-json"
-REJECT_INVALID = "invalid-payload"
-REJECT_UNKNOWN_TOPIC = "unknown-topic"
-REJECT_UNKNOWN_VERSION = "unknown-version"
-REJECT_STORE_ERROR = "store-error"
-
-
-class DatabaseUnavailableError(Exception):
-    """The database cannot be reached: retry later, acknowledge nothing."""
-
-
-@dataclass(frozen=True, slots=True)
-class Incoming:
-    """A message as paho delivered it, tagged with the connection it came on."""
-
-    topic: str
-    payload: bytes
-    qos: int
-    mid: int
-    retained: bool
-    generation: int
-    received_at: datetime
 
 
 class Ingest:
@@ -110,6 +76,7 @@ class Ingest:
         self._subscribe_mid: int | None = None
         self._client: mqtt.Client | None = None
         self._writer: threading.Thread | None = None
+        self._publisher = Publisher(self._connected_client)
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -121,8 +88,11 @@ class Ingest:
         host, port, tls = broker_address(self._settings.mqtt_url)
         client = self._make_client(tls)
         self._client = client
+        writer = BatchWriter(
+            self._settings, self._sessions, self._metrics, self._queue, self._stopping, self._ack
+        )
         self._writer = threading.Thread(
-            target=self._write_loop, name="guichet-ingest-writer", daemon=True
+            target=writer.run, name="guichet-ingest-writer", daemon=True
         )
         self._writer.start()
         if self._settings.mqtt_protocol == "5":
@@ -151,30 +121,17 @@ class Ingest:
         self._client = self._writer = None
 
     def send_command(self, device_id: str, command: contract.Command) -> None:
-        """Publish a command to one counter (QoS 1); paho's publish is thread-safe."""
-        client = self._client
-        if client is None or not self._subscribed.is_set():
-            raise CommandNotSentError("the broker is not connected")
-        info = client.publish(
-            contract.topic(device_id, contract.Kind.CMD), contract.encode(command), qos=1
-        )
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            raise CommandNotSentError(f"publish failed ({info.rc})")
+        """Publish a command to one counter (QoS 1); thread-safe."""
+        self._publisher.send_command(device_id, command)
 
     def publish_config(self, device_id: str, config: contract.DeviceConfig) -> None:
-        """Publish a counter's configuration, retained (QoS 1): it gets the latest one on
-        every connect. Thread-safe like ``send_command``."""
+        """Publish a counter's configuration, retained (QoS 1); thread-safe."""
+        self._publisher.publish_config(device_id, config)
+
+    def _connected_client(self) -> mqtt.Client | None:
+        """The client while connected and subscribed: what publishing needs."""
         client = self._client
-        if client is None or not self._subscribed.is_set():
-            raise CommandNotSentError("the broker is not connected")
-        info = client.publish(
-            contract.topic(device_id, contract.Kind.CONFIG),
-            contract.encode(config),
-            qos=contract.QOS[contract.Kind.CONFIG],
-            retain=True,
-        )
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            raise CommandNotSentError(f"publish failed ({info.rc})")
+        return client if client is not None and self._subscribed.is_set() else None
 
     def wait_connected(self, timeout: float) -> bool:
         """True once connected and subscribed (the broker acknowledged our subscription)."""
@@ -275,107 +232,7 @@ class Ingest:
             except queue.Full:
                 continue
 
-    # --- writer thread ------------------------------------------------------------------
-
-    def _write_loop(self) -> None:
-        while not self._stopping.is_set():
-            batch = self._next_batch()
-            if not batch:
-                continue
-            try:
-                self._handle(batch)
-            except DatabaseUnavailableError:
-                return  # only raised once stopping; the broker keeps the batch
-            except Exception:  # never let the writer die: log, count and carry on
-                logger.exception("ingest batch failed; it will be redelivered")
-                self._metrics.ingest_errors.inc()
-
-    def _next_batch(self) -> list[Incoming]:
-        try:
-            batch = [self._queue.get(timeout=QUEUE_POLL_S)]
-        except queue.Empty:
-            return []
-        while len(batch) < BATCH_MAX_MESSAGES:
-            try:
-                batch.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return batch
-
-    def _handle(self, batch: list[Incoming]) -> None:
-        decoded: list[tuple[Incoming, store.Received]] = []
-        for item in batch:
-            try:
-                received = decode(item)
-            except ContractError as exc:
-                self._reject(item, reject_reason(exc), str(exc))
-                continue
-            if received is not None:
-                decoded.append((item, received))
-        delay = DB_RETRY_MIN_S
-        while decoded:
-            try:
-                self._store(decoded)
-                break
-            except DatabaseUnavailableError:
-                logger.warning("database unavailable; retrying in %.1f s", delay)
-                if self._stopping.wait(delay):
-                    raise
-                delay = min(delay * 2, DB_RETRY_MAX_S)
-        self._ack(batch)
-
-    def _store(self, decoded: list[tuple[Incoming, store.Received]]) -> None:
-        received = [r for _, r in decoded]
-        try:
-            with self._sessions.begin() as session:
-                flags: list[bool | None] = list(
-                    store.apply_batch(session, received, self._settings)
-                )
-        except Exception:  # one bad row must not block the others: retry one by one
-            self._metrics.ingest_errors.inc()
-            logger.warning("batch of %d failed; storing one by one", len(received), exc_info=True)
-            flags = [self._store_one(item, r) for item, r in decoded]
-        self._count(received, flags)
-
-    def _store_one(self, item: Incoming, received: store.Received) -> bool | None:
-        """One message in its own transaction: its duplicate flag, or None if refused."""
-        try:
-            with self._sessions.begin() as session:
-                return store.apply(session, received, self._settings)
-        except DBAPIError as exc:
-            if exc.connection_invalidated or _is_transient(exc):
-                raise DatabaseUnavailableError(str(exc.orig)) from exc
-            self._reject(item, REJECT_STORE_ERROR, type(exc.orig).__name__)
-        except Exception as exc:  # a message the store cannot take: refuse it, keep going
-            logger.exception("storing a %s message failed", received.kind.value)
-            self._reject(item, REJECT_STORE_ERROR, type(exc).__name__)
-        return None
-
-    def _count(self, received: Sequence[store.Received], flags: Sequence[bool | None]) -> None:
-        now = time.time()
-        stored: Counter[str] = Counter()
-        for r, duplicate in zip(received, flags, strict=True):
-            if duplicate is None:
-                continue
-            if duplicate:
-                self._metrics.duplicates.inc()
-                continue
-            stored[r.kind.value] += 1
-            at = getattr(r.message, "at", None)
-            if isinstance(at, datetime) and not r.retained:  # a replayed status is not lag
-                self._metrics.ingest_lag.observe(max(0.0, now - at.timestamp()))
-        for kind, n in stored.items():
-            self._metrics.messages_ingested.labels(kind=kind).inc(n)
-
-    def _reject(self, item: Incoming, reason: str, detail: str) -> None:
-        self._metrics.messages_rejected.labels(reason=reason).inc()
-        logger.warning(
-            "rejected MQTT message on %r: %s (%s)",
-            item.topic[:TOPIC_LOG_CHARS],
-            reason,
-            detail,
-            extra={"topic": item.topic[:TOPIC_LOG_CHARS], "reason": reason},
-        )
+    # --- writer thread (acknowledgements) ----------------------------------------------
 
     def _ack(self, batch: Sequence[Incoming]) -> None:
         """PUBACK, in the order received, every QoS 1 message of this connection."""
@@ -386,55 +243,6 @@ class Ingest:
             for item in batch:
                 if item.qos > 0 and item.generation == self._generation:
                     client.ack(item.mid, item.qos)
-
-
-# --- decoding ---------------------------------------------------------------------------
-
-
-class CommandNotSentError(FleetError):
-    """A command (or a counter's configuration) could not be handed to the broker."""
-
-
-def decode(item: Incoming) -> store.Received | None:
-    """Validate topic and payload against the contract; raises ContractError.
-
-    None for the server's own messages to counters (``cmd``, retained ``config``), which
-    the catch-all subscription also brings back: they are acknowledged and skipped.
-    """
-    device_id, kind = contract.parse_topic(item.topic)
-    if kind not in contract.DEVICE_TO_SERVER:
-        return None  # before the size check: a counter's config may exceed 64 KiB
-    if len(item.payload) > contract.MAX_PAYLOAD_BYTES:
-        raise ContractError(f"payload too large ({len(item.payload)} bytes)")
-    message = contract.decode(kind, item.payload)
-    return store.Received(
-        device_id=device_id,
-        kind=kind,
-        message=message,
-        received_at=item.received_at,
-        retained=item.retained,
-    )
-
-
-def reject_reason(exc: ContractError) -> str:
-    """A short, bounded label for metrics from the contract's error text."""
-    text = str(exc)
-    if text.startswith("payload too large"):
-        return REJECT_TOO_LARGE
-    if text.startswith("unknown protocol version"):
-        return REJECT_UNKNOWN_VERSION
-    if text.startswith(("unknown topic", "invalid device id", "unknown message kind")):
-        return REJECT_UNKNOWN_TOPIC
-    if ": Invalid JSON" in text:
-        return REJECT_NOT_JSON
-    if ": v: " in text:
-        return REJECT_UNKNOWN_VERSION
-    return REJECT_INVALID
-
-
-def _is_transient(exc: DBAPIError) -> bool:
-    """Connection trouble or a locked SQLite file, not a problem with this message."""
-    return isinstance(exc, OperationalError | InterfaceError)
 
 
 def _connect_properties() -> Properties:

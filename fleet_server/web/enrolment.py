@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
 from fleet_server.models import CommandRecord, Device, EnrolmentToken
-from fleet_server.mqtt.ingest import CommandNotSentError
+from fleet_server.mqtt.publisher import CommandNotSentError
 from fleet_server.security import audit, enrolment
 from fleet_server.web.deps import AdminUser, AppContext, Ctx, Db, render
 from fleet_server.web.signalling_ws import CLOSE_UNAUTHORIZED

@@ -137,7 +137,7 @@ def test_malformed_messages_are_counted_logged_and_acknowledged(
         (f"guichet/v2/{DEVICE}/event", contract.encode(event())),
     ]
     good = event()
-    caplog.set_level(logging.WARNING, logger="fleet_server.mqtt.ingest")
+    caplog.set_level(logging.WARNING, logger="fleet_server.mqtt")
     with running(settings, sessions, metrics), publisher(broker) as pub:
         for topic, payload in bad:
             pub.publish(topic, payload, qos=1)
