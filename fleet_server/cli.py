@@ -115,11 +115,12 @@ def _read_password(from_stdin: bool) -> str | None:
 def _create_user(settings: Settings, args: argparse.Namespace) -> int:
     from fleet_server.models import Service
     from fleet_server.security import audit, auth
+    from fleet_server.security.roles import Role
 
     password = _read_password(args.password_stdin)
     if password is None:
         return _fail("les deux mots de passe diffèrent")
-    if args.role == "agent" and not args.service:
+    if args.role == Role.AGENT and not args.service:
         return _fail("un agent répond pour un service : --service CODE", EXIT_USAGE)
     try:
         with _database(settings) as session:

@@ -1,4 +1,4 @@
-"""Which telemetry raises which alert, and the alert vocabulary.
+"""Which telemetry raises which alert, and the alert vocabulary (kinds and French labels).
 
 Pure functions of one telemetry message and the settings' thresholds; :mod:`fleet_server.mqtt.store`
 raises and clears the alerts, :mod:`fleet_server.mqtt.health` owns the presence alerts.
@@ -6,28 +6,45 @@ raises and clears the alerts, :mod:`fleet_server.mqtt.health` owns the presence 
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from fleet_server.settings import Settings
 from guichet import contract
 from guichet.contract import DeviceHealth
 
-ALERT_OFFLINE = "offline"
-ALERT_SILENT = "silent"
-ALERT_PRINTER = "printer"
-ALERT_SCANNER = "scanner"
-ALERT_CAMERA = "camera"
-ALERT_DISK = "disk"
-ALERT_TEMPERATURE = "temperature"
-ALERT_THROTTLED = "throttled"
-PRESENCE_ALERTS = (ALERT_OFFLINE, ALERT_SILENT)
+
+class AlertKind(StrEnum):
+    """What an open alert is about (``Alert.kind``)."""
+
+    OFFLINE = "offline"
+    SILENT = "silent"
+    PRINTER = "printer"
+    SCANNER = "scanner"
+    CAMERA = "camera"
+    DISK = "disk"
+    TEMPERATURE = "temperature"
+    THROTTLED = "throttled"
+
+
+ALERT_LABELS: dict[str, str] = {  # the dashboard's French names, one per kind
+    AlertKind.OFFLINE: "Hors ligne",
+    AlertKind.SILENT: "Silencieux",
+    AlertKind.PRINTER: "Imprimante en erreur",
+    AlertKind.SCANNER: "Scanner absent ou en erreur",
+    AlertKind.CAMERA: "Caméra absente ou en erreur",
+    AlertKind.DISK: "Disque presque plein",
+    AlertKind.TEMPERATURE: "Température élevée",
+    AlertKind.THROTTLED: "Processeur bridé",
+}
+PRESENCE_ALERTS = (AlertKind.OFFLINE, AlertKind.SILENT)  # raised by the health check
 TELEMETRY_ALERTS = (
-    ALERT_PRINTER,
-    ALERT_SCANNER,
-    ALERT_CAMERA,
-    ALERT_DISK,
-    ALERT_TEMPERATURE,
-    ALERT_THROTTLED,
+    AlertKind.PRINTER,
+    AlertKind.SCANNER,
+    AlertKind.CAMERA,
+    AlertKind.DISK,
+    AlertKind.TEMPERATURE,
+    AlertKind.THROTTLED,
 )
-ALERT_KINDS = PRESENCE_ALERTS + TELEMETRY_ALERTS
 
 DETAIL_MAX_CHARS = 256  # Device.printer_detail and Alert.detail column width
 PRINTER_BAD = frozenset({DeviceHealth.ERROR, DeviceHealth.WARNING, DeviceHealth.ABSENT})
@@ -50,7 +67,9 @@ def printer_detail(printer: contract.PrinterState) -> str | None:
     return None if printer.health is DeviceHealth.OK else printer.health.value
 
 
-def telemetry_conditions(tel: contract.Telemetry, settings: Settings) -> dict[str, str | None]:
+def telemetry_conditions(
+    tel: contract.Telemetry, settings: Settings
+) -> dict[AlertKind, str | None]:
     """For each telemetry alert kind, its detail when the condition holds, else None."""
     p = tel.peripherals
     temp = tel.cpu_temperature_c
@@ -58,16 +77,16 @@ def telemetry_conditions(tel: contract.Telemetry, settings: Settings) -> dict[st
     if p.printer.health in PRINTER_BAD:
         printer = f"{p.printer.health.value}: {printer_detail(p.printer) or p.printer.state}"
     return {
-        ALERT_PRINTER: printer,
-        ALERT_SCANNER: _peripheral_problem(p.scanner),
-        ALERT_CAMERA: _peripheral_problem(p.camera),
-        ALERT_DISK: (
+        AlertKind.PRINTER: printer,
+        AlertKind.SCANNER: _peripheral_problem(p.scanner),
+        AlertKind.CAMERA: _peripheral_problem(p.camera),
+        AlertKind.DISK: (
             f"{tel.disk_used_pct:.0f} %" if tel.disk_used_pct > settings.alert_disk_pct else None
         ),
-        ALERT_TEMPERATURE: (
+        AlertKind.TEMPERATURE: (
             f"{temp:.1f} °C" if temp is not None and temp > settings.alert_temperature_c else None
         ),
-        ALERT_THROTTLED: (
+        AlertKind.THROTTLED: (
             f"get_throttled=0x{tel.throttling.raw:x}"
             if tel.throttling is not None and is_throttled(tel)
             else None

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fleet_server.metrics import Metrics
 from fleet_server.models import Alert, Device, StatusChange, TelemetrySample
-from fleet_server.mqtt.alert_rules import ALERT_OFFLINE, ALERT_SILENT, PRESENCE_ALERTS
+from fleet_server.mqtt.alert_rules import PRESENCE_ALERTS, AlertKind
 from fleet_server.mqtt.store import (
     DEVICE_STATES,
     STATE_ONLINE,
@@ -52,8 +52,8 @@ PRUNE_CHUNK_ROWS = 10_000  # rows deleted per statement, so one prune never lock
 PRUNE_MAX_CHUNKS = 50  # per run; a huge backlog is worked off over several runs
 STOP_TIMEOUT_S = 2.0  # HealthLoop.stop waits this long for a check in progress
 PRESENCE_DETAIL = {
-    ALERT_OFFLINE: "hors ligne",
-    ALERT_SILENT: "muet : plus de télémétrie",
+    AlertKind.OFFLINE: "hors ligne",
+    AlertKind.SILENT: "muet : plus de télémétrie",
 }
 
 _devices: Table = Device.__table__  # type: ignore[assignment]

@@ -27,6 +27,7 @@ from fleet_server.errors import FleetError
 from fleet_server.models import Appointment, Device, Permanence, Service, User
 from fleet_server.scheme.schedules import ScheduleOptions, counter_schedule, paris_day
 from fleet_server.security import audit
+from fleet_server.security.roles import Role
 from guichet.schedule import PARIS, AccessMode
 
 logger = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ def service_agents(session: Session, service: str) -> Sequence[User]:
     """The active agents of a service, by username."""
     return session.scalars(
         select(User)
-        .where(User.role == "agent", User.service == service, User.active.is_(True))
+        .where(User.role == Role.AGENT, User.service == service, User.active.is_(True))
         .order_by(User.username)
     ).all()
 
@@ -155,7 +156,7 @@ def book(
         raise BookingError("Service inconnu.")
     if agent_id is not None:
         agent = session.get(User, agent_id, with_for_update=True)
-        if agent is None or agent.role != "agent" or agent.service != service:
+        if agent is None or agent.role != Role.AGENT or agent.service != service:
             raise BookingError("Cet agent ne répond pas pour ce service.")
     slot = next(
         (

@@ -36,12 +36,12 @@ from sqlalchemy.orm import Session
 
 from fleet_server.errors import FleetError
 from fleet_server.models import ApiToken, User
+from fleet_server.security.roles import Role
 from guichet.contract import utcnow
 
 logger = logging.getLogger(__name__)
 
-ROLES: Final = ("admin", "agent", "reception", "auditor")
-DASHBOARD_ROLES: Final = frozenset({"admin", "auditor"})  # who may see the fleet dashboard
+ROLES: Final = tuple(Role)
 MIN_PASSWORD_LENGTH = 10  # characters; argon2 makes guessing slow, length makes it hopeless
 THROTTLE_MAX_FAILURES = 5  # failed logins per (username, IP) before a lockout
 THROTTLE_WINDOW_S = 15 * 60.0  # failures older than this are forgotten
@@ -112,7 +112,7 @@ def upsert_user(
     username: str,
     password: str,
     *,
-    role: str = "admin",
+    role: str = Role.ADMIN,
     service: str | None = None,
     site: str | None = None,
 ) -> User:
@@ -145,9 +145,9 @@ def check_role(role: str, service: str | None, site: str | None) -> None:
     """A role with what it needs: an agent answers for a service, reception works at a site."""
     if role not in ROLES:
         raise AuthError(f"rôle inconnu « {role} » (attendu : {', '.join(ROLES)})")
-    if role == "agent" and not service:
+    if role == Role.AGENT and not service:
         raise AuthError("un agent répond pour un service")
-    if role == "reception" and not site:
+    if role == Role.RECEPTION and not site:
         raise AuthError("un agent d'accueil travaille sur un site")
 
 

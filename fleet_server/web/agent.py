@@ -22,6 +22,7 @@ from fleet_server.models import Device, Service, User
 from fleet_server.scheme import appointments, ical
 from fleet_server.scheme.schedules import local, paris_day
 from fleet_server.security import audit
+from fleet_server.security.roles import Role
 from fleet_server.web.deps import AccessDeniedError, AgentUser, Ctx, Db, check_csrf, render
 from guichet.contract import utcnow
 from guichet.schedule import when_fr
@@ -87,7 +88,7 @@ def agenda(db: Session, user_id: int, now: datetime) -> list[AgendaItem]:
 def agent_console(request: Request, db: Db, user: AgentUser, service: str = "") -> Response:
     has_feed = False
     items: list[AgendaItem] = []
-    if user.role == "agent":
+    if user.role == Role.AGENT:
         row = db.get(User, user.user_id)
         own = row.service or "" if row is not None else ""
         if service and service != own:
@@ -100,9 +101,9 @@ def agent_console(request: Request, db: Db, user: AgentUser, service: str = "") 
         "section": "agent",
         "service": chosen,
         "services": calls_admin.services(db),
-        "watch_only": user.role != "agent",
+        "watch_only": user.role != Role.AGENT,
         "ws_path": "/ws/agent"
-        + (f"?service={chosen.code}" if user.role != "agent" and chosen else ""),
+        + (f"?service={chosen.code}" if user.role != Role.AGENT and chosen else ""),
         "agenda": items,
         "has_feed": has_feed,
     }
@@ -117,7 +118,7 @@ async def new_agenda_link(
 ) -> Response:
     """A new calendar feed URL for the agent, shown once; the previous one stops working."""
     check_csrf(request, csrf_token)
-    if user.role != "agent":
+    if user.role != Role.AGENT:
         raise AccessDeniedError("Le lien d'agenda est celui d'un agent.")
 
     def save() -> str:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from fleet_server.calls import admin as calls_admin
 from fleet_server.models import CallRecord, Service
+from fleet_server.security.roles import Role
 from fleet_server.web.deps import AccessDeniedError, CallLogUser, Db, render
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def call_log(
     user: CallLogUser,
     service: Annotated[str, Query(max_length=64)] = "",
 ) -> Response:
-    if user.role == "agent":
+    if user.role == Role.AGENT:
         if service and service != user.service:
             raise AccessDeniedError("Ce journal est celui d'un autre service.")
         service = user.service or ""
@@ -49,7 +50,7 @@ def call_log(
     context = {
         "section": "calls",
         "service": chosen,
-        "services": calls_admin.services(db) if user.role != "agent" else [],
+        "services": calls_admin.services(db) if user.role != Role.AGENT else [],
         "calls": service_calls(db, chosen.code) if chosen else [],
     }
     response = render(request, "calls.html", context, principal=user)

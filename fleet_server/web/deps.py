@@ -38,6 +38,7 @@ from fleet_server.mqtt.broker_files import BrokerFiles
 from fleet_server.mqtt.config_push import ConfigPusher
 from fleet_server.mqtt.ingest import Ingest
 from fleet_server.security import auth
+from fleet_server.security.roles import DASHBOARD_ROLES, Role
 from fleet_server.settings import Settings
 from guichet.contract import utcnow
 
@@ -106,7 +107,7 @@ def dashboard_principal(
     """For HTML pages: a logged-in admin or auditor."""
     if user is None:
         raise LoginRequiredError
-    if user.role not in auth.DASHBOARD_ROLES:
+    if user.role not in DASHBOARD_ROLES:
         raise AccessDeniedError
     return auth.principal_of(user)
 
@@ -131,7 +132,7 @@ def api_principal(
         raise _unauthorized("Authentification requise.")
     else:
         via_token = False
-    if user.role not in auth.DASHBOARD_ROLES:
+    if user.role not in DASHBOARD_ROLES:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "Rôle insuffisant.")
     return auth.principal_of(user, via_token=via_token)
 
@@ -148,14 +149,14 @@ def fleet_principal(
     """For the fleet table and counters' pages: admin, auditor, or reception (own site)."""
     if user is None:
         raise LoginRequiredError
-    if user.role in auth.DASHBOARD_ROLES or (user.role == "reception" and user.site):
+    if user.role in DASHBOARD_ROLES or (user.role == Role.RECEPTION and user.site):
         return auth.principal_of(user)
     raise AccessDeniedError
 
 
 def site_allowed(user: auth.Principal, site: str) -> bool:
     """Reception staff see their own site's counters only; the others see every site."""
-    return user.role != "reception" or user.site == site
+    return user.role != Role.RECEPTION or user.site == site
 
 
 def call_log_principal(
@@ -164,7 +165,7 @@ def call_log_principal(
     """For the call log: admin, auditor, or an agent (their own service only)."""
     if user is None:
         raise LoginRequiredError
-    if user.role in auth.DASHBOARD_ROLES or (user.role == "agent" and user.service):
+    if user.role in DASHBOARD_ROLES or (user.role == Role.AGENT and user.service):
         return auth.principal_of(user)
     raise AccessDeniedError("Le journal des appels est réservé aux agents d'un service.")
 
@@ -173,7 +174,7 @@ def admin_principal(
     user: Annotated[auth.Principal, Depends(dashboard_principal)],
 ) -> auth.Principal:
     """For pages that change the fleet's setup: an administrator (auditors only read)."""
-    if user.role != "admin":
+    if user.role != Role.ADMIN:
         raise AccessDeniedError("Cette action est réservée aux administrateurs.")
     return user
 
@@ -184,7 +185,7 @@ def agent_principal(
     """For the agent console: an agent of a service, or an administrator (who watches)."""
     if user is None:
         raise LoginRequiredError
-    if not (user.role == "agent" and user.service) and user.role != "admin":
+    if not (user.role == Role.AGENT and user.service) and user.role != Role.ADMIN:
         raise AccessDeniedError("La console est réservée aux agents d'un service.")
     return auth.principal_of(user)
 

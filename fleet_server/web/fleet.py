@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from fleet_server.mqtt import queries
 from fleet_server.security.auth import Principal
+from fleet_server.security.roles import Role
 from fleet_server.web.deps import Db, FleetUser, render
 
 logger = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ def _filter_from(request: Request, user: Principal) -> tuple[queries.FleetFilter
     state = params.get("state", "")
     state = state if state in queries.STATES else ""
     site = params.get("site", "").strip()
-    if user.role == "reception":
+    if user.role == Role.RECEPTION:
         site = user.site or ""
     text = params.get("q", "").strip()[: queries.MAX_SEARCH_LENGTH]
     alerts = params.get("alerts", "") in ("1", "on", "true")
@@ -68,7 +69,7 @@ def _page(request: Request, db: Db, user: Principal) -> dict[str, Any]:
 
 @router.get("/", response_class=HTMLResponse)
 def fleet(request: Request, db: Db, user: FleetUser) -> Response:
-    sites = [user.site] if user.role == "reception" and user.site else queries.sites(db)
+    sites = [user.site] if user.role == Role.RECEPTION and user.site else queries.sites(db)
     context = _page(request, db, user) | {"sites": sites, "states": queries.STATES}
     return render(request, "fleet.html", context, principal=user)
 

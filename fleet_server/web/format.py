@@ -12,6 +12,9 @@ from zoneinfo import ZoneInfo
 
 from fastapi.templating import Jinja2Templates
 
+from fleet_server.mqtt.alert_rules import ALERT_LABELS
+from fleet_server.security.roles import Role
+
 logger = logging.getLogger(__name__)
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -29,16 +32,6 @@ HEALTH_LABELS: dict[str, str] = {
     "absent": "Absent",
     "error": "En erreur",
     "warning": "Attention",
-}
-ALERT_LABELS: dict[str, str] = {  # the kinds fleet_server.mqtt.store raises
-    "offline": "Hors ligne",
-    "silent": "Silencieux",
-    "printer": "Imprimante en erreur",
-    "scanner": "Scanner absent ou en erreur",
-    "camera": "Caméra absente ou en erreur",
-    "disk": "Disque presque plein",
-    "temperature": "Température élevée",
-    "throttled": "Processeur bridé",
 }
 EVENT_LABELS: dict[str, str] = {
     "counter_started": "Guichet démarré",
@@ -147,5 +140,6 @@ def make_templates() -> Jinja2Templates:
         seconds=seconds,
     )
     env.globals["MISSING"] = MISSING
+    env.globals["Role"] = Role
     env.globals["STATE_LABELS"] = STATE_LABELS
     return templates

@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fleet_server.models import User
 from fleet_server.security import auth
+from fleet_server.security.roles import Role
 from fleet_server.web.deps import AppContext, Ctx, Db, check_csrf, render, session_user
 
 logger = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def _logged_in(request: Request, ctx: AppContext, user: User, key: str, next: st
     auth.start_session(request.session, user)
     logger.info("login", extra={"username": user.username, "ip": _client_ip(request)})
     target = safe_next(next)
-    if target == "/" and user.role == "agent":
+    if target == "/" and user.role == Role.AGENT:
         target = "/agent"  # agents' home is their console, not the fleet dashboard
     return RedirectResponse(target, status.HTTP_303_SEE_OTHER)
 

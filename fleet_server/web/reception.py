@@ -38,6 +38,7 @@ from fleet_server.scheme.schedules import (
     public_holiday,
 )
 from fleet_server.security import audit, auth
+from fleet_server.security.roles import Role
 from fleet_server.web.deps import (
     AccessDeniedError,
     AppContext,
@@ -69,7 +70,7 @@ def reception_principal(
     """Reception staff of a site, or an administrator."""
     if user is None:
         raise LoginRequiredError
-    if user.role == "admin" or (user.role == "reception" and user.site):
+    if user.role == Role.ADMIN or (user.role == Role.RECEPTION and user.site):
         return auth.principal_of(user)
     raise AccessDeniedError("Cette page est réservée à l'accueil d'un site.")
 
@@ -145,7 +146,7 @@ def site_devices(db: Session, site: str) -> Sequence[Device]:
 
 
 def _sites(db: Session, user: auth.Principal) -> list[str]:
-    if user.role == "reception":
+    if user.role == Role.RECEPTION:
         return [user.site or ""]
     found = db.scalars(select(Device.site).distinct().order_by(Device.site)).all()
     return [s for s in found if s]
@@ -153,14 +154,14 @@ def _sites(db: Session, user: auth.Principal) -> list[str]:
 
 def _chosen_site(db: Session, user: auth.Principal, asked: str) -> tuple[str, list[str]]:
     sites = _sites(db, user)
-    if user.role == "reception":
+    if user.role == Role.RECEPTION:
         return sites[0], sites
     return (asked if asked in sites else (sites[0] if sites else "")), sites
 
 
 def _device_of_site(db: Session, user: auth.Principal, device_id: str) -> Device:
     device = db.get(Device, device_id)
-    if device is None or (user.role == "reception" and device.site != user.site):
+    if device is None or (user.role == Role.RECEPTION and device.site != user.site):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Guichet inconnu")
     return device
 

@@ -35,6 +35,7 @@ from fleet_server.mqtt import config_push
 from fleet_server.scheme.schedules import Scoped, counter_schedule, paris_day, public_holiday
 from fleet_server.security import audit
 from fleet_server.security.auth import Principal
+from fleet_server.security.roles import Role
 from fleet_server.web.deps import AdminUser, AppContext, Ctx, Db, check_csrf, render
 from fleet_server.web.reception import day_label, hours_label, opening_rows
 from guichet.contract import utcnow
@@ -122,7 +123,7 @@ def _page(request: Request, db: Session, user: Principal, error: str | None = No
     sites = sorted({d.site for d in devices if d.site})
     services = db.scalars(select(Service).order_by(Service.position, Service.code)).all()
     agents = db.scalars(
-        select(User).where(User.role == "agent").order_by(User.service, User.username)
+        select(User).where(User.role == Role.AGENT).order_by(User.service, User.username)
     ).all()
     preview_id = request.query_params.get("guichet") or (devices[0].id if devices else "")
     preview_device = db.get(Device, preview_id) if preview_id else None
@@ -302,7 +303,7 @@ async def create_permanence(
         on_duty = sorted(set(agents or []))
         for agent_id in on_duty:
             agent = session.get(User, agent_id)
-            if agent is None or agent.role != "agent" or agent.service != code:
+            if agent is None or agent.role != Role.AGENT or agent.service != code:
                 raise ScheduleFormError("Un des agents choisis ne répond pas pour ce service.")
         row = Permanence(
             service=code, site=site, device_id=device_id, day=_day(day), half=half,

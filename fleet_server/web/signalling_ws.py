@@ -26,6 +26,7 @@ from fleet_server.calls.parties import AgentSession, CounterSession
 from fleet_server.calls.store import CounterInfo
 from fleet_server.models import Service, User
 from fleet_server.security import auth
+from fleet_server.security.roles import Role
 from fleet_server.web.deps import AppContext, bearer_token
 from guichet import signalling as sig
 
@@ -167,11 +168,11 @@ def _agent_of(
         user = session.get(User, uid)
         if user is None or not user.active:
             return "connexion requise"
-        if user.role == "agent" and user.service:
+        if user.role == Role.AGENT and user.service:
             if watched and watched != user.service:
                 return "réservé aux agents de ce service"
             return user.id, user.service, True
-        if user.role == "admin" and watched and session.get(Service, watched) is not None:
+        if user.role == Role.ADMIN and watched and session.get(Service, watched) is not None:
             return user.id, watched, False
         return "réservé aux agents d'un service"
 

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from fleet_server.models import Service
 from fleet_server.mqtt import queries
 from fleet_server.security.auth import Principal
+from fleet_server.security.roles import Role
 from fleet_server.stats import uptake as stats
 from fleet_server.stats.uptake import StatsRow
 from fleet_server.web.charts import Chart, Series, stacked_bars
@@ -99,7 +100,7 @@ def _month(mois: str) -> date:
 
 def _site_scope(user: Principal, site: str) -> str | None:
     """The site filter this user may apply: reception staff always their own site."""
-    if user.role == "reception":
+    if user.role == Role.RECEPTION:
         if site and site != user.site:
             raise AccessDeniedError("Ces statistiques sont celles d'un autre site.")
         return user.site
@@ -136,7 +137,7 @@ def statistics_page(
         "month_label": month_label(month),
         "site": scope or "",
         "service": service,
-        "sites": queries.sites(db) if user.role != "reception" else [],
+        "sites": queries.sites(db) if user.role != Role.RECEPTION else [],
         "services": labels,
         "rows": [r for r in rows if not r.is_total],
         "total": rows[-1],

@@ -13,18 +13,12 @@ from sqlalchemy import select
 from fleet_server.calls import admin as calls_admin
 from fleet_server.models import Service, User
 from fleet_server.security import audit, auth
+from fleet_server.security.roles import ROLE_LABELS, Role
 from fleet_server.web.deps import AdminUser, Db, render
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(include_in_schema=False)
-
-ROLE_LABELS = {
-    "admin": "Administrateur",
-    "reception": "Accueil",
-    "agent": "Agent",
-    "auditor": "Auditeur",
-}
 
 RoleField = Annotated[str, Form(max_length=16)]
 OptionalField = Annotated[str, Form(max_length=128)]
@@ -50,10 +44,10 @@ def _page(
 
 def _scope(db: Db, role: str, service: str, site: str) -> tuple[str | None, str | None]:
     """The (service, site) a role keeps: an agent's service, a reception user's site."""
-    service_code = service.strip() if role == "agent" else ""
+    service_code = service.strip() if role == Role.AGENT else ""
     if service_code and db.get(Service, service_code) is None:
         raise auth.AuthError(f"service inconnu « {service_code} »")
-    return service_code or None, (site.strip() or None) if role == "reception" else None
+    return service_code or None, (site.strip() or None) if role == Role.RECEPTION else None
 
 
 def _user(db: Db, user_id: int) -> User:
@@ -113,14 +107,14 @@ def update_user(
 ) -> Response:
     row = _user(db, user_id)
     try:
-        if row.id == user.user_id and role != "admin":
+        if row.id == user.user_id and role != Role.ADMIN:
             raise auth.AuthError("vous ne pouvez pas retirer votre propre rôle d'administrateur")
         service_code, site_name = _scope(db, role, service, site)
         auth.check_role(role, service_code, site_name)
     except auth.AuthError as exc:
         return _page(request, db, user, str(exc))
     row.role, row.service, row.site = role, service_code, site_name
-    if role != "admin":
+    if role != Role.ADMIN:
         row.totp_secret = None  # the second factor is for administrators
     audit.record(
         db, user.username, "user.update", row.username, actor_user_id=user.user_id,
