@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fleet_server.db import make_engine, make_session_factory, migrate  # noqa: E402
-from fleet_server.ingest import Ingest  # noqa: E402
 from fleet_server.metrics import Metrics  # noqa: E402
+from fleet_server.mqtt.ingest import Ingest  # noqa: E402
 from fleet_server.settings import Settings  # noqa: E402
 from guichet import contract  # noqa: E402
 from guichet.contract import Kind  # noqa: E402

@@ -29,9 +29,9 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import func, insert, select  # noqa: E402
 from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
-from fleet_server import stats  # noqa: E402
 from fleet_server.db import make_engine, make_session_factory, migrate  # noqa: E402
 from fleet_server.models import CallRecord, Device, SurveyRecord  # noqa: E402
+from fleet_server.stats import uptake as stats  # noqa: E402
 from tests.support.databases import fresh_database  # noqa: E402
 
 COUNTERS = 100

@@ -28,38 +28,36 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.responses import Response
 
-from fleet_server import (
-    api,
-    api_enrol,
-    appointments,
-    health,
-    signalling_ws,
-    web_account,
-    web_admin,
-    web_agent,
-    web_alerts,
-    web_audit,
-    web_auth,
-    web_calls,
-    web_device,
-    web_enrolment,
-    web_fleet,
-    web_questionnaire,
-    web_reception,
-    web_schedules,
-    web_stats,
-    web_users,
-)
-from fleet_server.auth import IP_THROTTLE_MAX_FAILURES, LoginThrottle
-from fleet_server.broker_files import BrokerFiles
-from fleet_server.calls import CallManager
-from fleet_server.calls_store import CallJournal
-from fleet_server.config_push import ConfigPusher, schedule_options
+from fleet_server.api import enrol as api_enrol
+from fleet_server.api import fleet as api
+from fleet_server.calls.manager import CallManager
+from fleet_server.calls.store import CallJournal
 from fleet_server.db import make_engine, make_session_factory
-from fleet_server.ingest import Ingest
 from fleet_server.metrics import Metrics
+from fleet_server.mqtt import health
+from fleet_server.mqtt.broker_files import BrokerFiles
+from fleet_server.mqtt.config_push import ConfigPusher, schedule_options
+from fleet_server.mqtt.ingest import Ingest
+from fleet_server.scheme import appointments
+from fleet_server.security.auth import IP_THROTTLE_MAX_FAILURES, LoginThrottle
 from fleet_server.settings import Settings
-from fleet_server.web_deps import (
+from fleet_server.web import account as web_account
+from fleet_server.web import admin as web_admin
+from fleet_server.web import agent as web_agent
+from fleet_server.web import alerts as web_alerts
+from fleet_server.web import audit_log as web_audit
+from fleet_server.web import call_log as web_calls
+from fleet_server.web import device as web_device
+from fleet_server.web import enrolment as web_enrolment
+from fleet_server.web import fleet as web_fleet
+from fleet_server.web import login as web_auth
+from fleet_server.web import questionnaire as web_questionnaire
+from fleet_server.web import reception as web_reception
+from fleet_server.web import schedules as web_schedules
+from fleet_server.web import signalling_ws
+from fleet_server.web import statistics as web_stats
+from fleet_server.web import users as web_users
+from fleet_server.web.deps import (
     AccessDeniedError,
     AppContext,
     CsrfRejectedError,
@@ -67,13 +65,13 @@ from fleet_server.web_deps import (
     csrf_guard,
     render,
 )
-from fleet_server.web_format import make_templates
+from fleet_server.web.format import make_templates
 from guichet import __version__
 from guichet.contract import utcnow
 
 logger = logging.getLogger(__name__)
 
-STATIC_DIR = Path(__file__).parent / "static"
+STATIC_DIR = Path(__file__).parent / "web" / "static"
 SESSION_COOKIE = "guichet_session"
 SESSION_MAX_AGE_S = 12 * 3600  # a working day; the cookie is signed, its age checked on read
 ERROR_MESSAGES = {

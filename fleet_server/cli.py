@@ -126,7 +126,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _ingest(settings: Settings, _args: argparse.Namespace) -> int:
-    from fleet_server import ingest
+    from fleet_server.mqtt import ingest
 
     return ingest.run_standalone(settings)
 
@@ -149,13 +149,14 @@ def _read_password(from_stdin: bool) -> str | None:
 
 
 def _create_user(settings: Settings, args: argparse.Namespace) -> int:
-    from fleet_server import audit, auth
     from fleet_server.models import Service
+    from fleet_server.security import audit, auth
+    from fleet_server.security.roles import Role
 
     password = _read_password(args.password_stdin)
     if password is None:
         return _fail("les deux mots de passe diffèrent")
-    if args.role == "agent" and not args.service:
+    if args.role == Role.AGENT and not args.service:
         return _fail("un agent répond pour un service : --service CODE", EXIT_USAGE)
     try:
         with _database(settings) as session:
@@ -181,7 +182,7 @@ def _create_user(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _create_api_token(settings: Settings, args: argparse.Namespace) -> int:
-    from fleet_server import audit, auth
+    from fleet_server.security import audit, auth
 
     try:
         with _database(settings) as session:
@@ -198,7 +199,8 @@ def _create_api_token(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _counter_token(settings: Settings, args: argparse.Namespace) -> int:
-    from fleet_server import audit, calls_admin
+    from fleet_server.calls import admin as calls_admin
+    from fleet_server.security import audit
 
     try:
         with _database(settings) as session:
@@ -214,7 +216,8 @@ def _counter_token(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _create_service(settings: Settings, args: argparse.Namespace) -> int:
-    from fleet_server import audit, calls_admin
+    from fleet_server.calls import admin as calls_admin
+    from fleet_server.security import audit
 
     try:
         with _database(settings) as session:

@@ -155,10 +155,10 @@ def _prepare_server(
 ) -> tuple[Any, str, dict[str, str]]:
     """Settings, migrated database, the admin and one agent per service, each counter's
     service and call token; returns (settings, password, call tokens by counter)."""
-    from fleet_server.auth import upsert_user
-    from fleet_server.calls_admin import new_call_token, set_device_service
+    from fleet_server.calls.admin import new_call_token, set_device_service
     from fleet_server.db import make_engine, make_session_factory, migrate
     from fleet_server.models import Device
+    from fleet_server.security.auth import upsert_user
     from fleet_server.settings import Settings
 
     settings = Settings(
@@ -210,7 +210,7 @@ def seed_schedules(session: Any) -> None:
     from sqlalchemy import select
 
     from fleet_server.models import Permanence, ScheduleRule, User
-    from fleet_server.schedules import public_holiday
+    from fleet_server.scheme.schedules import public_holiday
 
     if session.scalar(select(ScheduleRule.id).limit(1)) is not None:
         return

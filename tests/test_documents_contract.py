@@ -80,7 +80,9 @@ def test_chunks_cover_the_file_in_16_kib_pieces() -> None:
 
 
 def test_the_browser_module_mirrors_the_contract_constants() -> None:
-    js = (Path(__file__).parents[1] / "fleet_server" / "static" / "agent_documents.js").read_text()
+    js = (
+        Path(__file__).parents[1] / "fleet_server" / "web" / "static" / "agent_documents.js"
+    ).read_text()
 
     def js_constant(name: str) -> int:
         match = re.search(rf"const {name} = ([0-9 *]+);", js)
@@ -90,5 +92,7 @@ def test_the_browser_module_mirrors_the_contract_constants() -> None:
     assert js_constant("CHUNK_BYTES") == doc.CHUNK_BYTES
     assert js_constant("HIGH_WATER_BYTES") == doc.HIGH_WATER_BYTES
     assert js_constant("LOW_WATER_BYTES") == doc.LOW_WATER_BYTES
-    call_js = (Path(__file__).parents[1] / "fleet_server" / "static" / "agent_call.js").read_text()
+    call_js = (
+        Path(__file__).parents[1] / "fleet_server" / "web" / "static" / "agent_call.js"
+    ).read_text()
     assert f'createDataChannel("{doc.CHANNEL_LABEL}", {{ ordered: true }})' in call_js

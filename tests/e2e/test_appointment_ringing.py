@@ -19,7 +19,7 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
-from fleet_server import calls_admin
+from fleet_server.calls import admin as calls_admin
 from fleet_server.models import Appointment, CallRecord, Device, Service, User
 from guichet.contract import utcnow
 from tests.support.browser import async_chromium, wait_js

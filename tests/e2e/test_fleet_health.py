@@ -26,9 +26,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from appliance.app import Appliance
 from appliance.config import parse_config
 from fleet_server.db import make_engine, make_session_factory
-from fleet_server.ingest import Ingest
 from fleet_server.metrics import Metrics
 from fleet_server.models import Device, EventRecord
+from fleet_server.mqtt.ingest import Ingest
 from fleet_server.settings import Settings
 from guichet import contract
 from tests.support.databases import migrate_fresh

@@ -19,7 +19,7 @@ from playwright.async_api import Page, expect
 from sqlalchemy import select
 
 from fleet_server.models import Appointment, Device, ScheduleRule
-from fleet_server.web_reception import request_now
+from fleet_server.web.reception import request_now
 from guichet.contract import utcnow
 from guichet.schedule import PARIS
 from tests.fleet_server.appointment_support import SITE_X, reference_now, seed, slot

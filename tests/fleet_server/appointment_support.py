@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from fleet_server import auth
 from fleet_server.models import Device, ScheduleRule, User
-from fleet_server.schedules import local, public_holiday
+from fleet_server.scheme.schedules import local, public_holiday
+from fleet_server.security import auth
 
 SITE_X, SITE_Y = "Site X", "Site Y"
 WINDOW = (time(9), time(10))  # two 30-minute Caf slots: 9 h and 9 h 30

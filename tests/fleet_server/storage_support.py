@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from fleet_server.db import make_engine, make_session_factory
+from fleet_server.mqtt.store import Received
 from fleet_server.settings import Settings
-from fleet_server.store import Received
 from guichet import contract
 from guichet.contract import Kind
 from tests.support.databases import migrate_fresh

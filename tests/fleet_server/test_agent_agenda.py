@@ -6,7 +6,7 @@ are booked on the coming Tuesday at least two days ahead: always inside that win
 
 from __future__ import annotations
 
-from fleet_server import appointments
+from fleet_server.scheme import appointments
 from guichet.contract import utcnow
 from tests.fleet_server.appointment_support import booking_day, seed, slot
 from tests.support.webapp import PASSWORD, WebApp, running_app

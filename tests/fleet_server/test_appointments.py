@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from fleet_server import appointments
 from fleet_server.db import make_engine, make_session_factory
 from fleet_server.models import Appointment, AuditEntry, ScheduleException
+from fleet_server.scheme import appointments
 from tests.fleet_server.appointment_support import booking_day, reference_now, seed, slot
 from tests.support.databases import migrate_fresh
 from tests.support.webapp import PASSWORD

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
-from fleet_server.auth import LoginThrottle
 from fleet_server.models import ApiToken, User
+from fleet_server.security.auth import LoginThrottle
 from tests.support.webapp import PASSWORD, WebApp, running_app
 
 PAGES = ["/", "/alerts", "/devices/guichet-00001", "/fleet/rows", "/agent", "/admin/services"]

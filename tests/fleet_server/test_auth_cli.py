@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fleet_server import auth
 from fleet_server.db import make_engine, make_session_factory
+from fleet_server.security import auth
 
 GUICHET = str(Path(sys.executable).with_name("guichet"))
 PASSWORD = "un mot de passe assez long"

@@ -25,8 +25,8 @@ from websockets.exceptions import ConnectionClosed
 
 from appliance import enrol
 from appliance.config import ApplianceConfig
-from fleet_server import enrolment
-from fleet_server.broker_files import render_acl
+from fleet_server.mqtt.broker_files import render_acl
+from fleet_server.security import enrolment
 from tests.support.databases import fresh_database
 from tests.support.live_server import CSRF_RE, LiveApp, live_app
 from tests.support.secure_broker import (
@@ -277,7 +277,7 @@ async def test_enrolled_counters_are_confined_and_revocation_is_immediate(
 def test_unknown_wrong_and_anonymous_clients_are_refused(
     broker: SecureBroker, tmp_path: Path
 ) -> None:
-    from fleet_server.broker_files import _write_atomically
+    from fleet_server.mqtt.broker_files import _write_atomically
 
     password = secrets.token_urlsafe(32)
     line = f"guichet-a:{enrolment.broker_password_hash(password)}\n"

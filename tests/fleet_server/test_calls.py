@@ -15,13 +15,13 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from fleet_server import auth
-from fleet_server.calls import CallManager
-from fleet_server.calls_parties import AgentSession, CounterSession
-from fleet_server.calls_store import CallJournal, CounterInfo
+from fleet_server.calls.manager import CallManager
+from fleet_server.calls.parties import AgentSession, CounterSession
+from fleet_server.calls.store import CallJournal, CounterInfo
 from fleet_server.db import make_engine, make_session_factory, migrate
 from fleet_server.models import Appointment, CallRecord, Device, ScheduleRule, Service, User
-from fleet_server.schedules import ScheduleOptions
+from fleet_server.scheme.schedules import ScheduleOptions
+from fleet_server.security import auth
 from guichet import signalling as sig
 from guichet.contract import utcnow
 from guichet.schedule import PARIS

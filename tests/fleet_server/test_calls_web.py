@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from fleet_server import auth
 from fleet_server.models import Device
+from fleet_server.security import auth
 from tests.support.webapp import PASSWORD, WebApp, running_app, seed_devices
 
 DEVICE = "guichet-00000"
@@ -122,7 +122,7 @@ def test_console_scripts_are_served(web: WebApp) -> None:
 def test_cli_counter_token_and_services(db_url: str) -> None:
     import secrets
 
-    from fleet_server.calls_admin import device_for_call_token
+    from fleet_server.calls.admin import device_for_call_token
     from fleet_server.db import make_engine, make_session_factory
     from tests.fleet_server.test_auth_cli import guichet
 

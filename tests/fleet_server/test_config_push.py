@@ -16,8 +16,9 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from appliance.fleet.settings import RuntimeSettings
-from fleet_server import calls_admin, config_push
+from fleet_server.calls import admin as calls_admin
 from fleet_server.models import Appointment, Device, ScheduleRule
+from fleet_server.mqtt import config_push
 from guichet import contract
 from guichet.contract import Kind, utcnow
 from guichet.schedule import PARIS, AccessMode
@@ -171,6 +172,6 @@ def test_request_push_without_a_running_pusher_only_logs(
     class Ctx:
         config_pusher = None
 
-    caplog.set_level("INFO", logger="fleet_server.config_push")
+    caplog.set_level("INFO", logger="fleet_server.mqtt.config_push")
     config_push.request_push(Ctx(), ["monts-de-chalus"])  # type: ignore[arg-type]
     assert "not running" in caplog.text

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from fleet_server import store
-from fleet_server.health import HealthLoop, downsample, run_checks
 from fleet_server.metrics import Metrics
 from fleet_server.models import Alert, Device, StatusChange, TelemetrySample
+from fleet_server.mqtt import store
+from fleet_server.mqtt.health import HealthLoop, downsample, run_checks
 from fleet_server.settings import Settings
 from guichet import contract
 from tests.fleet_server.storage_support import (

@@ -11,8 +11,8 @@ import pytest
 from icalendar import Calendar
 from sqlalchemy import select
 
-from fleet_server.auth import token_digest
 from fleet_server.models import Permanence, User
+from fleet_server.security.auth import token_digest
 from tests.fleet_server.appointment_support import booking_day, seed, slot
 from tests.support.webapp import CSRF_RE, PASSWORD, WebApp, running_app
 

@@ -20,9 +20,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from fleet_server.ingest import Ingest, broker_address
 from fleet_server.metrics import Metrics
 from fleet_server.models import Device, EventRecord, TelemetrySample
+from fleet_server.mqtt.ingest import Ingest, broker_address
 from fleet_server.settings import Settings
 from guichet import contract
 from guichet.contract import Kind
@@ -137,7 +137,7 @@ def test_malformed_messages_are_counted_logged_and_acknowledged(
         (f"guichet/v2/{DEVICE}/event", contract.encode(event())),
     ]
     good = event()
-    caplog.set_level(logging.WARNING, logger="fleet_server.ingest")
+    caplog.set_level(logging.WARNING, logger="fleet_server.mqtt")
     with running(settings, sessions, metrics), publisher(broker) as pub:
         for topic, payload in bad:
             pub.publish(topic, payload, qos=1)
@@ -236,7 +236,7 @@ def start_child(settings: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, **settings}
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "fleet_server.ingest"], cwd=REPO, env=env, stderr=out
+            [sys.executable, "-m", "fleet_server.mqtt.ingest"], cwd=REPO, env=env, stderr=out
         )
 
 

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from fleet_server.models import Appointment, AuditEntry, ScheduleRule
-from fleet_server.web_reception import request_now
+from fleet_server.web.reception import request_now
 from guichet.schedule import PARIS
 from tests.fleet_server.appointment_support import (
     SITE_X,

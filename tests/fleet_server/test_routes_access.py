@@ -21,9 +21,9 @@ from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocketDisconnect
 
-from fleet_server import auth
 from fleet_server.models import Device, User
-from fleet_server.web_deps import CSRF_EXEMPT
+from fleet_server.security import auth
+from fleet_server.web.deps import CSRF_EXEMPT
 from tests.support.databases import fresh_database
 from tests.support.webapp import CSRF_RE, PASSWORD, WebApp, running_app
 

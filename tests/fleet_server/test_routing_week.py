@@ -4,8 +4,8 @@ The week of Monday 22 to Wednesday 31 March 2027 holds the three access modes, E
 (Sunday 28 March, also the night clocks go forward: 14 h is 13:00 UTC before, 12:00 UTC
 after) and Easter Monday 29 March, a public holiday computed by the ``holidays`` package,
 a partial closure, a whole-day closure and a one-off opening. Each row is a moment, the
-counter, and what its button must do then, through ``fleet_server.schedules.route`` (what
-the counter's screen also computes) and ``fleet_server.routing.route_call`` (what the
+counter, and what its button must do then, through ``fleet_server.scheme.schedules.route`` (what
+the counter's screen also computes) and ``fleet_server.scheme.routing.route_call`` (what the
 server does with a call request).
 """
 
@@ -19,7 +19,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from fleet_server import auth, routing, schedules
 from fleet_server.models import (
     Appointment,
     Device,
@@ -29,7 +28,9 @@ from fleet_server.models import (
     Service,
     User,
 )
-from fleet_server.schedules import ScheduleOptions
+from fleet_server.scheme import routing, schedules
+from fleet_server.scheme.schedules import ScheduleOptions
+from fleet_server.security import auth
 from guichet.schedule import PARIS, next_opening_lines
 from tests.fleet_server.storage_support import migrated
 

@@ -14,10 +14,11 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import insert
 
-from fleet_server import auth, stats
 from fleet_server.models import CallRecord, Device, SurveyRecord
-from fleet_server.stats import StatsRow
-from fleet_server.web_stats import CSV_HEADER
+from fleet_server.security import auth
+from fleet_server.stats import uptake as stats
+from fleet_server.stats.uptake import StatsRow
+from fleet_server.web.statistics import CSV_HEADER
 from tests.support import stats_month as sm
 from tests.support.webapp import PASSWORD, WebApp, running_app
 

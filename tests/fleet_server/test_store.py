@@ -11,7 +11,6 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from fleet_server import store
 from fleet_server.models import (
     Alert,
     CommandRecord,
@@ -21,6 +20,7 @@ from fleet_server.models import (
     SurveyRecord,
     TelemetrySample,
 )
+from fleet_server.mqtt import store
 from fleet_server.settings import Settings
 from guichet import contract
 from tests.fleet_server.storage_support import (

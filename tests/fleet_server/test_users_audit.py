@@ -12,8 +12,8 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
-from fleet_server import audit
 from fleet_server.models import AuditEntry, User
+from fleet_server.security import audit
 from tests.support.webapp import CSRF_RE, PASSWORD, WebApp, running_app
 
 NEW_PASSWORD = "another long passphrase"

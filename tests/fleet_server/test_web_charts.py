@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from fleet_server.web_charts import BUCKETS, HEIGHT, PAD_BOTTOM, PAD_TOP, build_chart
+from fleet_server.web.charts import BUCKETS, HEIGHT, PAD_BOTTOM, PAD_TOP, build_chart
 
 END = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)
 START = END - timedelta(hours=24)

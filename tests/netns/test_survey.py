@@ -20,7 +20,7 @@ from appliance.call.machine import Phase
 from appliance.fleet.outbox import OUTBOX_FILE
 from appliance.hw.ports import ScreenState
 from fleet_server.models import CallRecord, SurveyRecord
-from fleet_server.stats import monthly_stats
+from fleet_server.stats.uptake import monthly_stats
 from guichet import contract
 from tests.support.call_harness import CallRig, call_rig, wait_for
 from tests.support.mosquitto import Broker, free_port

@@ -16,11 +16,12 @@ from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 from websockets.asyncio.client import ClientConnection, connect
 
-from fleet_server import auth, calls_admin
 from fleet_server.app import create_app
+from fleet_server.calls import admin as calls_admin
 from fleet_server.db import make_engine, make_session_factory
 from fleet_server.models import Device
-from fleet_server.web_deps import AppContext
+from fleet_server.security import auth
+from fleet_server.web.deps import AppContext
 from tests.support.databases import migrate_fresh
 from tests.support.mosquitto import free_port
 from tests.support.webapp import CSRF_RE, PASSWORD, test_settings

@@ -19,7 +19,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from fleet_server.models import CallRecord, Device, QuestionnaireVersion, SurveyRecord
-from fleet_server.web_stats import decimal_fr, duration_fr, integer_fr, percent_fr
+from fleet_server.web.statistics import decimal_fr, duration_fr, integer_fr, percent_fr
 from guichet.questionnaire import default_questionnaire
 from guichet.schedule import PARIS
 

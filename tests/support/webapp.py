@@ -19,10 +19,10 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import StarletteDeprecationWarning
 
-from fleet_server import auth
 from fleet_server.app import create_app
 from fleet_server.db import make_engine, make_session_factory
 from fleet_server.models import Device
+from fleet_server.security import auth
 from fleet_server.settings import Settings
 from tests.support.databases import migrate_fresh
 

@@ -1,0 +1,1 @@
+"""The JSON API: the fleet read API, metrics, and counters' enrolment."""

@@ -1,0 +1,1 @@
+"""Calls between counters and agents: the manager, its parties, timers and journal."""

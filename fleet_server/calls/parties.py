@@ -1,0 +1,122 @@
+"""The parties and the call as the call manager holds them, and the messages built from them."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from pydantic import BaseModel
+
+from fleet_server.calls.store import CounterInfo, ServiceInfo
+from guichet import signalling as sig
+from guichet.logs import call_id_var
+
+# Why an agent may not answer a call yet (``reserved``), in French for their console.
+RESERVED_TEXT = (
+    "Cet appel est d'abord proposé à l'agent du rendez-vous ou de permanence ; "
+    "il vous sera proposé s'il ne répond pas."
+)
+
+
+class Link(Protocol):
+    """One party's connection, as the manager sees it."""
+
+    def send(self, message: BaseModel) -> None: ...
+
+    def close(self, code: int, reason: str) -> None: ...
+
+
+@dataclass(eq=False)
+class CounterSession:
+    link: Link
+    info: CounterInfo
+
+
+@dataclass(eq=False)
+class AgentSession:
+    link: Link
+    user_id: int
+    service: str
+    can_answer: bool = True  # False for an administrator watching a service
+
+
+@dataclass(eq=False)
+class Call:
+    id: uuid.UUID
+    counter_info: CounterInfo
+    service: ServiceInfo
+    requested_at: datetime
+    counter: CounterSession | None
+    state: sig.CallState = sig.CallState.QUEUED
+    agent: AgentSession | None = None
+    agent_user_id: int | None = None
+    timers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    pending_to_counter: sig.Description | None = None
+    pending_to_agent: sig.Description | None = None
+    # Offered only to these agents (the booked one, those on duty) while ``exclusive``.
+    preferred_agents: frozenset[int] = frozenset()
+    exclusive: bool = False
+    appointment_id: int | None = None
+
+    def offered_to(self, agent: AgentSession) -> bool:
+        """Whether ``agent``'s console lists this call (watchers see every call)."""
+        return not self.exclusive or not agent.can_answer or agent.user_id in self.preferred_agents
+
+
+@contextmanager
+def call_context(call_id: uuid.UUID) -> Iterator[None]:
+    token = call_id_var.set(str(call_id))
+    try:
+        yield
+    finally:
+        call_id_var.reset(token)
+
+
+def error(code: str, message: str) -> sig.Error:
+    return sig.Error(code=code, message=message)
+
+
+def agent_label(call: Call) -> str:
+    """How the counter's screen names who answered: the service, never a person's name."""
+    return f"Conseiller {call.service.label}"
+
+
+def queued_message(call: Call) -> sig.CallQueued:
+    return sig.CallQueued(
+        call_id=call.id,
+        service=call.service.code,
+        service_label=call.service.label,
+        requested_at=call.requested_at,
+    )
+
+
+def taken_message(call: Call, *, by_me: bool, ice_servers: list[sig.IceServer]) -> sig.CallTaken:
+    return sig.CallTaken(
+        call_id=call.id,
+        by_me=by_me,
+        site=call.counter_info.site,
+        counter_name=call.counter_info.name,
+        ice_servers=ice_servers if by_me else [],
+    )
+
+
+def queue_message(service: str, waiting: Sequence[Call], missed_today: int) -> sig.Queue:
+    return sig.Queue(
+        service=service,
+        calls=[
+            sig.QueuedCall(
+                call_id=c.id,
+                device_id=c.counter_info.device_id,
+                site=c.counter_info.site,
+                counter_name=c.counter_info.name,
+                requested_at=c.requested_at,
+            )
+            for c in sorted(waiting, key=lambda c: c.requested_at)
+        ],
+        missed_today=missed_today,
+    )

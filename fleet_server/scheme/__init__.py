@@ -1,0 +1,1 @@
+"""Running the scheme: schedules, routing, appointments, agents' iCalendar feeds."""

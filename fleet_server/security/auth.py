@@ -1,0 +1,299 @@
+"""Users, passwords, API tokens, login throttling and CSRF tokens.
+
+- Passwords are hashed with argon2id (argon2-cffi's defaults) and rehashed on login when
+  those defaults change. An unknown username costs the same hash verification as a known
+  one, so response times do not reveal which usernames exist.
+- API tokens are random, shown once, and only their SHA-256 is stored (``ApiToken``).
+- Login throttling is per (username, client IP) and in memory: after
+  ``THROTTLE_MAX_FAILURES`` failures within ``THROTTLE_WINDOW_S`` the pair is locked for
+  ``THROTTLE_LOCKOUT_S``. A second throttle counts failures per client IP alone
+  (``IP_THROTTLE_MAX_FAILURES``), so trying many usernames from one place is locked too.
+  Several server replicas each keep their own counters.
+- Administrators may add a TOTP second factor (RFC 6238, pyotp; 30 s steps, one step of
+  clock drift accepted).
+- CSRF: one random token per session, put in every form that changes state and compared in
+  constant time on the server (synchroniser token pattern; the session cookie is also
+  ``SameSite=Lax``).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import pyotp
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fleet_server.errors import FleetError
+from fleet_server.models import ApiToken, User
+from fleet_server.security.roles import Role
+from guichet.contract import utcnow
+
+logger = logging.getLogger(__name__)
+
+ROLES: Final = tuple(Role)
+MIN_PASSWORD_LENGTH = 10  # characters; argon2 makes guessing slow, length makes it hopeless
+THROTTLE_MAX_FAILURES = 5  # failed logins per (username, IP) before a lockout
+THROTTLE_WINDOW_S = 15 * 60.0  # failures older than this are forgotten
+THROTTLE_LOCKOUT_S = 5 * 60.0  # how long a locked (username, IP) pair must wait
+IP_THROTTLE_MAX_FAILURES = 20  # failed logins from one IP, any usernames, before a lockout
+TOTP_VALID_WINDOW = 1  # 30 s steps of clock drift accepted either side
+TOTP_ISSUER = "Guichet Proche"
+TOKEN_PREFIX = "gp_"  # noqa: S105 - a marker, not a secret: secret scanners spot leaks
+TOKEN_BYTES = 32  # 256 bits of randomness
+SESSION_USER_KEY = "uid"
+SESSION_CSRF_KEY = "csrf"
+CSRF_FIELD = "csrf_token"
+
+_hasher = PasswordHasher()
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the username is unknown, so both paths cost one verification."""
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+class AuthError(FleetError):
+    """A user or token operation that cannot be done (unknown user, weak password...)."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is making a request, whether by session cookie or API token."""
+
+    user_id: int
+    username: str
+    role: str
+    via_token: bool = False
+    service: str | None = None  # an agent's service
+    site: str | None = None  # a reception user's site
+
+
+def principal_of(user: User, *, via_token: bool = False) -> Principal:
+    return Principal(user.id, user.username, user.role, via_token, user.service, user.site)
+
+
+# --- passwords and users ----------------------------------------------------------------
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def authenticate(session: Session, username: str, password: str) -> User | None:
+    """The active user with this username and password, or None. Commits a rehash if due."""
+    user = session.scalar(select(User).where(User.username == username))
+    stored = user.password_hash if user is not None else _dummy_hash()
+    try:
+        _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if user is None or not user.active:
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+        session.commit()
+    return user
+
+
+def upsert_user(
+    session: Session,
+    username: str,
+    password: str,
+    *,
+    role: str = Role.ADMIN,
+    service: str | None = None,
+    site: str | None = None,
+) -> User:
+    """Create the user, or update its password, role, service and site if it exists.
+
+    The caller commits (``AuthError`` leaves the session untouched).
+    """
+    if role not in ROLES:
+        raise AuthError(f"rôle inconnu « {role} » (attendu : {', '.join(ROLES)})")
+    check_password(password)
+    if not username or len(username) > 64:
+        raise AuthError("identifiant vide ou trop long (64 caractères au plus)")
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        user = User(username=username, created_at=utcnow(), active=True)
+        session.add(user)
+    user.password_hash = hash_password(password)
+    user.role, user.service, user.site = role, service, site
+    session.flush()
+    logger.info("user saved", extra={"username": username, "role": role})
+    return user
+
+
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AuthError(f"mot de passe trop court ({MIN_PASSWORD_LENGTH} caractères au moins)")
+
+
+def check_role(role: str, service: str | None, site: str | None) -> None:
+    """A role with what it needs: an agent answers for a service, reception works at a site."""
+    if role not in ROLES:
+        raise AuthError(f"rôle inconnu « {role} » (attendu : {', '.join(ROLES)})")
+    if role == Role.AGENT and not service:
+        raise AuthError("un agent répond pour un service")
+    if role == Role.RECEPTION and not site:
+        raise AuthError("un agent d'accueil travaille sur un site")
+
+
+def set_password(user: User, password: str) -> None:
+    """An administrator's reset: a new argon2 hash; the caller commits."""
+    check_password(password)
+    user.password_hash = hash_password(password)
+
+
+# --- TOTP second factor -----------------------------------------------------------------
+
+
+def new_totp_secret() -> str:
+    return pyotp.random_base32()
+
+
+def totp_uri(secret: str, username: str) -> str:
+    """The otpauth:// URI an authenticator app reads (typed in by hand: no QR code library)."""
+    return pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=TOTP_ISSUER)
+
+
+def totp_valid(secret: str, code: str) -> bool:
+    code = code.strip().replace(" ", "")
+    if not (code.isdigit() and len(code) == 6):
+        return False
+    return pyotp.TOTP(secret).verify(code, valid_window=TOTP_VALID_WINDOW)
+
+
+# --- API tokens -------------------------------------------------------------------------
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_api_token(session: Session, username: str, name: str = "api") -> str:
+    """A new token for an existing user; the clear token is returned once, never stored."""
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise AuthError(f"utilisateur inconnu « {username} »")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
+    session.add(
+        ApiToken(user_id=user.id, name=name, token_sha256=token_digest(token), created_at=utcnow())
+    )
+    session.commit()
+    logger.info("api token created", extra={"username": username, "token_name": name})
+    return token
+
+
+def user_for_token(session: Session, token: str) -> User | None:
+    """The active user owning this bearer token, or None."""
+    row = session.execute(
+        select(User)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(ApiToken.token_sha256 == token_digest(token))
+    ).scalar_one_or_none()
+    return row if row is not None and row.active else None
+
+
+# --- login throttling -------------------------------------------------------------------
+
+
+@dataclass
+class _Attempts:
+    failures: list[float] = field(default_factory=list)
+    locked_until: float = 0.0
+
+
+class LoginThrottle:
+    """Counts failed logins per key (``username|ip``) and locks a key for a while.
+
+    Thread-safe: the login route runs in FastAPI's thread pool.
+    """
+
+    def __init__(
+        self,
+        max_failures: int = THROTTLE_MAX_FAILURES,
+        window_s: float = THROTTLE_WINDOW_S,
+        lockout_s: float = THROTTLE_LOCKOUT_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_failures, self.window_s, self.lockout_s = max_failures, window_s, lockout_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._keys: dict[str, _Attempts] = {}
+
+    def locked_for(self, key: str) -> float:
+        """Seconds this key must still wait (0 when it may try)."""
+        with self._lock:
+            attempts = self._keys.get(key)
+            return max(0.0, attempts.locked_until - self._clock()) if attempts else 0.0
+
+    def failure(self, key: str) -> None:
+        now = self._clock()
+        with self._lock:
+            attempts = self._keys.setdefault(key, _Attempts())
+            attempts.failures = [t for t in attempts.failures if now - t < self.window_s]
+            attempts.failures.append(now)
+            if len(attempts.failures) >= self.max_failures:
+                attempts.locked_until = now + self.lockout_s
+                attempts.failures.clear()
+                logger.warning("login locked after repeated failures", extra={"key": key})
+            self._forget_old(now)
+
+    def success(self, key: str) -> None:
+        with self._lock:
+            self._keys.pop(key, None)
+
+    def _forget_old(self, now: float) -> None:
+        # Bounded memory: drop keys with nothing recent (called with the lock held).
+        if len(self._keys) < 10_000:
+            return
+        horizon = max(self.window_s, self.lockout_s)
+        self._keys = {
+            k: a
+            for k, a in self._keys.items()
+            if a.locked_until > now or (a.failures and now - a.failures[-1] < horizon)
+        }
+
+
+# --- CSRF -------------------------------------------------------------------------------
+
+
+def csrf_token(session: MutableMapping[str, Any]) -> str:
+    """This session's CSRF token, created on first use."""
+    token = session.get(SESSION_CSRF_KEY)
+    if not isinstance(token, str) or not token:
+        token = secrets.token_urlsafe(32)
+        session[SESSION_CSRF_KEY] = token
+    return token
+
+
+def csrf_valid(session: MutableMapping[str, Any], submitted: str | None) -> bool:
+    expected = session.get(SESSION_CSRF_KEY)
+    if not isinstance(expected, str) or not expected or not submitted:
+        return False
+    return secrets.compare_digest(expected.encode(), submitted.encode())
+
+
+def start_session(session: MutableMapping[str, Any], user: User) -> None:
+    """Log a user in: a fresh session (no fixation) with a new CSRF token."""
+    session.clear()
+    session[SESSION_USER_KEY] = user.id
+    session[SESSION_CSRF_KEY] = secrets.token_urlsafe(32)
+
+
+def session_user_id(session: MutableMapping[str, Any]) -> int | None:
+    uid = session.get(SESSION_USER_KEY)
+    return uid if isinstance(uid, int) else None

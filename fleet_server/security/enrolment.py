@@ -1,0 +1,262 @@
+"""Counter enrolment: tokens, requests, approval, credentials, rotation and revocation.
+
+1. An administrator creates an enrolment token for a site (expiry, number of uses,
+   optionally pre-approved); the clear token (``gpe_…``) is shown once, only its SHA-256 kept.
+2. The counter presents it with its id and hardware identity (``request``); it gets back a
+   poll secret (``gpp_…``, SHA-256 kept) and the request is pending (or approved at once).
+3. An administrator approves (or rejects) the request.
+4. The counter polls with its poll secret (``collect``). Once approved, the server makes the
+   counter's credentials — broker password and signalling (call) token, both 256-bit random
+   — stores only their hashes, and returns the clear values exactly once.
+
+A counter id already enrolled with another hardware identity is refused: a token cannot be
+used to take over an existing counter. Rotation (``rotate``) opens an approved request for
+the same counter and hardware; the counter collects the new credentials with the poll secret
+sent in its ``rotate_credentials`` command. Revocation (``revoke``) deletes both credentials.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Final
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fleet_server.calls.admin import CALL_TOKEN_BYTES, CALL_TOKEN_PREFIX
+from fleet_server.models import Device, EnrolmentRequest, EnrolmentToken
+from fleet_server.security import audit
+from fleet_server.security.auth import token_digest
+from guichet.contract import DEVICE_ID_PATTERN, DeviceState, utcnow
+from guichet.errors import EnrolmentError as EnrolmentError  # re-exported
+
+logger = logging.getLogger(__name__)
+
+ENROL_TOKEN_PREFIX: Final = "gpe_"  # noqa: S105 - markers, not secrets (scanners spot leaks)
+POLL_PREFIX: Final = "gpp_"
+SECRET_BYTES: Final = 32  # 256 bits for every secret made here
+MAX_TOKEN_HOURS: Final = 24 * 30  # an enrolment token lives a month at most
+MAX_TOKEN_USES: Final = 500
+# Mosquitto's own password hash ($7$: PBKDF2-SHA512). The secrets are 256-bit random, so the
+# iteration count guards nothing; Mosquitto's default keeps each CONNECT cheap.
+PBKDF2_ITERATIONS: Final = 101
+PBKDF2_SALT_BYTES: Final = 12
+HARDWARE_ID_RE: Final = re.compile(r"^[A-Za-z0-9:._-]{4,128}$")
+DEVICE_ID_RE: Final = re.compile(DEVICE_ID_PATTERN)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    device_id: str
+    broker_username: str
+    broker_password: str
+    call_token: str
+
+
+def broker_password_hash(password: str) -> str:
+    """The line Mosquitto's password file expects after ``username:``."""
+    salt = secrets.token_bytes(PBKDF2_SALT_BYTES)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, PBKDF2_ITERATIONS)
+    b64 = base64.b64encode
+    return f"$7${PBKDF2_ITERATIONS}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+# --- tokens -----------------------------------------------------------------------------
+
+
+def create_token(
+    session: Session,
+    *,
+    site: str,
+    valid_hours: int,
+    max_uses: int,
+    pre_approved: bool,
+    actor: str,
+    actor_user_id: int | None = None,
+) -> str:
+    """A new enrolment token (clear, shown once); the caller commits."""
+    site = site.strip()
+    if not site or len(site) > 128:
+        raise EnrolmentError("site vide ou trop long (128 caractères au plus)")
+    if not 1 <= valid_hours <= MAX_TOKEN_HOURS:
+        raise EnrolmentError(f"durée de validité entre 1 et {MAX_TOKEN_HOURS} heures")
+    if not 1 <= max_uses <= MAX_TOKEN_USES:
+        raise EnrolmentError(f"nombre d'utilisations entre 1 et {MAX_TOKEN_USES}")
+    token = ENROL_TOKEN_PREFIX + secrets.token_urlsafe(SECRET_BYTES)
+    now = utcnow()
+    row = EnrolmentToken(
+        token_sha256=token_digest(token),
+        site=site,
+        created_at=now,
+        created_by=actor,
+        expires_at=now + timedelta(hours=valid_hours),
+        max_uses=max_uses,
+        uses=0,
+        pre_approved=pre_approved,
+        revoked=False,
+    )
+    session.add(row)
+    session.flush()
+    audit.record(
+        session, actor, "enrolment_token.create", site, actor_user_id=actor_user_id,
+        token_id=row.id, valid_hours=valid_hours, max_uses=max_uses, pre_approved=pre_approved,
+    )  # fmt: skip
+    return token
+
+
+def revoke_token(session: Session, token_id: int, *, actor: str, actor_user_id: int) -> None:
+    row = session.get(EnrolmentToken, token_id)
+    if row is None:
+        raise EnrolmentError("jeton d'enrôlement inconnu")
+    row.revoked = True
+    audit.record(
+        session, actor, "enrolment_token.revoke", row.site, actor_user_id=actor_user_id,
+        token_id=token_id,
+    )  # fmt: skip
+
+
+# --- the counter's side -----------------------------------------------------------------
+
+
+def request(
+    session: Session, token: str, device_id: str, hardware_id: str, name: str = ""
+) -> tuple[str, str]:
+    """A counter asks to join: (state, poll secret). Commits."""
+    if not DEVICE_ID_RE.match(device_id) or not HARDWARE_ID_RE.match(hardware_id):
+        raise EnrolmentError("identifiant de guichet ou de matériel invalide")
+    row = session.scalar(
+        select(EnrolmentToken).where(EnrolmentToken.token_sha256 == token_digest(token))
+    )
+    now = utcnow()
+    if row is None or row.revoked or row.expires_at <= now or row.uses >= row.max_uses:
+        raise EnrolmentError("jeton d'enrôlement invalide, expiré ou épuisé")
+    device = session.get(Device, device_id)
+    taken = device is not None and device.hardware_id not in (None, hardware_id)
+    if taken and device is not None and device.revoked_at is None:
+        raise EnrolmentError("ce guichet est déjà enrôlé sur un autre matériel")
+    row.uses += 1
+    poll = POLL_PREFIX + secrets.token_urlsafe(SECRET_BYTES)
+    state = "approved" if row.pre_approved else "pending"
+    session.add(
+        EnrolmentRequest(
+            device_id=device_id,
+            hardware_id=hardware_id,
+            site=row.site,
+            name=name.strip()[:128],
+            token_id=row.id,
+            poll_sha256=token_digest(poll),
+            state=state,
+            requested_at=now,
+            decided_at=now if row.pre_approved else None,
+            decided_by="jeton pré-approuvé" if row.pre_approved else None,
+        )
+    )
+    session.commit()
+    logger.info("enrolment requested", extra={"device_id": device_id, "state": state})
+    return state, poll
+
+
+def collect(session: Session, poll: str) -> tuple[str, Credentials | None]:
+    """The request's state, with the credentials once (when approved). Commits."""
+    req = session.scalar(
+        select(EnrolmentRequest).where(EnrolmentRequest.poll_sha256 == token_digest(poll))
+    )
+    if req is None:
+        raise EnrolmentError("demande d'enrôlement inconnue")
+    if req.state != "approved":
+        return req.state, None
+    creds = Credentials(
+        device_id=req.device_id,
+        broker_username=req.device_id,
+        broker_password=secrets.token_urlsafe(SECRET_BYTES),
+        call_token=CALL_TOKEN_PREFIX + secrets.token_urlsafe(CALL_TOKEN_BYTES),
+    )
+    device = session.get(Device, req.device_id)
+    if device is None:
+        device = Device(id=req.device_id, state=DeviceState.UNKNOWN, site=req.site, name=req.name)
+        session.add(device)
+    device.site = req.site
+    device.name = device.name or req.name
+    device.hardware_id = req.hardware_id
+    device.broker_password_hash = broker_password_hash(creds.broker_password)
+    device.call_token_sha256 = token_digest(creds.call_token)
+    device.enrolled_at, device.revoked_at = utcnow(), None
+    req.state = "collected"
+    session.commit()
+    logger.info("credentials issued", extra={"device_id": req.device_id})
+    return "collected", creds
+
+
+# --- administrators ---------------------------------------------------------------------
+
+
+def pending(session: Session) -> list[EnrolmentRequest]:
+    query = select(EnrolmentRequest).where(EnrolmentRequest.state == "pending")
+    return list(session.scalars(query.order_by(EnrolmentRequest.requested_at)).all())
+
+
+def decide(
+    session: Session, request_id: int, *, approve: bool, actor: str, actor_user_id: int
+) -> EnrolmentRequest:
+    """Approve or reject a pending request; the caller commits."""
+    req = session.get(EnrolmentRequest, request_id)
+    if req is None or req.state != "pending":
+        raise EnrolmentError("demande inconnue ou déjà traitée")
+    req.state = "approved" if approve else "rejected"
+    req.decided_at, req.decided_by = utcnow(), actor
+    audit.record(
+        session, actor, "enrolment.approve" if approve else "enrolment.reject", req.device_id,
+        actor_user_id=actor_user_id, hardware_id=req.hardware_id, site=req.site,
+    )  # fmt: skip
+    return req
+
+
+def rotate(session: Session, device_id: str, *, actor: str, actor_user_id: int | None) -> str:
+    """An approved request for the same counter and hardware: its new poll secret, to be
+    sent in the counter's ``rotate_credentials`` command. The old credentials keep working
+    until the counter collects the new ones. The caller commits."""
+    device = session.get(Device, device_id)
+    if device is None or device.hardware_id is None or device.revoked_at is not None:
+        raise EnrolmentError("guichet inconnu, non enrôlé ou retiré")
+    poll = POLL_PREFIX + secrets.token_urlsafe(SECRET_BYTES)
+    now = utcnow()
+    session.add(
+        EnrolmentRequest(
+            device_id=device_id,
+            hardware_id=device.hardware_id,
+            site=device.site,
+            name=device.name,
+            poll_sha256=token_digest(poll),
+            state="approved",
+            requested_at=now,
+            decided_at=now,
+            decided_by=actor,
+        )
+    )
+    audit.record(session, actor, "device.rotate", device_id, actor_user_id=actor_user_id)
+    return poll
+
+
+def revoke(session: Session, device_id: str, *, actor: str, actor_user_id: int | None) -> None:
+    """Decommission: both credentials deleted, open requests cancelled; the caller commits,
+    then regenerates the broker files and drops the counter's live connections."""
+    device = session.get(Device, device_id)
+    if device is None:
+        raise EnrolmentError("guichet inconnu")
+    device.broker_password_hash = None
+    device.call_token_sha256 = None
+    device.revoked_at = utcnow()
+    for req in session.scalars(
+        select(EnrolmentRequest).where(
+            EnrolmentRequest.device_id == device_id,
+            EnrolmentRequest.state.in_(("pending", "approved")),
+        )
+    ):
+        req.state = "rejected"
+    audit.record(session, actor, "device.revoke", device_id, actor_user_id=actor_user_id)

@@ -1,0 +1,1 @@
+"""Uptake statistics per site, service and month."""

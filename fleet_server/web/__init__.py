@@ -1,0 +1,1 @@
+"""The dashboard, consoles and WebSocket endpoints: routes by area, templates, static files."""

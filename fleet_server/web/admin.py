@@ -1,0 +1,109 @@
+"""Administrators' call setup: services (``/admin/services``), and on a counter's page the
+service its button calls and a new call token (shown once)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from fleet_server.calls import admin as calls_admin
+from fleet_server.calls.store import missed_today
+from fleet_server.models import Device
+from fleet_server.mqtt import config_push
+from fleet_server.security import audit
+from fleet_server.web.deps import AdminUser, Ctx, Db, check_csrf, render
+from guichet.contract import utcnow
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(include_in_schema=False)
+
+
+def _services_page(request: Request, db: Db, user: AdminUser, error: str | None) -> Response:
+    now = utcnow()
+    rows = [(s, missed_today(s.code, now)(db)) for s in calls_admin.services(db)]
+    code = status.HTTP_400_BAD_REQUEST if error else status.HTTP_200_OK
+    context = {"section": "services", "rows": rows, "error": error}
+    return render(request, "services.html", context, principal=user, status_code=code)
+
+
+@router.get("/admin/services", response_class=HTMLResponse)
+def services_page(request: Request, db: Db, user: AdminUser) -> Response:
+    return _services_page(request, db, user, None)
+
+
+@router.post("/admin/services", response_class=HTMLResponse)
+def create_service(
+    request: Request,
+    db: Db,
+    user: AdminUser,
+    code: Annotated[str, Form(max_length=64)],
+    label: Annotated[str, Form(max_length=128)],
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, csrf_token)
+    try:
+        created = calls_admin.create_service(db, code, label)
+    except calls_admin.CallSetupError as exc:
+        db.rollback()
+        return _services_page(request, db, user, str(exc))
+    audit.record(
+        db, user.username, "service.create", created.code, actor_user_id=user.user_id,
+        label=created.label,
+    )  # fmt: skip
+    db.commit()
+    return RedirectResponse("/admin/services", status.HTTP_303_SEE_OTHER)
+
+
+@router.post("/devices/{device_id}/service")
+async def set_service(
+    request: Request,
+    device_id: str,
+    ctx: Ctx,
+    user: AdminUser,
+    service: Annotated[str, Form(max_length=64)] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, csrf_token)
+
+    def save() -> None:
+        with ctx.sessions.begin() as session:
+            calls_admin.set_device_service(session, device_id, service or None)
+            audit.record(
+                session, user.username, "device.service", device_id,
+                actor_user_id=user.user_id, service=service or None,
+            )  # fmt: skip
+
+    try:
+        await asyncio.to_thread(save)
+    except calls_admin.CallSetupError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+    logger.info("service chosen", extra={"device_id": device_id, "by": user.username})
+    await ctx.calls.send_welcome(device_id)  # the counter's idle screen follows at once
+    config_push.request_push(ctx, [device_id])  # the fixed service is part of its schedule
+    return RedirectResponse(f"/devices/{device_id}#appels", status.HTTP_303_SEE_OTHER)
+
+
+@router.post("/devices/{device_id}/call-token", response_class=HTMLResponse)
+def new_call_token(
+    request: Request,
+    device_id: str,
+    db: Db,
+    user: AdminUser,
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, csrf_token)
+    device = db.get(Device, device_id)
+    if device is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "Guichet inconnu")
+    audit.record(db, user.username, "device.call_token", device_id, actor_user_id=user.user_id)
+    token = calls_admin.new_call_token(db, device_id)  # commits, the audit entry with it
+    response = render(
+        request, "call_token.html", {"device": device, "token": token}, principal=user
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,250 @@
+"""What every route shares: the application context, a database session per request, the
+authenticated principal (by session cookie or bearer token) and page rendering.
+
+HTML pages raise ``LoginRequiredError`` (turned into a 303 redirect to ``/login`` by the app) or
+``AccessDeniedError`` (a 403 page); API routes answer 401 with ``WWW-Authenticate: Bearer``.
+
+Who sees what (``tests/fleet_server/test_routes_access.py`` checks every route against it):
+admin — everything; auditor — every page read-only (fleet, alerts, audit log, call log,
+API, statistics); reception — the fleet table, counters' pages and statistics of their own
+site only; agent — the console and the call log of their own service only.
+
+``csrf_guard`` runs before every route: a POST/PUT/PATCH/DELETE must carry the session's CSRF
+token (form field ``csrf_token`` or header ``X-CSRF-Token``), except bearer-token API calls
+(no ambient credential to abuse), the paths in ``CSRF_EXEMPT`` (unauthenticated JSON) and
+anonymous requests (no session to ride on: the route sends them to the login form, and the
+login forms check their token themselves).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any, cast
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.requests import HTTPConnection
+
+from fleet_server.calls.manager import CallManager
+from fleet_server.errors import FleetError
+from fleet_server.metrics import Metrics
+from fleet_server.models import User
+from fleet_server.mqtt.broker_files import BrokerFiles
+from fleet_server.mqtt.config_push import ConfigPusher
+from fleet_server.mqtt.ingest import Ingest
+from fleet_server.security import auth
+from fleet_server.security.roles import DASHBOARD_ROLES, Role
+from fleet_server.settings import Settings
+from guichet.contract import utcnow
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class AppContext:
+    """Everything ``create_app`` built, reachable from a request as ``app.state.ctx``."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    metrics: Metrics
+    templates: Jinja2Templates
+    throttle: auth.LoginThrottle
+    calls: CallManager
+    ip_throttle: auth.LoginThrottle
+    broker: BrokerFiles | None = None
+    ingest: Ingest | None = None  # set while the app runs with its MQTT ingest
+    config_pusher: ConfigPusher | None = None  # set while the app runs (config_push.py)
+
+
+class LoginRequiredError(FleetError):
+    """An anonymous visitor asked for a page: send them to the login form."""
+
+
+class AccessDeniedError(FleetError):
+    """A logged-in user whose role may not see this page."""
+
+
+class CsrfRejectedError(FleetError):
+    """A state-changing form arrived without this session's CSRF token."""
+
+
+def app_context(request: Request) -> AppContext:
+    return cast(AppContext, request.app.state.ctx)
+
+
+Ctx = Annotated[AppContext, Depends(app_context)]
+
+
+def get_db(ctx: Ctx) -> Iterator[Session]:
+    with ctx.sessions() as session:
+        yield session
+
+
+Db = Annotated[Session, Depends(get_db)]
+
+
+def session_user(request: Request, db: Db) -> User | None:
+    """The logged-in, active user of this request's session cookie, if any."""
+    uid = auth.session_user_id(request.session)
+    if uid is None:
+        return None
+    user = db.get(User, uid)
+    if user is None or not user.active:
+        request.session.clear()
+        return None
+    return user
+
+
+def dashboard_principal(
+    user: Annotated[User | None, Depends(session_user)],
+) -> auth.Principal:
+    """For HTML pages: a logged-in admin or auditor."""
+    if user is None:
+        raise LoginRequiredError
+    if user.role not in DASHBOARD_ROLES:
+        raise AccessDeniedError
+    return auth.principal_of(user)
+
+
+def bearer_token(request: HTTPConnection) -> str | None:
+    """The token of an ``Authorization: Bearer …`` header (HTTP request or WebSocket)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
+
+
+def api_principal(
+    request: Request, db: Db, user: Annotated[User | None, Depends(session_user)]
+) -> auth.Principal:
+    """For the JSON API and metrics: a bearer token, else the session; admin or auditor."""
+    token = bearer_token(request)
+    if token is not None:
+        owner = auth.user_for_token(db, token)
+        if owner is None:
+            raise _unauthorized("Jeton d'API invalide.")
+        user, via_token = owner, True
+    elif user is None:
+        raise _unauthorized("Authentification requise.")
+    else:
+        via_token = False
+    if user.role not in DASHBOARD_ROLES:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "Rôle insuffisant.")
+    return auth.principal_of(user, via_token=via_token)
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+def fleet_principal(
+    user: Annotated[User | None, Depends(session_user)],
+) -> auth.Principal:
+    """For the fleet table and counters' pages: admin, auditor, or reception (own site)."""
+    if user is None:
+        raise LoginRequiredError
+    if user.role in DASHBOARD_ROLES or (user.role == Role.RECEPTION and user.site):
+        return auth.principal_of(user)
+    raise AccessDeniedError
+
+
+def site_allowed(user: auth.Principal, site: str) -> bool:
+    """Reception staff see their own site's counters only; the others see every site."""
+    return user.role != Role.RECEPTION or user.site == site
+
+
+def call_log_principal(
+    user: Annotated[User | None, Depends(session_user)],
+) -> auth.Principal:
+    """For the call log: admin, auditor, or an agent (their own service only)."""
+    if user is None:
+        raise LoginRequiredError
+    if user.role in DASHBOARD_ROLES or (user.role == Role.AGENT and user.service):
+        return auth.principal_of(user)
+    raise AccessDeniedError("Le journal des appels est réservé aux agents d'un service.")
+
+
+def admin_principal(
+    user: Annotated[auth.Principal, Depends(dashboard_principal)],
+) -> auth.Principal:
+    """For pages that change the fleet's setup: an administrator (auditors only read)."""
+    if user.role != Role.ADMIN:
+        raise AccessDeniedError("Cette action est réservée aux administrateurs.")
+    return user
+
+
+def agent_principal(
+    user: Annotated[User | None, Depends(session_user)],
+) -> auth.Principal:
+    """For the agent console: an agent of a service, or an administrator (who watches)."""
+    if user is None:
+        raise LoginRequiredError
+    if not (user.role == Role.AGENT and user.service) and user.role != Role.ADMIN:
+        raise AccessDeniedError("La console est réservée aux agents d'un service.")
+    return auth.principal_of(user)
+
+
+DashboardUser = Annotated[auth.Principal, Depends(dashboard_principal)]
+FleetUser = Annotated[auth.Principal, Depends(fleet_principal)]
+CallLogUser = Annotated[auth.Principal, Depends(call_log_principal)]
+AdminUser = Annotated[auth.Principal, Depends(admin_principal)]
+AgentUser = Annotated[auth.Principal, Depends(agent_principal)]
+ApiUser = Annotated[auth.Principal, Depends(api_principal)]
+
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+CSRF_HEADER = "x-csrf-token"
+CSRF_EXEMPT: set[str] = set()  # unauthenticated JSON endpoints (enrolment) add themselves
+
+
+async def csrf_guard(conn: HTTPConnection) -> None:
+    """Every state-changing request carries the session's CSRF token (see module doc)."""
+    if conn.scope["type"] != "http" or conn.scope["method"] not in UNSAFE_METHODS:
+        return
+    if conn.url.path in CSRF_EXEMPT or bearer_token(conn) is not None:
+        return
+    if auth.session_user_id(conn.session) is None:
+        return  # anonymous: the route refuses it (login form and TOTP step check inline)
+    submitted = conn.headers.get(CSRF_HEADER)
+    if submitted is None and isinstance(conn, Request):
+        content_type = conn.headers.get("content-type", "")
+        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            value = (await conn.form()).get(auth.CSRF_FIELD)
+            submitted = value if isinstance(value, str) else None
+    if not auth.csrf_valid(conn.session, submitted):
+        logger.warning("request rejected: bad or missing CSRF token", extra={"path": conn.url.path})
+        raise CsrfRejectedError
+
+
+def check_csrf(request: Request, submitted: str | None) -> None:
+    if not auth.csrf_valid(request.session, submitted):
+        logger.warning("form rejected: bad or missing CSRF token", extra={"path": request.url.path})
+        raise CsrfRejectedError
+
+
+def render(
+    request: Request,
+    name: str,
+    context: dict[str, Any] | None = None,
+    *,
+    principal: auth.Principal | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """Render a page with what every template needs (user, CSRF token, clock, settings)."""
+    ctx = app_context(request)
+    full: dict[str, Any] = {
+        "user": principal,
+        "csrf_token": auth.csrf_token(request.session),
+        "csrf_field": auth.CSRF_FIELD,
+        "now": utcnow(),
+        "refresh_s": ctx.settings.dashboard_refresh_s,
+        "demo": ctx.settings.demo,
+    }
+    full.update(context or {})
+    return ctx.templates.TemplateResponse(request, name, full, status_code=status_code)

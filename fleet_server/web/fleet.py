@@ -1,0 +1,81 @@
+"""The fleet table (``/``) and its live fragment (``/fleet/rows``).
+
+The page's script (``static/fleet.js``) fetches the fragment with the same query string every
+``dashboard_refresh_s`` seconds and swaps the table body and the summary in place.
+Reception staff see the same table restricted to their own site, whatever the query says.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from fleet_server.mqtt import queries
+from fleet_server.security.auth import Principal
+from fleet_server.security.roles import Role
+from fleet_server.web.deps import Db, FleetUser, render
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(include_in_schema=False)
+
+
+def _filter_from(request: Request, user: Principal) -> tuple[queries.FleetFilter, dict[str, str]]:
+    """The filter the query string asks for, and the (cleaned) parameters that define it."""
+    params = request.query_params
+    state = params.get("state", "")
+    state = state if state in queries.STATES else ""
+    site = params.get("site", "").strip()
+    if user.role == Role.RECEPTION:
+        site = user.site or ""
+    text = params.get("q", "").strip()[: queries.MAX_SEARCH_LENGTH]
+    alerts = params.get("alerts", "") in ("1", "on", "true")
+    clean = {"state": state, "site": site, "q": text, "alerts": "1" if alerts else ""}
+    flt = queries.FleetFilter(
+        state=state or None, site=site or None, q=text or None, alerts_only=alerts
+    )
+    return flt, {k: v for k, v in clean.items() if v}
+
+
+def _page(request: Request, db: Db, user: Principal) -> dict[str, Any]:
+    flt, clean = _filter_from(request, user)
+    after = request.query_params.get("after") or None
+    before = request.query_params.get("before") or None
+    try:
+        page = queries.fleet_page(db, flt, after=after, before=before)
+    except queries.BadCursorError:
+        page = queries.fleet_page(db, flt)
+    base = urlencode(clean)
+
+    def link(**cursor: str) -> str:
+        return "/?" + urlencode({**clean, **cursor})
+
+    position = {k: v for k, v in (("after", after), ("before", before)) if v}
+    return {
+        "page": page,
+        "filters": clean,
+        "counts": queries.state_counts(db),
+        "open_alerts": queries.open_alert_count(db),
+        "next_url": link(after=page.next_cursor) if page.next_cursor else None,
+        "prev_url": link(before=page.prev_cursor) if page.prev_cursor else None,
+        "refresh_url": "/fleet/rows?" + urlencode({**clean, **position}),
+        "filter_query": base,
+    }
+
+
+@router.get("/", response_class=HTMLResponse)
+def fleet(request: Request, db: Db, user: FleetUser) -> Response:
+    sites = [user.site] if user.role == Role.RECEPTION and user.site else queries.sites(db)
+    context = _page(request, db, user) | {"sites": sites, "states": queries.STATES}
+    return render(request, "fleet.html", context, principal=user)
+
+
+@router.get("/fleet/rows", response_class=HTMLResponse)
+def fleet_rows(request: Request, db: Db, user: FleetUser) -> Response:
+    response = render(request, "fleet_rows.html", _page(request, db, user), principal=user)
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,172 @@
+"""Administrators manage users (``/admin/users``): create, change role, reset a password,
+deactivate, remove a second factor. Every change is in the audit log; no password is."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+
+from fleet_server.calls import admin as calls_admin
+from fleet_server.models import Service, User
+from fleet_server.security import audit, auth
+from fleet_server.security.roles import ROLE_LABELS, Role
+from fleet_server.web.deps import AdminUser, Db, render
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(include_in_schema=False)
+
+RoleField = Annotated[str, Form(max_length=16)]
+OptionalField = Annotated[str, Form(max_length=128)]
+
+
+def _page(
+    request: Request, db: Db, user: AdminUser, error: str | None = None, notice: str = ""
+) -> Response:
+    users = db.scalars(select(User).order_by(User.username)).all()
+    context = {
+        "section": "users",
+        "users": users,
+        "roles": ROLE_LABELS,
+        "services": calls_admin.services(db),
+        "error": error,
+        "notice": notice,
+    }
+    code = status.HTTP_400_BAD_REQUEST if error else status.HTTP_200_OK
+    response = render(request, "users.html", context, principal=user, status_code=code)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _scope(db: Db, role: str, service: str, site: str) -> tuple[str | None, str | None]:
+    """The (service, site) a role keeps: an agent's service, a reception user's site."""
+    service_code = service.strip() if role == Role.AGENT else ""
+    if service_code and db.get(Service, service_code) is None:
+        raise auth.AuthError(f"service inconnu « {service_code} »")
+    return service_code or None, (site.strip() or None) if role == Role.RECEPTION else None
+
+
+def _user(db: Db, user_id: int) -> User:
+    row = db.get(User, user_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "Utilisateur inconnu")
+    return row
+
+
+def _done() -> Response:
+    return RedirectResponse("/admin/users", status.HTTP_303_SEE_OTHER)
+
+
+@router.get("/admin/users", response_class=HTMLResponse)
+def users_page(request: Request, db: Db, user: AdminUser) -> Response:
+    return _page(request, db, user)
+
+
+@router.post("/admin/users", response_class=HTMLResponse)
+def create_user(
+    request: Request,
+    db: Db,
+    user: AdminUser,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=1024)],
+    role: RoleField,
+    service: OptionalField = "",
+    site: OptionalField = "",
+) -> Response:
+    name = username.strip()
+    try:
+        if db.scalar(select(User.id).where(User.username == name)) is not None:
+            raise auth.AuthError(f"l'identifiant « {name} » existe déjà")
+        service_code, site_name = _scope(db, role, service, site)
+        auth.check_role(role, service_code, site_name)
+        auth.upsert_user(db, name, password, role=role, service=service_code, site=site_name)
+    except auth.AuthError as exc:
+        db.rollback()
+        return _page(request, db, user, str(exc))
+    audit.record(
+        db, user.username, "user.create", name, actor_user_id=user.user_id,
+        role=role, service=service_code, site=site_name,
+    )  # fmt: skip
+    db.commit()
+    return _done()
+
+
+@router.post("/admin/users/{user_id}", response_class=HTMLResponse)
+def update_user(
+    request: Request,
+    user_id: int,
+    db: Db,
+    user: AdminUser,
+    role: RoleField,
+    service: OptionalField = "",
+    site: OptionalField = "",
+) -> Response:
+    row = _user(db, user_id)
+    try:
+        if row.id == user.user_id and role != Role.ADMIN:
+            raise auth.AuthError("vous ne pouvez pas retirer votre propre rôle d'administrateur")
+        service_code, site_name = _scope(db, role, service, site)
+        auth.check_role(role, service_code, site_name)
+    except auth.AuthError as exc:
+        return _page(request, db, user, str(exc))
+    row.role, row.service, row.site = role, service_code, site_name
+    if role != Role.ADMIN:
+        row.totp_secret = None  # the second factor is for administrators
+    audit.record(
+        db, user.username, "user.update", row.username, actor_user_id=user.user_id,
+        role=role, service=service_code, site=site_name,
+    )  # fmt: skip
+    db.commit()
+    return _done()
+
+
+@router.post("/admin/users/{user_id}/password", response_class=HTMLResponse)
+def reset_password(
+    request: Request,
+    user_id: int,
+    db: Db,
+    user: AdminUser,
+    password: Annotated[str, Form(max_length=1024)],
+) -> Response:
+    row = _user(db, user_id)
+    try:
+        auth.set_password(row, password)
+    except auth.AuthError as exc:
+        return _page(request, db, user, str(exc))
+    audit.record(db, user.username, "user.password_reset", row.username, actor_user_id=user.user_id)
+    db.commit()
+    return _page(request, db, user, notice=f"Mot de passe de « {row.username} » réinitialisé.")
+
+
+@router.post("/admin/users/{user_id}/active", response_class=HTMLResponse)
+def set_active(
+    request: Request,
+    user_id: int,
+    db: Db,
+    user: AdminUser,
+    active: Annotated[str, Form(max_length=8)],
+) -> Response:
+    row = _user(db, user_id)
+    if row.id == user.user_id:
+        return _page(request, db, user, "vous ne pouvez pas vous désactiver vous-même")
+    row.active = active == "1"
+    action = "user.activate" if row.active else "user.deactivate"
+    audit.record(db, user.username, action, row.username, actor_user_id=user.user_id)
+    db.commit()
+    return _done()
+
+
+@router.post("/admin/users/{user_id}/totp-reset", response_class=HTMLResponse)
+def reset_totp(user_id: int, db: Db, user: AdminUser) -> Response:
+    row = _user(db, user_id)
+    if row.totp_secret is not None:
+        row.totp_secret = None
+        audit.record(
+            db, user.username, "user.totp_disable", row.username, actor_user_id=user.user_id
+        )
+        db.commit()
+    return _done()
