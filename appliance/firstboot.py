@@ -207,6 +207,23 @@ class Provisioner:
             logger.warning("cannot write %s: %s", ERROR_FILE, exc)
         return EXIT_INVALID
 
+    def publish_agent_error(self) -> int:
+        """The agent's ``GUICHET-ERREUR.txt`` (enrolment refused) onto the card and the
+        console; nothing when the agent has none (any more)."""
+        source = self.data / STATE_DIR / ERROR_FILE
+        try:
+            text = source.read_bytes().decode("utf-8", errors="replace")  # CRLF kept
+        except FileNotFoundError:
+            return EXIT_OK
+        self._say(text.replace("\r\n", "\n").strip())
+        try:
+            with self._boot_writable():
+                _write(self.boot / ERROR_FILE, text, mode=0o644)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            logger.warning("cannot write %s: %s", ERROR_FILE, exc)
+            return EXIT_INVALID
+        return EXIT_OK
+
     def _say(self, message: str) -> None:
         sys.stdout.write(message + "\n")
         sys.stdout.flush()
@@ -306,11 +323,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--boot", type=Path, default=Path("/boot/firmware"))
     parser.add_argument("--data", type=Path, default=Path("/var/lib/guichet"))
     parser.add_argument("--ecran", action="store_true", help="show GUICHET-ERREUR.txt on screen")
+    parser.add_argument(
+        "--erreur-agent",
+        action="store_true",
+        help="copy the agent's GUICHET-ERREUR.txt to the card",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="guichet-firstboot: %(message)s")
     if args.ecran:
         return _hold_error_on_screen(args.boot)
-    return Provisioner(boot=args.boot, data=args.data).apply()
+    provisioner = Provisioner(boot=args.boot, data=args.data)
+    if args.erreur_agent:
+        return provisioner.publish_agent_error()
+    return provisioner.apply()
 
 
 if __name__ == "__main__":
