@@ -5,6 +5,13 @@ it loads the config (a bad one: one line on stderr, exit 2), sets up JSON loggin
 with the device id, runs ``Appliance`` until SIGTERM/SIGINT and stops it in order — the
 fleet is told "offline" within two seconds. ``Appliance`` is usable in-process by tests.
 
+Readiness comes first: once the hardware and the outbox are up, systemd hears READY=1 and
+the watchdog is fed for the whole life of the process. Then, on a counter that has a
+token and no credentials yet, enrolment (``appliance/enrol.py``), for as long as the
+Pays takes to approve: the screen and the light say what is happening and show the
+request's code (``appliance/enrol_wait.py``); a refusal stays on the screen (and goes on the
+card) until the technician acts. Then the counter serves.
+
 What runs, each under the supervisor (a crash degrades that part, is reported as an
 ``error`` event and restarted; it never takes the counter down):
 - the fleet link (status, outbox drain, commands, config);
@@ -16,7 +23,7 @@ What runs, each under the supervisor (a crash degrades that part, is reported as
 - with ``[call] server_url`` set, the call agent instead (``appliance/call``): button,
   signalling link, WebRTC peer, screen; it owns the light and the screen, follows the
   schedule of the fleet's ``config`` and sends the questionnaire's answers as ``survey``;
-- the systemd watchdog ping, when systemd asks for one.
+- (outside it, from the start) the systemd watchdog ping, when systemd asks for one.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from appliance import enrol, sdnotify
 from appliance.boot_selftest import button_held_at_boot, run_boot_selftest
 from appliance.call.setup import build_call_agent
 from appliance.config import ApplianceConfig, load_config
+from appliance.enrol_wait import enrol_until_stopped
 from appliance.errors import ApplianceError, ConfigError, OutboxError
 from appliance.fleet.commands import CommandFailed, CommandHandler, simulated_press
 from appliance.fleet.link import FleetLink
@@ -76,9 +84,11 @@ class Appliance:
         *,
         fault_after_s: float = FAULT_AFTER_S,
         build: Callable[[ApplianceConfig, asyncio.AbstractEventLoop], Hardware] = build_hardware,
+        enrol_poll_s: float = enrol.POLL_INTERVAL_S,
     ) -> None:
         self.config = config
         self.fault_after_s = fault_after_s
+        self.enrol_poll_s = enrol_poll_s
         self._build = build
         self.supervisor = Supervisor(on_change=self._on_health_change)
         self.settings = RuntimeSettings(
@@ -148,9 +158,18 @@ class Appliance:
             raise
         self._outbox = outbox
         self._reported_drops = outbox.dropped_total
+        watchdog = None
+        if (every_s := sdnotify.watchdog_interval_s()) is not None:
+            watchdog = asyncio.create_task(_ping_watchdog(every_s), name="watchdog")
+        # Ready before enrolment: a counter waiting hours for a human is not a failed start.
+        sdnotify.notify("READY=1")
         try:
-            await self._run_with(hardware, outbox)
+            if await self._enrolled(hardware):
+                await self._run_with(hardware, outbox)
         finally:
+            if watchdog is not None:
+                watchdog.cancel()
+                await asyncio.gather(watchdog, return_exceptions=True)
             await self._flush_events(outbox)
             hardware.close()
             await outbox.close()
@@ -184,17 +203,24 @@ class Appliance:
             components["call"] = agent.run
         else:
             components["status-light"] = self._show_fleet_state
-        if (every_s := sdnotify.watchdog_interval_s()) is not None:
-            components["watchdog"] = lambda: _ping_watchdog(every_s)
         async with asyncio.TaskGroup() as group:
             supervised = group.create_task(self.supervisor.run(components))
             self._ready.set()
-            sdnotify.notify("READY=1")
             logger.info("counter started", extra={"version": guichet.__version__})
             await self._stop_requested.wait()
             sdnotify.notify("STOPPING=1")
             await link.stop()
             supervised.cancel()
+
+    async def _enrolled(self, hardware: Hardware) -> bool:
+        """Credentials in place (stored, or enrolled now); False: do not serve."""
+        enrolled = await enrol_until_stopped(
+            self.config, hardware.screen, hardware.light, self._stop_requested, self.enrol_poll_s
+        )
+        if enrolled is None:
+            return False
+        self.config = enrolled
+        return True
 
     async def _rotate_credentials(self, command: contract.Command) -> str:
         """Collect new credentials, then stop: systemd restarts the counter with them."""
@@ -387,9 +413,7 @@ def main(config_path: Path) -> int:
     try:
         if button_held_at_boot(config):
             run_boot_selftest(config)
-        # Stored enrolment credentials; or enrol first when a token is configured.
-        config = asyncio.run(enrol.ensure_enrolled(config))
-        asyncio.run(_serve(config))
+        asyncio.run(_serve(config))  # enrols first, when needed, once it is ready
     except (ApplianceError, GuichetError, OSError) as exc:
         logger.critical("counter cannot run", extra={"error": str(exc)})
         return EXIT_FAILED

@@ -10,7 +10,14 @@ Run by ``guichet-firstboot.service`` before the counter's service, as root:
   service stopped (it ``Requires=`` this one) instead of a box that looks dead.
 - Valid: the agent's configuration (owner-only), Wi-Fi, time zone and SSH key are written
   to the data partition; secrets are removed from the FAT file (kept from the previous
-  apply when a later edit leaves them empty); the data partition is grown once.
+  apply when a later edit leaves them empty); the data partition is grown once. The Pays's
+  CA (``[flotte] certificat_ca``: a .pem file on the card, or its text) is checked, copied
+  to the data partition and named in the agent's ``[fleet.tls] ca_file``.
+
+``--erreur-agent`` (``guichet-erreur-carte.service``, started by a path unit when the agent
+writes ``GUICHET-ERREUR.txt`` into its data directory — it may write nowhere else) copies
+that message onto the card and the console: an enrolment refused says why, where the
+technician looks.
 
 The root is read-only: everything written goes to the data partition; ``/etc`` holds
 symlinks into it, laid by the image builder.
@@ -41,6 +48,7 @@ if TYPE_CHECKING:
 from appliance.firstboot_config import (
     BootConfig,
     BootConfigError,
+    ca_certificate,
     parse_boot_config,
     strip_secrets,
     to_appliance_toml,
@@ -55,6 +63,7 @@ APPLIANCE_FILE = "config/guichet-appliance.toml"  # the unit's ExecStart reads t
 APPLIED_HASH = "config/guichet-toml.sha256"
 SECRETS_FILE = "config/secrets.json"
 TOKEN_FILE = "config/jeton-enrolement"  # noqa: S105 - a path, not a secret
+CA_FILE = "config/ca-pays.pem"  # the Pays's CA, public: readable by the agent
 STATE_DIR = "etat"  # the agent's data_dir (outbox): the only path it may write
 WPA_FILE = "systeme/wpa_supplicant-wlan0.conf"
 SSH_DIR = "systeme/ssh"
@@ -102,10 +111,11 @@ class Provisioner:
             return EXIT_OK
         try:
             config = parse_boot_config(text)
+            ca_pem = ca_certificate(c, self.boot) if (c := config.flotte.certificat_ca) else None
         except BootConfigError as exc:
             return self._refuse(str(exc))
         config = self._with_kept_secrets(config)
-        self._write_data(config)
+        self._write_data(config, ca_pem)
         cleaned = strip_secrets(text, f"enregistré dans le guichet le {date.today():%d/%m/%Y}")
         with self._boot_writable():
             if cleaned != text:
@@ -135,14 +145,22 @@ class Provisioner:
         )
         return config.model_copy(update={"flotte": flotte, "reseau": reseau})
 
-    def _write_data(self, config: BootConfig) -> None:
+    def _write_data(self, config: BootConfig, ca_pem: str | None) -> None:
         data = self.data
         state = data / STATE_DIR
         state.mkdir(parents=True, exist_ok=True)
         state.chmod(0o700)
         self._chown(state)
+        ca_file = data / CA_FILE
+        if ca_pem is not None:
+            _write(ca_file, ca_pem, mode=0o644)
+        else:
+            ca_file.unlink(missing_ok=True)
         appliance = data / APPLIANCE_FILE
-        _write(appliance, to_appliance_toml(config, data_dir=str(state)), mode=0o600)
+        text = to_appliance_toml(
+            config, data_dir=str(state), ca_file=str(ca_file) if ca_pem is not None else None
+        )
+        _write(appliance, text, mode=0o600)
         self._chown(appliance)
         secrets = {
             "mot_de_passe": config.flotte.mot_de_passe,
@@ -206,6 +224,23 @@ class Provisioner:
         except (OSError, subprocess.CalledProcessError) as exc:
             logger.warning("cannot write %s: %s", ERROR_FILE, exc)
         return EXIT_INVALID
+
+    def publish_agent_error(self) -> int:
+        """The agent's ``GUICHET-ERREUR.txt`` (enrolment refused) onto the card and the
+        console; nothing when the agent has none (any more)."""
+        source = self.data / STATE_DIR / ERROR_FILE
+        try:
+            text = source.read_bytes().decode("utf-8", errors="replace")  # CRLF kept
+        except FileNotFoundError:
+            return EXIT_OK
+        self._say(text.replace("\r\n", "\n").strip())
+        try:
+            with self._boot_writable():
+                _write(self.boot / ERROR_FILE, text, mode=0o644)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            logger.warning("cannot write %s: %s", ERROR_FILE, exc)
+            return EXIT_INVALID
+        return EXIT_OK
 
     def _say(self, message: str) -> None:
         sys.stdout.write(message + "\n")
@@ -306,11 +341,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--boot", type=Path, default=Path("/boot/firmware"))
     parser.add_argument("--data", type=Path, default=Path("/var/lib/guichet"))
     parser.add_argument("--ecran", action="store_true", help="show GUICHET-ERREUR.txt on screen")
+    parser.add_argument(
+        "--erreur-agent",
+        action="store_true",
+        help="copy the agent's GUICHET-ERREUR.txt to the card",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="guichet-firstboot: %(message)s")
     if args.ecran:
         return _hold_error_on_screen(args.boot)
-    return Provisioner(boot=args.boot, data=args.data).apply()
+    provisioner = Provisioner(boot=args.boot, data=args.data)
+    if args.erreur_agent:
+        return provisioner.publish_agent_error()
+    return provisioner.apply()
 
 
 if __name__ == "__main__":

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import unicodedata
 import zoneinfo
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -31,6 +33,9 @@ SSH_KEY_RE = re.compile(
     r" [A-Za-z0-9+/=]{40,}( [^\n]*)?$"
 )
 MAX_ERRORS_SHOWN = 8
+PEM_BEGIN = "-----BEGIN CERTIFICATE-----"
+CA_FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,100}\.(pem|crt)$", re.IGNORECASE)
+MAX_CA_BYTES = 256 * 1024  # a CA bundle is a few KB; anything huge is not one
 HINT = "Corrigez le fichier guichet.toml depuis un ordinateur, puis redémarrez le guichet."
 
 
@@ -68,6 +73,18 @@ class FlotteSection(_Section):
     jeton: str = ""
     utilisateur: str = ""
     mot_de_passe: str = ""
+    # The Pays's own CA: the name of a .pem file placed beside guichet.toml, or the PEM text.
+    certificat_ca: str = ""
+
+    @field_validator("certificat_ca")
+    @classmethod
+    def _certificat_ca(cls, value: str) -> str:
+        if value and PEM_BEGIN not in value and not CA_FILE_RE.match(value):
+            raise ValueError(
+                "le nom d'un fichier .pem posé sur la carte à côté de guichet.toml"
+                f" (ex. « ca-pays.pem »), ou le texte du certificat ({PEM_BEGIN}…)"
+            )
+        return value
 
     @field_validator("site_web")
     @classmethod
@@ -211,6 +228,42 @@ def _french_file_error(exc: Exception | None) -> str:
     return "Le fichier guichet.toml contient une erreur :\n" + "\n".join(lines) + f"\n{HINT}"
 
 
+def ca_certificate(value: str, boot: Path) -> str:
+    """The PEM text of ``[flotte] certificat_ca`` (inline, or read from the card), checked
+    to be certificates Python's TLS accepts; ``BootConfigError`` in French otherwise."""
+    where = "[flotte] certificat_ca"
+    if PEM_BEGIN in value:
+        pem = value
+    else:
+        path = boot / value
+        try:
+            if path.stat().st_size > MAX_CA_BYTES:
+                raise _ca_error(f"{where} : le fichier « {value} » est bien trop gros")
+            pem = path.read_text(encoding="utf-8-sig", errors="replace")
+        except FileNotFoundError:
+            raise _ca_error(
+                f"{where} : le fichier « {value} » est introuvable sur la carte"
+                " (posez-le à côté de guichet.toml)"
+            ) from None
+        except OSError as exc:
+            raise _ca_error(f"{where} : le fichier « {value} » est illisible ({exc})") from None
+    blocks = re.findall(rf"{PEM_BEGIN}.*?-----END CERTIFICATE-----", pem, re.DOTALL)
+    try:
+        if not blocks:
+            raise ssl.SSLError("no certificate")
+        ssl.create_default_context(cadata="\n".join(blocks))
+    except (ssl.SSLError, ValueError):
+        raise _ca_error(
+            f"{where} : ce n'est pas un certificat valide (il faut le fichier .pem du Pays,"
+            f" qui commence par {PEM_BEGIN})"
+        ) from None
+    return "\n".join(blocks) + "\n"
+
+
+def _ca_error(line: str) -> BootConfigError:
+    return BootConfigError(f"Le fichier guichet.toml contient une erreur :\n  - {line}\n{HINT}")
+
+
 def strip_secrets(text: str, note: str = "enregistré dans le guichet") -> str:
     """Empty every secret value in the file's text, keeping the comments and layout."""
     pattern = re.compile(rf'^(\s*)({"|".join(SECRET_KEYS)})(\s*=\s*)(".*?"|\'.*?\')(.*)$')
@@ -235,8 +288,9 @@ def _q(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
 
 
-def to_appliance_toml(config: BootConfig, *, data_dir: str) -> str:
-    """The agent's configuration (``appliance.config.ApplianceConfig``) as TOML text."""
+def to_appliance_toml(config: BootConfig, *, data_dir: str, ca_file: str | None = None) -> str:
+    """The agent's configuration (``appliance.config.ApplianceConfig``) as TOML text;
+    ``ca_file``: where the Pays's CA was copied, trusted for mqtts:// and the HTTPS site."""
     flotte = config.flotte
     lines = [
         "# Généré au démarrage depuis guichet.toml : ne pas modifier ici.",
@@ -258,6 +312,8 @@ def to_appliance_toml(config: BootConfig, *, data_dir: str) -> str:
         lines.append(f"enrolment_url = {_q(flotte.site_web)}")
     if flotte.jeton:
         lines.append(f"enrolment_token = {_q(flotte.jeton)}")
+    if ca_file is not None:
+        lines += ["", "[fleet.tls]", f"ca_file = {_q(ca_file)}"]
     if flotte.site_web and flotte.jeton:  # the call token comes with enrolment
         lines += ["", "[call]", f"server_url = {_q(signalling_url(flotte.site_web))}"]
     lines += ["", "[hardware]", *_hardware(simulated=config.essai.materiel_simule)]

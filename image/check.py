@@ -153,7 +153,7 @@ def prepare_disk(image: Path, disk: Path, boot_config: str) -> Path:
     return disk
 
 
-def qemu_argv(out: Path, disk: Path, serial: Path) -> list[str]:
+def qemu_argv(out: Path, disk: Path, serial: Path, kernel_args: str = KERNEL_ARGS) -> list[str]:
     kernel = sorted(out.glob("vmlinuz-*"))[-1]
     initrd = sorted(out.glob("initrd.img-*"))[-1]
     return [
@@ -178,7 +178,7 @@ def qemu_argv(out: Path, disk: Path, serial: Path) -> list[str]:
         "-initrd",
         str(initrd),
         "-append",
-        KERNEL_ARGS,
+        kernel_args,
         "-drive",
         f"file={disk},format=raw,if=virtio",
         "-nic",

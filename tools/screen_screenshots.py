@@ -43,6 +43,13 @@ EXAMPLES: dict[ScreenState, ScreenInfo] = {
         "step": 2,
         "steps": 3,
     },
+    ScreenState.ENROLMENT: {"counter": "Guichet 1 — Mairie de Saint-Exemple", "code": "K7MP4X"},
+    ScreenState.ENROLMENT_REFUSED: {
+        "reason": "Le serveur de flotte a refusé l'enrôlement de ce guichet"
+        " (jeton d'enrôlement invalide, expiré ou épuisé).\n"
+        "Demandez un nouveau jeton au Pays, écrivez-le dans guichet.toml ([flotte] jeton)"
+        " depuis un ordinateur, puis redémarrez le guichet."
+    },
 }
 
 

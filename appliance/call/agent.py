@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import ssl
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING
@@ -77,6 +78,7 @@ class CallAgent:
         choice_buttons: Sequence[Button] = (),
         speaker: Speaker | None = None,
         spoken: bool | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._button = button
         self._choice_buttons = list(choice_buttons)
@@ -105,6 +107,7 @@ class CallAgent:
             on_lost=lambda: self._input(self.machine.link_lost),
             reconnect_min_s=reconnect_min_s,
             reconnect_max_s=reconnect_max_s,
+            ssl_context=ssl_context,
         )
         self.machine = CallMachine(
             self,

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from appliance.config import ApplianceConfig
 from appliance.fleet.settings import RuntimeSettings
+from appliance.fleet.tls import https_context
 from appliance.wiring import Hardware
 from guichet import contract
 
@@ -64,6 +65,8 @@ def build_call_agent(
         choice_buttons=hardware.choice_buttons,
         speaker=hardware.speaker,
         spoken=config.questionnaire.spoken,
+        # wss:// to the fleet server: the Pays's own CA when it has one (as for mqtts://)
+        ssl_context=https_context(config.fleet.tls) if call.server_url.startswith("wss:") else None,
     )
 
 

@@ -1,4 +1,6 @@
-"""TLS for ``mqtts://``: the broker's CA, the counter's client certificate.
+"""TLS for ``mqtts://`` (the broker's CA, the counter's client certificate) and for the fleet
+server's ``https://``/``wss://`` (enrolment, signalling): the same CA, the Pays's own when
+``[fleet.tls] ca_file`` names it (first boot writes it from ``guichet.toml``).
 
 Loading certificates reads files, so the link builds this context once, in a thread.
 ``insecure_skip_verify`` exists for a bench broker with a self-signed certificate; it
@@ -22,3 +24,9 @@ def tls_context(tls: TlsSection) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
+
+
+def https_context(tls: TlsSection) -> ssl.SSLContext:
+    """The TLS context for the fleet server's HTTPS and WSS: the same CA, no client cert."""
+    cafile = str(tls.ca_file) if tls.ca_file is not None else None
+    return ssl.create_default_context(cafile=cafile)

@@ -43,6 +43,15 @@ NUMBERED_BUTTONS = "Ou appuyez sur le bouton du même numéro"  # choice buttons
 UNAVAILABLE = "Guichet momentanément indisponible"
 TELL_RECEPTION = "Prévenez l’accueil de la mairie."
 
+ENROLMENT_TITLE = "Mise en service du guichet"
+ENROLMENT_ASKING = "Demande d’enrôlement au serveur de flotte…"
+ENROLMENT_WAITING = "En attente de l’accord du Pays"
+ENROLMENT_CODE = "code"
+ENROLMENT_TELL_CODE = (
+    "Donnez ce code au Pays : il le voit à côté de la demande, sur son tableau de bord."
+)
+ENROLMENT_REFUSED = "Mise en service impossible"
+
 REASONS: dict[str, str] = {
     OutOfServiceReason.FLEET_UNREACHABLE: (
         "Le guichet n’arrive pas à joindre les services (réseau)."
@@ -62,3 +71,16 @@ def mm_ss(seconds: float) -> str:
     """``75.4`` → ``"01:15"``; an hour or more still reads as minutes (``"61:05"``)."""
     whole = max(0, int(seconds))
     return f"{whole // 60:02d}:{whole % 60:02d}"
+
+
+def counter_label(name: str, site: str) -> str:
+    """``"Guichet 1 — Mairie de Saint-Exemple"``: how the technician's screens name the box."""
+    return f"{name} — {site}"
+
+
+def enrolment_summary(counter: str, code: str = "", reason: str = "") -> str:
+    """The enrolment screen in one line (logged, and read back by the image check):
+    ``"En attente de l’accord du Pays — guichet « Guichet 1 — Mairie », code K7MP4X"``."""
+    if not code:
+        return f"{reason or ENROLMENT_ASKING} — guichet « {counter} »"
+    return f"{ENROLMENT_WAITING} — guichet « {counter} », {ENROLMENT_CODE} {code}"

@@ -32,6 +32,8 @@ BACKGROUND: dict[ScreenState, Colour] = {
     ScreenState.CHOICE: (40, 32, 92),  # indigo
     ScreenState.CLOSED: (36, 44, 52),  # slate
     ScreenState.SURVEY: (20, 50, 100),  # royal blue
+    ScreenState.ENROLMENT: (30, 30, 30),  # charcoal: the technician's screens, not a citizen's
+    ScreenState.ENROLMENT_REFUSED: (90, 20, 60),  # dark magenta
 }
 # The five faces of the satisfaction question, worst to best (drawn, not text).
 FACE_COLOURS: tuple[Colour, ...] = (

@@ -19,6 +19,7 @@ from fleet_server.web.deps import AdminUser, AppContext, Ctx, Db, render
 from fleet_server.web.signalling_ws import CLOSE_UNAUTHORIZED
 from guichet import contract
 from guichet.contract import utcnow
+from guichet.enrolment_code import code_from_digest
 
 logger = logging.getLogger(__name__)
 
@@ -43,16 +44,20 @@ async def sync_broker(ctx: AppContext) -> None:
 def _page(
     request: Request, db: Db, user: AdminUser, *, token: str | None = None, error: str = ""
 ) -> Response:
+    pending = enrolment.pending(db)
     context = {
         "section": "enrolment",
         "tokens": db.scalars(
             select(EnrolmentToken).order_by(EnrolmentToken.created_at.desc()).limit(50)
         ).all(),
-        "pending": enrolment.pending(db),
+        "pending": pending,
+        # The code the waiting counter shows on its screen (from its poll secret's hash).
+        "codes": {r.id: code_from_digest(r.poll_sha256) for r in pending},
         "enrolled": db.scalars(
             select(Device).where(Device.hardware_id.is_not(None)).order_by(Device.id)
         ).all(),
         "new_token": token,
+        "site_url": str(request.base_url).rstrip("/"),  # as this page was reached
         "error": error,
         "now": utcnow(),
     }

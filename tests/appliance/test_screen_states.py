@@ -51,6 +51,11 @@ EXAMPLES: dict[ScreenState, ScreenInfo] = {
         "step": 3,
         "steps": 3,
     },
+    ScreenState.ENROLMENT: {"counter": "Guichet 1 — Mairie de Saint-Exemple", "code": "K7MP4X"},
+    ScreenState.ENROLMENT_REFUSED: {
+        "reason": "Le serveur de flotte a refusé l'enrôlement : jeton épuisé.\n"
+        "Demandez un nouveau jeton au Pays, écrivez-le dans guichet.toml, redémarrez."
+    },
 }
 # Where each state must show yellow (what to remember) in its screenshot.
 YELLOW_EXPECTED = {
@@ -62,6 +67,8 @@ YELLOW_EXPECTED = {
     ScreenState.CHOICE,
     ScreenState.CLOSED,
     ScreenState.SURVEY,
+    ScreenState.ENROLMENT,  # the code
+    ScreenState.ENROLMENT_REFUSED,  # what to do
 }
 
 

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select, update
 
 from fleet_server.models import AuditEntry, Device, EnrolmentToken
+from guichet.enrolment_code import short_code
 from tests.support.webapp import CSRF_RE, WebApp, running_app
 
 TOKEN_RE = re.compile(r"<code data-enrolment-token>(gpe_[^<]+)</code>")
@@ -67,6 +68,8 @@ def test_enrolment_with_approval(web: WebApp) -> None:
     page = web.client.get("/admin/enrolment").text
     pending = re.search(r'data-request="(\d+)" data-device-id="monts-de-chalus"', page)
     assert pending, "the counter is listed as pending"
+    # Beside it, the code the waiting counter shows on its screen.
+    assert f"<code data-enrolment-code>{short_code(poll)}</code>" in page
     approve = {"decision": "approve", "csrf_token": csrf(web)}
     web.client.post(f"/admin/enrolment/requests/{pending.group(1)}", data=approve)
 
@@ -98,6 +101,16 @@ def test_enrolment_with_approval(web: WebApp) -> None:
         "/ws/counter", headers={"Authorization": f"Bearer {creds['call_token']}"}
     ) as ws:
         assert ws.receive_json()["type"] == "welcome"
+
+
+def test_the_new_token_is_explained_with_the_technicians_keys(web: WebApp) -> None:
+    data = {"site": "Monts de Châlus", "valid_hours": 2, "max_uses": 1, "csrf_token": csrf(web)}
+    page = web.client.post("/admin/enrolment/tokens", data=data).text
+    assert "[flotte]" in page
+    assert "site_web = " in page
+    assert 'jeton = "' in page
+    assert "enrolment_token" not in page
+    assert "[fleet]" not in page
 
 
 def test_pre_approved_token_and_its_limits(web: WebApp) -> None:

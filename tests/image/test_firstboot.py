@@ -145,3 +145,72 @@ def test_the_error_is_shown_on_the_counters_screen(
         assert shot.stat().st_size > 0
     finally:
         screen.close()
+
+
+@pytest.fixture(scope="module")
+def pays_ca(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A private CA made by openssl now (the Pays's own, as deploy/ expects)."""
+    from tests.support.secure_broker import make_certificates
+
+    directory = tmp_path_factory.mktemp("ca")
+    make_certificates(directory)
+    return (directory / "ca.pem").read_text()
+
+
+def _with_ca(line: str) -> str:
+    text = (FIXTURES / "valide-ethernet.toml").read_text("utf-8")
+    return text.replace("[flotte]\n", f"[flotte]\n{line}\n", 1)
+
+
+def test_the_pays_ca_from_a_pem_file_on_the_card_reaches_fleet_tls(
+    card: tuple[Path, Path, Path], pays_ca: str
+) -> None:
+    boot, data, _screen = card
+    (boot / "ca-pays.pem").write_text(pays_ca)
+    (boot / "guichet.toml").write_text(_with_ca('certificat_ca = "ca-pays.pem"'))
+    assert _provisioner(card, Recorder()).apply() == firstboot.EXIT_OK
+    config = load_config(data / firstboot.APPLIANCE_FILE)
+    assert config.fleet.tls.ca_file == data / firstboot.CA_FILE
+    assert (data / firstboot.CA_FILE).read_text() == pays_ca
+    assert _mode(data / firstboot.CA_FILE) == 0o644  # public; the agent's user reads it
+
+
+def test_the_pays_ca_as_inline_pem_text(card: tuple[Path, Path, Path], pays_ca: str) -> None:
+    boot, data, _screen = card
+    (boot / "guichet.toml").write_text(_with_ca(f'certificat_ca = """\n{pays_ca}"""'))
+    assert _provisioner(card, Recorder()).apply() == firstboot.EXIT_OK
+    config = load_config(data / firstboot.APPLIANCE_FILE)
+    assert config.fleet.tls.ca_file is not None
+    assert config.fleet.tls.ca_file.read_text() == pays_ca
+    # Removed from guichet.toml later: system CAs again, the copy goes.
+    (boot / "guichet.toml").write_text((FIXTURES / "valide-ethernet.toml").read_text("utf-8"))
+    assert _provisioner(card, Recorder()).apply() == firstboot.EXIT_OK
+    assert load_config(data / firstboot.APPLIANCE_FILE).fleet.tls.ca_file is None
+    assert not (data / firstboot.CA_FILE).exists()
+
+
+@pytest.mark.parametrize(
+    ("line", "card_file", "expected"),
+    [
+        ('certificat_ca = "ca-pays.pem"', "pas un certificat", "n'est pas un certificat valide"),
+        ('certificat_ca = "absent.pem"', None, "introuvable sur la carte"),
+        (
+            'certificat_ca = """-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"""',
+            None,
+            "n'est pas un certificat valide",
+        ),
+        ('certificat_ca = "/etc/ssl/x.pem"', None, "le nom d'un fichier .pem"),
+    ],
+)
+def test_a_bad_ca_is_refused_in_french(
+    card: tuple[Path, Path, Path], line: str, card_file: str | None, expected: str
+) -> None:
+    boot, data, _screen = card
+    if card_file is not None:
+        (boot / "ca-pays.pem").write_text(card_file)
+    (boot / "guichet.toml").write_text(_with_ca(line))
+    assert _provisioner(card, Recorder()).apply() == firstboot.EXIT_INVALID
+    error = (boot / firstboot.ERROR_FILE).read_text("utf-8")
+    assert "[flotte] certificat_ca" in error
+    assert expected in error
+    assert not (data / firstboot.APPLIANCE_FILE).exists()

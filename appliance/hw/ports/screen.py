@@ -24,6 +24,9 @@ class ScreenState(StrEnum):
     CHOICE = "choice"  # idle with several services open: the list, one highlighted
     CLOSED = "closed"  # idle with nothing open: the next openings and a phone number
     SURVEY = "survey"  # after a call: one question of the questionnaire, one option highlighted
+    # For the technician, before the counter serves anyone:
+    ENROLMENT = "enrolment"  # first start: asking to join, "En attente de l'accord du Pays", code
+    ENROLMENT_REFUSED = "enrolment_refused"  # token or request refused: why, what to do
 
 
 class OutOfServiceReason(StrEnum):
@@ -53,6 +56,10 @@ class ScreenInfo(TypedDict, total=False):
     step: int  # SURVEY: this question's number (from 1) …
     steps: int  # … out of this many
     numbered: int  # CHOICE, SURVEY: the first this many choices show their extra button's number
+    counter: str  # ENROLMENT: this counter's name, "Guichet 1 — Mairie de Saint-Exemple"
+    code: str  # ENROLMENT: the request's short code, the one the dashboard shows beside it
+    #            (ENROLMENT's ``reason``: what is happening now, when it is not waiting;
+    #            ENROLMENT_REFUSED's: the French message, lines separated by "\n")
 
 
 @runtime_checkable

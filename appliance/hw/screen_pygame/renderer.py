@@ -15,6 +15,7 @@ from appliance.hw.screen_pygame.video import FrameScaler
 from appliance.screen.theme import BACKGROUND
 
 ANIMATION_S = 0.25  # the waiting spinner moves (and the timer is re-read) four times a second
+ANIMATED = frozenset({ScreenState.WAITING, ScreenState.ENROLMENT})  # their spinner turns
 SELF_VIEW_FRACTION = 0.22  # the self-view box: this share of the screen's width and height
 
 
@@ -56,7 +57,7 @@ class Renderer:
         """Seconds until the next draw is needed (0: now), or None if nothing changes."""
         if self._drawn_at is None:
             return 0.0
-        if self.state == ScreenState.WAITING:
+        if self.state in ANIMATED:
             return max(0.0, self._drawn_at + ANIMATION_S - now)
         return None
 

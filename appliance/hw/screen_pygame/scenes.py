@@ -88,6 +88,35 @@ def out_of_service(canvas: Canvas, info: ScreenInfo, elapsed_s: float) -> None:
     canvas.text(texts.TELL_RECEPTION, size=EMPHASIS, top=y + 60, colour=YELLOW, bold=True)
 
 
+def enrolment(canvas: Canvas, info: ScreenInfo, elapsed_s: float) -> None:
+    """First start: asking to join, then waiting for the Pays with the request's code."""
+    y = canvas.text(texts.ENROLMENT_TITLE, size=BODY, top=60, colour=SOFT_WHITE)
+    code = info.get("code", "")
+    title = texts.ENROLMENT_WAITING if code else (info.get("reason") or texts.ENROLMENT_ASKING)
+    y = canvas.text(title, size=HEADLINE, top=y + 30, bold=True)
+    if counter := info.get("counter"):
+        y = canvas.text(f"guichet « {counter} »", size=BODY, top=y + 10, colour=SOFT_WHITE)
+    spinner(canvas, centre_y=y + 140, radius=80, elapsed_s=elapsed_s)
+    if code:
+        y = canvas.text(
+            f"{texts.ENROLMENT_CODE} {code}", size=TITLE, top=y + 260, colour=YELLOW, bold=True
+        )
+        canvas.text(texts.ENROLMENT_TELL_CODE, size=BODY, top=y + 30, colour=SOFT_WHITE)
+
+
+def enrolment_refused(canvas: Canvas, info: ScreenInfo, elapsed_s: float) -> None:
+    """The token or the request was refused: why, and what to do (the card says the same)."""
+    warning_sign(canvas, centre_y=190, radius=110)
+    y = canvas.text(texts.ENROLMENT_REFUSED, size=HEADLINE, top=350, bold=True)
+    lines = [line for line in info.get("reason", "").split("\n") if line.strip()]
+    for i, line in enumerate(lines[:3]):
+        last = i == len(lines[:3]) - 1 and len(lines) > 1
+        y = canvas.text(
+            line, size=BODY, top=y + 30, colour=YELLOW if last else SOFT_WHITE, bold=last,
+            max_lines=3,
+        )  # fmt: skip
+
+
 def in_call(
     canvas: Canvas,
     video: pygame.Surface | None,
@@ -158,4 +187,6 @@ SCENES: dict[ScreenState, SceneFn] = {
     ScreenState.CHOICE: choosing.choice,
     ScreenState.CLOSED: choosing.closed,
     ScreenState.SURVEY: choosing.survey,
+    ScreenState.ENROLMENT: enrolment,
+    ScreenState.ENROLMENT_REFUSED: enrolment_refused,
 }

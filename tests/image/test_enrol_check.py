@@ -1,0 +1,89 @@
+"""The enrolment check's pieces that run without a VM: the technician's guichet.toml, the
+broker's configuration from deploy/, what the serial console and the admin page say."""
+
+from __future__ import annotations
+
+import json
+import re
+import ssl
+from pathlib import Path
+
+from appliance.config import parse_config
+from appliance.firstboot_config import SECRET_KEYS, parse_boot_config, to_appliance_toml
+from image import check, enrol_check
+
+DOCUMENTED = {"site", "nom", "identifiant", "adresse", "site_web", "jeton", "certificat_ca"}
+
+
+def test_the_vm_gets_only_the_technicians_keys_a_token_and_the_ca() -> None:
+    text = enrol_check.boot_config("enrol-tardif", "gpe_" + "x" * 43, 18883, 18443)
+    config = parse_boot_config(text)
+    assert config.flotte.adresse == "mqtts://10.0.2.2:18883"
+    assert config.flotte.site_web == "https://10.0.2.2:18443"
+    assert config.flotte.certificat_ca == "ca-pays.pem"
+    keys = set(re.findall(r"^(\w+) =", text, re.M)) - {"materiel_simule"}  # no hardware in a VM
+    assert keys <= DOCUMENTED
+    assert "jeton" in SECRET_KEYS
+    agent = parse_config(to_appliance_toml(config, data_dir="/d", ca_file="/d/ca.pem"))
+    assert agent.fleet.enrolment_token is not None
+    assert str(agent.fleet.tls.ca_file) == "/d/ca.pem"
+
+
+def test_the_broker_runs_the_shipped_configuration(tmp_path: Path) -> None:
+    shipped = enrol_check.DEPLOY_CONF.read_text()
+    used = enrol_check.mosquitto_conf(shipped, tmp_path, 18883)
+
+    def directives(text: str) -> list[str]:
+        return [ln.split()[0] for ln in text.splitlines() if ln.strip() and ln[0] != "#"]
+
+    assert directives(used) == directives(shipped)
+    assert "listener 18883 127.0.0.1" in used
+    assert f"pid_file {tmp_path}/run/mosquitto.pid" in used  # a directory of its own
+    assert not [ln for ln in used.splitlines() if "/etc/" in ln and not ln.startswith("#")]
+
+
+def test_what_the_screen_said_is_read_from_the_serial_log() -> None:
+    line = {
+        "msg": "enrolment screen",
+        "text": "En attente de l’accord du Pays — guichet « G », code K7MP4X",
+    }
+    serial = (
+        "boot noise\r\n"
+        f"GUICHET-ECRAN: {json.dumps(line, ensure_ascii=False)}\r\n"
+        'GUICHET-ECRAN: {"msg": "enrolment scr\r\n'  # cut by the console
+        "GUICHET-CARTE: GUICHET-ERREUR.txt présent\r\n"
+    )
+    said = enrol_check.screen_texts(serial)
+    assert said == [line["text"]]
+    assert enrol_check.codes_shown(said) == {"K7MP4X"}
+    assert enrol_check.CARD_RE.search(serial)
+
+
+def test_the_pending_rows_of_the_admin_page_are_parsed() -> None:
+    template = (check.PROJECT_DIR / "fleet_server/web/templates/enrolment.html").read_text()
+    assert "<td><strong><code data-enrolment-code>" in template  # what the regex expects
+    page = (
+        '<tr data-request="7" data-device-id="enrol-tardif"><td><strong>'
+        "<code data-enrolment-code>K7MP4X</code></strong></td><td>enrol-tardif</td></tr>"
+    )
+    assert enrol_check.pending_rows(page) == [(7, "enrol-tardif", "K7MP4X")]
+
+
+def test_the_vm_boots_with_the_enrol_check_unit(tmp_path: Path) -> None:
+    for name in ("vmlinuz-6.12.1-arm64", "initrd.img-6.12.1-arm64"):
+        (tmp_path / name).write_bytes(b"")
+    argv = check.qemu_argv(
+        tmp_path, tmp_path / "sd.img", tmp_path / "s.log", enrol_check.KERNEL_ARGS
+    )
+    append = argv[argv.index("-append") + 1]
+    assert "systemd.wants=guichet-enrol-check.service" in append
+    assert "guichet-image-check" not in append
+
+
+def test_the_pki_serves_the_host_and_the_vm(tmp_path: Path) -> None:
+    enrol_check.make_pki(tmp_path)
+    context = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+    context.load_cert_chain(tmp_path / "server.pem", tmp_path / "server.key")
+    san = (tmp_path / "san.ext").read_text()
+    assert "IP:10.0.2.2" in san
+    assert "IP:127.0.0.1" in san
