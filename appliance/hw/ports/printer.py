@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from appliance.errors import DocumentError
-from appliance.hw.cups.status import (
+from appliance.hw.ports.printer_status import (
     QueueState,
     absent_printer,
     can_print,
