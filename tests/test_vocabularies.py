@@ -18,7 +18,7 @@ import pytest
 from guichet import documents, signalling
 from guichet.contract import DEVICE_STATE_LABELS, DeviceState, Presence
 
-STATIC = Path(__file__).parent.parent / "fleet_server" / "static"
+STATIC = Path(__file__).parent.parent / "fleet_server" / "web" / "static"
 
 
 @pytest.mark.parametrize(
