@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from appliance.errors import DocumentError
 from appliance.hw.ports.printer_status import (
@@ -16,9 +16,6 @@ from appliance.hw.ports.printer_status import (
     printer_state,
 )
 from guichet.contract import PrinterState
-
-if TYPE_CHECKING:  # PyAV is the media currency of the call; only needed for type hints here
-    pass
 
 
 @runtime_checkable

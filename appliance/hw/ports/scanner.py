@@ -6,14 +6,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from appliance.errors import DocumentError
 from guichet.contract import DeviceHealth, ScannerState
 from guichet.documents import ErrorCode
-
-if TYPE_CHECKING:  # PyAV is the media currency of the call; only needed for type hints here
-    pass
 
 
 @runtime_checkable
