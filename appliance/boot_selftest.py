@@ -38,7 +38,8 @@ def button_held_at_boot(
 
 def run_boot_selftest(config: ApplianceConfig) -> bool:
     """Run the self-test; True when every check passed. Never stops the counter's start."""
-    from appliance.selftest import Outcome, report_text, run_selftest
+    from appliance.selftest import run_selftest
+    from appliance.selftest_report import Outcome, report_text
 
     logger.warning("button held at boot: running the self-test")
     try:

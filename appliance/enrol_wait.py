@@ -28,7 +28,7 @@ from appliance import enrol
 from appliance.config import ApplianceConfig
 from appliance.enrol import EnrolmentStatus
 from appliance.hw.ports import LightPattern, Screen, ScreenState, StatusLight
-from appliance.screen import texts
+from appliance.hw.screen_pygame import texts
 
 logger = logging.getLogger(__name__)
 

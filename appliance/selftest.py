@@ -19,13 +19,14 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
 
 from appliance import selftest_probes as hw
 from appliance.config import ApplianceConfig, load_config
 from appliance.errors import ApplianceError, ConfigError, DocumentError, SelfTestError
 from appliance.hw.ports import DocumentPrinter, DocumentScanner, LightPattern, ScanSettings
+from appliance.selftest_fleet import report_to_fleet
+from appliance.selftest_report import MEANINGS, CheckResult, Outcome, report_text
 from appliance.wiring import Hardware, build_hardware
 from guichet import contract
 from guichet.errors import GuichetError
@@ -43,21 +44,6 @@ TEST_SCAN = ScanSettings(resolution=75, mode="gray", source="flatbed", area_mm=(
 LIGHT_SHOW_S = 3.0  # long enough for the technician to look up at the button
 SILENCE_RMS = 0.0005  # below this, the microphone records digital silence (unplugged)
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
-
-
-class Outcome(StrEnum):
-    OK = "ok"
-    FAILED = "echec"
-    SKIPPED = "ignore"
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    name: str  # machine name, the key in the fleet event
-    label: str  # French
-    outcome: Outcome
-    detail: str  # French: what was seen
-    meaning: str = ""  # French: what a failure means and what to do
 
 
 @dataclass
@@ -239,59 +225,6 @@ def _healthy(state: contract.Peripheral, what: str) -> str:
     )
 
 
-MEANINGS = {
-    "camera": "Caméra non vue : vérifiez le câble USB de la webcam (ou la nappe de la caméra),"
-    " essayez un autre port USB.",
-    "microphone": "Micro muet : vérifiez qu'il est branché et que son interrupteur est sur"
-    " marche ; sur une webcam, le micro est intégré.",
-    "speakers": "Pas de son : vérifiez l'alimentation et le volume des haut-parleurs, et le"
-    " câble (jack ou HDMI de l'écran).",
-    "button": "Bouton non détecté : vérifiez les deux fils du bouton (GPIO 17, broche 11, et"
-    " la masse, broche 9) et les cosses.",
-    "light": "Voyant : s'il ne s'est pas allumé, vérifiez son fil (GPIO 27, broche 13), la"
-    " masse et, si le voyant est en 12 V, son module de commande.",
-    "screen": "Écran non détecté : allumez l'écran avant le guichet, vérifiez le câble HDMI"
-    " (prise HDMI 0, la plus proche de l'alimentation).",
-    "printer": "Imprimante : vérifiez qu'elle est allumée, branchée en USB, avec du papier et"
-    " de l'encre ; un voyant orange sur l'imprimante indique un bourrage.",
-    "scanner": "Scanner : vérifiez qu'il est allumé et branché en USB ; sur un multifonction,"
-    " c'est le même câble que l'imprimante.",
-    "network": "Pas de réseau : vérifiez le câble Ethernet (voyants de la prise) ou le nom et"
-    " la clé du Wi-Fi dans guichet.toml.",
-    "broker": "Serveur injoignable : le réseau de la mairie bloque peut-être la sortie (port"
-    " 8883) ; donnez l'adresse du serveur au service informatique. Vérifiez aussi [flotte]"
-    " adresse dans guichet.toml.",
-    "fleet": "La flotte n'a pas accepté le guichet : identifiant ou mot de passe refusé, ou"
-    " guichet pas encore enregistré par le Pays.",
-}
-
-
-def report_text(results: list[CheckResult]) -> str:
-    marks = {Outcome.OK: "OK    ", Outcome.FAILED: "ÉCHEC ", Outcome.SKIPPED: "ignoré"}
-    lines = ["", "Guichet Proche — autotest", "=" * 40]
-    for r in results:
-        lines.append(f"{marks[r.outcome]}  {r.label} : {r.detail}")
-        if r.outcome is Outcome.FAILED:
-            lines.append(f"        → {r.meaning}")
-    failed = sum(r.outcome is Outcome.FAILED for r in results)
-    lines.append("=" * 40)
-    lines.append(
-        "Tout fonctionne." if failed == 0 else f"{failed} problème(s) à corriger (voir ci-dessus)."
-    )
-    return "\n".join(lines) + "\n"
-
-
-def event_data(results: list[CheckResult]) -> dict[str, contract.Scalar]:
-    """The fleet event's data: one key per check, plus the total (flat, as the contract wants)."""
-    data: dict[str, contract.Scalar] = {
-        r.name: r.outcome.value if r.outcome is not Outcome.FAILED else f"echec: {r.detail}"[:200]
-        for r in results
-    }
-    data["failed"] = sum(r.outcome is Outcome.FAILED for r in results)
-    data["passed"] = all(r.outcome is not Outcome.FAILED for r in results)
-    return data
-
-
 # --- the command -----------------------------------------------------------------------------
 
 
@@ -334,8 +267,6 @@ async def run_selftest(
     on_hardware: Callable[[Hardware], None] | None = None,
 ) -> list[CheckResult]:
     """Build the hardware, run every check, then report to the fleet (one more check)."""
-    from appliance.selftest_fleet import report_to_fleet
-
     hardware = build_hardware(config, asyncio.get_running_loop())
     try:
         if on_hardware is not None:

@@ -13,17 +13,14 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from appliance.config import ApplianceConfig
 from appliance.fleet.commands import CommandHandler
 from appliance.fleet.link import FleetLink
 from appliance.fleet.outbox import OUTBOX_FILE, Outbox
 from appliance.fleet.settings import RuntimeSettings
+from appliance.selftest_report import MEANINGS, CheckResult, Outcome, event_data
 from guichet import contract
-
-if TYPE_CHECKING:
-    from appliance.selftest import CheckResult
 
 DELIVERY_POLL_S = 0.1  # the outbox has no "drained" signal; its count is exact in-process
 
@@ -37,8 +34,6 @@ async def _delivered(outbox: Outbox) -> None:
 async def report_to_fleet(
     config: ApplianceConfig, results: Sequence[CheckResult], *, timeout_s: float
 ) -> CheckResult:
-    from appliance.selftest import MEANINGS, CheckResult, Outcome, event_data
-
     label = "Flotte (rapport envoyé)"
     outbox = await Outbox.open(
         config.device.data_dir / OUTBOX_FILE, config.fleet.outbox_max_messages

@@ -103,3 +103,20 @@ def test_the_servers_domain_importing_its_web_layer_breaks_its_contract(core_cop
     result = _lint(core_copy)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "The server's domain does not import its web layer or API BROKEN" in result.stdout
+
+
+def test_a_cycle_between_the_servers_packages_breaks_the_no_cycles_contract(
+    core_copy: Path,
+) -> None:
+    # calls → security → calls: what the call tokens once did, through enrolment
+    (core_copy / "fleet_server" / "calls" / "admin.py").write_text(
+        "from fleet_server.security import auth\n"
+    )
+    (core_copy / "fleet_server" / "security" / "auth.py").write_text("")
+    (core_copy / "fleet_server" / "security" / "enrolment.py").write_text(
+        "from fleet_server.calls import admin\n"
+    )
+    result = _lint(core_copy)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "No import cycles between the modules of any package BROKEN" in result.stdout
+    assert "No cycles are allowed in fleet_server." in result.stdout

@@ -24,7 +24,6 @@ from typing import Protocol
 from appliance.documents import pdf
 from appliance.documents.storage import CallDirectory
 from appliance.errors import DocumentError
-from appliance.hw.cups.status import can_print, french_reason
 from appliance.hw.ports import (
     DocumentPrinter,
     DocumentScanner,
@@ -34,6 +33,7 @@ from appliance.hw.ports import (
     Scanner,
     ScanSettings,
 )
+from appliance.hw.ports.printer_status import can_print, french_reason
 from guichet import documents as doc
 from guichet.contract import DeviceHealth
 from guichet.logs import call_id_var

@@ -1,19 +1,59 @@
 """What the counter's idle screen shows, from its schedule and the route at this moment.
 
+What IDLE shows and what the button does there follow the counter's schedule, decided with
+``guichet.schedule.decide`` on the wall clock (:func:`current_route`): an appointment due
+now, one service open (press: call), several open (the CHOICE list: a short press moves the
+highlight, a long press calls the highlighted service — both act on *release*, as the button
+reports the hold time then; :class:`IdleState`), or nothing open (CLOSED: next openings and
+a phone number; a press still asks the server, which is authoritative and answers with its
+own words). Without a (current) schedule, the service the server's ``welcome`` names, as
+before schedules existed. Extra choice buttons, when wired, call the N-th listed service at
+once.
+
 Pure: the call machine calls :func:`idle_screen` on entering IDLE, every minute and when a
-new schedule arrives. Without a (current) schedule, the service the server's ``welcome``
-names, as before schedules existed.
+new schedule arrives.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from appliance.hw.ports import ScreenInfo, ScreenState
 from guichet import signalling as sig
-from guichet.schedule import CounterSchedule, Route, next_opening_lines
+from guichet.schedule import CounterSchedule, Route, decide, next_opening_lines
 
 IdleScreen = tuple[ScreenState, ScreenInfo]
+
+
+@dataclass
+class IdleState:
+    """What the call machine keeps of IDLE between inputs."""
+
+    selected: str | None = None  # the service highlighted in the CHOICE list
+    armed: bool = False  # a press began on the list: its release moves or chooses
+    shown: IdleScreen | None = None  # the idle screen last shown
+
+    def changed(self, screen: IdleScreen) -> bool:
+        """Remember ``screen`` as shown; True when it differs from the one before."""
+        changed, self.shown = screen != self.shown, screen
+        return changed
+
+    def release(self, services: tuple[str, ...], *, long: bool) -> str | None:
+        """A release on the CHOICE list: a long one gives the highlighted service, to call;
+        a short one moves the highlight on (after the last, the first again) and gives None."""
+        current = highlighted_service(services, self.selected)
+        if long:
+            return current
+        self.selected = services[(services.index(current) + 1) % len(services)]
+        return None
+
+
+def current_route(schedule: CounterSchedule | None, now: datetime) -> Route | None:
+    """What the button does at ``now`` by the schedule; None without a (current) schedule."""
+    if schedule is None or now >= schedule.until:
+        return None
+    return decide(schedule, now)
 
 
 def is_choice(route: Route | None) -> bool:

@@ -10,14 +10,7 @@ cancel a named timer, release the media, queue answers, speak.
                                        answered call, questionnaire on: → survey → ended
 
 What IDLE shows and what the button does there follow the counter's schedule (the retained
-``config`` message; ``configure``), decided with ``guichet.schedule.decide`` on the wall
-clock and refreshed every minute: an appointment due now, one service open (press: call),
-several open (the CHOICE list: a short press moves the highlight, a long press calls the
-highlighted service — both act on *release*, as the button reports the hold time then), or
-nothing open (CLOSED: next openings and a phone number; a press still asks the server, which
-is authoritative and answers with its own words). Without a schedule, the service the
-server's ``welcome`` names, as before. Extra choice buttons, when wired (``choice_buttons``),
-call the N-th listed service at once.
+``config`` message; ``configure``), refreshed every minute: ``idle.py`` tells how.
 
 After a call that was answered, the questionnaire (``survey.py``) takes the buttons; a
 question left without a press for ``timeout_s`` abandons the rest. Answers given are sent
@@ -36,13 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from appliance.call.idle import (
-    IdleScreen,
-    highlighted_service,
-    idle_screen,
-    is_choice,
-    next_minute_s,
-)
+from appliance.call.idle import IdleState, current_route, idle_screen, is_choice, next_minute_s
 from appliance.call.phases import (
     ACTIVE,
     ENDED_SCREEN,
@@ -58,15 +45,16 @@ from appliance.call.phases import (
     CallEffects,
     CallTimings,
     Phase,
+    call_event,
+    call_screen,
     ended_screen,
-    service_info,
 )
 from appliance.call.survey import Questioning, SurveyRun
 from appliance.hw.ports import OutOfServiceReason, ScreenInfo, ScreenState
 from guichet import signalling as sig
 from guichet.contract import EventKind
 from guichet.questionnaire import Questionnaire
-from guichet.schedule import CounterSchedule, Route, decide
+from guichet.schedule import CounterSchedule, Route
 
 __all__ = ["CallMachine", "CallTimings", "Phase"]  # the last two live in phases.py
 
@@ -88,9 +76,7 @@ class CallMachine:
     questionnaire: Questionnaire | None = None  # None: no questionnaire after calls
     questioning: Questioning | None = None  # the questionnaire on screen (SURVEY)
     choice_buttons: int = 0  # extra buttons wired: button N chooses the N-th option
-    _selected_service: str | None = field(default=None, init=False)  # CHOICE highlight
-    _choice_armed: bool = field(default=False, init=False)  # a press began on the list
-    _idle_shown: IdleScreen | None = field(default=None, init=False)
+    _idle: IdleState = field(default_factory=IdleState, init=False)  # the screen, the list
 
     def __post_init__(self) -> None:
         self._show()
@@ -140,11 +126,7 @@ class CallMachine:
 
     def route(self) -> Route | None:
         """What the button does now by the schedule; None without a (current) schedule."""
-        schedule = self.schedule
-        now = self.wall_clock()
-        if schedule is None or now >= schedule.until:
-            return None
-        return decide(schedule, now)
+        return current_route(self.schedule, self.wall_clock())
 
     # --- inputs: the button ---------------------------------------------------------------
 
@@ -156,7 +138,7 @@ class CallMachine:
             if self.phase is Phase.ENDED:  # this press only brings the list back
                 self._back_to_list()
             else:
-                self._choice_armed = True  # the release moves or chooses
+                self._idle.armed = True  # the release moves or chooses
             return
         self._request(route, None)
 
@@ -166,8 +148,8 @@ class CallMachine:
             if self.questioning is not None and self.questioning.press(long=long):
                 self._finish_survey()
             return
-        if self.phase is Phase.IDLE and self._choice_armed:
-            self._choice_armed = False
+        if self.phase is Phase.IDLE and self._idle.armed:
+            self._idle.armed = False
             self._choice_press(long=long)
             return
         call = self.call
@@ -242,10 +224,7 @@ class CallMachine:
         call.media_lost = False
         if self.phase is Phase.CONNECTING:
             call.started_at = self.clock()
-            self.effects.emit(
-                EventKind.CALL_STARTED,
-                {"call_id": str(call.call_id), "service": call.service},
-            )
+            self.effects.emit(EventKind.CALL_STARTED, call_event(call))
             self._enter(Phase.IN_CALL)
         state = "restored" if restored else "connected"
         self.effects.send(sig.MediaState(call_id=call.call_id, state=state))
@@ -314,14 +293,12 @@ class CallMachine:
         if route is None or not is_choice(route) or not self.link_up:
             self._show()  # the hours changed under the finger: show what is true now
             return
-        services = route.services
-        current = highlighted_service(services, self._selected_service)
-        if long:
-            logger.info("service chosen", extra={"service": current})
-            self._request(route, current)
-        else:
-            self._selected_service = services[(services.index(current) + 1) % len(services)]
+        chosen = self._idle.release(route.services, long=long)
+        if chosen is None:  # a short press: the highlight moved on
             self._show_idle(refresh=False)
+        else:
+            logger.info("service chosen", extra={"service": chosen})
+            self._request(route, chosen)
 
     def _back_to_list(self) -> None:
         self.effects.cancel_timer(ENDED_SCREEN)
@@ -340,10 +317,7 @@ class CallMachine:
         questioning, self.questioning = self.questioning, None
         self.effects.cancel_timer(QUESTION)
         if questioning is not None:
-            answer = questioning.finish(self.wall_clock())
-            if answer is not None:
-                logger.info("questionnaire answered", extra={"answered": len(answer.answers)})
-                self.effects.survey(answer)
+            questioning.finish(self.wall_clock())  # sends the answers given, if any
         self._show_ended(ScreenState.ENDED, {})
 
     # --- internals ----------------------------------------------------------------------------
@@ -377,15 +351,8 @@ class CallMachine:
             self.effects.cancel_timer(name)
         self.effects.release_media()
         duration = 0.0 if call.started_at is None else self.clock() - call.started_at
-        self.effects.emit(
-            EventKind.CALL_ENDED,
-            {
-                "call_id": str(call.call_id),
-                "service": call.service,
-                "duration_s": round(duration, 1),
-                "reason": reason,
-            },
-        )
+        data = call_event(call, duration_s=round(duration, 1), reason=reason)
+        self.effects.emit(EventKind.CALL_ENDED, data)
         logger.info("call ended (%s) after %.1f s", reason, duration)
         if call.answered and self.questionnaire is not None:
             self._start_survey(call, self.questionnaire)
@@ -402,7 +369,7 @@ class CallMachine:
         if phase is not self.phase:
             logger.info("call phase %s → %s", self.phase.value, phase.value)
         self.phase = phase
-        self._choice_armed = False
+        self._idle.armed = False
         self._show()
 
     def _show(self) -> None:
@@ -413,27 +380,20 @@ class CallMachine:
             self.effects.screen(ScreenState.OUT_OF_SERVICE, {"reason": reason})
         elif phase is Phase.IDLE:
             self._show_idle(refresh=False)
-        elif phase in (Phase.REQUESTING, Phase.WAITING, Phase.CONNECTING) and call is not None:
-            waited = max(0.0, self.clock() - call.requested_at)
-            self.effects.screen(ScreenState.WAITING, service_info(call) | {"waited_s": waited})
-        elif phase is Phase.IN_CALL and call is not None:
-            self.effects.screen(ScreenState.IN_CALL, service_info(call))
+        elif call is not None and (shown := call_screen(phase, call, self.clock)) is not None:
+            self.effects.screen(*shown)
 
     def _show_idle(self, *, refresh: bool) -> None:
         """The idle screen the schedule calls for now; ``refresh``: only if it changed."""
-        shown = self._idle_view()
-        if not refresh or shown != self._idle_shown:
-            self.effects.screen(*shown)
-        self._idle_shown = shown
-        if self.schedule is not None:
-            self.effects.start_timer(MINUTE, next_minute_s(self.wall_clock()) + MINUTE_MARGIN_S)
-
-    def _idle_view(self) -> IdleScreen:
-        return idle_screen(
+        shown = idle_screen(
             self.schedule,
             self.route(),
             self.welcome,
-            highlighted=self._selected_service,
+            highlighted=self._idle.selected,
             now=self.wall_clock(),
             numbered=self.choice_buttons,
         )
+        if self._idle.changed(shown) or not refresh:
+            self.effects.screen(*shown)
+        if self.schedule is not None:
+            self.effects.start_timer(MINUTE, next_minute_s(self.wall_clock()) + MINUTE_MARGIN_S)

@@ -1,5 +1,5 @@
-"""The call machine's vocabulary: its phases, timers and timings, the effects it asks for, and
-what the screen says around a call.
+"""The call machine's vocabulary: its phases, timers and timings, the effects it asks for,
+what the screen says around a call and what the fleet hears of it (``call_event``).
 
 Pure, like the machine (``machine.py``) that uses it and the driver (``agent.py``) that carries
 the effects out; split from the machine so that each reads on its own.
@@ -8,6 +8,7 @@ the effects out; split from the machine so that each reads on its own.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -102,6 +103,19 @@ def service_info(call: Call) -> ScreenInfo:
     return {"service": call.service_label} if call.service_label else {}
 
 
+def call_screen(
+    phase: Phase, call: Call, clock: Callable[[], float]
+) -> tuple[ScreenState, ScreenInfo] | None:
+    """What the screen says during a call: WAITING (and the time waited) until the media
+    connect, then IN_CALL; None in the other phases."""
+    if phase in (Phase.REQUESTING, Phase.WAITING, Phase.CONNECTING):
+        waited = max(0.0, clock() - call.requested_at)
+        return ScreenState.WAITING, service_info(call) | {"waited_s": waited}
+    if phase is Phase.IN_CALL:
+        return ScreenState.IN_CALL, service_info(call)
+    return None
+
+
 def ended_screen(
     call: Call, reason: sig.EndReason, refusal: str | None
 ) -> tuple[ScreenState, ScreenInfo]:
@@ -113,3 +127,8 @@ def ended_screen(
     if reason == sig.EndReason.FAILED:
         return ScreenState.ENDED, {"reason": FAILED_TEXT}
     return ScreenState.ENDED, {}
+
+
+def call_event(call: Call, **extra: Scalar) -> dict[str, Scalar]:
+    """A call's fleet event data: its id and service, then ``extra``."""
+    return {"call_id": str(call.call_id), "service": call.service, **extra}

@@ -14,6 +14,7 @@ utterance cutting the previous one.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +23,8 @@ from appliance.call.phases import QUESTION, CallEffects
 from appliance.hw.ports import ScreenInfo, ScreenState
 from guichet.contract import Scalar, SurveyAnswer
 from guichet.questionnaire import Choice, Question, Questionnaire
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -120,12 +123,16 @@ class Questioning:
             return False
         return self._next(new_question=True)
 
-    def finish(self, at: datetime) -> SurveyAnswer | None:
-        """Ended or abandoned: the answers to send (a fresh id: nothing leads to the call)."""
+    def finish(self, at: datetime) -> None:
+        """Ended or abandoned: send the answers given, if any (a fresh id: nothing leads to
+        the call)."""
         self.effects.cancel_timer(QUESTION)
         if self.spoken:
             self.effects.speak(THANKS)
-        return self.run.answer(uuid.uuid4(), at)
+        answer = self.run.answer(uuid.uuid4(), at)
+        if answer is not None:
+            logger.info("questionnaire answered", extra={"answered": len(answer.answers)})
+            self.effects.survey(answer)
 
     def _next(self, *, new_question: bool) -> bool:
         if self.run.done:

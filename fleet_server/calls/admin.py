@@ -1,14 +1,13 @@
 """Services and counters' call tokens: what the admin pages, the CLI and ``/ws/counter`` share.
 
-A call token is random, shown once and stored only as its SHA-256 on the counter's row, like
-API tokens. The security issue replaces it with enrolment credentials.
+A call token is random (``security.auth.random_call_token``, which enrolment uses too), shown
+once and stored only as its SHA-256 on the counter's row, like API tokens.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import secrets
 from collections.abc import Sequence
 
 from sqlalchemy import select
@@ -16,13 +15,11 @@ from sqlalchemy.orm import Session
 
 from fleet_server.errors import FleetError
 from fleet_server.models import Device, Service
-from fleet_server.security.auth import token_digest
+from fleet_server.security.auth import random_call_token, token_digest
 from guichet.contract import DeviceState
 
 logger = logging.getLogger(__name__)
 
-CALL_TOKEN_PREFIX = "gpc_"  # noqa: S105 - a marker, not a secret (secret scanners spot leaks)
-CALL_TOKEN_BYTES = 32  # 256 bits
 SERVICE_CODE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 
@@ -74,7 +71,7 @@ def new_call_token(session: Session, device_id: str, *, create: bool = False) ->
             raise CallSetupError(f"guichet inconnu « {device_id} »")
         device = Device(id=device_id, state=DeviceState.UNKNOWN)
         session.add(device)
-    token = CALL_TOKEN_PREFIX + secrets.token_urlsafe(CALL_TOKEN_BYTES)
+    token = random_call_token()
     device.call_token_sha256 = token_digest(token)
     session.commit()
     logger.info("call token created", extra={"device_id": device_id})

@@ -51,6 +51,8 @@ TOTP_VALID_WINDOW = 1  # 30 s steps of clock drift accepted either side
 TOTP_ISSUER = "Guichet Proche"
 TOKEN_PREFIX = "gp_"  # noqa: S105 - a marker, not a secret: secret scanners spot leaks
 TOKEN_BYTES = 32  # 256 bits of randomness
+CALL_TOKEN_PREFIX = "gpc_"  # noqa: S105 - a marker, not a secret (secret scanners spot leaks)
+CALL_TOKEN_BYTES = 32  # 256 bits
 SESSION_USER_KEY = "uid"
 SESSION_CSRF_KEY = "csrf"
 CSRF_FIELD = "csrf_token"
@@ -176,7 +178,7 @@ def totp_valid(secret: str, code: str) -> bool:
     return pyotp.TOTP(secret).verify(code, valid_window=TOTP_VALID_WINDOW)
 
 
-# --- API tokens -------------------------------------------------------------------------
+# --- API and call tokens ----------------------------------------------------------------
 
 
 def token_digest(token: str) -> str:
@@ -195,6 +197,14 @@ def create_api_token(session: Session, username: str, name: str = "api") -> str:
     session.commit()
     logger.info("api token created", extra={"username": username, "token_name": name})
     return token
+
+
+def random_call_token() -> str:
+    """A counter's signalling (call) token, in clear: shown once, stored as its ``token_digest``.
+
+    Made by the admin pages and the CLI (``fleet_server.calls.admin``) and by enrolment.
+    """
+    return CALL_TOKEN_PREFIX + secrets.token_urlsafe(CALL_TOKEN_BYTES)
 
 
 def user_for_token(session: Session, token: str) -> User | None:

@@ -29,10 +29,9 @@ from typing import Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fleet_server.calls.admin import CALL_TOKEN_BYTES, CALL_TOKEN_PREFIX
 from fleet_server.models import Device, EnrolmentRequest, EnrolmentToken
 from fleet_server.security import audit
-from fleet_server.security.auth import token_digest
+from fleet_server.security.auth import random_call_token, token_digest
 from guichet.contract import DEVICE_ID_PATTERN, DeviceState, utcnow
 from guichet.errors import EnrolmentError as EnrolmentError  # re-exported
 
@@ -175,7 +174,7 @@ def collect(session: Session, poll: str) -> tuple[str, Credentials | None]:
         device_id=req.device_id,
         broker_username=req.device_id,
         broker_password=secrets.token_urlsafe(SECRET_BYTES),
-        call_token=CALL_TOKEN_PREFIX + secrets.token_urlsafe(CALL_TOKEN_BYTES),
+        call_token=random_call_token(),
     )
     device = session.get(Device, req.device_id)
     if device is None:

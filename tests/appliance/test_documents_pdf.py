@@ -16,7 +16,7 @@ import pytest
 from appliance.documents import pdf
 from appliance.errors import DocumentError
 from appliance.hw.ports import ScannedPage, ScanSettings
-from appliance.hw.sane import scan as sane_scan
+from appliance.hw.ports.scanner import translate
 from appliance.hw.sane.scanner import SaneScanner
 from tests.support.documents import pdf_of, scanned_text_page
 from tests.support.sane import (
@@ -193,4 +193,4 @@ async def test_a_scanner_fault_becomes_a_french_message(
     ],
 )
 def test_sane_status_texts_are_translated_at_the_boundary(text: str, code: str) -> None:
-    assert sane_scan.translate(RuntimeError(text)).code == code
+    assert translate(RuntimeError(text)).code == code

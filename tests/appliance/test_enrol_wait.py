@@ -26,7 +26,7 @@ from appliance.firstboot import Provisioner
 from appliance.hw.ports import LightPattern, ScreenState
 from appliance.hw.ports.controls import SimulatedLight
 from appliance.hw.ports.screen import SimulatedScreen
-from appliance.screen import texts
+from appliance.hw.screen_pygame import texts
 from fleet_server.models import EnrolmentRequest
 from fleet_server.security import enrolment
 from tests.support.databases import fresh_database

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from appliance.hw.cups.printer import CupsPrinter
-from appliance.hw.cups.status import printer_state, reason_health, state_from_attributes
 from appliance.hw.ports import Printer
 from appliance.hw.ports.printer import SimulatedPrinter
+from appliance.hw.ports.printer_status import printer_state, reason_health, state_from_attributes
 from guichet.contract import DeviceHealth
 from tests.support.cups import (
     FAULT_MESSAGE,

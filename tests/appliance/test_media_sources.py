@@ -9,10 +9,10 @@ import pytest
 
 from appliance.errors import HardwareError
 from appliance.hw.audio.pyav import PyavAudioSource, ToneSource
-from appliance.hw.camera.pacing import VIDEO_TIME_BASE
 from appliance.hw.camera.pattern import H264TestPatternSource, TestPatternSource
 from appliance.hw.camera.pi_camera import board_has_h264_encoder
 from appliance.hw.camera.v4l2 import V4l2Source
+from appliance.hw.pacing import VIDEO_TIME_BASE
 
 
 async def test_test_pattern_is_paced_in_real_time() -> None:

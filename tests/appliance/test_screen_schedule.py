@@ -13,7 +13,7 @@ from appliance.hw.ports import ScreenState
 from appliance.hw.screen_pygame.adapter import PygameScreen
 from appliance.hw.screen_pygame.draw import Fonts
 from appliance.hw.screen_pygame.renderer import Renderer
-from appliance.screen.theme import BACKGROUND, FACE_COLOURS, WHITE, YELLOW
+from appliance.hw.screen_pygame.theme import BACKGROUND, FACE_COLOURS, WHITE, YELLOW
 from guichet import signalling as sig
 from guichet.questionnaire import default_questionnaire
 from tests.appliance.screen_helpers import SIZE, dominant, screen, shot

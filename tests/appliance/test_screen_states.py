@@ -9,11 +9,18 @@ import pygame
 import pytest
 
 from appliance.hw.ports import OutOfServiceReason, ScreenInfo, ScreenState
+from appliance.hw.screen_pygame import texts
 from appliance.hw.screen_pygame.adapter import PygameScreen
 from appliance.hw.screen_pygame.draw import Fonts
 from appliance.hw.screen_pygame.renderer import Renderer
-from appliance.screen import texts
-from appliance.screen.theme import BACKGROUND, HINT_GREY, SOFT_WHITE, WHITE, YELLOW, Colour
+from appliance.hw.screen_pygame.theme import (
+    BACKGROUND,
+    HINT_GREY,
+    SOFT_WHITE,
+    WHITE,
+    YELLOW,
+    Colour,
+)
 from tests.appliance.screen_helpers import SIZE, close_to, dominant, screen, shot, solid_frame
 
 __all__ = ["screen"]  # the fixture

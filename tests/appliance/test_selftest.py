@@ -10,7 +10,8 @@ import pytest
 from appliance.config import ApplianceConfig, parse_config
 from appliance.hw.ports.camera import SimulatedCamera
 from appliance.hw.ports.controls import SimulatedButton
-from appliance.selftest import CheckResult, Outcome, event_data, report_text, run_selftest
+from appliance.selftest import run_selftest
+from appliance.selftest_report import CheckResult, Outcome, event_data, report_text
 from appliance.wiring import Hardware
 from guichet import contract
 from tests.appliance.mqtt_observer import Observer

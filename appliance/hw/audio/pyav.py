@@ -21,7 +21,7 @@ import av
 
 from appliance.errors import HardwareError
 from appliance.hw._bridge import short_error
-from appliance.hw.camera.pacing import Pacer
+from appliance.hw.pacing import Pacer
 from appliance.hw.pyav_input import PyavInput
 from appliance.hw.serial_worker import SerialWorker
 

@@ -6,7 +6,7 @@ a short clip with libx264 (baseline, zero latency, Annex B with SPS/PPS before e
 keyframe) when the call opens, then replays its packets in real time, so sending costs
 only RTP packetization. A keyframe request jumps to the next keyframe of the clip.
 
-``lavfi`` is not paced in real time: both sources pace themselves (``pacing``).
+``lavfi`` is not paced in real time: both sources pace themselves (``appliance.hw.pacing``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from av.stream import Stream
 from av.video.frame import PictureType
 
 from appliance.errors import HardwareError
-from appliance.hw.camera.pacing import VIDEO_TIME_BASE, Pacer, video_pts
+from appliance.hw.pacing import VIDEO_TIME_BASE, Pacer, video_pts
 from appliance.hw.pyav_input import PyavInput
 
 logger = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from av.stream import Stream
 
 from appliance.errors import HardwareError
 from appliance.hw._bridge import short_error
-from appliance.hw.camera.pacing import VIDEO_TIME_BASE, WallClock, video_pts
+from appliance.hw.pacing import VIDEO_TIME_BASE, WallClock, video_pts
 from appliance.hw.serial_worker import SerialWorker
 
 logger = logging.getLogger(__name__)

@@ -1,2 +1,3 @@
-"""CUPS (pycups): the printer adapter (``printer``) and the pure mapping from a queue's IPP
-attributes to the contract's ``PrinterState`` (``status``), shared with the fake printer."""
+"""CUPS (pycups): the printer adapter (``printer``). How a queue's IPP attributes become the
+contract's ``PrinterState`` is pure code shared with the fake printer, so it lives with the
+port (``appliance.hw.ports.printer_status``)."""

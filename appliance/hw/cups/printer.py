@@ -15,14 +15,14 @@ from typing import Any, Literal
 
 from appliance.errors import DocumentError
 from appliance.hw._bridge import short_error
-from appliance.hw.cups.status import (
+from appliance.hw.ports import PrintJobStatus
+from appliance.hw.ports.printer_status import (
     absent_printer,
     can_print,
     failed_printer,
     french_reason,
     state_from_attributes,
 )
-from appliance.hw.ports import PrintJobStatus
 from guichet.contract import PrinterState
 
 logger = logging.getLogger(__name__)

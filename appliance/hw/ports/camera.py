@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from guichet.contract import DeviceHealth, Peripheral
-
-if TYPE_CHECKING:  # PyAV is the media currency of the call; only needed for type hints here
-    pass
 
 
 @runtime_checkable

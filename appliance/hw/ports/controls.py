@@ -7,12 +7,9 @@ import asyncio
 import time
 from collections.abc import Callable
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from guichet.contract import ButtonState, DeviceHealth
-
-if TYPE_CHECKING:  # PyAV is the media currency of the call; only needed for type hints here
-    pass
 
 
 class LightPattern(StrEnum):

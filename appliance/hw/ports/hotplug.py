@@ -6,10 +6,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
-
-if TYPE_CHECKING:  # PyAV is the media currency of the call; only needed for type hints here
-    pass
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)

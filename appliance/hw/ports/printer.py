@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from appliance.errors import DocumentError
-from appliance.hw.cups.status import (
+from appliance.hw.ports.printer_status import (
     QueueState,
     absent_printer,
     can_print,
@@ -16,9 +16,6 @@ from appliance.hw.cups.status import (
     printer_state,
 )
 from guichet.contract import PrinterState
-
-if TYPE_CHECKING:  # PyAV is the media currency of the call; only needed for type hints here
-    pass
 
 
 @runtime_checkable

@@ -1,17 +1,16 @@
-"""The scanner: health (``Scanner``), scanning for the agent (``DocumentScanner``) and the
-fake, which scans blank A4 pages."""
+"""The scanner: health (``Scanner``), scanning for the agent (``DocumentScanner``), its faults
+as SANE words them, in French (``translate``), and the fake, which scans blank A4 pages."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
+from appliance.errors import DocumentError
 from guichet.contract import DeviceHealth, ScannerState
-
-if TYPE_CHECKING:  # PyAV is the media currency of the call; only needed for type hints here
-    pass
+from guichet.documents import ErrorCode
 
 
 @runtime_checkable
@@ -55,6 +54,34 @@ class DocumentScanner(Protocol):
         ...
 
 
+# --- faults, as SANE words them, in French for the agent -----------------------------------
+
+EMPTY_FEEDER = "Le chargeur est vide : demandez au citoyen d'y poser ses feuilles."
+# SANE status strings (sane_strstatus) → what the agent reads.
+SANE_ERRORS: list[tuple[str, ErrorCode, str]] = [
+    ("jammed", "scanner_jammed", "Le chargeur du scanner est bourré : retirez la feuille coincée."),
+    ("cover is open", "scanner_cover_open", "Le capot du scanner est ouvert : refermez-le."),
+    ("out of documents", "scanner_no_document", EMPTY_FEEDER),
+    ("busy", "scanner_unavailable", "Le scanner est occupé : réessayez dans un instant."),
+    ("access", "scanner_unavailable", "Le scanner est inaccessible au guichet."),
+    ("invalid argument", "scanner_failed", "Le scanner refuse ces réglages."),
+]
+GENERIC: tuple[ErrorCode, str] = ("scanner_failed", "Le scanner n'a pas pu numériser : réessayez.")
+
+
+def translate(exc: BaseException) -> DocumentError:
+    """A python-sane error (``_sane.error``, RuntimeError…) as the agent should read it.
+
+    Pure, and here beside the port: the SANE adapter and the fake scanner both raise
+    through it, so a fault reads the same on both.
+    """
+    text = str(exc).lower()
+    for needle, code, message in SANE_ERRORS:
+        if needle in text:
+            return DocumentError(code, message)
+    return DocumentError(*GENERIC)
+
+
 SIMULATED_SCANNER = "simulated:0"
 
 
@@ -85,8 +112,6 @@ class SimulatedScanner:
     async def scan(
         self, settings: ScanSettings, on_page: Callable[[ScannedPage], None]
     ) -> list[ScannedPage]:
-        from appliance.hw.sane.scan import translate
-
         if self.fault is not None:
             raise translate(RuntimeError(self.fault))
         pages = []

@@ -3,10 +3,7 @@ asked to say; also the adapter for counters configured without speech)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
-
-if TYPE_CHECKING:  # PyAV is the media currency of the call; only needed for type hints here
-    pass
+from typing import Protocol, runtime_checkable
 
 
 @runtime_checkable

@@ -7,10 +7,7 @@ import math
 import random
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
-
-if TYPE_CHECKING:  # PyAV is the media currency of the call; only needed for type hints here
-    pass
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)

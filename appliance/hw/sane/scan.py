@@ -4,7 +4,8 @@ Options are chosen from what the device offers: its mode names ("Gray", "Color",
 "Lineart"/"Binary"…), its source names ("Flatbed", "ADF", "Automatic Document Feeder"…)
 and its scan area, clamped to A4. A device without a black-and-white mode scans in grey and
 the page is thresholded here. SANE's status strings (the errors python-sane raises) become
-``DocumentError``s with a French message for the agent.
+``DocumentError``s with a French message for the agent (``appliance.hw.ports.scanner.translate``,
+which the fake scanner shares).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from appliance.errors import DocumentError
 from appliance.hw.ports import ScannedPage, ScanSettings
-from guichet.documents import ErrorCode
+from appliance.hw.ports.scanner import EMPTY_FEEDER, translate
 
 logger = logging.getLogger(__name__)
 
@@ -28,27 +29,6 @@ MODE_NAMES = {
     "lineart": ("lineart", "binary", "black & white", "halftone"),
 }
 FEEDER = re.compile(r"adf|feeder|automatic", re.IGNORECASE)
-
-EMPTY_FEEDER = "Le chargeur est vide : demandez au citoyen d'y poser ses feuilles."
-# SANE status strings (sane_strstatus) → what the agent reads.
-SANE_ERRORS: list[tuple[str, ErrorCode, str]] = [
-    ("jammed", "scanner_jammed", "Le chargeur du scanner est bourré : retirez la feuille coincée."),
-    ("cover is open", "scanner_cover_open", "Le capot du scanner est ouvert : refermez-le."),
-    ("out of documents", "scanner_no_document", EMPTY_FEEDER),
-    ("busy", "scanner_unavailable", "Le scanner est occupé : réessayez dans un instant."),
-    ("access", "scanner_unavailable", "Le scanner est inaccessible au guichet."),
-    ("invalid argument", "scanner_failed", "Le scanner refuse ces réglages."),
-]
-GENERIC: tuple[ErrorCode, str] = ("scanner_failed", "Le scanner n'a pas pu numériser : réessayez.")
-
-
-def translate(exc: BaseException) -> DocumentError:
-    """A python-sane error (``_sane.error``, RuntimeError…) as the agent should read it."""
-    text = str(exc).lower()
-    for needle, code, message in SANE_ERRORS:
-        if needle in text:
-            return DocumentError(code, message)
-    return DocumentError(*GENERIC)
 
 
 def _choose(values: list[str], wanted: tuple[str, ...]) -> str | None:

@@ -14,9 +14,9 @@ import math
 import pygame
 
 from appliance.hw.ports import ScreenInfo
+from appliance.hw.screen_pygame import texts
 from appliance.hw.screen_pygame.draw import Canvas, call_button
-from appliance.screen import texts
-from appliance.screen.theme import (
+from appliance.hw.screen_pygame.theme import (
     BLACK,
     BODY,
     EMPHASIS,

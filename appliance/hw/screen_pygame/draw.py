@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pygame
 
-from appliance.screen.theme import BLACK, MARGIN, REFERENCE_HEIGHT, WHITE, YELLOW, Colour
+from appliance.hw.screen_pygame.theme import BLACK, MARGIN, REFERENCE_HEIGHT, WHITE, YELLOW, Colour
 
 logger = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ import pygame
 from appliance.hw.ports import ScreenInfo, ScreenState
 from appliance.hw.screen_pygame import scenes
 from appliance.hw.screen_pygame.draw import Canvas, Fonts
+from appliance.hw.screen_pygame.theme import BACKGROUND
 from appliance.hw.screen_pygame.video import FrameScaler
-from appliance.screen.theme import BACKGROUND
 
 ANIMATION_S = 0.25  # the waiting spinner moves (and the timer is re-read) four times a second
 ANIMATED = frozenset({ScreenState.WAITING, ScreenState.ENROLMENT})  # their spinner turns

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pygame
 
 from appliance.hw.ports import ScreenInfo, ScreenState
-from appliance.hw.screen_pygame import choosing
+from appliance.hw.screen_pygame import choosing, texts
 from appliance.hw.screen_pygame.draw import (
     Canvas,
     call_button,
@@ -22,8 +22,7 @@ from appliance.hw.screen_pygame.draw import (
     warning_sign,
     wrap,
 )
-from appliance.screen import texts
-from appliance.screen.theme import (
+from appliance.hw.screen_pygame.theme import (
     BACKGROUND,
     BODY,
     EMPHASIS,

@@ -1,7 +1,8 @@
 """From a CUPS queue's IPP attributes to the contract's ``PrinterState``.
 
-Pure code shared by the CUPS adapter and the simulated printer, so that both judge a
-printer's health in exactly the same way. The keywords are IPP's ``printer-state-reasons``
+Pure code shared by the CUPS adapter (``appliance.hw.cups``) and the simulated printer,
+so that both judge a printer's health in exactly the same way; it imports no CUPS library and
+lives with the printer port, which both implement. The keywords are IPP's ``printer-state-reasons``
 (RFC 8011 §5.4.12 and the PWG registry); a keyword may carry a severity suffix
 (``-report``, ``-warning``, ``-error``) which CUPS passes through from the backend.
 """

@@ -3,7 +3,8 @@
 PyAV's ``lavfi`` sources (test pattern, test tone) and a replayed clip produce frames as
 fast as they are read; a camera or a sound card delivers them at their own rate. A
 ``Pacer`` releases one tick per period against the monotonic clock and says how far into
-the stream that tick is, which becomes the frame's presentation time.
+the stream that tick is, which becomes the frame's presentation time. Shared by the
+camera's sources (``appliance.hw.camera``) and the test tone (``appliance.hw.audio``).
 """
 
 from __future__ import annotations
