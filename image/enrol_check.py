@@ -22,40 +22,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import pwd
 import re
-import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from image import check
+from image.enrol_rig import HOST_IN_VM, Fleet, broker, fleet_server, make_pki
 
-DEPLOY_CONF = check.PROJECT_DIR / "deploy" / "mosquitto" / "mosquitto.conf"
 APPROVE_AFTER_S = 360.0  # after power-on: longer than guichet.service's TimeoutStartSec=300
-SERVER_USER = "guichet-fleet-server"
-ADMIN = "admin-verification"
-HOST_IN_VM = "10.0.2.2"  # qemu user-net's name for this machine's loopback
 KERNEL_ARGS = check.KERNEL_ARGS.replace(
     "guichet-image-check.service", "guichet-enrol-check.service"
 )
 SCREEN_RE = re.compile(r"GUICHET-ECRAN: (\{.*\})")
 CARD_RE = re.compile(r"GUICHET-CARTE: ")
-PENDING_ROW_RE = re.compile(
-    r'data-request="(\d+)" data-device-id="([^"]+)"><td><strong>'
-    r"<code data-enrolment-code>([A-Z0-9]{6})</code>"
-)
-CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 SPENT_MESSAGE = "jeton d'enrôlement invalide, expiré ou épuisé"
 
 
@@ -78,18 +63,6 @@ materiel_simule = true
 """
 
 
-def mosquitto_conf(shipped: str, workdir: Path, port: int) -> str:
-    """The shipped configuration with this check's paths and port (every directive kept)."""
-    return (
-        shipped.replace("/etc/mosquitto/guichet/", f"{workdir}/files/")
-        .replace("/etc/mosquitto/certs/", f"{workdir}/certs/")
-        .replace("/run/mosquitto/mosquitto.pid", f"{workdir}/run/mosquitto.pid")
-        .replace("/var/lib/mosquitto/", f"{workdir}/data/")
-        .replace("log_dest syslog", f"log_dest file {workdir}/mosquitto.log")
-        .replace("\nlistener 8883\n", f"\nlistener {port} 127.0.0.1\n")
-    )
-
-
 def screen_texts(serial_text: str) -> list[str]:
     """What the counter's screen said, in order, from the VM's serial log."""
     said = []
@@ -101,171 +74,9 @@ def screen_texts(serial_text: str) -> list[str]:
     return said
 
 
-def pending_rows(page: str) -> list[tuple[int, str, str]]:
-    """(request id, device id, code) of each pending row of ``/admin/enrolment``."""
-    return [(int(i), device, code) for i, device, code in PENDING_ROW_RE.findall(page)]
-
-
-def wait_port(port: int, within_s: float = 15.0) -> None:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
-
-
 def codes_shown(texts: list[str]) -> set[str]:
     """The request codes the screen showed ("…, code K7MP4X")."""
     return {t.rsplit(" ", 1)[-1] for t in texts if ", code " in t}
-
-
-def make_pki(directory: Path) -> None:
-    """The Pays's CA and one server certificate (broker and HTTPS) valid for the host and
-    for the VM's view of it."""
-    directory.mkdir(parents=True, exist_ok=True)
-
-    def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)  # noqa: S603,S607
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-        "/CN=Pays de verification CA", "-keyout", "ca.key", "-out", "ca.pem")  # fmt: skip
-    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=flotte",
-        "-keyout", "server.key", "-out", "server.csr")  # fmt: skip
-    (directory / "san.ext").write_text(
-        f"subjectAltName=IP:127.0.0.1,IP:{HOST_IN_VM},DNS:localhost\n", encoding="utf-8"
-    )
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.pem")  # fmt: skip
-
-
-@contextmanager
-def broker(workdir: Path) -> Iterator[int]:
-    """Mosquitto from deploy/, empty passwd and acl (the server fills them in); its files,
-    pid directory included, belong to its user, as the README says."""
-    port = check.free_port()
-    for sub in ("files", "data", "run"):
-        (workdir / sub).mkdir(parents=True, exist_ok=True)
-    (workdir / "files" / "passwd").write_text("")
-    (workdir / "files" / "acl").write_text("")
-    conf = workdir / "mosquitto.conf"
-    conf.write_text(mosquitto_conf(DEPLOY_CONF.read_text(), workdir, port), encoding="utf-8")
-    user = pwd.getpwnam("mosquitto")
-    for path in [workdir, *workdir.rglob("*")]:
-        os.chown(path, user.pw_uid, user.pw_gid)
-    process = subprocess.Popen(["mosquitto", "-c", str(conf)])  # noqa: S603,S607
-    try:
-        wait_port(port)
-        yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-@dataclass
-class Fleet:
-    """The real fleet server (``create_app``) over HTTPS in a thread, and an admin client."""
-
-    url: str
-    ca_file: Path
-    database_url: str
-    password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
-
-    def client(self) -> Any:
-        import httpx
-
-        client = httpx.Client(base_url=self.url, verify=str(self.ca_file), timeout=30)
-        page = client.get("/login").text
-        csrf = CSRF_RE.search(page)
-        assert csrf, "no login form"
-        data = {"username": ADMIN, "password": self.password, "csrf_token": csrf.group(1)}
-        client.post("/login", data=data).raise_for_status()
-        return client
-
-    def token(self, uses: int = 1) -> str:
-        from fleet_server.db import make_engine, make_session_factory
-        from fleet_server.security import enrolment
-
-        engine = make_engine(self.database_url)
-        try:
-            with make_session_factory(engine).begin() as session:
-                return enrolment.create_token(
-                    session, site="Vérification", valid_hours=4, max_uses=uses,
-                    pre_approved=False, actor="enrol-check",
-                )  # fmt: skip
-        finally:
-            engine.dispose()
-
-    def pending(self) -> list[tuple[int, str, str]]:
-        with self.client() as client:
-            return pending_rows(client.get("/admin/enrolment").text)
-
-    def approve(self, request_id: int) -> None:
-        with self.client() as client:
-            csrf = CSRF_RE.search(client.get("/admin/enrolment").text)
-            assert csrf
-            answer = client.post(
-                f"/admin/enrolment/requests/{request_id}",
-                data={"decision": "approve", "csrf_token": csrf.group(1)},
-            )
-            answer.raise_for_status()
-
-    def online(self, device_id: str) -> bool:
-        from fleet_server.db import make_engine, make_session_factory
-        from fleet_server.models import Device
-        from guichet.contract import DeviceState
-
-        engine = make_engine(self.database_url)
-        try:
-            with make_session_factory(engine)() as session:
-                device = session.get(Device, device_id)
-                return device is not None and device.state == DeviceState.ONLINE
-        finally:
-            engine.dispose()
-
-
-@contextmanager
-def fleet_server(workdir: Path, mqtt_port: int) -> Iterator[Fleet]:
-    import uvicorn
-
-    from fleet_server.app import create_app
-    from fleet_server.db import make_engine, make_session_factory, migrate
-    from fleet_server.security import auth
-    from fleet_server.settings import Settings
-
-    certs = workdir / "broker" / "certs"
-    database_url = f"sqlite:///{workdir / 'fleet.sqlite3'}"
-    migrate(database_url)
-    port = check.free_port()
-    fleet = Fleet(f"https://127.0.0.1:{port}", certs / "ca.pem", database_url)
-    engine = make_engine(database_url)
-    with make_session_factory(engine).begin() as session:
-        auth.upsert_user(session, ADMIN, fleet.password, role="admin")
-    engine.dispose()
-    settings = Settings(
-        database_url=database_url,
-        secret_key=secrets.token_urlsafe(32),
-        mqtt_url=f"mqtts://127.0.0.1:{mqtt_port}",
-        mqtt_ca_file=str(certs / "ca.pem"),
-        mqtt_username=SERVER_USER,
-        mqtt_password=secrets.token_urlsafe(24),
-        broker_files_dir=workdir / "broker" / "files",
-        broker_pid_file=workdir / "broker" / "run" / "mosquitto.pid",
-    )
-    config = uvicorn.Config(
-        create_app(settings), host="0.0.0.0", port=port, log_level="warning",  # noqa: S104 - the VM reaches it as 10.0.2.2
-        ssl_certfile=str(certs / "server.pem"), ssl_keyfile=str(certs / "server.key"),
-    )  # fmt: skip
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="fleet-server", daemon=True)
-    thread.start()
-    wait_port(port)
-    try:
-        yield fleet
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
 
 
 def prepare(image: Path, workdir: Path, name: str, toml: str) -> Path:

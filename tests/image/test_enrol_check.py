@@ -10,7 +10,7 @@ from pathlib import Path
 
 from appliance.config import parse_config
 from appliance.firstboot_config import SECRET_KEYS, parse_boot_config, to_appliance_toml
-from image import check, enrol_check
+from image import check, enrol_check, enrol_rig
 
 DOCUMENTED = {"site", "nom", "identifiant", "adresse", "site_web", "jeton", "certificat_ca"}
 
@@ -30,8 +30,8 @@ def test_the_vm_gets_only_the_technicians_keys_a_token_and_the_ca() -> None:
 
 
 def test_the_broker_runs_the_shipped_configuration(tmp_path: Path) -> None:
-    shipped = enrol_check.DEPLOY_CONF.read_text()
-    used = enrol_check.mosquitto_conf(shipped, tmp_path, 18883)
+    shipped = enrol_rig.DEPLOY_CONF.read_text()
+    used = enrol_rig.mosquitto_conf(shipped, tmp_path, 18883)
 
     def directives(text: str) -> list[str]:
         return [ln.split()[0] for ln in text.splitlines() if ln.strip() and ln[0] != "#"]
@@ -66,7 +66,7 @@ def test_the_pending_rows_of_the_admin_page_are_parsed() -> None:
         '<tr data-request="7" data-device-id="enrol-tardif"><td><strong>'
         "<code data-enrolment-code>K7MP4X</code></strong></td><td>enrol-tardif</td></tr>"
     )
-    assert enrol_check.pending_rows(page) == [(7, "enrol-tardif", "K7MP4X")]
+    assert enrol_rig.pending_rows(page) == [(7, "enrol-tardif", "K7MP4X")]
 
 
 def test_the_vm_boots_with_the_enrol_check_unit(tmp_path: Path) -> None:
@@ -81,7 +81,7 @@ def test_the_vm_boots_with_the_enrol_check_unit(tmp_path: Path) -> None:
 
 
 def test_the_pki_serves_the_host_and_the_vm(tmp_path: Path) -> None:
-    enrol_check.make_pki(tmp_path)
+    enrol_rig.make_pki(tmp_path)
     context = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
     context.load_cert_chain(tmp_path / "server.pem", tmp_path / "server.key")
     san = (tmp_path / "san.ext").read_text()
