@@ -335,6 +335,15 @@ def _hardware(*, simulated: bool) -> list[str]:
         'scanner = "sane"',
         'usb = "pyudev"',
         'system = "real"',
+        # What the citizen sees and hears: the screen straight on KMS/DRM (the service's
+        # user is in the video and render groups), the microphone and speakers through
+        # ALSA, prompts spoken by espeak-ng. Without these a counter would start with the
+        # config's defaults, meant for a laptop: a simulated screen and a test tone.
+        'screen = "pygame"',
+        'screen_driver = "kmsdrm"',
+        'audio_in = "alsa"',
+        'audio_out = "alsa"',
+        'speech = "espeak-ng"',
     ]
 
 

@@ -52,6 +52,10 @@ def test_ethernet_fixture_derives_the_identifier_from_site_and_name() -> None:
     assert appliance.hardware.button_pin == 17
     assert appliance.hardware.printer == "cups"
     assert appliance.hardware.scanner == "sane"
+    # the citizen's side of a real counter: its screen, microphone, speakers and voice
+    assert (appliance.hardware.screen, appliance.hardware.screen_driver) == ("pygame", "kmsdrm")
+    assert (appliance.hardware.audio_in, appliance.hardware.audio_out) == ("alsa", "alsa")
+    assert appliance.hardware.speech == "espeak-ng"
 
 
 def test_wifi_fixture_gives_a_wpa_supplicant_file() -> None:
