@@ -230,4 +230,4 @@ def test_a_counter_with_a_wrong_clock_is_flagged(web: WebApp, offset_s: float) -
     page = web.client.get("/devices/guichet-horloge").text
     assert "non synchronisée" in page
     assert ("en retard" if offset_s < 0 else "en avance") in page
-    assert f"Site déclaré par le guichet</dt><dd class=\"reported\">{html.escape(SITES[1])}" in page
+    assert f'Site déclaré par le guichet</dt><dd class="reported">{html.escape(SITES[1])}' in page
