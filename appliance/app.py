@@ -17,7 +17,9 @@ What runs, each under the supervisor (a crash degrades that part, is reported as
 - the fleet link (status, outbox drain, commands, config);
 - telemetry every ``telemetry_interval_s`` (changeable by the server), plus an ``error``
   event when a peripheral *enters* the error state — on transitions, not on every tick;
-- the event writer: hot-plug changes become ``peripheral_plugged``/``unplugged`` events;
+- events (hot-plug changes, calls, errors) and survey answers are written to the outbox
+  by ``emit``/``record_survey`` before they return: on disk before the code that produced
+  them goes on, so a crash right after loses none (issue 12, finding 14);
 - the status light: IDLE while the fleet is reachable, FAULT once it has been unreachable
   for ``FAULT_AFTER_S``;
 - with ``[call] server_url`` set, the call agent instead (``appliance/call``): button,
@@ -66,13 +68,25 @@ logger = logging.getLogger(__name__)
 FAULT_AFTER_S = 120.0  # a broker restart or a network blip must not flash FAULT at citizens
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 PERIPHERALS = ("camera", "printer", "scanner", "button")
+CLOCK_PROBE_TIMEOUT_S = 5.0  # the system probe at start; the first telemetry tells anyway
 ROTATE_RESTART_S = 2.0  # the ack of rotate_credentials goes out before the counter restarts
 
 EventData = dict[str, contract.Scalar]
 
 
-def new_event(kind: contract.EventKind, data: EventData | None = None) -> contract.Event:
-    return contract.Event(id=uuid.uuid4(), at=contract.utcnow(), kind=kind, data=data or {})
+def new_event(
+    kind: contract.EventKind,
+    data: EventData | None = None,
+    *,
+    clock_synchronised: bool | None = None,
+) -> contract.Event:
+    return contract.Event(
+        id=uuid.uuid4(),
+        at=contract.utcnow(),
+        kind=kind,
+        data=data or {},
+        clock_synchronised=clock_synchronised,
+    )
 
 
 class Appliance:
@@ -94,7 +108,7 @@ class Appliance:
         self.settings = RuntimeSettings(
             config.fleet.telemetry_interval_s, store_dir=config.device.data_dir
         )
-        self._events: asyncio.Queue[contract.Event] = asyncio.Queue()
+        self.clock_synchronised: bool | None = None  # from the system probe, each tick
         self._peripheral_health: dict[str, contract.DeviceHealth] = {}
         self._reported_drops = 0
         self._stop_requested = asyncio.Event()
@@ -132,8 +146,30 @@ class Appliance:
         self._stop_requested.set()
 
     def emit(self, kind: contract.EventKind, data: EventData | None = None) -> None:
-        """Queue an event; the event writer stores it in the outbox (callable from callbacks)."""
-        self._events.put_nowait(new_event(kind, data))
+        """Store an event in the outbox, fsynced, before returning (callable from callbacks
+        on the loop): what the caller does next never outruns its record."""
+        event = new_event(kind, data, clock_synchronised=self.clock_synchronised)
+        self._store_now(contract.Kind.EVENT, event, event.kind.value)
+
+    def record_survey(self, answer: contract.SurveyAnswer) -> None:
+        """Questionnaire answers: into the outbox, fsynced, before returning; published
+        (QoS 1) when connected. Stamped with the clock's state when they were given."""
+        answer = answer.model_copy(update={"clock_synchronised": self.clock_synchronised})
+        self._store_now(contract.Kind.SURVEY, answer, "survey")
+
+    def _store_now(self, kind: contract.Kind, message: contract.WireMessage, what: str) -> None:
+        outbox = self._outbox
+        if outbox is None:
+            logger.error("message lost: the outbox is not open", extra={"event_kind": what})
+            return
+        try:
+            outbox.append_now(
+                contract.topic(self.config.device.id, kind),
+                contract.encode(message),
+                contract.KINDS[kind].qos,
+            )
+        except (OutboxError, RuntimeError) as exc:
+            logger.error("message lost", extra={"event_kind": what, "error": str(exc)})
 
     # --- lifetime ------------------------------------------------------------------------
 
@@ -170,8 +206,8 @@ class Appliance:
             if watchdog is not None:
                 watchdog.cancel()
                 await asyncio.gather(watchdog, return_exceptions=True)
-            await self._flush_events(outbox)
             hardware.close()
+            self._outbox = None
             await outbox.close()
             self._finished.set()
             logger.info("counter stopped")
@@ -186,17 +222,17 @@ class Appliance:
         link = FleetLink(self.config, outbox, self.settings, commands)
         self._link = link
         hardware.hotplug.watch(self._on_usb_change)
+        self.clock_synchronised = await _clock_synchronised(hardware)
         self.emit(
             contract.EventKind.COUNTER_STARTED,
             {"software_version": guichet.__version__, "site": self.config.device.site},
         )
         components: dict[str, Callable[[], Awaitable[None]]] = {
             "fleet-link": link.run,
-            "event-writer": self._write_events,
             "telemetry": self._report_telemetry,
         }
         agent = build_call_agent(
-            self.config, hardware, self.settings, emit=self.emit, submit_survey=self._send_survey
+            self.config, hardware, self.settings, emit=self.emit, submit_survey=self.record_survey
         )
         if agent is not None:
             self.call_agent = agent
@@ -234,36 +270,13 @@ class Appliance:
         asyncio.get_running_loop().call_later(ROTATE_RESTART_S, self.request_stop)
         return "identifiants renouvelés ; redémarrage"
 
-    async def _send_survey(self, answer: contract.SurveyAnswer) -> None:
-        """Questionnaire answers: into the outbox first, published (QoS 1) when connected."""
-        await self.link.send(contract.Kind.SURVEY, answer)
-
-    async def _flush_events(self, outbox: Outbox) -> None:
-        """Events still queued at the stop go to the outbox: sent at the next start."""
-        while not self._events.empty():
-            event = self._events.get_nowait()
-            try:
-                await outbox.append(
-                    contract.topic(self.config.device.id, contract.Kind.EVENT),
-                    contract.encode(event),
-                )
-            except OutboxError:
-                logger.error("event lost at stop", extra={"event_kind": event.kind.value})
-
     # --- components ----------------------------------------------------------------------
-
-    async def _write_events(self) -> None:
-        while True:
-            event = await self._events.get()
-            try:
-                await self.link.send(contract.Kind.EVENT, event)
-            except OutboxError:
-                logger.error("event lost", extra={"event_kind": event.kind.value})
 
     async def _report_telemetry(self) -> None:
         hw = self.hardware
         while True:
             telemetry = await collect(hw.system, hw.camera, hw.printer, hw.scanner, hw.button)
+            self.clock_synchronised = telemetry.clock_synchronised
             self._note_peripherals(telemetry.peripherals)
             self._note_outbox_drops()
             sent = await self.link.send(contract.Kind.TELEMETRY, telemetry)
@@ -354,6 +367,16 @@ async def _first_of(waits: list[Awaitable[object]], *, within_s: float) -> None:
         for task in tasks:
             task.cancel()
         await asyncio.wait(tasks)
+
+
+async def _clock_synchronised(hardware: Hardware) -> bool | None:
+    """The clock's state before the first telemetry, for the first events' dates."""
+    try:
+        async with asyncio.timeout(CLOCK_PROBE_TIMEOUT_S):
+            return (await hardware.system.snapshot()).clock_synchronised
+    except Exception as exc:  # a probe that fails must not keep the counter from starting
+        logger.warning("clock state unknown at start", extra={"error": str(exc)})
+        return None
 
 
 async def _ping_watchdog(every_s: float) -> None:

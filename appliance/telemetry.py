@@ -126,4 +126,5 @@ async def collect(
         peripherals=Peripherals(
             camera=camera_state, printer=printer_state, scanner=scanner_state, button=button_state
         ),
+        clock_synchronised=system.clock_synchronised,
     )

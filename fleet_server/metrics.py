@@ -37,5 +37,12 @@ class Metrics:
         self.devices = Gauge("guichet_devices", "Counters known, by state", ["state"], registry=r)
         self.open_alerts = Gauge("guichet_open_alerts", "Alerts currently open", registry=r)
         self.mqtt_connected = Gauge(
-            "guichet_mqtt_connected", "1 while the ingest is connected to the broker", registry=r
+            "guichet_mqtt_connected",
+            "1 while this process's ingest is connected to the broker",
+            registry=r,
+        )
+        self.broker_connected = Gauge(
+            "guichet_broker_connected",
+            "1 while the fleet's ingest (whichever process runs it) has the broker, else 0",
+            registry=r,
         )

@@ -94,6 +94,18 @@ class Device(Base):
     broker_password_hash: Mapped[str | None] = mapped_column(String(256))
     enrolled_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # What the counter says of itself in ``status``: shown as reported, never its site or
+    # name above (those come from enrolment or an administrator and decide access).
+    reported_site: Mapped[str | None] = mapped_column(String(128))
+    reported_name: Mapped[str | None] = mapped_column(String(128))
+    # The last status applied, by the counter's own time and state: a retained replay of
+    # the same status is not news, a different one is (whatever the counter's clock says).
+    status_reported_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    status_reported_state: Mapped[str | None] = mapped_column(String(16))
+    # The counter's clock from its latest telemetry: synchronised (None: not said) and its
+    # offset from the server's receive time (counter minus server, seconds).
+    clock_synchronised: Mapped[bool | None] = mapped_column(Boolean)
+    clock_offset_s: Mapped[float | None] = mapped_column(Float)
 
 
 class Service(Base):
@@ -231,9 +243,10 @@ class StatusChange(Base):
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
-    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    at: Mapped[datetime] = mapped_column(UtcDateTime())  # received by the server
     state: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(String(32), default="")
+    reported_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # the counter's clock
 
 
 class TelemetrySample(Base):
@@ -259,8 +272,10 @@ class EventRecord(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    # When it happened: the counter's time if its clock was synchronised, else received_at.
     at: Mapped[datetime] = mapped_column(UtcDateTime())
     received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    reported_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # the counter's clock
     kind: Mapped[str] = mapped_column(String(32), index=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
@@ -272,8 +287,11 @@ class SurveyRecord(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
+    # The month it counts in: the counter's time if its clock was synchronised, else
+    # received_at (a counter a year behind must not put it in last year's statistics).
     at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    reported_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # the counter's clock
     questionnaire_version: Mapped[int] = mapped_column(Integer)
     answers: Mapped[dict[str, Any]] = mapped_column(JSON)
     # For the statistics: the call's service and the counter's site when it was received.
@@ -316,6 +334,38 @@ class Alert(Base):
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(String(256), default="")
+    raised_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    cleared_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class BrokerLink(Base):
+    """One ingest's own connection to the broker, as that ingest last wrote it."""
+
+    __tablename__ = "broker_links"
+
+    client_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    connected: Mapped[bool] = mapped_column(Boolean)
+    since: Mapped[datetime] = mapped_column(UtcDateTime())  # in this state since
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())  # the ingest's heartbeat
+
+
+class ServerAlert(Base):
+    """An alert about the server itself (the broker unreachable), one open per kind."""
+
+    __tablename__ = "server_alerts"
+    __table_args__ = (
+        Index(
+            "ux_server_alerts_open_kind",
+            "kind",
+            unique=True,
+            sqlite_where=text("cleared_at IS NULL"),
+            postgresql_where=text("cleared_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str] = mapped_column(String(256), default="")
     raised_at: Mapped[datetime] = mapped_column(UtcDateTime())

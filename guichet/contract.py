@@ -6,6 +6,13 @@ Golden fixtures in ``tests/fixtures/contract`` pin every message's exact shape.
 
 Topic tree: ``guichet/v1/<device_id>/<kind>`` where kind is one of ``Kind``; ``KINDS`` says,
 in one row per kind, its payload's model, QoS, retain flag and direction.
+
+Times: every ``at`` is the counter's own clock, which may be wrong (a Pi has no real-time
+clock; after a power cut it runs on its last saved time until NTP answers). The server
+keeps it as reported but dates state, staleness, alerts and retention by its own receive
+time; ``Telemetry``, ``Event`` and ``SurveyAnswer`` carry ``clock_synchronised`` (added
+within v1 with a default, so older counters and servers still talk) and the server trusts
+an event's or answer's ``at`` only when it was stamped by a synchronised clock.
 """
 
 from __future__ import annotations
@@ -210,6 +217,9 @@ class Telemetry(WireMessage):
     disk_free_bytes: int = Field(ge=0)
     network: list[NetworkInterface] = Field(default_factory=list, max_length=16)
     peripherals: Peripherals
+    # Added within v1 (default None: not said, an older counter): whether the counter's
+    # clock is synchronised (NTP), as its kernel says.
+    clock_synchronised: bool | None = None
 
 
 # --- events and survey ------------------------------------------------------------------
@@ -236,6 +246,7 @@ class Event(WireMessage):
     at: datetime
     kind: EventKind
     data: dict[Annotated[str, Field(max_length=64)], Scalar] = Field(default_factory=dict)
+    clock_synchronised: bool | None = None  # when ``at`` was stamped; added within v1
 
 
 class SurveyAnswer(WireMessage):
@@ -246,6 +257,7 @@ class SurveyAnswer(WireMessage):
     questionnaire_version: int = Field(ge=1)
     answers: dict[Annotated[str, Field(max_length=64)], Scalar]
     service: str | None = Field(default=None, max_length=64)  # the call's service, for statistics
+    clock_synchronised: bool | None = None  # when ``at`` was stamped; added within v1
 
 
 # --- commands and configuration ---------------------------------------------------------

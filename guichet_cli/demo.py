@@ -181,7 +181,9 @@ def _prepare_server(
         for counter in COUNTERS:
             tokens[counter.device_id] = new_call_token(session, counter.device_id, create=True)
             set_device_service(session, counter.device_id, counter.service)
-            session.get_one(Device, counter.device_id).site = counter.site
+            device = session.get_one(Device, counter.device_id)
+            # As an administrator (or enrolment) would: a counter's status never names it.
+            device.site, device.name = counter.site, counter.name
             upsert_user(
                 session, reception_login(counter), password, role="reception", site=counter.site
             )

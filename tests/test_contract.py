@@ -34,6 +34,18 @@ def test_fixture_fields_are_all_pinned(kind: contract.Kind) -> None:
     assert set(fixture) == set(contract.KINDS[kind].model.model_fields)
 
 
+@pytest.mark.parametrize(
+    "kind", [contract.Kind.TELEMETRY, contract.Kind.EVENT, contract.Kind.SURVEY], ids=str
+)
+def test_clock_synchronised_was_added_compatibly(kind: contract.Kind) -> None:
+    """A counter from before the field still talks to a newer server (and the reverse)."""
+    raw = json.loads(FIXTURE_OF[kind].read_bytes())
+    assert raw.pop("clock_synchronised") is True
+    older = contract.decode(kind, json.dumps(raw).encode())
+    assert getattr(older, "clock_synchronised") is None  # noqa: B009 - one name, three models
+    assert contract.KINDS[kind].model.model_fields["clock_synchronised"].default is None
+
+
 def test_unknown_fields_are_ignored_within_v1() -> None:
     raw = json.loads(FIXTURE_OF[contract.Kind.EVENT].read_bytes())
     raw["added_in_a_later_release"] = 42

@@ -22,7 +22,7 @@ import contextvars
 import logging
 import ssl
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING
 
 from appliance.call.machine import CallMachine, CallTimings, Phase
@@ -53,7 +53,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Emit = Callable[[EventKind, dict[str, Scalar]], None]
-SubmitSurvey = Callable[[SurveyAnswer], Awaitable[object]]
+# Stores the answers durably before returning (the outbox, fsynced): the screen moves on
+# only once they are on disk (issue 12, finding 14).
+SubmitSurvey = Callable[[SurveyAnswer], None]
 ANSWERING = frozenset({Phase.REQUESTING, Phase.WAITING, Phase.CONNECTING, Phase.IN_CALL})
 
 
@@ -323,14 +325,12 @@ class CallAgent:
         # Run outside the call's logging context: nothing ties the answers to the call.
         context = contextvars.copy_context()
         context.run(call_id_var.set, None)
-        task = asyncio.create_task(self._queue_survey(submit, answer), context=context)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
+        context.run(self._store_survey, submit, answer)
 
     @staticmethod
-    async def _queue_survey(submit: SubmitSurvey, answer: SurveyAnswer) -> None:
-        await submit(answer)
-        logger.info("questionnaire answers queued for the fleet")
+    def _store_survey(submit: SubmitSurvey, answer: SurveyAnswer) -> None:
+        submit(answer)
+        logger.info("questionnaire answers stored for the fleet")
 
     async def _release(self, peer: CallPeer) -> None:
         await peer.close()

@@ -6,7 +6,7 @@ aiortc and PyAV are imported here only when calls are configured.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from appliance.config import ApplianceConfig
@@ -28,7 +28,7 @@ def build_call_agent(
     settings: RuntimeSettings,
     *,
     emit: Callable[[contract.EventKind, EventData | None], None],
-    submit_survey: Callable[[contract.SurveyAnswer], Awaitable[None]],
+    submit_survey: Callable[[contract.SurveyAnswer], None],
 ) -> CallAgent | None:
     """The call agent ``[call]`` asks for, on this hardware; None when calls are off."""
     call = config.call

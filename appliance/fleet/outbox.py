@@ -14,7 +14,11 @@ fsync each is cheap — 0.2 ms on a virtio disk, a few ms on an SD card.
 
 Threading: because an fsync on an SD card is *not* reliably sub-millisecond, every SQLite
 call runs on one dedicated worker thread (a single-thread executor), never on the event
-loop. One thread also serialises access, so the connection needs no lock.
+loop. One thread also serialises access, so the connection needs no lock. The one
+exception is :meth:`Outbox.append_now`, for a message that must be on disk before its
+producer goes on (events, survey answers): the loop waits for that one commit — a few ms
+on an SD card, a handful of times a minute — rather than keep the message in memory,
+where a crash would lose it (issue 12, finding 14).
 
 Bound (``fleet.outbox_max_messages``, 100,000 by default: weeks of a counter's events):
 when full, an append **drops the oldest expendable message** to make room, and never
@@ -125,6 +129,15 @@ class Outbox:
         """Store a message durably and return its ``seq``; raises OutboxDiskError on disk errors."""
         try:
             return await self._call(self._append_sync, topic, payload, qos, retain)
+        finally:
+            self.appended.set()
+
+    def append_now(self, topic: str, payload: bytes, qos: int = 1, *, retain: bool = False) -> int:
+        """Store a message durably *before returning* (from the loop, synchronously): the
+        caller goes on only once it is fsynced. Raises OutboxDiskError on disk errors."""
+        job = functools.partial(self._append_sync, topic, payload, qos, retain)
+        try:
+            return self._executor.submit(contextvars.copy_context().run, job).result()
         finally:
             self.appended.set()
 

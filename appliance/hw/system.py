@@ -1,4 +1,6 @@
-"""The counter's own health: uptime, temperature, Pi throttling, load, memory, disk, network.
+"""The counter's own health: uptime, temperature, Pi throttling, load, memory, disk, network,
+and whether its clock is synchronised (a Pi has no real-time clock: after a power cut it
+runs on its last saved time until NTP answers).
 
 Every reading is independent: one that fails (no thermal zone on a laptop, no Pi firmware
 interface on x86) yields ``None`` or is skipped, never the whole snapshot. All of it runs in
@@ -8,6 +10,8 @@ one worker thread per snapshot (psutil and sysfs reads are blocking file I/O).
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import logging
 import os
 import shutil
@@ -29,6 +33,68 @@ VCGENCMD_TIMEOUT_S = 2.0  # the firmware mailbox answers in ms; never hang a tic
 PREFERRED_SENSORS = ("cpu_thermal", "coretemp", "k10temp", "soc_thermal", "acpitz")
 MAX_ADDRESSES = 16  # the contract's bound per interface
 SKIPPED_INTERFACES = frozenset({"lo"})
+# systemd's ntp_synced() (what `timedatectl show -p NTPSynchronized` reports): the kernel's
+# maximum clock error, from adjtimex(2), under 16 s. The kernel sets it to 16 s at boot and
+# lets it grow until a time daemon (systemd-timesyncd, chrony) disciplines the clock.
+SYNCED_MAX_ERROR_US = 16_000_000
+TIMEDATECTL_TIMEOUT_S = 2.0
+
+
+class _Timex(ctypes.Structure):
+    """The head of ``struct timex`` (adjtimex(2)); the rest is room the kernel may fill."""
+
+    _fields_ = [
+        ("modes", ctypes.c_uint),
+        ("offset", ctypes.c_long),
+        ("freq", ctypes.c_long),
+        ("maxerror", ctypes.c_long),
+        ("esterror", ctypes.c_long),
+        ("status", ctypes.c_int),
+        ("rest", ctypes.c_byte * 256),
+    ]
+
+
+def clock_synchronised_from_adjtimex() -> bool | None:
+    """adjtimex(2) with no change requested (modes = 0): a read, cheap; None off Linux."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        libc = ctypes.CDLL(name, use_errno=True)
+        timex = _Timex()
+        if libc.adjtimex(ctypes.byref(timex)) < 0:
+            return None
+    except (OSError, AttributeError):
+        return None
+    return int(timex.maxerror) < SYNCED_MAX_ERROR_US
+
+
+def parse_ntp_synchronized(text: str) -> bool | None:
+    """``timedatectl show -p NTPSynchronized --value`` → True/False; None if unreadable."""
+    value = text.strip().rpartition("=")[2].strip().lower()
+    return {"yes": True, "no": False}.get(value)
+
+
+def read_clock_synchronised() -> bool | None:
+    """Whether the system clock is synchronised, as ``timedatectl`` would say."""
+    synced = clock_synchronised_from_adjtimex()
+    if synced is not None:
+        return synced
+    timedatectl = shutil.which("timedatectl")
+    if timedatectl is None:
+        return None
+    try:
+        done = subprocess.run(  # noqa: S603  # fixed argv, absolute path from PATH lookup
+            [timedatectl, "show", "-p", "NTPSynchronized", "--value"],
+            capture_output=True,
+            text=True,
+            timeout=TIMEDATECTL_TIMEOUT_S,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        logger.debug("timedatectl failed: %s", exc)
+        return None
+    return parse_ntp_synchronized(done.stdout)
 
 
 def read_cpu_temperature(zone: Path = THERMAL_ZONE) -> float | None:
@@ -128,4 +194,5 @@ class PsutilSystemProbe:
             disk_used_pct=float(disk.percent),
             disk_free_bytes=int(disk.free),
             interfaces=read_interfaces(),
+            clock_synchronised=read_clock_synchronised(),
         )

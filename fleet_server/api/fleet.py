@@ -23,10 +23,10 @@ from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
 from fleet_server.models import Device, User
-from fleet_server.mqtt import queries
+from fleet_server.mqtt import broker_link, health, queries
 from fleet_server.security.auth import principal_of
 from fleet_server.web.deps import ApiUser, Ctx, Db, render, session_user
-from guichet.contract import DeviceState
+from guichet.contract import DeviceState, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -207,4 +207,5 @@ def metrics(ctx: Ctx, db: Db, _user: ApiUser) -> Response:
     for state, count in queries.state_counts(db).items():
         ctx.metrics.devices.labels(state=state).set(count)
     ctx.metrics.open_alerts.set(queries.open_alert_count(db))
+    health.set_broker_gauge(ctx.metrics, broker_link.current(db, utcnow()))
     return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -8,6 +8,10 @@ columns, so one run costs milliseconds at 10,000 counters:
   interval becomes ``silent`` (a half-open TCP link can hide a dead counter for a long time);
 - presence alerts: ``offline``/``silent`` for longer than ``alert_offline_after_min`` raises an
   alert of that kind; it clears once the counter is ``online`` again;
+- the server's own broker link (:mod:`.broker_link`): while it is lost nobody turns silent
+  and no presence alert is raised, but one "broker unreachable" alert after the same delay;
+  once it is back, silence and absence count from its return (counters reconnect, their
+  statuses and telemetry set their states again);
 - retention: telemetry samples older than ``telemetry_retention_days`` are deleted;
 - gauges: counters by state and open alerts.
 """
@@ -34,7 +38,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fleet_server.metrics import Metrics
 from fleet_server.models import Alert, Device, StatusChange, TelemetrySample
+from fleet_server.mqtt import broker_link, queries
 from fleet_server.mqtt.alert_rules import PRESENCE_ALERTS, AlertKind
+from fleet_server.mqtt.broker_link import LinkView
 from fleet_server.mqtt.store import (
     DEVICE_STATES,
     STATE_ONLINE,
@@ -67,12 +73,15 @@ def run_checks(
 ) -> None:
     """One pass of every check; each step commits on its own."""
     with sessions.begin() as session:
-        silenced = mark_silent(session, settings, now)
+        link = broker_link.current(session, now)
+        silenced = mark_silent(session, settings, now, link)
     with sessions.begin() as session:
-        raised, cleared = sync_presence_alerts(session, settings, now)
+        raised, cleared = sync_presence_alerts(session, settings, now, link)
+        after = timedelta(minutes=settings.alert_offline_after_min)
+        broker_link.sync_broker_alert(session, link, now, after)
     pruned = prune_telemetry(sessions, settings, now)
     with sessions() as session:
-        update_gauges(session, metrics)
+        update_gauges(session, metrics, link)
     if silenced or raised or cleared or pruned:
         logger.info(
             "health check: %d silent, %d alerts raised, %d cleared, %d samples pruned",
@@ -115,7 +124,15 @@ class HealthLoop:
             self._stop.wait(self._settings.staleness_check_s)
 
 
-def mark_silent(session: Session, settings: Settings, now: datetime) -> int:
+def _heard_since_before(link: LinkView | None, cutoff: datetime) -> bool:
+    """Could the server have heard from counters since ``cutoff``? Not while it has no
+    broker, nor if the broker came back after ``cutoff`` (no knowledge: as before)."""
+    return link is None or (link.connected and link.since < cutoff)
+
+
+def mark_silent(
+    session: Session, settings: Settings, now: datetime, link: LinkView | None = None
+) -> int:
     """Turn stale ``online`` counters ``silent``, with a status-history row each."""
     intervals = session.scalars(
         select(_devices.c.telemetry_interval_s).where(_devices.c.state == STATE_ONLINE).distinct()
@@ -123,6 +140,8 @@ def mark_silent(session: Session, settings: Settings, now: datetime) -> int:
     silenced: list[str] = []
     for interval_s in intervals:  # a handful of distinct intervals in a fleet
         cutoff = now - timedelta(seconds=interval_s * settings.silent_after_intervals)
+        if not _heard_since_before(link, cutoff):
+            continue
         stmt = (
             update(_devices)
             .where(
@@ -147,10 +166,14 @@ def mark_silent(session: Session, settings: Settings, now: datetime) -> int:
     return len(silenced)
 
 
-def sync_presence_alerts(session: Session, settings: Settings, now: datetime) -> tuple[int, int]:
+def sync_presence_alerts(
+    session: Session, settings: Settings, now: datetime, link: LinkView | None = None
+) -> tuple[int, int]:
     """Raise offline/silent alerts that lasted too long, clear those back online."""
     cutoff = now - timedelta(minutes=settings.alert_offline_after_min)
-    raised = _raise_presence_alerts(session, cutoff, now)
+    raised = (
+        _raise_presence_alerts(session, cutoff, now) if _heard_since_before(link, cutoff) else set()
+    )
     back_online = exists().where(
         _devices.c.id == _alerts.c.device_id, _devices.c.state == STATE_ONLINE
     )
@@ -213,15 +236,19 @@ def prune_telemetry(sessions: sessionmaker[Session], settings: Settings, now: da
     return total
 
 
-def update_gauges(session: Session, metrics: Metrics) -> None:
+def update_gauges(session: Session, metrics: Metrics, link: LinkView | None) -> None:
     rows = session.execute(select(_devices.c.state, func.count()).group_by(_devices.c.state))
     counts: dict[str, int] = dict(rows.all())
     for state in DEVICE_STATES:
         metrics.devices.labels(state=state).set(counts.get(state, 0))
-    open_alerts = session.scalar(
-        select(func.count()).select_from(_alerts).where(_alerts.c.cleared_at.is_(None))
-    )
-    metrics.open_alerts.set(open_alerts or 0)
+    metrics.open_alerts.set(queries.open_alert_count(session))
+    set_broker_gauge(metrics, link)
+
+
+def set_broker_gauge(metrics: Metrics, link: LinkView | None) -> None:
+    """``guichet_broker_connected``: 1 or 0 as the ingests report (unchanged while none does)."""
+    if link is not None:
+        metrics.broker_connected.set(1 if link.connected else 0)
 
 
 def downsample(

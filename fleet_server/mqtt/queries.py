@@ -18,7 +18,14 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session, defer
 
-from fleet_server.models import Alert, Device, EventRecord, StatusChange, TelemetrySample
+from fleet_server.models import (
+    Alert,
+    Device,
+    EventRecord,
+    ServerAlert,
+    StatusChange,
+    TelemetrySample,
+)
 from guichet.contract import DeviceState
 
 logger = logging.getLogger(__name__)
@@ -145,10 +152,22 @@ def sites(session: Session) -> list[str]:
 
 
 def open_alert_count(session: Session) -> int:
-    return (
-        session.scalar(select(func.count()).select_from(Alert).where(Alert.cleared_at.is_(None)))
+    """Open alerts: the counters' and the server's own (the broker unreachable)."""
+    return sum(
+        session.scalar(select(func.count()).select_from(model).where(model.cleared_at.is_(None)))
         or 0
+        for model in (Alert, ServerAlert)
     )
+
+
+def server_alerts(session: Session, limit: int = RECENT_CLEARED_ALERTS) -> list[ServerAlert]:
+    """The server's own alerts, open ones first, then the most recently raised."""
+    stmt = (
+        select(ServerAlert)
+        .order_by(ServerAlert.cleared_at.is_not(None), ServerAlert.raised_at.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
 
 
 # --- one counter ------------------------------------------------------------------------

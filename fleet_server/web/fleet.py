@@ -14,10 +14,11 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from fleet_server.mqtt import queries
+from fleet_server.mqtt import broker_link, queries
 from fleet_server.security.auth import Principal
 from fleet_server.security.roles import Role
 from fleet_server.web.deps import Db, FleetUser, render
+from guichet.contract import utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ def _page(request: Request, db: Db, user: Principal) -> dict[str, Any]:
         "filters": clean,
         "counts": queries.state_counts(db),
         "open_alerts": queries.open_alert_count(db),
+        "broker": broker_link.current(db, utcnow()),
         "next_url": link(after=page.next_cursor) if page.next_cursor else None,
         "prev_url": link(before=page.prev_cursor) if page.prev_cursor else None,
         "refresh_url": "/fleet/rows?" + urlencode({**clean, **position}),

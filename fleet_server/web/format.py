@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 DISPLAY_TZ = ZoneInfo("Europe/Paris")
 MISSING = "—"  # shown for a value the counter has not reported
+CLOCK_SKEW_FLAG_S = 300  # a counter's clock further off than this is flagged (latency is ~1 s)
 
 STATE_LABELS: dict[str, str] = {s.value: label for s, label in DEVICE_STATE_LABELS.items()}
 HEALTH_LABELS: dict[str, str] = {
@@ -132,6 +133,7 @@ def make_templates() -> Jinja2Templates:
         seconds=seconds,
     )
     env.globals["MISSING"] = MISSING
+    env.globals["CLOCK_SKEW_FLAG_S"] = CLOCK_SKEW_FLAG_S
     env.globals["Role"] = Role
     env.globals["STATE_LABELS"] = STATE_LABELS
     return templates

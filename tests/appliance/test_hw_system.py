@@ -10,7 +10,9 @@ from appliance.hw.ports import SystemProbe, SystemSnapshot
 from appliance.hw.ports.system import SimulatedSystemProbe
 from appliance.hw.system import (
     PsutilSystemProbe,
+    clock_synchronised_from_adjtimex,
     existing_parent,
+    parse_ntp_synchronized,
     parse_throttled,
     read_cpu_temperature,
     read_throttled,
@@ -73,3 +75,26 @@ async def test_simulated_probe_differs_per_seed_and_drifts_slowly() -> None:
     assert first.cpu_temperature_c is not None
     assert second.cpu_temperature_c == pytest.approx(first.cpu_temperature_c, abs=0.5)
     assert (await b.snapshot()).interfaces != first.interfaces
+
+
+async def test_the_clock_state_is_read(probe: SystemProbe) -> None:
+    """Both probes say whether the clock is synchronised; here (a container or a CI host
+    with a disciplined clock, or not) the real one agrees with adjtimex itself."""
+    snap = await probe.snapshot()
+    if isinstance(probe, PsutilSystemProbe):
+        assert snap.clock_synchronised == clock_synchronised_from_adjtimex()
+    else:
+        assert snap.clock_synchronised is True
+
+
+async def test_the_fake_clock_can_lose_its_synchronisation() -> None:
+    probe = SimulatedSystemProbe(clock_synchronised=False)
+    assert (await probe.snapshot()).clock_synchronised is False
+
+
+@pytest.mark.parametrize(
+    ("text", "synced"),
+    [("yes\n", True), ("no\n", False), ("NTPSynchronized=yes", True), ("", None)],
+)
+def test_parse_ntp_synchronized(text: str, synced: bool | None) -> None:
+    assert parse_ntp_synchronized(text) is synced

@@ -77,7 +77,11 @@ def test_status_transitions_are_kept_as_history(
     sessions: sessionmaker[Session], settings: Settings
 ) -> None:
     t0 = ago(minutes=10)
-    apply(sessions, settings, received(DEVICE, status("online", at=t0, interval=15)))
+    apply(
+        sessions,
+        settings,
+        received(DEVICE, status("online", at=t0, interval=15), received_at=t0),
+    )
     d = device(sessions)
     assert (d.state, d.state_since, d.software_version) == ("online", t0, "1.2.3")
     assert d.telemetry_interval_s == 15
@@ -99,16 +103,30 @@ def test_status_transitions_are_kept_as_history(
     ]
 
 
-def test_status_names_the_counter_and_its_site(
+def test_a_status_cannot_move_a_counter_to_another_site(
     sessions: sessionmaker[Session], settings: Settings
 ) -> None:
-    named = status("online").model_copy(update={"site": "Monts de Châlus", "name": "Mairie"})
-    apply(sessions, settings, received(DEVICE, named))
+    """Finding 3: the site and name given at enrolment or by an admin are the authority;
+    what the counter says is kept as reported and changes neither access nor statistics."""
+    with sessions.begin() as session:
+        session.add(Device(id=DEVICE, site="Monts de Châlus", name="Mairie", state="unknown"))
+    moved = status("online").model_copy(update={"site": "Vallée de la Gorre", "name": "Autre"})
+    answer = contract.SurveyAnswer(
+        id=uuid.uuid4(), at=contract.utcnow(), questionnaire_version=1, answers={"x": 1}
+    )
+    apply(sessions, settings, received(DEVICE, moved), received(DEVICE, answer))
     d = device(sessions)
     assert (d.site, d.name) == ("Monts de Châlus", "Mairie")
+    assert (d.reported_site, d.reported_name) == ("Vallée de la Gorre", "Autre")
+    with sessions() as session:
+        assert session.scalars(select(SurveyRecord.site)).one() == "Monts de Châlus"
     apply(sessions, settings, received(DEVICE, status("offline", reason="shutdown")))
-    d = device(sessions)
-    assert (d.site, d.name) == ("Monts de Châlus", "Mairie")  # a status without names keeps them
+    d = device(sessions)  # a status without names keeps what was reported
+    assert (d.reported_site, d.reported_name) == ("Vallée de la Gorre", "Autre")
+    # A counter nobody named yet is not named by itself either.
+    apply(sessions, settings, received("other-01", moved))
+    other = device(sessions, "other-01")
+    assert (other.site, other.name, other.reported_site) == ("", "", "Vallée de la Gorre")
 
 
 def test_a_stale_retained_status_does_not_undo_a_newer_state(
@@ -162,21 +180,29 @@ def test_telemetry_updates_the_fleet_row_and_history(
     assert history(sessions) == [("online", "telemetry")]
     with sessions() as session:
         sample = session.scalars(select(TelemetrySample)).one()
-        assert (sample.at, sample.cpu_temperature_c, sample.load1) == (at, 61.5, 1.5)
+        # Dated on arrival: retention and charts follow the server's clock (finding 13).
+        assert (sample.at, sample.cpu_temperature_c, sample.load1) == (item.received_at, 61.5, 1.5)
 
 
-def test_telemetry_brings_a_silent_counter_back_but_not_an_offline_one(
+def test_telemetry_brings_a_silent_or_offline_counter_back(
     sessions: sessionmaker[Session], settings: Settings
 ) -> None:
-    apply(sessions, settings, received(DEVICE, status("offline", reason="shutdown")))
+    """Telemetry travels only while the counter is connected: arriving, it says "online"
+    even when the status that said so was missed (a fresh MQTT session, finding 13)."""
+    apply(sessions, settings, received(DEVICE, status("offline", reason="last-will")))
     apply(sessions, settings, received(DEVICE, telemetry()))
-    assert device(sessions).state == "offline"
+    assert device(sessions).state == "online"
     with sessions.begin() as session:
         found = session.get(Device, DEVICE)
         assert found is not None
         found.state = "silent"
     apply(sessions, settings, received(DEVICE, telemetry()))
     assert device(sessions).state == "online"
+    assert history(sessions) == [
+        ("offline", "last-will"),
+        ("online", "telemetry"),
+        ("online", "telemetry"),
+    ]
 
 
 def test_alerts_are_raised_once_and_cleared(
@@ -298,20 +324,14 @@ def test_survey_answers_keep_the_calls_service_and_the_counters_site(
             service=service,
         )
 
-    moved = contract.Status(
-        state=contract.Presence.ONLINE,
-        software_version="1.2.3",
-        at=contract.utcnow(),
-        site="Monts de Châlus",
-    )
     first, second, third = answer("caf"), answer("msa"), answer(None)
     # Unknown counter: its site is not known yet when its answer arrives.
     assert apply(sessions, settings, received(DEVICE, first)) == [False]
-    # A status naming its site, then an answer, in the same batch: the new site counts.
-    assert apply(sessions, settings, received(DEVICE, moved), received(DEVICE, second)) == [
-        False,
-        False,
-    ]
+    with sessions.begin() as session:  # enrolment (or an administrator) gives its site
+        found = session.get(Device, DEVICE)
+        assert found is not None
+        found.site = "Monts de Châlus"
+    assert apply(sessions, settings, received(DEVICE, second)) == [False]
     # A later batch reads the site stored on the counter; a redelivery is still stored once.
     assert apply(sessions, settings, received(DEVICE, third), received(DEVICE, second)) == [
         False,

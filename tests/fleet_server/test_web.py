@@ -205,3 +205,29 @@ def test_alerts_page_lists_open_before_cleared(web: WebApp) -> None:
     cleared_at = page.index('id="cleared-alerts"')
     assert open_at < page.index("media-empty") < cleared_at < page.rindex("hors ligne")
     assert f'href="/devices/{device_id}#alertes"' in page
+
+
+@pytest.mark.parametrize("offset_s", [-365 * 86_400.0, 365 * 86_400.0], ids=["behind", "ahead"])
+def test_a_counter_with_a_wrong_clock_is_flagged(web: WebApp, offset_s: float) -> None:
+    """Issue 12, finding 13: the dashboard flags a counter whose clock is not synchronised;
+    finding 3: what the counter says of its site is shown as reported, beside the real one."""
+    with web.sessions.begin() as session:
+        session.add(
+            Device(
+                id="guichet-horloge",
+                site=SITES[0],
+                name="Mairie",
+                state="online",
+                state_since=datetime.now(UTC),
+                clock_synchronised=False,
+                clock_offset_s=offset_s,
+                reported_site=SITES[1],
+            )
+        )
+        session.add(Device(id="guichet-ok", site=SITES[0], state="online", clock_synchronised=True))
+    fleet_page = web.client.get("/").text
+    assert fleet_page.count("Horloge non synchronisée") == 1
+    page = web.client.get("/devices/guichet-horloge").text
+    assert "non synchronisée" in page
+    assert ("en retard" if offset_s < 0 else "en avance") in page
+    assert f'Site déclaré par le guichet</dt><dd class="reported">{html.escape(SITES[1])}' in page

@@ -22,6 +22,7 @@ class SystemSnapshot:
     disk_used_pct: float
     disk_free_bytes: int
     interfaces: list[tuple[str, bool, list[str]]]  # (name, up, addresses)
+    clock_synchronised: bool | None = None  # NTP-synchronised per the kernel; None: unknown
 
 
 @runtime_checkable
@@ -44,7 +45,13 @@ DISK_TOTAL_BYTES = 32 * 1024**3  # a 32 GB SD card
 class SimulatedSystemProbe:
     """Plausible, slowly drifting readings; ``seed`` makes each counter look different."""
 
-    def __init__(self, *, seed: int = 0, throttled_raw: int | None = 0) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        throttled_raw: int | None = 0,
+        clock_synchronised: bool | None = True,
+    ) -> None:
         rng = random.Random(seed)
         self._phase = rng.uniform(0, 2 * math.pi)
         self._offset_c = rng.uniform(-4.0, 4.0)
@@ -52,6 +59,7 @@ class SimulatedSystemProbe:
         self._started = time.monotonic()
         self._address = f"192.168.{rng.randint(1, 254)}.{rng.randint(2, 254)}"
         self.throttled_raw = throttled_raw
+        self.clock_synchronised = clock_synchronised  # a test may set it, as NTP would
 
     async def snapshot(self) -> SystemSnapshot:
         elapsed = time.monotonic() - self._started
@@ -69,4 +77,5 @@ class SimulatedSystemProbe:
             disk_used_pct=round(disk_pct, 1),
             disk_free_bytes=int(DISK_TOTAL_BYTES * (1 - disk_pct / 100)),
             interfaces=[("eth0", True, [self._address]), ("wlan0", False, [])],
+            clock_synchronised=self.clock_synchronised,
         )

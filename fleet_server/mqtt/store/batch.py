@@ -67,7 +67,9 @@ class DeviceRow:
     id: str
     state: str
     state_since: datetime | None
-    site: str = ""  # the site the counter is at now (a status in the batch may change it)
+    site: str = ""  # the site given at enrolment or by an administrator (never by a status)
+    status_reported_at: datetime | None = None  # the last status applied, by its own clock
+    status_reported_state: str | None = None
     changes: dict[str, Any] = field(default_factory=dict)
     telemetry: contract.Telemetry | None = None  # the latest, dumped once at write time
 
@@ -125,8 +127,15 @@ def load(session: Session, settings: Settings, items: Sequence[Received]) -> Bat
 
 def load_devices(session: Session, ids: list[str]) -> dict[str, DeviceRow]:
     d = DEVICES.c
-    found = session.execute(select(d.id, d.state, d.state_since, d.site).where(d.id.in_(ids)))
-    return {i: DeviceRow(i, state, since, site or "") for i, state, since, site in found}
+    found = session.execute(
+        select(
+            d.id, d.state, d.state_since, d.site, d.status_reported_at, d.status_reported_state
+        ).where(d.id.in_(ids))
+    )
+    return {
+        i: DeviceRow(i, state, since, site or "", reported_at, reported_state)
+        for i, state, since, site, reported_at, reported_state in found
+    }
 
 
 def insert_ignore(

@@ -17,7 +17,6 @@ from fleet_server.mqtt.alert_rules import (
 from fleet_server.mqtt.store.batch import (
     REASON_TELEMETRY,
     STATE_ONLINE,
-    STATE_SILENT,
     STATE_UNKNOWN,
     Batch,
     DeviceRow,
@@ -31,59 +30,101 @@ logger = logging.getLogger(__name__)
 
 
 # --- per kind ---------------------------------------------------------------------------
+# Times (issue 12, finding 13): the server's receive time drives state, history order,
+# staleness, alerts and retention; the counter's own clock (which may be a year off) is kept
+# as reported. An event or a survey answer is dated by the counter only when it says its
+# clock was synchronised when it stamped it (it may have waited in the outbox for days).
 
 
-def _event_time(at: datetime, received_at: datetime) -> datetime:
-    """The counter's timestamp, but never in the server's future (a fast clock)."""
+def occurred_at(at: datetime, received_at: datetime, synchronised: bool | None) -> datetime:
+    """When an event or answer happened: the counter's time from a synchronised clock
+    (never in the server's future), else the server's receive time. ``None`` (a counter
+    from before ``clock_synchronised``) keeps the older rule: the earlier of the two."""
+    if synchronised is False:
+        return received_at
     return min(at, received_at)
 
 
-def _transition(batch: Batch, device: DeviceRow, state: str, at: datetime, reason: str) -> None:
+def _transition(
+    batch: Batch,
+    device: DeviceRow,
+    state: str,
+    at: datetime,
+    reason: str,
+    reported_at: datetime | None = None,
+) -> None:
     device.state = state
     device.state_since = at
     device.changes.update(state=state, state_since=at)
-    batch.status_rows.append({"device_id": device.id, "at": at, "state": state, "reason": reason})
+    batch.status_rows.append(
+        {
+            "device_id": device.id,
+            "at": at,
+            "state": state,
+            "reason": reason,
+            "reported_at": reported_at,
+        }
+    )
 
 
 def _apply_status(batch: Batch, item: Received) -> None:
     status = item.message
     assert isinstance(status, contract.Status)
     device = batch.devices[item.device_id]
-    at = _event_time(status.at, item.received_at)
-    if status.reason == "last-will":
-        at = item.received_at  # a will is stamped when it was armed, at connection time
-    if item.retained and not _retained_is_news(device, at):
+    if item.retained and not _retained_is_news(device, status):
         return
-    device.changes["software_version"] = status.software_version
-    # Until enrolment (the security issue) the counter's own site and name are taken as said.
+    device.status_reported_at = status.at
+    device.status_reported_state = status.state.value
+    device.changes.update(
+        software_version=status.software_version,
+        status_reported_at=status.at,
+        status_reported_state=status.state.value,
+    )
+    # Finding 3: the counter's own site and name are kept as reported, never as its site
+    # and name, which enrolment or an administrator set and which decide access and stats.
     if status.site:
-        device.changes["site"] = status.site
+        device.changes["reported_site"] = status.site
     if status.name:
-        device.changes["name"] = status.name
+        device.changes["reported_name"] = status.name
     if status.telemetry_interval_s is not None:
         device.changes["telemetry_interval_s"] = status.telemetry_interval_s
     if status.state is contract.Presence.ONLINE:
         device.changes["last_seen"] = item.received_at
     if device.state != status.state.value:
-        _transition(batch, device, status.state.value, at, status.reason)
+        # Stamped on arrival, a will as much as "online" (finding 16): the history's order
+        # is the order the server learnt them in, whatever the counter's clock says.
+        _transition(batch, device, status.state.value, item.received_at, status.reason, status.at)
 
 
-def _retained_is_news(device: DeviceRow, at: datetime) -> bool:
-    """A retained status replayed on subscription counts only if newer than what we know."""
-    if device.state == STATE_UNKNOWN or device.state_since is None:
+def _retained_is_news(device: DeviceRow, status: contract.Status) -> bool:
+    """A retained status replayed on subscription counts only if it is not the last one
+    applied: compared by the counter's own time and state, never against the server's
+    clock (a counter a year behind would otherwise never be believed again)."""
+    if device.state == STATE_UNKNOWN or device.status_reported_at is None:
         return True
-    return at > device.state_since
+    return (status.at, status.state.value) != (
+        device.status_reported_at,
+        device.status_reported_state,
+    )
 
 
 def _apply_telemetry(batch: Batch, item: Received) -> None:
     tel = item.message
     assert isinstance(tel, contract.Telemetry)
     device = batch.devices[item.device_id]
-    at = _event_time(tel.at, item.received_at)
-    device.changes.update(last_seen=item.received_at, last_telemetry_at=item.received_at)
+    at = item.received_at
+    device.changes.update(
+        last_seen=at,
+        last_telemetry_at=at,
+        clock_synchronised=tel.clock_synchronised,
+        clock_offset_s=(tel.at - at).total_seconds(),
+    )
     device.telemetry = tel
-    if device.state in (STATE_SILENT, STATE_UNKNOWN):
-        _transition(batch, device, STATE_ONLINE, at, REASON_TELEMETRY)
+    # Telemetry travels only while the counter is connected (QoS 0, never queued for us):
+    # arriving, it says "online" even if the status that said so was missed (a fresh
+    # session after a server restart, a broker outage).
+    if device.state != STATE_ONLINE:
+        _transition(batch, device, STATE_ONLINE, at, REASON_TELEMETRY, tel.at)
     batch.sample_rows.append(
         {
             "device_id": device.id,
@@ -132,8 +173,9 @@ def _apply_event(batch: Batch, item: Received) -> None:
         {
             "id": event.id,
             "device_id": item.device_id,
-            "at": _event_time(event.at, item.received_at),
+            "at": occurred_at(event.at, item.received_at, event.clock_synchronised),
             "received_at": item.received_at,
+            "reported_at": event.at,
             "kind": event.kind.value,
             "data": dict(event.data),
         }
@@ -149,13 +191,15 @@ def _apply_survey(batch: Batch, item: Received) -> None:
         {
             "id": answer.id,
             "device_id": item.device_id,
-            "at": _event_time(answer.at, item.received_at),
+            "at": occurred_at(answer.at, item.received_at, answer.clock_synchronised),
             "received_at": item.received_at,
+            "reported_at": answer.at,
             "questionnaire_version": answer.questionnaire_version,
             "answers": dict(answer.answers),
-            # For the statistics: the call's service, and the counter's site when received.
+            # For the statistics: the call's service, and the counter's site (as enrolled or
+            # set by an administrator) when received.
             "service": answer.service,
-            "site": device.changes.get("site", device.site),
+            "site": device.site,
         }
     )
 
@@ -170,7 +214,7 @@ def _apply_command_ack(batch: Batch, item: Received) -> None:
             CommandRecord.request_id == ack.request_id,
             CommandRecord.device_id == item.device_id,  # a counter acks only its own commands
         )
-        .values(acked_at=_event_time(ack.at, item.received_at), ok=ack.ok, detail=ack.detail)
+        .values(acked_at=item.received_at, ok=ack.ok, detail=ack.detail)
     )
 
 
