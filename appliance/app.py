@@ -32,20 +32,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
-import sys
 import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import guichet
 from appliance import enrol, sdnotify
-from appliance.boot_selftest import button_held_at_boot, run_boot_selftest
 from appliance.call.setup import build_call_agent
-from appliance.config import ApplianceConfig, load_config
+from appliance.config import ApplianceConfig
 from appliance.enrol_wait import enrol_until_stopped
-from appliance.errors import ApplianceError, ConfigError, OutboxError
+from appliance.errors import OutboxError
 from appliance.fleet.commands import CommandFailed, CommandHandler, simulated_press
 from appliance.fleet.link import FleetLink
 from appliance.fleet.outbox import OUTBOX_FILE, Outbox
@@ -57,8 +53,6 @@ from appliance.supervisor import ComponentHealth, Supervisor
 from appliance.telemetry import collect
 from appliance.wiring import Hardware, build_hardware
 from guichet import contract
-from guichet.errors import GuichetError
-from guichet.logs import device_id_var, setup_logging
 
 if TYPE_CHECKING:
     from appliance.call.agent import CallAgent
@@ -66,7 +60,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 FAULT_AFTER_S = 120.0  # a broker restart or a network blip must not flash FAULT at citizens
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 PERIPHERALS = ("camera", "printer", "scanner", "button")
 CLOCK_PROBE_TIMEOUT_S = 5.0  # the system probe at start; the first telemetry tells anyway
 ROTATE_RESTART_S = 2.0  # the ack of rotate_credentials goes out before the counter restarts
@@ -383,73 +376,3 @@ async def _ping_watchdog(every_s: float) -> None:
     while True:
         sdnotify.notify("WATCHDOG=1")
         await asyncio.sleep(every_s)
-
-
-# --- process entry points ------------------------------------------------------------------
-
-
-def check_config(path: Path) -> int:
-    """``guichet appliance check-config``: 0 and a one-line summary, or 2 and the error."""
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        sys.stderr.write(f"guichet: {exc}\n")
-        return EXIT_CONFIG
-    sys.stdout.write(
-        f"{path}: ok (device {config.device.id}, fleet {config.fleet.mqtt_url},"
-        f" MQTT {config.fleet.protocol})\n"
-    )
-    return EXIT_OK
-
-
-def _configured(config_path: Path) -> ApplianceConfig | None:
-    """The loaded config with logging set up for it, or None after one line on stderr."""
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        sys.stderr.write(f"guichet: {exc}\n")
-        return None
-    setup_logging(config.logging.level, json_lines=config.logging.json_lines)
-    device_id_var.set(config.device.id)
-    return config
-
-
-def enrol_command(config_path: Path) -> int:
-    """``guichet appliance enrol``: ask to join, wait for approval, store the credentials."""
-    config = _configured(config_path)
-    if config is None:
-        return EXIT_CONFIG
-    try:
-        asyncio.run(enrol.enrol(config))
-    except (ApplianceError, GuichetError, OSError) as exc:
-        sys.stderr.write(f"guichet: {exc}\n")
-        return EXIT_FAILED
-    sys.stdout.write(f"{enrol.credentials_path(config)}: guichet enrôlé.\n")
-    return EXIT_OK
-
-
-def main(config_path: Path) -> int:
-    """``guichet appliance run``: run the counter until SIGTERM/SIGINT."""
-    config = _configured(config_path)
-    if config is None:
-        return EXIT_CONFIG
-    try:
-        if button_held_at_boot(config):
-            run_boot_selftest(config)
-        asyncio.run(_serve(config))  # enrols first, when needed, once it is ready
-    except (ApplianceError, GuichetError, OSError) as exc:
-        logger.critical("counter cannot run", extra={"error": str(exc)})
-        return EXIT_FAILED
-    return EXIT_OK
-
-
-async def _serve(config: ApplianceConfig) -> None:
-    appliance = Appliance(config)
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, appliance.request_stop)
-    try:
-        await appliance.run()
-    finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)

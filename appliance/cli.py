@@ -35,8 +35,8 @@ def main(args: argparse.Namespace) -> int:
         from appliance import selftest
 
         return selftest.main(args.config, report_path=args.rapport)
-    from appliance.app import check_config, enrol_command
-    from appliance.app import main as run_appliance
+    from appliance.process import check_config, enrol_command
+    from appliance.process import main as run_appliance
 
     if args.action == "check-config":
         return check_config(args.config)

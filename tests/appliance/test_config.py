@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from appliance.app import check_config
 from appliance.config import load_config, parse_config
 from appliance.errors import ConfigError
+from appliance.process import check_config
 
 VALID = """
 [device]
