@@ -4,10 +4,14 @@ the link tells a lost connection from a bug.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import math
+import socket
 import ssl
-from collections.abc import Callable
-from typing import Any, cast
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
 
 import aiomqtt
 import paho.mqtt.client as paho_mqtt
@@ -20,6 +24,33 @@ PUBLISH_WINDOW = 32  # QoS 1 publishes in flight while draining: fills the pipe,
 CLIENT_TIMEOUT_S = 10.0  # CONNACK / SUBACK / disconnect waits
 LINK_ERRORS = (aiomqtt.MqttError, OSError)  # a lost or refused connection (ssl errors too)
 
+T = TypeVar("T")
+
+
+class _Client(aiomqtt.Client):
+    """aiomqtt's client, whose waits never swallow a cancellation.
+
+    aiomqtt waits for every CONNACK, SUBACK, PUBACK and for the disconnection with
+    ``asyncio.wait_for``. Up to Python 3.11, ``wait_for`` returns normally instead of
+    raising ``CancelledError`` when the task is cancelled just as the awaited thing
+    completes (CPython issue 86296; rewritten on ``asyncio.timeout`` in 3.12). A link task
+    cancelled by ``stop()`` as its PUBACK arrived then carried on, and waited forever.
+    ``asyncio.timeout`` has the 3.12 semantics: a cancellation always gets through.
+    """
+
+    async def _wait_for(
+        self,
+        fut: Awaitable[T],
+        timeout: float | None,  # noqa: ASYNC109 - aiomqtt's signature, overridden
+    ) -> T:
+        if timeout is None:
+            timeout = self.timeout
+        try:
+            async with asyncio.timeout(None if timeout == math.inf else timeout):
+                return await fut
+        except TimeoutError:
+            raise aiomqtt.MqttError("Operation timed out") from None
+
 
 def new_client(
     fleet: FleetSection,
@@ -31,7 +62,7 @@ def new_client(
 ) -> aiomqtt.Client:
     """A client for one session; ``on_refused`` runs for each MQTT 5 PUBACK with an error."""
     v5 = fleet.protocol == "5"
-    client = aiomqtt.Client(
+    client = _Client(
         fleet.host,
         fleet.port,
         username=fleet.username,
@@ -65,6 +96,15 @@ def _watch_pubacks(client: aiomqtt.Client, on_refused: Callable[[], None]) -> No
         inner(c, userdata, mid, reason, props)
 
     paho.on_publish = on_publish
+
+
+def cut(client: aiomqtt.Client) -> None:
+    """Drop the connection without a DISCONNECT, so the broker publishes the last will.
+    paho notices on its next read and closes its side; every wait on the client ends."""
+    sock = client._client.socket()
+    if isinstance(sock, socket.socket):  # ssl.SSLSocket too; None once closed
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def split_link_errors(

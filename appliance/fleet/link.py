@@ -6,7 +6,10 @@ topics, publishes a retained ``status`` "online" (whose last will, left with the
 is a retained "offline"), then drains the outbox in order with a bounded window of
 in-flight publishes, removing each message after its PUBACK. Telemetry is QoS 0 and sent
 directly: when offline it is dropped, the next one follows soon. ``stop()`` publishes a
-retained "offline" (reason "shutdown") and disconnects within ``STOP_BUDGET_S``.
+retained "offline" (reason "shutdown") and disconnects within ``STOP_BUDGET_S``; past
+that it cuts the connection (the broker then publishes the last will, "offline" too) and
+cancels the session, again and again, for at most ``END_BUDGET_S`` more: a counter being
+stopped never hangs on its link.
 
 Lost connections are retried forever with exponential backoff and full jitter between
 ``fleet.reconnect_min_s`` and ``fleet.reconnect_max_s``. Sessions are clean: commands
@@ -30,6 +33,7 @@ from appliance.errors import ApplianceError
 from appliance.fleet.client import (
     CLIENT_TIMEOUT_S,
     PUBLISH_WINDOW,
+    cut,
     describe,
     new_client,
     split_link_errors,
@@ -46,6 +50,8 @@ logger = logging.getLogger(__name__)
 PUBACK_TIMEOUT_S = 60.0  # a PUBACK this late means a broken link; reconnect and resend
 STOP_BUDGET_S = 2.0  # an orderly stop, "offline" included, never takes longer
 GOODBYE_TIMEOUT_S = 1.0  # the share of that budget given to the "offline" PUBACK
+END_BUDGET_S = 2.0  # then: cut, cancel until the session has ended, or give it up
+RECANCEL_EVERY_S = 0.1
 
 
 @dataclass
@@ -91,6 +97,10 @@ class FleetLink:
         self._stop_requested = asyncio.Event()
         self._finished = asyncio.Event()
         self._session_task: asyncio.Task[None] | None = None
+        # The session's client and tasks, for a stop that has to force its way out.
+        self._session_client: aiomqtt.Client | None = None
+        self._session_tasks: set[asyncio.Task[None]] = set()
+        self._end_now = asyncio.Event()
         self._connected_once = False
         self._announced_interval_s: int | None = None  # in the last status published
 
@@ -145,6 +155,7 @@ class FleetLink:
         if fleet.uses_tls and self._tls is None:
             self._tls = await asyncio.to_thread(tls_context, fleet.tls)
         self._finished.clear()
+        self._end_now.clear()
         attempt = 0
         try:
             while not self._stop_requested.is_set():
@@ -175,24 +186,34 @@ class FleetLink:
                 await self._finished.wait()
         except TimeoutError:
             logger.warning("fleet link slow to stop; cutting the connection")
-            if self._session_task is not None:
-                self._session_task.cancel()
+            self._end_now.set()  # run() ends the session, within END_BUDGET_S
+            try:
+                async with asyncio.timeout(END_BUDGET_S + 1.0):
+                    await self._finished.wait()
+            except TimeoutError:
+                logger.error("fleet link did not stop")
 
     async def _one_session(self) -> bool:
         """One connection's life; True if it got connected. Link errors are logged here;
         anything else is a bug and goes up to the supervisor."""
         self._connected_once = False
         task = asyncio.create_task(self._session(), name="fleet-session")
+        task.add_done_callback(_retrieve_outcome)  # also when given up below
         self._session_task = task
+        end_now = asyncio.create_task(self._end_now.wait(), name="fleet-end-now")
         try:
-            await asyncio.wait({task})
+            await asyncio.wait({task, end_now}, return_when=asyncio.FIRST_COMPLETED)
+            if not task.done():
+                await self._end_session(task)
         except asyncio.CancelledError:
-            task.cancel()
-            await asyncio.wait({task})
+            await self._end_session(task)
             raise
         finally:
+            end_now.cancel()
             self._session_task = None
             self._set_connected(False)
+        if not task.done():
+            return self._connected_once
         if not task.cancelled() and (exc := task.exception()) is not None:
             link_errors, others = split_link_errors(exc)
             if others is not None:
@@ -200,8 +221,39 @@ class FleetLink:
             logger.warning("fleet link lost", extra={"error": describe(link_errors)})
         return self._connected_once
 
+    async def _end_session(self, task: asyncio.Task[None]) -> None:
+        """Cut the connection and cancel the session and its tasks until it has ended, for
+        at most ``END_BUDGET_S``; then give it up. Cancelling the session once is not
+        enough: a task may swallow its cancellation, and while a TaskGroup is aborting
+        (Python 3.11) it passes no further cancellation on to its tasks."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + END_BUDGET_S
+        client = self._session_client
+        if client is not None:
+            cut(client)
+        while not task.done():
+            task.cancel()
+            for child in list(self._session_tasks):
+                child.cancel()
+            left = deadline - loop.time()
+            if left <= 0:
+                logger.error("fleet session does not end; given up")
+                return
+            await asyncio.wait({task}, timeout=min(RECANCEL_EVERY_S, left))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._session_tasks.add(task)
+        task.add_done_callback(self._session_tasks.discard)
+
     async def _session(self) -> None:
         client = self._new_client()
+        self._session_client = client
+        try:
+            await self._session_with(client)
+        finally:
+            self._session_client = None
+
+    async def _session_with(self, client: aiomqtt.Client) -> None:
         async with client:
             self._connected_once = True
             self.stats.connects += 1
@@ -214,10 +266,10 @@ class FleetLink:
             logger.info("fleet link connected", extra={"waiting": self._outbox.count})
             try:
                 async with asyncio.TaskGroup() as group:
-                    group.create_task(self._receive(client))
-                    group.create_task(self._drain(client))
-                    group.create_task(self._announce_changes(client))
-                    group.create_task(self._until_stop())
+                    self._track(group.create_task(self._receive(client)))
+                    self._track(group.create_task(self._drain(client)))
+                    self._track(group.create_task(self._announce_changes(client)))
+                    self._track(group.create_task(self._until_stop()))
             except* _StopRequested:
                 self._set_connected(False)
                 await self._say_goodbye(client)
@@ -322,7 +374,7 @@ class FleetLink:
                     await window.acquire()
                     # Tasks start in creation order and hand their message to paho before
                     # their first await, so the broker receives the outbox's order.
-                    in_flight.create_task(self._publish_one(client, message, window))
+                    self._track(in_flight.create_task(self._publish_one(client, message, window)))
                     cursor = message.seq
 
     async def _publish_one(
@@ -370,3 +422,9 @@ class FleetLink:
                 await self.send(contract.Kind.CMD_ACK, ack)
         else:
             raise contract.ContractError(f"unexpected topic {topic!r}")
+
+
+def _retrieve_outcome(task: asyncio.Task[None]) -> None:
+    """Mark a session's exception as seen: a given-up session ends with nobody waiting."""
+    if not task.cancelled():
+        task.exception()

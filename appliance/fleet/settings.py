@@ -91,9 +91,14 @@ class RuntimeSettings:
                     extra={"version": config.version, "current_version": current.version},
                 )
             return False
-        self._apply(config)
-        if self._store is not None:
-            await asyncio.to_thread(_write_atomically, self._store, contract.encode(config))
+        # Stored before it is applied, so before the change is announced: whoever sees the
+        # new values (the server in the next status) may count on the file. Applied even if
+        # the write fails or its caller is cancelled meanwhile, as the server said so.
+        try:
+            if self._store is not None:
+                await asyncio.to_thread(_write_atomically, self._store, contract.encode(config))
+        finally:
+            self._apply(config)
         return True
 
     def _apply(self, config: contract.DeviceConfig) -> None:

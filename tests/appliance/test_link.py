@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import ssl
 import subprocess
 import time
@@ -14,12 +16,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import pytest
 
 import guichet
 from appliance.config import ApplianceConfig, TlsSection
+from appliance.fleet import client as fleet_client
+from appliance.fleet import link as fleet_link
 from appliance.fleet.commands import CommandHandler
-from appliance.fleet.link import STOP_BUDGET_S, FleetLink
+from appliance.fleet.link import END_BUDGET_S, STOP_BUDGET_S, FleetLink
 from appliance.fleet.outbox import Outbox
 from appliance.fleet.settings import STORED_CONFIG_NAME, RuntimeSettings
 from appliance.fleet.tls import tls_context
@@ -376,3 +381,136 @@ def test_tls_context_follows_the_config(tmp_path: Path) -> None:
     lax = tls_context(TlsSection(ca_file=pki["ca.pem"], insecure_skip_verify=True))
     assert not lax.check_hostname
     assert lax.verify_mode is ssl.CERT_NONE
+
+
+# --- stopping always ends the link ---------------------------------------------------------
+
+RUN_ENDS_WITHIN_S = STOP_BUDGET_S + END_BUDGET_S + 1.0  # stop()'s worst case, and a margin
+
+
+async def _stop_and_wait(link: FleetLink, task: asyncio.Task[None]) -> float:
+    """stop(), then run()'s end; fails (rather than hangs) if run() outlives the bound."""
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(RUN_ENDS_WITHIN_S):
+            await link.stop()
+            await asyncio.wait({task})  # does not cancel the task: a timeout fails the test
+    except TimeoutError:
+        pytest.fail(f"run() still running {RUN_ENDS_WITHIN_S} s after stop()")
+    task.result()
+    return time.monotonic() - started
+
+
+@pytest.mark.parametrize("stop_before_the_puback_is_handled", [True, False])
+async def test_stop_arriving_with_a_puback_still_ends_the_link(
+    broker: Broker,
+    tmp_path: Path,
+    protocol: str,
+    monkeypatch: pytest.MonkeyPatch,
+    stop_before_the_puback_is_handled: bool,
+) -> None:
+    """The hang seen under load: stop() as the PUBACK of an "online" status arrived. The
+    task waiting for that PUBACK was cancelled just as its wait completed; Python 3.11's
+    asyncio.wait_for (used by aiomqtt) then swallowed the cancellation, the task went on
+    waiting for a settings change, and the aborting TaskGroup waited for it for ever.
+    Here the stop is requested from paho's on_publish itself, so it always coincides."""
+    config = make_config(tmp_path, broker.url, protocol)
+    outbox = await Outbox.open(tmp_path / "outbox.sqlite3", config.fleet.outbox_max_messages)
+    settings = RuntimeSettings(config.fleet.telemetry_interval_s, store_dir=tmp_path)
+    link = FleetLink(config, outbox, settings, CommandHandler(settings))
+    armed = False
+    fired = asyncio.Event()
+
+    def stop_on_puback(inner: Any) -> Any:
+        def on_publish(*args: Any) -> None:
+            nonlocal armed
+            fire, armed = armed, False
+            if fire and stop_before_the_puback_is_handled:
+                link._stop_requested.set()  # what stop() does first, synchronously
+            inner(*args)
+            if fire and not stop_before_the_puback_is_handled:
+                link._stop_requested.set()
+            if fire:
+                fired.set()
+
+        return on_publish
+
+    def new_client(*args: Any, **kwargs: Any) -> aiomqtt.Client:
+        client = fleet_client.new_client(*args, **kwargs)
+        client._client.on_publish = stop_on_puback(client._client.on_publish)
+        return client
+
+    monkeypatch.setattr(fleet_link, "new_client", new_client)
+    task = asyncio.create_task(link.run())
+    try:
+        await asyncio.wait_for(link.wait_connected(), 10)
+        armed = True
+        settings.set_telemetry_interval(60, source="test")  # a new "online" status, QoS 1
+        await asyncio.wait_for(fired.wait(), 10)  # the stop came with its PUBACK
+        await _stop_and_wait(link, task)
+    finally:
+        task.cancel()
+        await outbox.close()
+
+
+async def test_stop_is_bounded_when_the_broker_stops_answering(
+    broker: Broker, tmp_path: Path, protocol: str
+) -> None:
+    """A frozen broker (SIGSTOP): no PUBACK for the "offline", the TCP connection still
+    up. The link gives up on the goodbye and ends in time; the broker, once it runs
+    again, still ends up with a retained "offline" (the goodbye, or the last will)."""
+    process = broker.process
+    assert process is not None
+    config = make_config(tmp_path, broker.url, protocol)
+    outbox = await Outbox.open(tmp_path / "outbox.sqlite3", config.fleet.outbox_max_messages)
+    settings = RuntimeSettings(config.fleet.telemetry_interval_s, store_dir=tmp_path)
+    link = FleetLink(config, outbox, settings, CommandHandler(settings))
+    task = asyncio.create_task(link.run())
+    try:
+        await asyncio.wait_for(link.wait_connected(), 10)
+        os.kill(process.pid, signal.SIGSTOP)
+        try:
+            elapsed = await _stop_and_wait(link, task)
+        finally:
+            os.kill(process.pid, signal.SIGCONT)
+    finally:
+        task.cancel()
+        await outbox.close()
+    assert elapsed < RUN_ENDS_WITHIN_S
+    late = Observer(broker.port, [STATUS]).start()
+    try:
+        retained = await late.next_on(STATUS)
+    finally:
+        late.stop()
+    assert retained.retain
+    assert decode_status(retained.payload).state is contract.Presence.OFFLINE
+
+
+async def test_client_waits_never_swallow_a_cancellation(tmp_path: Path) -> None:
+    """The wait for an acknowledgement is cancelled just as it completes (0 to 5 loop
+    turns after the acknowledgement): a cancellation the task accepted must end it."""
+    config = make_config(tmp_path, "mqtt://127.0.0.1:1", "5")
+    client = fleet_client.new_client(
+        config.fleet,
+        identifier=DEVICE,
+        will=aiomqtt.Will(STATUS),
+        tls=None,
+        on_refused=lambda: None,
+    )
+    swallowed = []
+    for steps in range(6):
+        acknowledged = asyncio.Event()
+
+        async def wait_for_ack(acknowledged: asyncio.Event = acknowledged) -> None:
+            await client._wait_for(acknowledged.wait(), timeout=10)
+
+        task = asyncio.create_task(wait_for_ack())
+        await asyncio.sleep(0)
+        acknowledged.set()
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        accepted = task.cancel()  # False once the task has finished: nothing to swallow
+        await asyncio.wait({task})
+        if accepted and not task.cancelled():
+            swallowed.append(steps)
+    assert swallowed == []
