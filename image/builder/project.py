@@ -27,7 +27,10 @@ TMPFS_SIZE = "64M"
 WORLD_WRITABLE = {"/var/tmp"}  # noqa: S108 - sticky, like /tmp (a mount point, not a file)
 # Imported once at build time, on Debian's versions: an incompatibility fails the build here,
 # not on a counter in a town hall.
-SMOKE_IMPORTS = "import appliance.app, appliance.process, appliance.firstboot, appliance.selftest, aiomqtt, pydantic"
+SMOKE_IMPORTS = (
+    "import appliance.app, appliance.process, appliance.firstboot, appliance.selftest,"
+    " aiomqtt, pydantic"
+)
 
 
 def project_plan(
