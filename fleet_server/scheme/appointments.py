@@ -54,7 +54,7 @@ def normalise_phone(raw: str) -> str | None:
     compact = PHONE_SEPARATORS.sub("", raw.strip())
     if not compact:
         return None
-    match = PHONE_RE.match(compact)
+    match = PHONE_RE.fullmatch(compact)
     if match is None:
         raise BookingError("Numéro de téléphone invalide (exemple : 06 12 34 56 78).")
     digits = "0" + match.group(1)

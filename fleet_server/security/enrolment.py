@@ -59,6 +59,14 @@ class Credentials:
     call_token: str
 
 
+def valid_identity(device_id: str, hardware_id: str) -> bool:
+    """Both identifiers whole (``fullmatch``: a trailing newline would break the passwd file)."""
+    return (
+        DEVICE_ID_RE.fullmatch(device_id) is not None
+        and HARDWARE_ID_RE.fullmatch(hardware_id) is not None
+    )
+
+
 def broker_password_hash(password: str) -> str:
     """The line Mosquitto's password file expects after ``username:``."""
     salt = secrets.token_bytes(PBKDF2_SALT_BYTES)
@@ -128,7 +136,7 @@ def request(
     session: Session, token: str, device_id: str, hardware_id: str, name: str = ""
 ) -> tuple[str, str]:
     """A counter asks to join: (state, poll secret). Commits."""
-    if not DEVICE_ID_RE.match(device_id) or not HARDWARE_ID_RE.match(hardware_id):
+    if not valid_identity(device_id, hardware_id):
         raise EnrolmentError("identifiant de guichet ou de matériel invalide")
     row = session.scalar(
         select(EnrolmentToken).where(EnrolmentToken.token_sha256 == token_digest(token))
