@@ -23,10 +23,10 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Final
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from fleet_server.calls.admin import CALL_TOKEN_BYTES, CALL_TOKEN_PREFIX
@@ -148,7 +148,8 @@ def request(
     taken = device is not None and device.hardware_id not in (None, hardware_id)
     if taken and device is not None and device.revoked_at is None:
         raise EnrolmentError("ce guichet est déjà enrôlé sur un autre matériel")
-    row.uses += 1
+    if not _use_token(session, row.id, now):
+        raise EnrolmentError("jeton d'enrôlement invalide, expiré ou épuisé")
     poll = POLL_PREFIX + secrets.token_urlsafe(SECRET_BYTES)
     state = "approved" if row.pre_approved else "pending"
     session.add(
@@ -168,6 +169,24 @@ def request(
     session.commit()
     logger.info("enrolment requested", extra={"device_id": device_id, "state": state})
     return state, poll
+
+
+def _use_token(session: Session, token_id: int, now: datetime) -> bool:
+    """Count one use, atomically: a conditional UPDATE that only one of N concurrent requests
+    on the last use can win (PostgreSQL re-checks the WHERE after the row lock; SQLite
+    serialises writers). False if the token is used up, revoked or expired meanwhile."""
+    used = session.execute(
+        update(EnrolmentToken)
+        .where(
+            EnrolmentToken.id == token_id,
+            EnrolmentToken.uses < EnrolmentToken.max_uses,
+            EnrolmentToken.revoked.is_(False),
+            EnrolmentToken.expires_at > now,
+        )
+        .values(uses=EnrolmentToken.uses + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(used.rowcount)  # type: ignore[attr-defined]
 
 
 def collect(session: Session, poll: str) -> tuple[str, Credentials | None]:
