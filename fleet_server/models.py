@@ -401,3 +401,7 @@ class EnrolmentRequest(Base):
     requested_at: Mapped[datetime] = mapped_column(UtcDateTime())
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     decided_by: Mapped[str | None] = mapped_column(String(64))
+    # The request and its poll secret are void after this (None: made before it existed).
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # An administrator's rotation of an enrolled counter's credentials (same hardware).
+    rotation: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -1,0 +1,34 @@
+"""Security hardening (issue 12): enrolment requests expire and say whether they are a
+rotation.
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2027-01-12
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0005"
+down_revision: str | None = "0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("enrolment_requests") as batch:
+        # Requests made before this revision never expire: they are closed by hand.
+        batch.add_column(sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(
+            sa.Column("rotation", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("enrolment_requests") as batch:
+        batch.drop_column("rotation")
+        batch.drop_column("expires_at")
