@@ -39,7 +39,11 @@ from fleet_server.mqtt.broker_files import BrokerFiles
 from fleet_server.mqtt.config_push import ConfigPusher, schedule_options
 from fleet_server.mqtt.ingest import Ingest
 from fleet_server.scheme import appointments
-from fleet_server.security.auth import IP_THROTTLE_MAX_FAILURES, LoginThrottle
+from fleet_server.security.auth import (
+    IP_THROTTLE_MAX_FAILURES,
+    SESSION_MAX_AGE_S,
+    LoginThrottle,
+)
 from fleet_server.settings import Settings
 from fleet_server.web import account as web_account
 from fleet_server.web import admin as web_admin
@@ -73,7 +77,6 @@ logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 SESSION_COOKIE = "guichet_session"
-SESSION_MAX_AGE_S = 12 * 3600  # a working day; the cookie is signed, its age checked on read
 ERROR_MESSAGES = {
     404: "Page introuvable.",
     405: "Méthode non autorisée.",

@@ -339,6 +339,17 @@ class User(Base):
     ical_token_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
 
 
+class WebSession(Base):
+    """A logged-in browser: the cookie names it; logout, a password reset, deactivation or a
+    role change delete the row, and the cookie is worth nothing from then on."""
+
+    __tablename__ = "web_sessions"
+
+    id_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 class ApiToken(Base):
     """A bearer token for the JSON API; only its SHA-256 is stored."""
 

@@ -11,6 +11,10 @@
   Several server replicas each keep their own counters.
 - Administrators may add a TOTP second factor (RFC 6238, pyotp; 30 s steps, one step of
   clock drift accepted).
+- Sessions are server-side (``WebSession`` rows): the signed cookie carries a random session
+  id whose SHA-256 must name a row of the same user, checked on every request. Logout deletes
+  the row; a password reset, deactivation or a role change delete all of the user's rows, so
+  a copied cookie is worth nothing afterwards.
 - CSRF: one random token per session, put in every form that changes state and compared in
   constant time on the server (synchroniser token pattern; the session cookie is also
   ``SameSite=Lax``).
@@ -26,16 +30,17 @@ import threading
 import time
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Final
 
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from fleet_server.errors import FleetError
-from fleet_server.models import ApiToken, User
+from fleet_server.models import ApiToken, User, WebSession
 from fleet_server.security.roles import Role
 from guichet.contract import utcnow
 
@@ -52,6 +57,8 @@ TOTP_ISSUER = "Guichet Proche"
 TOKEN_PREFIX = "gp_"  # noqa: S105 - a marker, not a secret: secret scanners spot leaks
 TOKEN_BYTES = 32  # 256 bits of randomness
 SESSION_USER_KEY = "uid"
+SESSION_ID_KEY = "sid"
+SESSION_MAX_AGE_S = 12 * 3600  # a working day; the cookie and its row both expire then
 SESSION_CSRF_KEY = "csrf"
 CSRF_FIELD = "csrf_token"
 
@@ -129,6 +136,8 @@ def upsert_user(
     if user is None:
         user = User(username=username, created_at=utcnow(), active=True)
         session.add(user)
+    else:
+        end_user_sessions(session, user.id)  # a new password or role: log it out everywhere
     user.password_hash = hash_password(password)
     user.role, user.service, user.site = role, service, site
     session.flush()
@@ -287,13 +296,51 @@ def csrf_valid(session: MutableMapping[str, Any], submitted: str | None) -> bool
     return secrets.compare_digest(expected.encode(), submitted.encode())
 
 
-def start_session(session: MutableMapping[str, Any], user: User) -> None:
-    """Log a user in: a fresh session (no fixation) with a new CSRF token."""
-    session.clear()
-    session[SESSION_USER_KEY] = user.id
-    session[SESSION_CSRF_KEY] = secrets.token_urlsafe(32)
+def start_session(db: Session, cookie: MutableMapping[str, Any], user: User) -> None:
+    """Log a user in: a new server-side session (no fixation) with a new CSRF token. Commits."""
+    cookie.clear()
+    sid = secrets.token_urlsafe(32)
+    now = utcnow()
+    db.execute(  # sessions past their age, anyone's: keeps the table small
+        delete(WebSession).where(WebSession.created_at < now - timedelta(seconds=SESSION_MAX_AGE_S))
+    )
+    db.add(WebSession(id_sha256=token_digest(sid), user_id=user.id, created_at=now))
+    db.commit()
+    cookie[SESSION_USER_KEY] = user.id
+    cookie[SESSION_ID_KEY] = sid
+    cookie[SESSION_CSRF_KEY] = secrets.token_urlsafe(32)
+
+
+def session_owner(db: Session, cookie: MutableMapping[str, Any]) -> User | None:
+    """The active user whose live server-side session this cookie names, or None."""
+    uid, sid = session_user_id(cookie), cookie.get(SESSION_ID_KEY)
+    if uid is None or not isinstance(sid, str):
+        return None
+    row = db.get(WebSession, token_digest(sid))
+    if row is None or row.user_id != uid:
+        return None
+    if row.created_at < utcnow() - timedelta(seconds=SESSION_MAX_AGE_S):
+        return None
+    user = db.get(User, uid)
+    return user if user is not None and user.active else None
+
+
+def end_session(db: Session, cookie: MutableMapping[str, Any]) -> None:
+    """Logout: this session's row is deleted (a copy of the cookie is void). Commits."""
+    sid = cookie.get(SESSION_ID_KEY)
+    if isinstance(sid, str):
+        db.execute(delete(WebSession).where(WebSession.id_sha256 == token_digest(sid)))
+        db.commit()
+    cookie.clear()
+
+
+def end_user_sessions(db: Session, user_id: int) -> None:
+    """Every session of this user ends (password reset, deactivation, new role); the caller
+    commits."""
+    db.execute(delete(WebSession).where(WebSession.user_id == user_id))
 
 
 def session_user_id(session: MutableMapping[str, Any]) -> int | None:
+    """The user id the cookie claims (not proof of a live session: see ``session_owner``)."""
     uid = session.get(SESSION_USER_KEY)
     return uid if isinstance(uid, int) else None

@@ -91,13 +91,11 @@ Db = Annotated[Session, Depends(get_db)]
 
 def session_user(request: Request, db: Db) -> User | None:
     """The logged-in, active user of this request's session cookie, if any."""
-    uid = auth.session_user_id(request.session)
-    if uid is None:
+    if auth.session_user_id(request.session) is None:
         return None
-    user = db.get(User, uid)
-    if user is None or not user.active:
+    user = auth.session_owner(db, request.session)
+    if user is None:  # logged out elsewhere, revoked, expired, or the user is gone
         request.session.clear()
-        return None
     return user
 
 

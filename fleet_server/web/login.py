@@ -58,9 +58,11 @@ def _failed(ctx: AppContext, key: str, ip: str) -> None:
     ctx.ip_throttle.failure(ip)
 
 
-def _logged_in(request: Request, ctx: AppContext, user: User, key: str, next: str) -> Response:
+def _logged_in(
+    request: Request, ctx: AppContext, db: Db, user: User, key: str, next: str
+) -> Response:
     ctx.throttle.success(key)
-    auth.start_session(request.session, user)
+    auth.start_session(db, request.session, user)
     logger.info("login", extra={"username": user.username, "ip": _client_ip(request)})
     target = safe_next(next)
     if target == "/" and user.role == Role.AGENT:
@@ -102,7 +104,7 @@ def login_submit(
         )
         auth.csrf_token(request.session)
         return RedirectResponse("/login/totp", status.HTTP_303_SEE_OTHER)
-    return _logged_in(request, ctx, user, key, next)
+    return _logged_in(request, ctx, db, user, key, next)
 
 
 def _pending_user(request: Request, db: Db) -> User | None:
@@ -145,11 +147,11 @@ def totp_submit(
         error = "Code incorrect."
         return render(request, "login_totp.html", {"error": error}, status_code=401)
     next = str(request.session.get(PENDING_NEXT, "/"))
-    return _logged_in(request, ctx, user, key, next)
+    return _logged_in(request, ctx, db, user, key, next)
 
 
 @router.post("/logout")
-def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
+def logout(request: Request, db: Db, csrf_token: Annotated[str, Form()] = "") -> Response:
     check_csrf(request, csrf_token)
-    request.session.clear()
+    auth.end_session(db, request.session)
     return RedirectResponse("/login", status.HTTP_303_SEE_OTHER)

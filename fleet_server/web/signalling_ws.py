@@ -24,7 +24,7 @@ from fleet_server.calls import admin as calls_admin
 from fleet_server.calls.manager import CallManager
 from fleet_server.calls.parties import AgentSession, CounterSession
 from fleet_server.calls.store import CounterInfo
-from fleet_server.models import Service, User
+from fleet_server.models import Service
 from fleet_server.security import auth
 from fleet_server.security.roles import Role
 from fleet_server.web.deps import AppContext, bearer_token
@@ -159,14 +159,12 @@ def _same_origin(websocket: WebSocket) -> bool:
 
 
 def _agent_of(
-    sessions: sessionmaker[Session], uid: int | None, watched: str | None
+    sessions: sessionmaker[Session], cookie: dict[str, Any], watched: str | None
 ) -> tuple[int, str, bool] | str:
     """(user id, service, may answer) for this session, or why not as a close reason."""
-    if uid is None:
-        return "connexion requise"
     with sessions() as session:
-        user = session.get(User, uid)
-        if user is None or not user.active:
+        user = auth.session_owner(session, cookie)
+        if user is None:
             return "connexion requise"
         if user.role == Role.AGENT and user.service:
             if watched and watched != user.service:
@@ -180,9 +178,8 @@ def _agent_of(
 @router.websocket("/ws/agent")
 async def agent_socket(websocket: WebSocket) -> None:
     ctx, manager = _manager(websocket)
-    uid = auth.session_user_id(websocket.session)
     watched = websocket.query_params.get("service")
-    found = await asyncio.to_thread(_agent_of, ctx.sessions, uid, watched)
+    found = await asyncio.to_thread(_agent_of, ctx.sessions, dict(websocket.session), watched)
     await websocket.accept()
     if not _same_origin(websocket):
         await websocket.close(CLOSE_FORBIDDEN, "origine refusée")

@@ -113,6 +113,8 @@ def update_user(
         auth.check_role(role, service_code, site_name)
     except auth.AuthError as exc:
         return _page(request, db, user, str(exc))
+    if (row.role, row.service, row.site) != (role, service_code, site_name):
+        auth.end_user_sessions(db, row.id)  # what they may see changed: log in again
     row.role, row.service, row.site = role, service_code, site_name
     if role != Role.ADMIN:
         row.totp_secret = None  # the second factor is for administrators
@@ -137,6 +139,7 @@ def reset_password(
         auth.set_password(row, password)
     except auth.AuthError as exc:
         return _page(request, db, user, str(exc))
+    auth.end_user_sessions(db, row.id)
     audit.record(db, user.username, "user.password_reset", row.username, actor_user_id=user.user_id)
     db.commit()
     return _page(request, db, user, notice=f"Mot de passe de « {row.username} » réinitialisé.")
@@ -154,6 +157,8 @@ def set_active(
     if row.id == user.user_id:
         return _page(request, db, user, "vous ne pouvez pas vous désactiver vous-même")
     row.active = active == "1"
+    if not row.active:
+        auth.end_user_sessions(db, row.id)
     action = "user.activate" if row.active else "user.deactivate"
     audit.record(db, user.username, action, row.username, actor_user_id=user.user_id)
     db.commit()
@@ -165,6 +170,7 @@ def reset_totp(user_id: int, db: Db, user: AdminUser) -> Response:
     row = _user(db, user_id)
     if row.totp_secret is not None:
         row.totp_secret = None
+        auth.end_user_sessions(db, row.id)  # a stolen session must not outlive the reset
         audit.record(
             db, user.username, "user.totp_disable", row.username, actor_user_id=user.user_id
         )

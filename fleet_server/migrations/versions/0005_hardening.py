@@ -1,5 +1,5 @@
 """Security hardening (issue 12): enrolment requests expire and say whether they are a
-rotation.
+rotation; browser sessions are server-side rows (revocable).
 
 Revision ID: 0005
 Revises: 0004
@@ -27,8 +27,20 @@ def upgrade() -> None:
             sa.Column("rotation", sa.Boolean(), nullable=False, server_default=sa.false())
         )
 
+    op.create_table(
+        "web_sessions",
+        sa.Column("id_sha256", sa.String(length=64), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id_sha256"),
+    )
+    op.create_index("ix_web_sessions_user_id", "web_sessions", ["user_id"], unique=False)
+
 
 def downgrade() -> None:
+    op.drop_index("ix_web_sessions_user_id", table_name="web_sessions")
+    op.drop_table("web_sessions")
     with op.batch_alter_table("enrolment_requests") as batch:
         batch.drop_column("rotation")
         batch.drop_column("expires_at")
