@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
+from anyio import from_thread
 from fastapi import APIRouter, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
@@ -14,7 +15,8 @@ from fleet_server.calls import admin as calls_admin
 from fleet_server.models import Service, User
 from fleet_server.security import audit, auth
 from fleet_server.security.roles import ROLE_LABELS, Role
-from fleet_server.web.deps import AdminUser, Db, render
+from fleet_server.web.deps import AdminUser, AppContext, Ctx, Db, render
+from fleet_server.web.signalling_ws import CLOSE_UNAUTHORIZED
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,12 @@ def _user(db: Db, user_id: int) -> User:
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Utilisateur inconnu")
     return row
+
+
+def _cut_off(ctx: AppContext, user_id: int) -> None:
+    """After the commit: the user's live consoles close now (the route runs in a worker
+    thread; the call manager lives on the event loop)."""
+    from_thread.run_sync(ctx.calls.drop_agent, user_id, CLOSE_UNAUTHORIZED, "session terminée")
 
 
 def _done() -> Response:
@@ -99,6 +107,7 @@ def create_user(
 def update_user(
     request: Request,
     user_id: int,
+    ctx: Ctx,
     db: Db,
     user: AdminUser,
     role: RoleField,
@@ -113,7 +122,8 @@ def update_user(
         auth.check_role(role, service_code, site_name)
     except auth.AuthError as exc:
         return _page(request, db, user, str(exc))
-    if (row.role, row.service, row.site) != (role, service_code, site_name):
+    rescoped = (row.role, row.service, row.site) != (role, service_code, site_name)
+    if rescoped:
         auth.end_user_sessions(db, row.id)  # what they may see changed: log in again
     row.role, row.service, row.site = role, service_code, site_name
     if role != Role.ADMIN:
@@ -123,6 +133,8 @@ def update_user(
         role=role, service=service_code, site=site_name,
     )  # fmt: skip
     db.commit()
+    if rescoped:
+        _cut_off(ctx, row.id)
     return _done()
 
 
@@ -130,6 +142,7 @@ def update_user(
 def reset_password(
     request: Request,
     user_id: int,
+    ctx: Ctx,
     db: Db,
     user: AdminUser,
     password: Annotated[str, Form(max_length=1024)],
@@ -142,6 +155,7 @@ def reset_password(
     auth.end_user_sessions(db, row.id)
     audit.record(db, user.username, "user.password_reset", row.username, actor_user_id=user.user_id)
     db.commit()
+    _cut_off(ctx, row.id)
     return _page(request, db, user, notice=f"Mot de passe de « {row.username} » réinitialisé.")
 
 
@@ -149,6 +163,7 @@ def reset_password(
 def set_active(
     request: Request,
     user_id: int,
+    ctx: Ctx,
     db: Db,
     user: AdminUser,
     active: Annotated[str, Form(max_length=8)],
@@ -162,6 +177,8 @@ def set_active(
     action = "user.activate" if row.active else "user.deactivate"
     audit.record(db, user.username, action, row.username, actor_user_id=user.user_id)
     db.commit()
+    if not row.active:
+        _cut_off(ctx, row.id)
     return _done()
 
 
