@@ -10,14 +10,16 @@ API, statistics); reception — the fleet table, counters' pages and statistics 
 site only; agent — the console and the call log of their own service only.
 
 ``csrf_guard`` runs before every route: a POST/PUT/PATCH/DELETE must carry the session's CSRF
-token (form field ``csrf_token`` or header ``X-CSRF-Token``), except bearer-token API calls
-(no ambient credential to abuse), the paths in ``CSRF_EXEMPT`` (unauthenticated JSON) and
-anonymous requests (no session to ride on: the route sends them to the login form, and the
-login forms check their token themselves).
+token (form field ``csrf_token`` or header ``X-CSRF-Token``), except API calls whose bearer
+token actually authenticates them (no ambient credential to abuse; a request with a bearer
+header is authenticated by it alone — its cookie is ignored), the paths in ``CSRF_EXEMPT``
+(unauthenticated JSON) and anonymous requests (no session to ride on: the route sends them to
+the login form, and the login forms check their token themselves).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -90,7 +92,10 @@ Db = Annotated[Session, Depends(get_db)]
 
 
 def session_user(request: Request, db: Db) -> User | None:
-    """The logged-in, active user of this request's session cookie, if any."""
+    """The logged-in, active user of this request's session cookie, if any. A request that
+    carries a bearer token is authenticated by the token alone: its cookie is ignored."""
+    if bearer_token(request) is not None:
+        return None
     if auth.session_user_id(request.session) is None:
         return None
     user = auth.session_owner(db, request.session)
@@ -205,7 +210,10 @@ async def csrf_guard(conn: HTTPConnection) -> None:
     """Every state-changing request carries the session's CSRF token (see module doc)."""
     if conn.scope["type"] != "http" or conn.scope["method"] not in UNSAFE_METHODS:
         return
-    if conn.url.path in CSRF_EXEMPT or bearer_token(conn) is not None:
+    if conn.url.path in CSRF_EXEMPT:
+        return
+    token = bearer_token(conn)
+    if token is not None and await _token_authenticates(conn, token):
         return
     if auth.session_user_id(conn.session) is None:
         return  # anonymous: the route refuses it (login form and TOTP step check inline)
@@ -218,6 +226,16 @@ async def csrf_guard(conn: HTTPConnection) -> None:
     if not auth.csrf_valid(conn.session, submitted):
         logger.warning("request rejected: bad or missing CSRF token", extra={"path": conn.url.path})
         raise CsrfRejectedError
+
+
+async def _token_authenticates(conn: HTTPConnection, token: str) -> bool:
+    ctx: AppContext = conn.app.state.ctx
+
+    def run() -> bool:
+        with ctx.sessions() as session:
+            return auth.user_for_token(session, token) is not None
+
+    return await asyncio.to_thread(run)
 
 
 def check_csrf(request: Request, submitted: str | None) -> None:
