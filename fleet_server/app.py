@@ -44,6 +44,7 @@ from fleet_server.security.auth import (
     SESSION_MAX_AGE_S,
     LoginThrottle,
 )
+from fleet_server.security.proxies import TrustedProxies
 from fleet_server.settings import Settings
 from fleet_server.web import account as web_account
 from fleet_server.web import admin as web_admin
@@ -70,6 +71,7 @@ from fleet_server.web.deps import (
     render,
 )
 from fleet_server.web.format import make_templates
+from fleet_server.web.login import TOTP_MAX_ATTEMPTS, TOTP_STEP_S
 from guichet import __version__
 from guichet.contract import utcnow
 
@@ -104,6 +106,9 @@ def create_app(settings: Settings) -> FastAPI:
         templates=make_templates(),
         throttle=LoginThrottle(),
         ip_throttle=LoginThrottle(max_failures=IP_THROTTLE_MAX_FAILURES),
+        totp_throttle=LoginThrottle(
+            max_failures=TOTP_MAX_ATTEMPTS, window_s=TOTP_STEP_S, lockout_s=TOTP_STEP_S
+        ),
         broker=_broker_files(settings),
         calls=CallManager(
             CallJournal(sessions),
@@ -138,6 +143,7 @@ def create_app(settings: Settings) -> FastAPI:
         https_only=settings.session_cookie_secure,
     )
     app.middleware("http")(_security_headers)
+    app.add_middleware(TrustedProxies, trusted=settings.trusted_proxies)  # outermost
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in (
         web_auth.router,

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fleet_server.security import proxies
 from guichet.signalling import RESUME_WINDOW_S, IceServer
 
 DEMO_SECRET_KEY = "demo-secret-key-not-for-production"  # noqa: S105 - refused unless demo=True
@@ -35,6 +36,9 @@ class Settings(BaseSettings):
     alert_disk_pct: float = 90.0
     alert_temperature_c: float = 80.0
     session_cookie_secure: bool = False
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or
+    # networks, JSON list: ["127.0.0.1"]). None by default: the peer address is the client.
+    trusted_proxies: list[str] = Field(default_factory=list)
     dashboard_refresh_s: float = Field(default=3.0, gt=0)
     # Calls: unanswered after ring_timeout_s → "missed"; a dropped link is waited for
     # call_resume_window_s before the call ends as "failed".
@@ -67,6 +71,10 @@ class Settings(BaseSettings):
                 "GUICHET_BROKER_FILES_DIR needs the server's own broker account "
                 "(GUICHET_MQTT_USERNAME and GUICHET_MQTT_PASSWORD)"
             )
+        try:
+            proxies.networks(self.trusted_proxies)
+        except ValueError as exc:
+            raise ValueError(f"GUICHET_TRUSTED_PROXIES: {exc}") from None
         if len(self.secret_key) < 16:
             raise ValueError("GUICHET_SECRET_KEY is too short (16 characters at least)")
         return self

@@ -8,7 +8,9 @@
   ``THROTTLE_MAX_FAILURES`` failures within ``THROTTLE_WINDOW_S`` the pair is locked for
   ``THROTTLE_LOCKOUT_S``. A second throttle counts failures per client IP alone
   (``IP_THROTTLE_MAX_FAILURES``), so trying many usernames from one place is locked too.
-  Several server replicas each keep their own counters.
+  Several server replicas each keep their own counters. Memory is bounded
+  (``THROTTLE_MAX_KEYS``): past it, keys without a lockout are forgotten first, oldest first.
+  The client IP is the peer's, or what a configured trusted proxy says (``proxies.py``).
 - Administrators may add a TOTP second factor (RFC 6238, pyotp; 30 s steps, one step of
   clock drift accepted).
 - Sessions are server-side (``WebSession`` rows): the signed cookie carries a random session
@@ -52,6 +54,7 @@ THROTTLE_MAX_FAILURES = 5  # failed logins per (username, IP) before a lockout
 THROTTLE_WINDOW_S = 15 * 60.0  # failures older than this are forgotten
 THROTTLE_LOCKOUT_S = 5 * 60.0  # how long a locked (username, IP) pair must wait
 IP_THROTTLE_MAX_FAILURES = 20  # failed logins from one IP, any usernames, before a lockout
+THROTTLE_MAX_KEYS = 10_000  # keys remembered at most; beyond, the least useful are forgotten
 TOTP_VALID_WINDOW = 1  # 30 s steps of clock drift accepted either side
 TOTP_ISSUER = "Guichet Proche"
 TOKEN_PREFIX = "gp_"  # noqa: S105 - a marker, not a secret: secret scanners spot leaks
@@ -237,8 +240,10 @@ class LoginThrottle:
         window_s: float = THROTTLE_WINDOW_S,
         lockout_s: float = THROTTLE_LOCKOUT_S,
         clock: Callable[[], float] = time.monotonic,
+        max_keys: int = THROTTLE_MAX_KEYS,
     ) -> None:
         self.max_failures, self.window_s, self.lockout_s = max_failures, window_s, lockout_s
+        self.max_keys = max_keys
         self._clock = clock
         self._lock = threading.Lock()
         self._keys: dict[str, _Attempts] = {}
@@ -265,9 +270,15 @@ class LoginThrottle:
         with self._lock:
             self._keys.pop(key, None)
 
+    def size(self) -> int:
+        with self._lock:
+            return len(self._keys)
+
     def _forget_old(self, now: float) -> None:
-        # Bounded memory: drop keys with nothing recent (called with the lock held).
-        if len(self._keys) < 10_000:
+        # Bounded memory (called with the lock held): past max_keys, drop keys with nothing
+        # recent; if still too many, keep the locked keys and the most recent others, down to
+        # 90 % so that the sort is not paid on every failure.
+        if len(self._keys) <= self.max_keys:
             return
         horizon = max(self.window_s, self.lockout_s)
         self._keys = {
@@ -275,6 +286,16 @@ class LoginThrottle:
             for k, a in self._keys.items()
             if a.locked_until > now or (a.failures and now - a.failures[-1] < horizon)
         }
+        if len(self._keys) <= self.max_keys:
+            return
+
+        def worth(item: tuple[str, _Attempts]) -> tuple[bool, float]:
+            attempts = item[1]
+            locked = attempts.locked_until > now
+            return locked, attempts.locked_until if locked else attempts.failures[-1]
+
+        keep = int(self.max_keys * 0.9)
+        self._keys = dict(sorted(self._keys.items(), key=worth)[-keep:])
 
 
 # --- CSRF -------------------------------------------------------------------------------

@@ -59,6 +59,7 @@ class AppContext:
     throttle: auth.LoginThrottle
     calls: CallManager
     ip_throttle: auth.LoginThrottle
+    totp_throttle: auth.LoginThrottle  # wrong codes per pending second-factor session
     broker: BrokerFiles | None = None
     ingest: Ingest | None = None  # set while the app runs with its MQTT ingest
     config_pusher: ConfigPusher | None = None  # set while the app runs (config_push.py)
