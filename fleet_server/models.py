@@ -335,6 +335,8 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # Base32 TOTP secret (second factor, administrators); a shared secret, so not a hash.
     totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # The last 30 s step whose code was accepted: a code is good once (no replay).
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     # SHA-256 of the secret in the agent's iCalendar feed URL (calendar apps send no cookie).
     ical_token_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
 

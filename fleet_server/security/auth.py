@@ -12,7 +12,8 @@
   (``THROTTLE_MAX_KEYS``): past it, keys without a lockout are forgotten first, oldest first.
   The client IP is the peer's, or what a configured trusted proxy says (``proxies.py``).
 - Administrators may add a TOTP second factor (RFC 6238, pyotp; 30 s steps, one step of
-  clock drift accepted).
+  clock drift accepted). A code is accepted once: the user's last used step is stored and
+  only a later step passes (an atomic conditional UPDATE, so two racing logins cannot both).
 - Sessions are server-side (``WebSession`` rows): the signed cookie carries a random session
   id whose SHA-256 must name a row of the same user, checked on every request. Logout deletes
   the row; a password reset, deactivation or a role change delete all of the user's rows, so
@@ -32,13 +33,13 @@ import threading
 import time
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from fleet_server.errors import FleetError
@@ -181,11 +182,38 @@ def totp_uri(secret: str, username: str) -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=TOTP_ISSUER)
 
 
-def totp_valid(secret: str, code: str) -> bool:
+def totp_step(secret: str, code: str, now: float | None = None) -> int | None:
+    """The 30 s step (within the drift window) whose code this is, or None."""
     code = code.strip().replace(" ", "")
     if not (code.isdigit() and len(code) == 6):
+        return None
+    totp = pyotp.TOTP(secret)
+    current = totp.timecode(datetime.fromtimestamp(time.time() if now is None else now, UTC))
+    for step in range(current - TOTP_VALID_WINDOW, current + TOTP_VALID_WINDOW + 1):
+        if secrets.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
+
+
+def use_totp(db: Session, user: User, code: str) -> bool:
+    """Check ``user``'s code and use it up: a step at or before the last one used is refused.
+    Commits."""
+    if user.totp_secret is None:
         return False
-    return pyotp.TOTP(secret).verify(code, valid_window=TOTP_VALID_WINDOW)
+    step = totp_step(user.totp_secret, code)
+    if step is None:
+        return False
+    used = db.execute(
+        update(User)
+        .where(
+            User.id == user.id,
+            or_(User.totp_last_step.is_(None), User.totp_last_step < step),
+        )
+        .values(totp_last_step=step)
+        .execution_options(synchronize_session=False)
+    )
+    db.commit()
+    return bool(used.rowcount)  # type: ignore[attr-defined]
 
 
 # --- API tokens -------------------------------------------------------------------------

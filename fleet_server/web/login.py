@@ -155,7 +155,7 @@ def totp_submit(
     if locked:
         request.session.clear()
         return render(request, "login_totp.html", {"error": locked}, status_code=429)
-    if not auth.totp_valid(user.totp_secret, code):
+    if not auth.use_totp(db, user, code):
         _failed(ctx, key, ip)
         ctx.totp_throttle.failure(nonce)
         logger.info("second factor failed", extra={"username": user.username, "ip": ip})

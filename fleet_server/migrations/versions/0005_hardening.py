@@ -1,5 +1,5 @@
 """Security hardening (issue 12): enrolment requests expire and say whether they are a
-rotation; browser sessions are server-side rows (revocable).
+rotation; browser sessions are server-side rows (revocable); a TOTP code is used once.
 
 Revision ID: 0005
 Revises: 0004
@@ -27,6 +27,8 @@ def upgrade() -> None:
             sa.Column("rotation", sa.Boolean(), nullable=False, server_default=sa.false())
         )
 
+    with op.batch_alter_table("users") as batch:
+        batch.add_column(sa.Column("totp_last_step", sa.BigInteger(), nullable=True))
     op.create_table(
         "web_sessions",
         sa.Column("id_sha256", sa.String(length=64), nullable=False),
@@ -41,6 +43,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_web_sessions_user_id", table_name="web_sessions")
     op.drop_table("web_sessions")
+    with op.batch_alter_table("users") as batch:
+        batch.drop_column("totp_last_step")
     with op.batch_alter_table("enrolment_requests") as batch:
         batch.drop_column("rotation")
         batch.drop_column("expires_at")
