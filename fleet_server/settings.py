@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Literal
 
@@ -11,7 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from fleet_server.security import proxies
 from guichet.signalling import RESUME_WINDOW_S, IceServer
 
-DEMO_SECRET_KEY = "demo-secret-key-not-for-production"  # noqa: S105 - refused unless demo=True
+SECRET_KEY_BYTES = 32  # a demo run's own random key (nothing printed in the source signs)
 
 
 class Settings(BaseSettings):
@@ -26,7 +27,8 @@ class Settings(BaseSettings):
     mqtt_client_id: str = "guichet-fleet-server"
     mqtt_ca_file: str | None = None
     ingest_enabled: bool = True
-    secret_key: str = DEMO_SECRET_KEY
+    # Signs session cookies. Required outside demo mode; a demo run makes its own.
+    secret_key: str = ""
     demo: bool = False
     telemetry_retention_days: int = Field(default=30, ge=1)
     # A counter with no telemetry for this many intervals is "silent".
@@ -61,7 +63,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_default_secret_in_production(self) -> Settings:
-        if not self.demo and self.secret_key == DEMO_SECRET_KEY:
+        if not self.secret_key and self.demo:
+            # A fresh key per run (frozen model: set once, here, before anyone reads it).
+            object.__setattr__(self, "secret_key", secrets.token_urlsafe(SECRET_KEY_BYTES))
+        if not self.secret_key:
             raise ValueError(
                 "GUICHET_SECRET_KEY must be set to a random value outside demo mode "
                 "(python -c 'import secrets; print(secrets.token_urlsafe(32))')"
