@@ -93,6 +93,9 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
 }
+# Sent when the server is reached over HTTPS (secure cookies): browsers then refuse plain HTTP
+# to this host for a year, so a LAN attacker cannot downgrade the next visit.
+HSTS = {"Strict-Transport-Security": "max-age=31536000"}
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -140,9 +143,19 @@ def create_app(settings: Settings) -> FastAPI:
         session_cookie=SESSION_COOKIE,
         max_age=SESSION_MAX_AGE_S,
         same_site="lax",
-        https_only=settings.session_cookie_secure,
+        https_only=bool(settings.session_cookie_secure),
     )
-    app.middleware("http")(_security_headers)
+    headers = SECURITY_HEADERS | (HSTS if settings.session_cookie_secure else {})
+
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        for name, value in headers.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    app.middleware("http")(security_headers)
     app.add_middleware(TrustedProxies, trusted=settings.trusted_proxies)  # outermost
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in (
@@ -234,15 +247,6 @@ async def _health_checks_forever(ctx: AppContext) -> None:
         except Exception:
             logger.exception("health checks failed; retrying next period")
         await asyncio.sleep(ctx.settings.staleness_check_s)
-
-
-async def _security_headers(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    response = await call_next(request)
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    return response
 
 
 def _is_api(request: Request) -> bool:

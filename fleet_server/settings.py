@@ -37,7 +37,9 @@ class Settings(BaseSettings):
     alert_offline_after_min: float = Field(default=5.0, ge=0)
     alert_disk_pct: float = 90.0
     alert_temperature_c: float = 80.0
-    session_cookie_secure: bool = False
+    # Session cookie sent over HTTPS only, and HSTS on every response. Unset: on, except in
+    # demo mode (plain HTTP on loopback). Set false only to serve plain HTTP on purpose.
+    session_cookie_secure: bool | None = None
     # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or
     # networks, JSON list: ["127.0.0.1"]). None by default: the peer address is the client.
     trusted_proxies: list[str] = Field(default_factory=list)
@@ -63,6 +65,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_default_secret_in_production(self) -> Settings:
+        if self.session_cookie_secure is None:
+            object.__setattr__(self, "session_cookie_secure", not self.demo)
         if not self.secret_key and self.demo:
             # A fresh key per run (frozen model: set once, here, before anyone reads it).
             object.__setattr__(self, "secret_key", secrets.token_urlsafe(SECRET_KEY_BYTES))
