@@ -156,7 +156,12 @@ def book(
         raise BookingError("Service inconnu.")
     if agent_id is not None:
         agent = session.get(User, agent_id, with_for_update=True)
-        if agent is None or agent.role != Role.AGENT or agent.service != service:
+        if (
+            agent is None
+            or not agent.active
+            or agent.role != Role.AGENT
+            or agent.service != service
+        ):
             raise BookingError("Cet agent ne répond pas pour ce service.")
     slot = next(
         (
