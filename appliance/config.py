@@ -6,6 +6,7 @@ raises ``ConfigError`` whose message names the file and the offending key.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -40,6 +41,23 @@ class DeviceSection(_Section):
     data_dir: Path = Path("/var/lib/guichet")
 
 
+CLEAR_TEXT_REFUSED = (
+    "sends the counter's secrets in clear: use {secure}:// (plain {plain}:// only to a "
+    "loopback address, for tests and the demo)"
+)
+
+
+def is_loopback(url: str) -> bool:
+    """True if the URL's host is this machine (``localhost``, 127.0.0.0/8, ::1)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class TlsSection(_Section):
     ca_file: Path | None = None
     cert_file: Path | None = None
@@ -70,6 +88,8 @@ class FleetSection(_Section):
             parts = urlsplit(value)
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ValueError("must look like https://fleet.example.fr")
+            if parts.scheme == "http" and not is_loopback(value):  # the enrolment token
+                raise ValueError(CLEAR_TEXT_REFUSED.format(secure="https", plain="http"))
         return value
 
     @field_validator("mqtt_url")
@@ -182,6 +202,8 @@ class CallSection(_Section):
         parts = urlsplit(value)
         if parts.scheme not in ("ws", "wss") or not parts.hostname:
             raise ValueError("must look like wss://server/ws/counter")
+        if parts.scheme == "ws" and not is_loopback(value):  # the call token
+            raise ValueError(CLEAR_TEXT_REFUSED.format(secure="wss", plain="ws"))
         return value
 
 

@@ -55,7 +55,7 @@ class GuichetSection(_Section):
     @field_validator("identifiant")
     @classmethod
     def _identifiant(cls, value: str) -> str:
-        if value and not re.match(DEVICE_ID_PATTERN, value):
+        if value and not re.fullmatch(DEVICE_ID_PATTERN, value):
             raise ValueError(
                 "lettres minuscules sans accent, chiffres et tirets seulement (2 à 63 caractères)"
             )
@@ -143,7 +143,7 @@ class SystemeSection(_Section):
     @field_validator("cle_ssh")
     @classmethod
     def _cle(cls, value: str) -> str:
-        if value and not SSH_KEY_RE.match(value):
+        if value and not SSH_KEY_RE.fullmatch(value):
             raise ValueError("doit être une clé publique sur une ligne : « ssh-ed25519 AAAA… »")
         return value
 

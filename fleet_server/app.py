@@ -39,7 +39,12 @@ from fleet_server.mqtt.broker_files import BrokerFiles
 from fleet_server.mqtt.config_push import ConfigPusher, schedule_options
 from fleet_server.mqtt.ingest import Ingest
 from fleet_server.scheme import appointments
-from fleet_server.security.auth import IP_THROTTLE_MAX_FAILURES, LoginThrottle
+from fleet_server.security.auth import (
+    IP_THROTTLE_MAX_FAILURES,
+    SESSION_MAX_AGE_S,
+    LoginThrottle,
+)
+from fleet_server.security.proxies import TrustedProxies
 from fleet_server.settings import Settings
 from fleet_server.web import account as web_account
 from fleet_server.web import admin as web_admin
@@ -66,6 +71,7 @@ from fleet_server.web.deps import (
     render,
 )
 from fleet_server.web.format import make_templates
+from fleet_server.web.login import TOTP_MAX_ATTEMPTS, TOTP_STEP_S
 from guichet import __version__
 from guichet.contract import utcnow
 
@@ -73,7 +79,6 @@ logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 SESSION_COOKIE = "guichet_session"
-SESSION_MAX_AGE_S = 12 * 3600  # a working day; the cookie is signed, its age checked on read
 ERROR_MESSAGES = {
     404: "Page introuvable.",
     405: "Méthode non autorisée.",
@@ -88,6 +93,9 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
 }
+# Sent when the server is reached over HTTPS (secure cookies): browsers then refuse plain HTTP
+# to this host for a year, so a LAN attacker cannot downgrade the next visit.
+HSTS = {"Strict-Transport-Security": "max-age=31536000"}
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -101,6 +109,9 @@ def create_app(settings: Settings) -> FastAPI:
         templates=make_templates(),
         throttle=LoginThrottle(),
         ip_throttle=LoginThrottle(max_failures=IP_THROTTLE_MAX_FAILURES),
+        totp_throttle=LoginThrottle(
+            max_failures=TOTP_MAX_ATTEMPTS, window_s=TOTP_STEP_S, lockout_s=TOTP_STEP_S
+        ),
         broker=_broker_files(settings),
         calls=CallManager(
             CallJournal(sessions),
@@ -132,9 +143,20 @@ def create_app(settings: Settings) -> FastAPI:
         session_cookie=SESSION_COOKIE,
         max_age=SESSION_MAX_AGE_S,
         same_site="lax",
-        https_only=settings.session_cookie_secure,
+        https_only=bool(settings.session_cookie_secure),
     )
-    app.middleware("http")(_security_headers)
+    headers = SECURITY_HEADERS | (HSTS if settings.session_cookie_secure else {})
+
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        for name, value in headers.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    app.middleware("http")(security_headers)
+    app.add_middleware(TrustedProxies, trusted=settings.trusted_proxies)  # outermost
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in (
         web_auth.router,
@@ -225,15 +247,6 @@ async def _health_checks_forever(ctx: AppContext) -> None:
         except Exception:
             logger.exception("health checks failed; retrying next period")
         await asyncio.sleep(ctx.settings.staleness_check_s)
-
-
-async def _security_headers(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    response = await call_next(request)
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    return response
 
 
 def _is_api(request: Request) -> bool:

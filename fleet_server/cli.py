@@ -117,11 +117,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from fleet_server.app import create_app
     from fleet_server.db import migrate
+    from fleet_server.serving import uvicorn_config
 
     migrate(settings.database_url)
     host = os.environ.get("GUICHET_HOST", DEFAULT_HOST)
     # log_config=None keeps our JSON logging instead of uvicorn's own configuration.
-    uvicorn.run(create_app(settings), host=host, port=args.port, log_config=None)
+    config = uvicorn_config(create_app(settings), host=host, port=args.port, log_config=None)
+    uvicorn.Server(config).run()
     return EXIT_OK
 
 

@@ -385,8 +385,21 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # Base32 TOTP secret (second factor, administrators); a shared secret, so not a hash.
     totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # The last 30 s step whose code was accepted: a code is good once (no replay).
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     # SHA-256 of the secret in the agent's iCalendar feed URL (calendar apps send no cookie).
     ical_token_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
+
+
+class WebSession(Base):
+    """A logged-in browser: the cookie names it; logout, a password reset, deactivation or a
+    role change delete the row, and the cookie is worth nothing from then on."""
+
+    __tablename__ = "web_sessions"
+
+    id_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class ApiToken(Base):
@@ -451,3 +464,7 @@ class EnrolmentRequest(Base):
     requested_at: Mapped[datetime] = mapped_column(UtcDateTime())
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     decided_by: Mapped[str | None] = mapped_column(String(64))
+    # The request and its poll secret are void after this (None: made before it existed).
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # An administrator's rotation of an enrolled counter's credentials (same hardware).
+    rotation: Mapped[bool] = mapped_column(Boolean, default=False)

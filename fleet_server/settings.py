@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fleet_server.security import proxies
 from guichet.signalling import RESUME_WINDOW_S, IceServer
 
-DEMO_SECRET_KEY = "demo-secret-key-not-for-production"  # noqa: S105 - refused unless demo=True
+SECRET_KEY_BYTES = 32  # a demo run's own random key (nothing printed in the source signs)
 
 
 class Settings(BaseSettings):
@@ -25,7 +27,8 @@ class Settings(BaseSettings):
     mqtt_client_id: str = "guichet-fleet-server"
     mqtt_ca_file: str | None = None
     ingest_enabled: bool = True
-    secret_key: str = DEMO_SECRET_KEY
+    # Signs session cookies. Required outside demo mode; a demo run makes its own.
+    secret_key: str = ""
     demo: bool = False
     telemetry_retention_days: int = Field(default=30, ge=1)
     # A counter with no telemetry for this many intervals is "silent".
@@ -34,7 +37,12 @@ class Settings(BaseSettings):
     alert_offline_after_min: float = Field(default=5.0, ge=0)
     alert_disk_pct: float = 90.0
     alert_temperature_c: float = 80.0
-    session_cookie_secure: bool = False
+    # Session cookie sent over HTTPS only, and HSTS on every response. Unset: on, except in
+    # demo mode (plain HTTP on loopback). Set false only to serve plain HTTP on purpose.
+    session_cookie_secure: bool | None = None
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or
+    # networks, JSON list: ["127.0.0.1"]). None by default: the peer address is the client.
+    trusted_proxies: list[str] = Field(default_factory=list)
     dashboard_refresh_s: float = Field(default=3.0, gt=0)
     # Calls: unanswered after ring_timeout_s → "missed"; a dropped link is waited for
     # call_resume_window_s before the call ends as "failed".
@@ -57,7 +65,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_default_secret_in_production(self) -> Settings:
-        if not self.demo and self.secret_key == DEMO_SECRET_KEY:
+        if self.session_cookie_secure is None:
+            object.__setattr__(self, "session_cookie_secure", not self.demo)
+        if not self.secret_key and self.demo:
+            # A fresh key per run (frozen model: set once, here, before anyone reads it).
+            object.__setattr__(self, "secret_key", secrets.token_urlsafe(SECRET_KEY_BYTES))
+        if not self.secret_key:
             raise ValueError(
                 "GUICHET_SECRET_KEY must be set to a random value outside demo mode "
                 "(python -c 'import secrets; print(secrets.token_urlsafe(32))')"
@@ -67,6 +80,10 @@ class Settings(BaseSettings):
                 "GUICHET_BROKER_FILES_DIR needs the server's own broker account "
                 "(GUICHET_MQTT_USERNAME and GUICHET_MQTT_PASSWORD)"
             )
+        try:
+            proxies.networks(self.trusted_proxies)
+        except ValueError as exc:
+            raise ValueError(f"GUICHET_TRUSTED_PROXIES: {exc}") from None
         if len(self.secret_key) < 16:
             raise ValueError("GUICHET_SECRET_KEY is too short (16 characters at least)")
         return self

@@ -36,7 +36,9 @@ PROTOCOL_VERSION = "v1"
 SCHEMA_VERSION: Literal[1] = 1  # the "v" field of every payload; bumped only with PROTOCOL_VERSION
 MAX_PAYLOAD_BYTES = 64 * 1024  # a telemetry message is ~1 KB; anything this big is hostile
 MAX_CONFIG_BYTES = 512 * 1024  # server → counter: two weeks of openings and appointments
-DEVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"  # also a valid broker username
+# Also a valid broker username. Python code matches it with ``fullmatch`` (with ``match``, ``$``
+# lets a trailing newline through); pydantic's ``pattern`` anchors at the very end.
+DEVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
 _DEVICE_ID_RE = re.compile(DEVICE_ID_PATTERN)
 
 QOS_AT_MOST_ONCE = 0
@@ -56,7 +58,7 @@ class Kind(StrEnum):
 
 
 def is_valid_device_id(device_id: str) -> bool:
-    return bool(_DEVICE_ID_RE.match(device_id))
+    return _DEVICE_ID_RE.fullmatch(device_id) is not None
 
 
 def topic(device_id: str, kind: Kind) -> str:

@@ -239,6 +239,7 @@ async def run_demo(port: int) -> None:
     import uvicorn
 
     from fleet_server.app import create_app
+    from fleet_server.serving import uvicorn_config
 
     demo_dir = DEMO_DIR
     demo_dir.mkdir(parents=True, exist_ok=True)
@@ -256,9 +257,8 @@ async def run_demo(port: int) -> None:
     )
     state = {"mqtt_url": mqtt_url, "protocol": protocol}
     (demo_dir / STATE_FILE).write_text(json.dumps(state), encoding="utf-8")
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
+    config = uvicorn_config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
     while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn has no event
         await asyncio.sleep(0.05)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import io
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,15 @@ DESPECKLE_MIN_DPI = 200  # a 3×3 median removes the paper's specks; at 150 dpi 
 THUMBNAIL_PX = (160, 226)  # A4 proportions; ~4 KB as JPEG
 THUMBNAIL_QUALITY = 60
 MB = 1024 * 1024
+# A PDF to print may not decompress to more than this, all streams together: a 2 MB file can
+# hold a content stream that inflates to gigabytes (a "zip bomb" for CUPS and the counter).
+MAX_INFLATED_BYTES = 256 * MB
+MAX_OBJECTS = 200_000  # objects looked at: bounds the check's own work
+INFLATE_CHUNK = MB  # zlib output per step, so no step holds more than this
+FLATE = frozenset({"/FlateDecode", "/Fl"})
+# Filters whose output is bounded by a ratio of their input (RunLength ≤ 128×, LZW ≤ ~3,000×):
+# decoded only if even that worst case fits what is left.
+EXPANDING = {"/RunLengthDecode": 128, "/RL": 128, "/LZWDecode": 3_000, "/LZW": 3_000}
 
 
 _STEP = 256 // GREY_LEVELS
@@ -141,11 +151,55 @@ def check_pdf(data: bytes, limits: Limits) -> CheckedPdf:
                 raise DocumentError("damaged", _DAMAGED)
             for page in pdf.pages:  # each page must at least have its dictionary in order
                 _ = page.mediabox
+            _check_inflated(pdf)
     except pikepdf.PasswordError:
         raise DocumentError("encrypted", _ENCRYPTED) from None
-    except (pikepdf.PdfError, ValueError, KeyError, TypeError, RuntimeError):
+    except (pikepdf.PdfError, ValueError, KeyError, TypeError, RuntimeError, zlib.error):
         raise DocumentError("damaged", _DAMAGED) from None
     return CheckedPdf(pages=pages)
+
+
+def _check_inflated(pdf: Any) -> None:
+    """Refuse a PDF whose streams decompress to more than ``MAX_INFLATED_BYTES`` in all,
+    without ever holding more than ``INFLATE_CHUNK`` of one decompressed."""
+    import pikepdf
+
+    total = 0
+    for index, obj in enumerate(pdf.objects):
+        if index >= MAX_OBJECTS:
+            raise DocumentError("damaged", _DAMAGED)
+        if not isinstance(obj, pikepdf.Stream):
+            continue
+        filters = obj.get("/Filter")
+        names = [str(f) for f in (filters if isinstance(filters, pikepdf.Array) else [filters])]
+        first = names[0] if filters is not None else None
+        raw = obj.read_raw_bytes()
+        budget = MAX_INFLATED_BYTES - total
+        if first in FLATE:
+            total += _inflated_size(raw, budget)
+        elif first in EXPANDING:
+            worst = len(raw) * EXPANDING[first]
+            total += worst if worst > budget else len(obj.read_bytes())
+        else:  # unfiltered, or an image codec the printer decodes (its pixels: see mediabox)
+            total += len(raw)
+        if total > MAX_INFLATED_BYTES:
+            raise DocumentError(
+                "too_large",
+                "Ce PDF est trop lourd une fois décompressé : le guichet imprime jusqu'à "
+                f"{megabytes(MAX_INFLATED_BYTES)} de contenu.",
+            )
+
+
+def _inflated_size(raw: bytes, budget: int) -> int:
+    """Bytes ``raw`` inflates to, counted chunk by chunk; stops once past ``budget``."""
+    inflater = zlib.decompressobj()
+    size, pending = 0, raw
+    while True:
+        chunk = inflater.decompress(pending, INFLATE_CHUNK)
+        size += len(chunk)
+        pending = inflater.unconsumed_tail
+        if size > budget or inflater.eof or not (chunk or pending):
+            return size
 
 
 _ENCRYPTED = "Ce PDF est protégé par un mot de passe : enregistrez-le sans protection."

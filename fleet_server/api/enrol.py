@@ -24,7 +24,10 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix=API_PREFIX, tags=["enrôlement"])
 ENROL_PATH = f"{API_PREFIX}/enrol"
-CSRF_EXEMPT.add(ENROL_PATH)  # no session involved: the token in the body is the credential
+COLLECT_PATH = f"{API_PREFIX}/enrol/collect"
+# No session involved: the token in the body, or the poll secret, is the credential (a poll
+# secret is no API token, so the CSRF guard would otherwise check a cookie it never uses).
+CSRF_EXEMPT.update({ENROL_PATH, COLLECT_PATH})
 
 
 class EnrolIn(BaseModel):

@@ -27,6 +27,10 @@ class CallSetupError(FleetError):
     """A service or counter operation that cannot be done (unknown counter, bad code…)."""
 
 
+def valid_service_code(code: str) -> bool:
+    return SERVICE_CODE_RE.fullmatch(code) is not None
+
+
 def services(session: Session) -> Sequence[Service]:
     return session.scalars(select(Service).order_by(Service.label)).all()
 
@@ -34,7 +38,7 @@ def services(session: Session) -> Sequence[Service]:
 def create_service(session: Session, code: str, label: str) -> Service:
     """A new service; the caller commits."""
     code, label = code.strip().lower(), label.strip()
-    if not SERVICE_CODE_RE.match(code):
+    if not valid_service_code(code):
         raise CallSetupError(
             "code de service invalide (minuscules, chiffres et tirets, 64 caractères au plus)"
         )

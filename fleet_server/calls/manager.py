@@ -134,6 +134,14 @@ class CallManager:
         counter.link.close(code, reason)
         return True
 
+    def drop_agent(self, user_id: int, code: int, reason: str) -> int:
+        """Close every live console of this user (deactivated, re-scoped, new password): the
+        queue stops reaching them at once. How many were closed."""
+        mine = [agent for agent in self._agents if agent.user_id == user_id]
+        for agent in mine:
+            agent.link.close(code, reason)
+        return len(mine)
+
     async def counter_disconnected(self, counter: CounterSession) -> None:
         if self._counters.get(counter.info.device_id) is counter:
             del self._counters[counter.info.device_id]

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from fleet_server.models import Device
 from fleet_server.security.enrolment import broker_password_hash
+from guichet.contract import is_valid_device_id
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,12 @@ def render_passwords(session: Session, server_user: str, server_password_hash: s
         .order_by(Device.id)
     ).all()
     lines = [f"{server_user}:{server_password_hash}"]
-    lines += [f"{device_id}:{pw_hash}" for device_id, pw_hash in rows if device_id != server_user]
+    lines += [
+        f"{device_id}:{pw_hash}"
+        for device_id, pw_hash in rows
+        # A row that is not a clean id (never made by enrolment) would break the file's lines.
+        if device_id != server_user and is_valid_device_id(device_id)
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -139,10 +139,14 @@ def _before(site: str, device_id: str) -> ColumnElement[bool]:
     return or_(Device.site < site, and_(Device.site == site, Device.id < device_id))
 
 
-def state_counts(session: Session) -> dict[str, int]:
-    """How many counters are in each state (every state present, zero if none)."""
+def state_counts(session: Session, site: str | None = None) -> dict[str, int]:
+    """How many counters are in each state (every state present, zero if none); of one site
+    only when ``site`` is given (a reception user's summary)."""
     counts: dict[str, int] = dict.fromkeys(STATES, 0)
-    for state, count in session.execute(select(Device.state, func.count()).group_by(Device.state)):
+    query = select(Device.state, func.count()).group_by(Device.state)
+    if site is not None:
+        query = query.where(Device.site == site)
+    for state, count in session.execute(query):
         counts[state] = counts.get(state, 0) + count
     return counts
 
@@ -151,13 +155,15 @@ def sites(session: Session) -> list[str]:
     return [s for s in session.scalars(select(Device.site).distinct().order_by(Device.site)) if s]
 
 
-def open_alert_count(session: Session) -> int:
-    """Open alerts: the counters' and the server's own (the broker unreachable)."""
-    return sum(
-        session.scalar(select(func.count()).select_from(model).where(model.cleared_at.is_(None)))
-        or 0
-        for model in (Alert, ServerAlert)
-    )
+def open_alert_count(session: Session, site: str | None = None) -> int:
+    """Open alerts: the counters' (of ``site`` only, when given) and, fleet-wide, the
+    server's own (the broker unreachable)."""
+    query = select(func.count()).select_from(Alert).where(Alert.cleared_at.is_(None))
+    if site is not None:
+        query = query.join(Device, Device.id == Alert.device_id).where(Device.site == site)
+        return session.scalar(query) or 0
+    server = select(func.count()).select_from(ServerAlert).where(ServerAlert.cleared_at.is_(None))
+    return (session.scalar(query) or 0) + (session.scalar(server) or 0)
 
 
 def server_alerts(session: Session, limit: int = RECENT_CLEARED_ALERTS) -> list[ServerAlert]:

@@ -54,7 +54,7 @@ def normalise_phone(raw: str) -> str | None:
     compact = PHONE_SEPARATORS.sub("", raw.strip())
     if not compact:
         return None
-    match = PHONE_RE.match(compact)
+    match = PHONE_RE.fullmatch(compact)
     if match is None:
         raise BookingError("Numéro de téléphone invalide (exemple : 06 12 34 56 78).")
     digits = "0" + match.group(1)
@@ -156,7 +156,12 @@ def book(
         raise BookingError("Service inconnu.")
     if agent_id is not None:
         agent = session.get(User, agent_id, with_for_update=True)
-        if agent is None or agent.role != Role.AGENT or agent.service != service:
+        if (
+            agent is None
+            or not agent.active
+            or agent.role != Role.AGENT
+            or agent.service != service
+        ):
             raise BookingError("Cet agent ne répond pas pour ce service.")
     slot = next(
         (

@@ -2,7 +2,8 @@
 
 Calendar applications send no cookie, so the feed is authenticated by a secret in its URL
 alone: a random token made (or replaced) from the agent console, shown once, of which only
-the SHA-256 is stored (``User.ical_token_sha256``). A wrong token answers 404.
+the SHA-256 is stored (``User.ical_token_sha256``). A wrong token answers 404, and so does the
+token of a user who is no longer an active agent.
 
 The feed holds NO citizen data — no name, no phone, not even initials. Its URL is a bearer
 secret that calendar services (Google, Outlook) fetch and cache on their own servers, out
@@ -27,6 +28,7 @@ from fleet_server.models import Appointment, Device, Permanence, Service, User
 from fleet_server.scheme import appointments
 from fleet_server.scheme.schedules import local, paris_day
 from fleet_server.security.auth import token_digest
+from fleet_server.security.roles import Role
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +52,8 @@ def user_for_token(session: Session, token: str) -> User | None:
     if not token.startswith(ICAL_TOKEN_PREFIX):
         return None
     user = session.scalar(select(User).where(User.ical_token_sha256 == token_digest(token)))
-    return user if user is not None and user.active else None
+    # Only while its user is an active agent: a former agent's saved URL stops working.
+    return user if user is not None and user.active and user.role == Role.AGENT else None
 
 
 def _where(device: Device | None) -> str:

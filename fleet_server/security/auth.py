@@ -8,9 +8,16 @@
   ``THROTTLE_MAX_FAILURES`` failures within ``THROTTLE_WINDOW_S`` the pair is locked for
   ``THROTTLE_LOCKOUT_S``. A second throttle counts failures per client IP alone
   (``IP_THROTTLE_MAX_FAILURES``), so trying many usernames from one place is locked too.
-  Several server replicas each keep their own counters.
+  Several server replicas each keep their own counters. Memory is bounded
+  (``THROTTLE_MAX_KEYS``): past it, keys without a lockout are forgotten first, oldest first.
+  The client IP is the peer's, or what a configured trusted proxy says (``proxies.py``).
 - Administrators may add a TOTP second factor (RFC 6238, pyotp; 30 s steps, one step of
-  clock drift accepted).
+  clock drift accepted). A code is accepted once: the user's last used step is stored and
+  only a later step passes (an atomic conditional UPDATE, so two racing logins cannot both).
+- Sessions are server-side (``WebSession`` rows): the signed cookie carries a random session
+  id whose SHA-256 must name a row of the same user, checked on every request. Logout deletes
+  the row; a password reset, deactivation or a role change delete all of the user's rows, so
+  a copied cookie is worth nothing afterwards.
 - CSRF: one random token per session, put in every form that changes state and compared in
   constant time on the server (synchroniser token pattern; the session cookie is also
   ``SameSite=Lax``).
@@ -26,16 +33,17 @@ import threading
 import time
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from fleet_server.errors import FleetError
-from fleet_server.models import ApiToken, User
+from fleet_server.models import ApiToken, User, WebSession
 from fleet_server.security.roles import Role
 from guichet.contract import utcnow
 
@@ -47,6 +55,7 @@ THROTTLE_MAX_FAILURES = 5  # failed logins per (username, IP) before a lockout
 THROTTLE_WINDOW_S = 15 * 60.0  # failures older than this are forgotten
 THROTTLE_LOCKOUT_S = 5 * 60.0  # how long a locked (username, IP) pair must wait
 IP_THROTTLE_MAX_FAILURES = 20  # failed logins from one IP, any usernames, before a lockout
+THROTTLE_MAX_KEYS = 10_000  # keys remembered at most; beyond, the least useful are forgotten
 TOTP_VALID_WINDOW = 1  # 30 s steps of clock drift accepted either side
 TOTP_ISSUER = "Guichet Proche"
 TOKEN_PREFIX = "gp_"  # noqa: S105 - a marker, not a secret: secret scanners spot leaks
@@ -54,6 +63,8 @@ TOKEN_BYTES = 32  # 256 bits of randomness
 CALL_TOKEN_PREFIX = "gpc_"  # noqa: S105 - a marker, not a secret (secret scanners spot leaks)
 CALL_TOKEN_BYTES = 32  # 256 bits
 SESSION_USER_KEY = "uid"
+SESSION_ID_KEY = "sid"
+SESSION_MAX_AGE_S = 12 * 3600  # a working day; the cookie and its row both expire then
 SESSION_CSRF_KEY = "csrf"
 CSRF_FIELD = "csrf_token"
 
@@ -131,6 +142,8 @@ def upsert_user(
     if user is None:
         user = User(username=username, created_at=utcnow(), active=True)
         session.add(user)
+    else:
+        end_user_sessions(session, user.id)  # a new password or role: log it out everywhere
     user.password_hash = hash_password(password)
     user.role, user.service, user.site = role, service, site
     session.flush()
@@ -171,11 +184,38 @@ def totp_uri(secret: str, username: str) -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=TOTP_ISSUER)
 
 
-def totp_valid(secret: str, code: str) -> bool:
+def totp_step(secret: str, code: str, now: float | None = None) -> int | None:
+    """The 30 s step (within the drift window) whose code this is, or None."""
     code = code.strip().replace(" ", "")
     if not (code.isdigit() and len(code) == 6):
+        return None
+    totp = pyotp.TOTP(secret)
+    current = totp.timecode(datetime.fromtimestamp(time.time() if now is None else now, UTC))
+    for step in range(current - TOTP_VALID_WINDOW, current + TOTP_VALID_WINDOW + 1):
+        if secrets.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
+
+
+def use_totp(db: Session, user: User, code: str) -> bool:
+    """Check ``user``'s code and use it up: a step at or before the last one used is refused.
+    Commits."""
+    if user.totp_secret is None:
         return False
-    return pyotp.TOTP(secret).verify(code, valid_window=TOTP_VALID_WINDOW)
+    step = totp_step(user.totp_secret, code)
+    if step is None:
+        return False
+    used = db.execute(
+        update(User)
+        .where(
+            User.id == user.id,
+            or_(User.totp_last_step.is_(None), User.totp_last_step < step),
+        )
+        .values(totp_last_step=step)
+        .execution_options(synchronize_session=False)
+    )
+    db.commit()
+    return bool(used.rowcount)  # type: ignore[attr-defined]
 
 
 # --- API and call tokens ----------------------------------------------------------------
@@ -238,8 +278,10 @@ class LoginThrottle:
         window_s: float = THROTTLE_WINDOW_S,
         lockout_s: float = THROTTLE_LOCKOUT_S,
         clock: Callable[[], float] = time.monotonic,
+        max_keys: int = THROTTLE_MAX_KEYS,
     ) -> None:
         self.max_failures, self.window_s, self.lockout_s = max_failures, window_s, lockout_s
+        self.max_keys = max_keys
         self._clock = clock
         self._lock = threading.Lock()
         self._keys: dict[str, _Attempts] = {}
@@ -266,9 +308,15 @@ class LoginThrottle:
         with self._lock:
             self._keys.pop(key, None)
 
+    def size(self) -> int:
+        with self._lock:
+            return len(self._keys)
+
     def _forget_old(self, now: float) -> None:
-        # Bounded memory: drop keys with nothing recent (called with the lock held).
-        if len(self._keys) < 10_000:
+        # Bounded memory (called with the lock held): past max_keys, drop keys with nothing
+        # recent; if still too many, keep the locked keys and the most recent others, down to
+        # 90 % so that the sort is not paid on every failure.
+        if len(self._keys) <= self.max_keys:
             return
         horizon = max(self.window_s, self.lockout_s)
         self._keys = {
@@ -276,6 +324,16 @@ class LoginThrottle:
             for k, a in self._keys.items()
             if a.locked_until > now or (a.failures and now - a.failures[-1] < horizon)
         }
+        if len(self._keys) <= self.max_keys:
+            return
+
+        def worth(item: tuple[str, _Attempts]) -> tuple[bool, float]:
+            attempts = item[1]
+            locked = attempts.locked_until > now
+            return locked, attempts.locked_until if locked else attempts.failures[-1]
+
+        keep = int(self.max_keys * 0.9)
+        self._keys = dict(sorted(self._keys.items(), key=worth)[-keep:])
 
 
 # --- CSRF -------------------------------------------------------------------------------
@@ -297,13 +355,51 @@ def csrf_valid(session: MutableMapping[str, Any], submitted: str | None) -> bool
     return secrets.compare_digest(expected.encode(), submitted.encode())
 
 
-def start_session(session: MutableMapping[str, Any], user: User) -> None:
-    """Log a user in: a fresh session (no fixation) with a new CSRF token."""
-    session.clear()
-    session[SESSION_USER_KEY] = user.id
-    session[SESSION_CSRF_KEY] = secrets.token_urlsafe(32)
+def start_session(db: Session, cookie: MutableMapping[str, Any], user: User) -> None:
+    """Log a user in: a new server-side session (no fixation) with a new CSRF token. Commits."""
+    cookie.clear()
+    sid = secrets.token_urlsafe(32)
+    now = utcnow()
+    db.execute(  # sessions past their age, anyone's: keeps the table small
+        delete(WebSession).where(WebSession.created_at < now - timedelta(seconds=SESSION_MAX_AGE_S))
+    )
+    db.add(WebSession(id_sha256=token_digest(sid), user_id=user.id, created_at=now))
+    db.commit()
+    cookie[SESSION_USER_KEY] = user.id
+    cookie[SESSION_ID_KEY] = sid
+    cookie[SESSION_CSRF_KEY] = secrets.token_urlsafe(32)
+
+
+def session_owner(db: Session, cookie: MutableMapping[str, Any]) -> User | None:
+    """The active user whose live server-side session this cookie names, or None."""
+    uid, sid = session_user_id(cookie), cookie.get(SESSION_ID_KEY)
+    if uid is None or not isinstance(sid, str):
+        return None
+    row = db.get(WebSession, token_digest(sid))
+    if row is None or row.user_id != uid:
+        return None
+    if row.created_at < utcnow() - timedelta(seconds=SESSION_MAX_AGE_S):
+        return None
+    user = db.get(User, uid)
+    return user if user is not None and user.active else None
+
+
+def end_session(db: Session, cookie: MutableMapping[str, Any]) -> None:
+    """Logout: this session's row is deleted (a copy of the cookie is void). Commits."""
+    sid = cookie.get(SESSION_ID_KEY)
+    if isinstance(sid, str):
+        db.execute(delete(WebSession).where(WebSession.id_sha256 == token_digest(sid)))
+        db.commit()
+    cookie.clear()
+
+
+def end_user_sessions(db: Session, user_id: int) -> None:
+    """Every session of this user ends (password reset, deactivation, new role); the caller
+    commits."""
+    db.execute(delete(WebSession).where(WebSession.user_id == user_id))
 
 
 def session_user_id(session: MutableMapping[str, Any]) -> int | None:
+    """The user id the cookie claims (not proof of a live session: see ``session_owner``)."""
     uid = session.get(SESSION_USER_KEY)
     return uid if isinstance(uid, int) else None

@@ -62,9 +62,10 @@ def totp_enable(
     secret = request.session.get(SETUP_KEY)
     if row.totp_secret is not None or not isinstance(secret, str):
         return RedirectResponse("/account/totp", status.HTTP_303_SEE_OTHER)
-    if not auth.totp_valid(secret, code):
+    step = auth.totp_step(secret, code)
+    if step is None:
         return _page(request, row, user, "Code incorrect : vérifiez l'heure du téléphone.")
-    row.totp_secret = secret
+    row.totp_secret, row.totp_last_step = secret, step  # this code is used up
     request.session.pop(SETUP_KEY, None)
     audit.record(db, user.username, "user.totp_enable", row.username, actor_user_id=user.user_id)
     db.commit()
@@ -78,8 +79,9 @@ def totp_disable(
     row = _me(db, user)
     if row.totp_secret is None:
         return RedirectResponse("/account/totp", status.HTTP_303_SEE_OTHER)
-    if not auth.totp_valid(row.totp_secret, code):
+    if not auth.use_totp(db, row, code):
         return _page(request, row, user, "Code incorrect.")
+    db.refresh(row)
     row.totp_secret = None
     audit.record(db, user.username, "user.totp_disable", row.username, actor_user_id=user.user_id)
     db.commit()

@@ -10,14 +10,16 @@ API, statistics); reception — the fleet table, counters' pages and statistics 
 site only; agent — the console and the call log of their own service only.
 
 ``csrf_guard`` runs before every route: a POST/PUT/PATCH/DELETE must carry the session's CSRF
-token (form field ``csrf_token`` or header ``X-CSRF-Token``), except bearer-token API calls
-(no ambient credential to abuse), the paths in ``CSRF_EXEMPT`` (unauthenticated JSON) and
-anonymous requests (no session to ride on: the route sends them to the login form, and the
-login forms check their token themselves).
+token (form field ``csrf_token`` or header ``X-CSRF-Token``), except API calls whose bearer
+token actually authenticates them (no ambient credential to abuse; a request with a bearer
+header is authenticated by it alone — its cookie is ignored), the paths in ``CSRF_EXEMPT``
+(unauthenticated JSON) and anonymous requests (no session to ride on: the route sends them to
+the login form, and the login forms check their token themselves).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -57,6 +59,7 @@ class AppContext:
     throttle: auth.LoginThrottle
     calls: CallManager
     ip_throttle: auth.LoginThrottle
+    totp_throttle: auth.LoginThrottle  # wrong codes per pending second-factor session
     broker: BrokerFiles | None = None
     ingest: Ingest | None = None  # set while the app runs with its MQTT ingest
     config_pusher: ConfigPusher | None = None  # set while the app runs (config_push.py)
@@ -90,14 +93,15 @@ Db = Annotated[Session, Depends(get_db)]
 
 
 def session_user(request: Request, db: Db) -> User | None:
-    """The logged-in, active user of this request's session cookie, if any."""
-    uid = auth.session_user_id(request.session)
-    if uid is None:
+    """The logged-in, active user of this request's session cookie, if any. A request that
+    carries a bearer token is authenticated by the token alone: its cookie is ignored."""
+    if bearer_token(request) is not None:
         return None
-    user = db.get(User, uid)
-    if user is None or not user.active:
+    if auth.session_user_id(request.session) is None:
+        return None
+    user = auth.session_owner(db, request.session)
+    if user is None:  # logged out elsewhere, revoked, expired, or the user is gone
         request.session.clear()
-        return None
     return user
 
 
@@ -207,7 +211,10 @@ async def csrf_guard(conn: HTTPConnection) -> None:
     """Every state-changing request carries the session's CSRF token (see module doc)."""
     if conn.scope["type"] != "http" or conn.scope["method"] not in UNSAFE_METHODS:
         return
-    if conn.url.path in CSRF_EXEMPT or bearer_token(conn) is not None:
+    if conn.url.path in CSRF_EXEMPT:
+        return
+    token = bearer_token(conn)
+    if token is not None and await _token_authenticates(conn, token):
         return
     if auth.session_user_id(conn.session) is None:
         return  # anonymous: the route refuses it (login form and TOTP step check inline)
@@ -220,6 +227,16 @@ async def csrf_guard(conn: HTTPConnection) -> None:
     if not auth.csrf_valid(conn.session, submitted):
         logger.warning("request rejected: bad or missing CSRF token", extra={"path": conn.url.path})
         raise CsrfRejectedError
+
+
+async def _token_authenticates(conn: HTTPConnection, token: str) -> bool:
+    ctx: AppContext = conn.app.state.ctx
+
+    def run() -> bool:
+        with ctx.sessions() as session:
+            return auth.user_for_token(session, token) is not None
+
+    return await asyncio.to_thread(run)
 
 
 def check_csrf(request: Request, submitted: str | None) -> None:

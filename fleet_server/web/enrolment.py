@@ -124,6 +124,8 @@ def decide(
             actor=user.username,
             actor_user_id=user.user_id,
         )
+    except enrolment.CounterTakenError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     except enrolment.EnrolmentError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     db.commit()

@@ -2,7 +2,8 @@
 
 The page's script (``static/fleet.js``) fetches the fragment with the same query string every
 ``dashboard_refresh_s`` seconds and swaps the table body and the summary in place.
-Reception staff see the same table restricted to their own site, whatever the query says.
+Reception staff see the same table restricted to their own site, whatever the query says, and
+summary cards that count their own site only.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def _filter_from(request: Request, user: Principal) -> tuple[queries.FleetFilter
 
 def _page(request: Request, db: Db, user: Principal) -> dict[str, Any]:
     flt, clean = _filter_from(request, user)
+    # Reception staff's summary cards count their own site only (no fleet-wide figures).
+    own_site = (user.site or "") if user.role == Role.RECEPTION else None
     after = request.query_params.get("after") or None
     before = request.query_params.get("before") or None
     try:
@@ -59,8 +62,8 @@ def _page(request: Request, db: Db, user: Principal) -> dict[str, Any]:
     return {
         "page": page,
         "filters": clean,
-        "counts": queries.state_counts(db),
-        "open_alerts": queries.open_alert_count(db),
+        "counts": queries.state_counts(db, own_site),
+        "open_alerts": queries.open_alert_count(db, own_site),
         "broker": broker_link.current(db, utcnow()),
         "next_url": link(after=page.next_cursor) if page.next_cursor else None,
         "prev_url": link(before=page.prev_cursor) if page.prev_cursor else None,

@@ -2,12 +2,16 @@
 
 A user with a TOTP secret is not logged in by the password alone: the session then only
 remembers, for ``TOTP_STEP_S``, who passed the first factor, and ``/login/totp`` asks for the
-code. Failures at either step count against both throttles (username+IP, and IP alone).
+code. Failures at either step count against both throttles (username+IP, and IP alone), and
+a pending session allows ``TOTP_MAX_ATTEMPTS`` wrong codes whatever the address: the count is
+kept on the server under a random nonce, so replaying the pending cookie does not reset it.
+The client IP is the peer's, or what a trusted proxy says (``security/proxies.py``).
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from typing import Annotated
 
@@ -24,7 +28,9 @@ logger = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 
 TOTP_STEP_S = 300.0  # the password step is valid this long while the code is typed
+TOTP_MAX_ATTEMPTS = 5  # wrong codes per pending session; then the password step again
 PENDING_UID, PENDING_AT, PENDING_NEXT = "totp_uid", "totp_at", "totp_next"
+PENDING_NONCE = "totp_nonce"  # names the pending session in the server-side count
 
 
 def safe_next(target: str | None) -> str:
@@ -58,9 +64,11 @@ def _failed(ctx: AppContext, key: str, ip: str) -> None:
     ctx.ip_throttle.failure(ip)
 
 
-def _logged_in(request: Request, ctx: AppContext, user: User, key: str, next: str) -> Response:
+def _logged_in(
+    request: Request, ctx: AppContext, db: Db, user: User, key: str, next: str
+) -> Response:
     ctx.throttle.success(key)
-    auth.start_session(request.session, user)
+    auth.start_session(db, request.session, user)
     logger.info("login", extra={"username": user.username, "ip": _client_ip(request)})
     target = safe_next(next)
     if target == "/" and user.role == Role.AGENT:
@@ -98,11 +106,16 @@ def login_submit(
     if user.totp_secret:
         request.session.clear()
         request.session.update(
-            {PENDING_UID: user.id, PENDING_AT: time.time(), PENDING_NEXT: safe_next(next)}
+            {
+                PENDING_UID: user.id,
+                PENDING_AT: time.time(),
+                PENDING_NEXT: safe_next(next),
+                PENDING_NONCE: secrets.token_urlsafe(16),
+            }
         )
         auth.csrf_token(request.session)
         return RedirectResponse("/login/totp", status.HTTP_303_SEE_OTHER)
-    return _logged_in(request, ctx, user, key, next)
+    return _logged_in(request, ctx, db, user, key, next)
 
 
 def _pending_user(request: Request, db: Db) -> User | None:
@@ -135,21 +148,25 @@ def totp_submit(
         return RedirectResponse("/login", status.HTTP_303_SEE_OTHER)
     ip = _client_ip(request)
     key = f"{user.username.lower()}|{ip}"
+    nonce = str(request.session.get(PENDING_NONCE, ""))
     locked = _locked(ctx, key, ip)
+    if not locked and (not nonce or ctx.totp_throttle.locked_for(nonce) > 0):
+        locked = "Trop de codes incorrects. Reconnectez-vous avec votre mot de passe."
     if locked:
         request.session.clear()
         return render(request, "login_totp.html", {"error": locked}, status_code=429)
-    if not auth.totp_valid(user.totp_secret, code):
+    if not auth.use_totp(db, user, code):
         _failed(ctx, key, ip)
+        ctx.totp_throttle.failure(nonce)
         logger.info("second factor failed", extra={"username": user.username, "ip": ip})
         error = "Code incorrect."
         return render(request, "login_totp.html", {"error": error}, status_code=401)
     next = str(request.session.get(PENDING_NEXT, "/"))
-    return _logged_in(request, ctx, user, key, next)
+    return _logged_in(request, ctx, db, user, key, next)
 
 
 @router.post("/logout")
-def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
+def logout(request: Request, db: Db, csrf_token: Annotated[str, Form()] = "") -> Response:
     check_csrf(request, csrf_token)
-    request.session.clear()
+    auth.end_session(db, request.session)
     return RedirectResponse("/login", status.HTTP_303_SEE_OTHER)

@@ -6,12 +6,15 @@ browser never stalls another party. A message that breaks the contract gets an `
 and the connection stays up. Refusals are a close right after the handshake:
 ``4401`` (no or wrong credentials) and ``4403`` (a user who may not take calls, or a page of
 another origin); ``4409`` when a newer connection of the same counter replaces this one.
+A socket sending faster than ``RATE_PER_S`` (beyond a burst of ``RATE_BURST``) is closed with
+``4429``; a frame over the contract's size never gets here (``fleet_server/serving.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,7 +27,7 @@ from fleet_server.calls import admin as calls_admin
 from fleet_server.calls.manager import CallManager
 from fleet_server.calls.parties import AgentSession, CounterSession
 from fleet_server.calls.store import CounterInfo
-from fleet_server.models import Service, User
+from fleet_server.models import Service
 from fleet_server.security import auth
 from fleet_server.security.roles import Role
 from fleet_server.web.deps import AppContext, bearer_token
@@ -37,7 +40,28 @@ router = APIRouter()
 CLOSE_UNAUTHORIZED = 4401  # like HTTP 401: no or wrong credentials
 CLOSE_FORBIDDEN = 4403  # like HTTP 403: known, but not allowed here
 CLOSE_TOO_SLOW = 4408  # the outbox overflowed: the peer does not read
+CLOSE_TOO_MANY = 4429  # like HTTP 429: the peer sends faster than any real call needs
 OUTBOX_MAX = 256  # messages waiting for a peer before it is dropped as too slow
+# A call's signalling is a few dozen messages (offer, answer, ICE candidates) in seconds.
+RATE_PER_S = 20.0  # messages per second a socket may keep up
+RATE_BURST = 100  # and in one burst
+
+
+class MessageRate:
+    """A token bucket: ``allow()`` is False once the peer outruns it."""
+
+    def __init__(self, rate_per_s: float = RATE_PER_S, burst: int = RATE_BURST) -> None:
+        self.rate, self.burst = rate_per_s, float(burst)
+        self._tokens, self._at = float(burst), time.monotonic()
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
 
 
 class QueuedLink:
@@ -88,10 +112,15 @@ async def _serve(
 ) -> None:
     """Read messages until the peer leaves; the caller registered the party beforehand."""
     writer = asyncio.create_task(link.pump(), name="ws-writer")
+    rate = MessageRate()
     try:
         while True:
             frame = await websocket.receive()
             if frame["type"] == "websocket.disconnect":
+                return
+            if not rate.allow():
+                logger.warning("peer sends too many messages; closing its connection")
+                link.close(CLOSE_TOO_MANY, "trop de messages")
                 return
             raw = frame.get("text") if frame.get("text") is not None else frame.get("bytes")
             if raw is None:
@@ -159,14 +188,12 @@ def _same_origin(websocket: WebSocket) -> bool:
 
 
 def _agent_of(
-    sessions: sessionmaker[Session], uid: int | None, watched: str | None
+    sessions: sessionmaker[Session], cookie: dict[str, Any], watched: str | None
 ) -> tuple[int, str, bool] | str:
     """(user id, service, may answer) for this session, or why not as a close reason."""
-    if uid is None:
-        return "connexion requise"
     with sessions() as session:
-        user = session.get(User, uid)
-        if user is None or not user.active:
+        user = auth.session_owner(session, cookie)
+        if user is None:
             return "connexion requise"
         if user.role == Role.AGENT and user.service:
             if watched and watched != user.service:
@@ -180,9 +207,8 @@ def _agent_of(
 @router.websocket("/ws/agent")
 async def agent_socket(websocket: WebSocket) -> None:
     ctx, manager = _manager(websocket)
-    uid = auth.session_user_id(websocket.session)
     watched = websocket.query_params.get("service")
-    found = await asyncio.to_thread(_agent_of, ctx.sessions, uid, watched)
+    found = await asyncio.to_thread(_agent_of, ctx.sessions, dict(websocket.session), watched)
     await websocket.accept()
     if not _same_origin(websocket):
         await websocket.close(CLOSE_FORBIDDEN, "origine refusée")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
+from anyio import from_thread
 from fastapi import APIRouter, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
@@ -14,7 +15,8 @@ from fleet_server.calls import admin as calls_admin
 from fleet_server.models import Service, User
 from fleet_server.security import audit, auth
 from fleet_server.security.roles import ROLE_LABELS, Role
-from fleet_server.web.deps import AdminUser, Db, render
+from fleet_server.web.deps import AdminUser, AppContext, Ctx, Db, render
+from fleet_server.web.signalling_ws import CLOSE_UNAUTHORIZED
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,12 @@ def _user(db: Db, user_id: int) -> User:
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Utilisateur inconnu")
     return row
+
+
+def _cut_off(ctx: AppContext, user_id: int) -> None:
+    """After the commit: the user's live consoles close now (the route runs in a worker
+    thread; the call manager lives on the event loop)."""
+    from_thread.run_sync(ctx.calls.drop_agent, user_id, CLOSE_UNAUTHORIZED, "session terminée")
 
 
 def _done() -> Response:
@@ -99,6 +107,7 @@ def create_user(
 def update_user(
     request: Request,
     user_id: int,
+    ctx: Ctx,
     db: Db,
     user: AdminUser,
     role: RoleField,
@@ -113,6 +122,9 @@ def update_user(
         auth.check_role(role, service_code, site_name)
     except auth.AuthError as exc:
         return _page(request, db, user, str(exc))
+    rescoped = (row.role, row.service, row.site) != (role, service_code, site_name)
+    if rescoped:
+        auth.end_user_sessions(db, row.id)  # what they may see changed: log in again
     row.role, row.service, row.site = role, service_code, site_name
     if role != Role.ADMIN:
         row.totp_secret = None  # the second factor is for administrators
@@ -121,6 +133,8 @@ def update_user(
         role=role, service=service_code, site=site_name,
     )  # fmt: skip
     db.commit()
+    if rescoped:
+        _cut_off(ctx, row.id)
     return _done()
 
 
@@ -128,6 +142,7 @@ def update_user(
 def reset_password(
     request: Request,
     user_id: int,
+    ctx: Ctx,
     db: Db,
     user: AdminUser,
     password: Annotated[str, Form(max_length=1024)],
@@ -137,8 +152,10 @@ def reset_password(
         auth.set_password(row, password)
     except auth.AuthError as exc:
         return _page(request, db, user, str(exc))
+    auth.end_user_sessions(db, row.id)
     audit.record(db, user.username, "user.password_reset", row.username, actor_user_id=user.user_id)
     db.commit()
+    _cut_off(ctx, row.id)
     return _page(request, db, user, notice=f"Mot de passe de « {row.username} » réinitialisé.")
 
 
@@ -146,6 +163,7 @@ def reset_password(
 def set_active(
     request: Request,
     user_id: int,
+    ctx: Ctx,
     db: Db,
     user: AdminUser,
     active: Annotated[str, Form(max_length=8)],
@@ -154,9 +172,13 @@ def set_active(
     if row.id == user.user_id:
         return _page(request, db, user, "vous ne pouvez pas vous désactiver vous-même")
     row.active = active == "1"
+    if not row.active:
+        auth.end_user_sessions(db, row.id)
     action = "user.activate" if row.active else "user.deactivate"
     audit.record(db, user.username, action, row.username, actor_user_id=user.user_id)
     db.commit()
+    if not row.active:
+        _cut_off(ctx, row.id)
     return _done()
 
 
@@ -165,6 +187,7 @@ def reset_totp(user_id: int, db: Db, user: AdminUser) -> Response:
     row = _user(db, user_id)
     if row.totp_secret is not None:
         row.totp_secret = None
+        auth.end_user_sessions(db, row.id)  # a stolen session must not outlive the reset
         audit.record(
             db, user.username, "user.totp_disable", row.username, actor_user_id=user.user_id
         )

@@ -44,7 +44,7 @@ def test_call_section_defaults() -> None:
             '[call]\nserver_url = "http://x/ws/counter"\ntoken = "0123456789abcdef"\n',
             "call.server_url",
         ),
-        ('[call]\nserver_url = "ws://x/ws/counter"\n', "call"),
+        ('[call]\nserver_url = "wss://x/ws/counter"\n', "call"),  # no token
         ("[call]\nlong_press = 3\n", "call.long_press"),
         ('[hardware]\ncamera = "webcam"\n', "hardware.camera"),
         ('[hardware]\naudio_in = "jack"\n', "hardware.audio_in"),
@@ -88,3 +88,29 @@ def test_enrolment_brings_the_call_token() -> None:
     )
     config = parse_config(BASE + enrolling)
     assert config.call.token is None  # enrolment (appliance/enrol.py) fills it in
+
+
+@pytest.mark.parametrize(
+    ("section", "url"),
+    [
+        ("[call]\nserver_url", "ws://fleet.example.fr/ws/counter"),
+        ("[call]\nserver_url", "ws://192.168.1.10/ws/counter"),
+        ("[fleet]\nenrolment_url", "http://fleet.example.fr"),
+        ("[fleet]\nenrolment_url", "http://10.0.0.2:8000"),
+    ],
+)
+def test_a_token_is_never_sent_in_clear_beyond_loopback(section: str, url: str) -> None:
+    """Issue 12: someone on the town hall's LAN would read the call or enrolment token."""
+    text = f'[device]\nid = "guichet-test"\nsite = "x"\n{section} = "{url}"\n' + (
+        'token = "0123456789abcdef"\n' if "call" in section else ""
+    )
+    with pytest.raises(ConfigError, match="in clear"):
+        parse_config(text)
+
+
+@pytest.mark.parametrize(
+    "url", ["ws://127.0.0.1:8000/ws/counter", "ws://localhost/ws/counter", "ws://[::1]/ws"]
+)
+def test_plain_websocket_to_loopback_is_allowed(url: str) -> None:
+    text = f'[device]\nid = "guichet-test"\nsite = "x"\n[call]\nserver_url = "{url}"\n'
+    assert parse_config(text + 'token = "0123456789abcdef"\n').call.server_url == url

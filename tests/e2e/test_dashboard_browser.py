@@ -84,6 +84,7 @@ def fleet(tmp_path: Path, broker: Broker) -> Iterator[Fleet]:
         "GUICHET_ALERT_OFFLINE_AFTER_MIN": "0",
         "GUICHET_DASHBOARD_REFRESH_S": "0.5",
         "GUICHET_HOST": "127.0.0.1",
+        "GUICHET_SESSION_COOKIE_SECURE": "false",  # plain HTTP on loopback
     }
     created = subprocess.run(
         [GUICHET, "fleet", "create-user", "admin", "--password-stdin"],

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from fleet_server.models import ApiToken, User
 from fleet_server.security.auth import LoginThrottle
+from fleet_server.settings import Settings
 from tests.support.webapp import PASSWORD, WebApp, running_app
 
 PAGES = ["/", "/alerts", "/devices/guichet-00001", "/fleet/rows", "/agent", "/admin/services"]
@@ -44,7 +45,7 @@ def test_login_then_logout(web: WebApp) -> None:
     cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie
     assert "samesite=lax" in cookie
-    assert "secure" not in cookie  # session_cookie_secure defaults to off (plain HTTP demo)
+    assert "secure" not in cookie  # the tests turn secure cookies off (plain HTTP)
     assert "Flotte des guichets" in web.client.get("/").text
 
     logout = web.client.post("/logout", data={"csrf_token": web.csrf("/")}, follow_redirects=False)
@@ -171,3 +172,18 @@ def test_twenty_bad_logins_in_a_row_are_throttled(web: WebApp) -> None:
     refused = web.login("other")  # a valid user, right password, same IP
     assert refused.status_code == 429
     assert "Trop de tentatives" in refused.text
+
+
+def test_secure_cookies_and_hsts_by_default_outside_demo_mode(db_url: str) -> None:
+    """Issue 12: a deployment that forgets GUICHET_SESSION_COOKIE_SECURE is still safe."""
+    assert Settings(database_url=db_url, secret_key="k" * 32).session_cookie_secure is True
+    assert Settings(database_url=db_url, demo=True).session_cookie_secure is False
+    with running_app(db_url, session_cookie_secure=None) as app:
+        app.add_user()
+        page = app.client.get("/login")
+        assert page.headers["strict-transport-security"] == "max-age=31536000"
+        assert "secure" in page.headers["set-cookie"].lower()
+    with running_app(db_url, session_cookie_secure=None, demo=True) as demo:
+        page = demo.client.get("/login")
+        assert "strict-transport-security" not in page.headers
+        assert "secure" not in page.headers["set-cookie"].lower()

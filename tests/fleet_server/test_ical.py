@@ -9,7 +9,7 @@ from datetime import time
 
 import pytest
 from icalendar import Calendar
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from fleet_server.models import Permanence, User
 from fleet_server.security.auth import token_digest
@@ -104,3 +104,16 @@ def test_a_wrong_or_replaced_token_is_404(web: tuple[WebApp, dict[str, int]]) ->
     assert app.client.get(second.group(1)).status_code == 200
     assert app.client.get("/ical/gpi_" + "x" * 43 + ".ics").status_code == 404
     assert app.client.get("/ical/nothing.ics").status_code == 404
+
+
+@pytest.mark.parametrize("change", [{"active": False}, {"role": "auditor", "service": None}])
+def test_the_feed_stops_when_its_user_is_no_longer_an_active_agent(
+    web: tuple[WebApp, dict[str, int]], change: dict[str, object]
+) -> None:
+    """Issue 12: the URL is a bearer secret; a former agent's copy must stop working."""
+    app, ids = web
+    path = feed_path(app)
+    assert app.client.get(path).status_code == 200
+    with app.sessions.begin() as session:
+        session.execute(update(User).where(User.id == ids["agent-b"]).values(**change))
+    assert app.client.get(path).status_code == 404

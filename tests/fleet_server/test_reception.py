@@ -6,15 +6,16 @@ holiday) so that nothing depends on the time of day the tests run."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from typing import cast
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from fleet_server.models import Appointment, AuditEntry, ScheduleRule
+from fleet_server.models import Alert, Appointment, AuditEntry, Device, ScheduleRule, User
 from fleet_server.web.reception import request_now
 from guichet.schedule import PARIS
 from tests.fleet_server.appointment_support import (
@@ -174,3 +175,31 @@ def test_the_page_reads_the_time_of_the_request(web: tuple[WebApp, dict[str, int
     page = app.client.get("/reception").text
     assert "Plus aucune ouverture aujourd'hui." in page
     assert "0 h – 23 h 59" not in page  # Monday only: next week is past the seven days
+
+
+def test_booking_refuses_an_inactive_agent(web: tuple[WebApp, dict[str, int]]) -> None:
+    """Issue 12: a deactivated agent (still listed in an old form) cannot be booked."""
+    app, ids = web
+    with app.sessions.begin() as session:
+        session.execute(update(User).where(User.id == ids["agent-b"]).values(active=False))
+    refused = app.client.post("/reception/appointments", data=booking(app, 9, 0, ids["agent-b"]))
+    assert refused.status_code == 400
+    assert "Cet agent ne répond pas pour ce service." in refused.text
+    with app.sessions() as session:
+        assert session.scalars(select(Appointment)).all() == []
+
+
+def test_reception_summary_counts_only_its_own_site(web: tuple[WebApp, dict[str, int]]) -> None:
+    """Issue 12: the summary cards of a reception user count their site's counters only."""
+    app, _ids = web
+    with app.sessions.begin() as session:
+        for i in range(7):  # elsewhere: seven more counters online, one alert
+            session.add(Device(id=f"z{i}", site="Site Z", name=f"Z{i}", state="online"))
+        session.flush()
+        session.add(Alert(device_id="z0", kind="offline", raised_at=NOW))
+    for path in ("/", "/fleet/rows"):
+        page = app.client.get(path).text
+        counts = dict(re.findall(r'data-count="(\w+)">(\d+)<', page))
+        assert counts["online"] == "1", path  # x1 only: y1 and the z's are other sites
+        assert counts.get("offline", "0") == "0", path
+        assert counts["alerts"] == "0", path

@@ -166,16 +166,20 @@ def as_role(web: WebApp, role: str) -> str:
     """Log the client in as ``role`` (or out, for anonymous); its CSRF token.
 
     Each role logs in once per app (argon2 makes a login cost ~0.2 s, and there are some
-    300 cases); later cases reuse its session cookie, as a browser would."""
+    300 cases); later cases reuse its session cookie, as a browser would — until a case
+    ended that session (logout, a password reset: sessions are revocable)."""
     web.client.cookies.clear()
     key = (id(web), role)
+    home = {"anonymous": "/login", "agent": "/agent"}.get(role, "/")
     if role != "anonymous":
         if key in _SESSIONS:
             web.client.cookies.update(_SESSIONS[key])
-        else:
+        if key not in _SESSIONS or refused_anonymous(
+            web.client.get(home, follow_redirects=False), home
+        ):
+            web.client.cookies.clear()
             assert web.login(role).status_code == 303
             _SESSIONS[key] = dict(web.client.cookies)
-    home = {"anonymous": "/login", "agent": "/agent"}.get(role, "/")
     match = CSRF_RE.search(web.client.get(home).text)
     assert match
     return match.group(1)

@@ -21,6 +21,7 @@ from fleet_server.calls import admin as calls_admin
 from fleet_server.db import make_engine, make_session_factory
 from fleet_server.models import Device
 from fleet_server.security import auth
+from fleet_server.serving import uvicorn_config
 from fleet_server.web.deps import AppContext
 from tests.support.databases import migrate_fresh
 from tests.support.mosquitto import free_port
@@ -90,7 +91,8 @@ async def live_app(db_url: str, **overrides: Any) -> AsyncIterator[LiveApp]:
     await asyncio.to_thread(migrate_fresh, db_url)
     app = create_app(test_settings(db_url, **overrides))
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    # Served as ``guichet fleet serve`` serves it (no uvicorn proxy headers, frame limits).
+    config = uvicorn_config(app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
     async with asyncio.timeout(WAIT_S):

@@ -48,6 +48,7 @@ def test_settings(db_url: str, **overrides: Any) -> Settings:
         "secret_key": secrets.token_urlsafe(32),
         "ingest_enabled": False,
         "staleness_check_s": 3600.0,  # one check at start-up; tests seed fresh telemetry
+        "session_cookie_secure": False,  # tests speak plain HTTP on loopback
     }
     values.update(overrides)
     return Settings(**values)
