@@ -112,7 +112,9 @@ class Fleet:
     def client(self) -> Any:
         import httpx
 
-        client = httpx.Client(base_url=self.url, verify=str(self.ca_file), timeout=30)
+        client = httpx.Client(
+            base_url=self.url, verify=str(self.ca_file), timeout=30, follow_redirects=True
+        )
         page = client.get("/login").text
         csrf = CSRF_RE.search(page)
         assert csrf, "no login form"
