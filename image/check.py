@@ -223,7 +223,7 @@ def boot_and_wait(argv: list[str], serial: Path, done: Callable[[], bool]) -> fl
             vm.kill()
             vm.wait()
     said = stderr_path.read_text(encoding="utf-8", errors="replace").strip()
-    if said:
+    if said and exited is not None:  # qemu stopped by itself (not by our terminate): why
         sys.stderr.write(f"image-check: qemu said:\n{said}\n")
     if exited not in (None, 0):
         raise VmDiedError(f"qemu exited with status {exited}: {said or '(nothing on stderr)'}")
