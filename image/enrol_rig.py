@@ -109,18 +109,20 @@ class Fleet:
     database_url: str
     password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
 
-    def client(self) -> Any:
+    @contextmanager
+    def client(self) -> Iterator[Any]:
+        """An HTTPS client logged in as the check's administrator."""
         import httpx
 
-        client = httpx.Client(
+        with httpx.Client(
             base_url=self.url, verify=str(self.ca_file), timeout=30, follow_redirects=True
-        )
-        page = client.get("/login").text
-        csrf = CSRF_RE.search(page)
-        assert csrf, "no login form"
-        data = {"username": ADMIN, "password": self.password, "csrf_token": csrf.group(1)}
-        client.post("/login", data=data).raise_for_status()
-        return client
+        ) as client:
+            page = client.get("/login").text
+            csrf = CSRF_RE.search(page)
+            assert csrf, "no login form"
+            data = {"username": ADMIN, "password": self.password, "csrf_token": csrf.group(1)}
+            client.post("/login", data=data).raise_for_status()
+            yield client
 
     def token(self, uses: int = 1) -> str:
         from fleet_server.db import make_engine, make_session_factory
