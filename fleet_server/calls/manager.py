@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
-from fleet_server.calls import store
+from fleet_server.calls import relay, store
 from fleet_server.calls.parties import (
     RESERVED_TEXT,
     AgentSession,
@@ -249,24 +249,10 @@ class CallManager:
         await self.end(call, reason)
 
     def _relay_from_counter(self, counter: CounterSession, message: sig.Description) -> None:
-        call = self._calls.get(message.call_id)
-        if call is None or call.counter is not counter or call.state is not CallState.CONNECTED:
-            counter.link.send(error("not_in_call", "Aucun appel en cours avec ce numéro."))
-            return
-        logger.info("description relayed to the agent", extra={"sdp": message.description.type})
-        logger.debug("counter SDP: %s", message.description.sdp)
-        if call.agent is None:
-            call.pending_to_agent = message
-        else:
-            call.agent.link.send(message)
+        relay.to_agent(self._calls.get(message.call_id), counter, message)
 
     def _media_state(self, counter: CounterSession, message: sig.MediaState) -> None:
-        call = self._calls.get(message.call_id)
-        if call is None or call.counter is not counter:
-            return
-        logger.info("counter media state", extra={"media_state": message.state})
-        if call.agent is not None:
-            call.agent.link.send(message)
+        relay.media_state(self._calls.get(message.call_id), counter, message)
 
     # --- agents ---------------------------------------------------------------------------
 
@@ -352,16 +338,7 @@ class CallManager:
         await self.publish_queue(call.service.code)
 
     def _relay_from_agent(self, agent: AgentSession, message: sig.Description) -> None:
-        call = self._calls.get(message.call_id)
-        if call is None or call.agent is not agent:
-            agent.link.send(error("not_your_call", "Cet appel n'est pas le vôtre."))
-            return
-        logger.info("description relayed to the counter", extra={"sdp": message.description.type})
-        logger.debug("agent SDP: %s", message.description.sdp)
-        if call.counter is None:
-            call.pending_to_counter = message
-        else:
-            call.counter.link.send(message)
+        relay.to_counter(self._calls.get(message.call_id), agent, message)
 
     # --- shared ---------------------------------------------------------------------------
 
