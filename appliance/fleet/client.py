@@ -20,6 +20,8 @@ from appliance.config import FleetSection
 
 logger = logging.getLogger(__name__)
 
+RECANCEL_EVERY_S = 0.1  # a session that will not end is cancelled again this often
+
 PUBLISH_WINDOW = 32  # QoS 1 publishes in flight while draining: fills the pipe, bounds memory
 CLIENT_TIMEOUT_S = 10.0  # CONNACK / SUBACK / disconnect waits
 LINK_ERRORS = (aiomqtt.MqttError, OSError)  # a lost or refused connection (ssl errors too)
@@ -120,3 +122,34 @@ def describe(exc: BaseException | None) -> str:
     while isinstance(exc, BaseExceptionGroup):
         exc = exc.exceptions[0]
     return f"{type(exc).__name__}: {exc}"[:300]
+
+
+async def end_session(
+    task: asyncio.Task[None],
+    children: set[asyncio.Task[None]],
+    client: aiomqtt.Client | None,
+    budget_s: float,
+) -> None:
+    """Cut the connection and cancel the session and its tasks until it has ended, for at
+    most ``budget_s``; then give it up. Cancelling the session once is not enough: a task
+    may swallow its cancellation, and while a TaskGroup is aborting (Python 3.11) it passes
+    no further cancellation on to its tasks."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + budget_s
+    if client is not None:
+        cut(client)
+    while not task.done():
+        task.cancel()
+        for child in list(children):
+            child.cancel()
+        left = deadline - loop.time()
+        if left <= 0:
+            logger.error("fleet session does not end; given up")
+            return
+        await asyncio.wait({task}, timeout=min(RECANCEL_EVERY_S, left))
+
+
+def retrieve_outcome(task: asyncio.Task[None]) -> None:
+    """Mark a session's exception as seen: a given-up session ends with nobody waiting."""
+    if not task.cancelled():
+        task.exception()

@@ -33,9 +33,10 @@ from appliance.errors import ApplianceError
 from appliance.fleet.client import (
     CLIENT_TIMEOUT_S,
     PUBLISH_WINDOW,
-    cut,
     describe,
+    end_session,
     new_client,
+    retrieve_outcome,
     split_link_errors,
 )
 from appliance.fleet.commands import CommandHandler
@@ -51,7 +52,6 @@ PUBACK_TIMEOUT_S = 60.0  # a PUBACK this late means a broken link; reconnect and
 STOP_BUDGET_S = 2.0  # an orderly stop, "offline" included, never takes longer
 GOODBYE_TIMEOUT_S = 1.0  # the share of that budget given to the "offline" PUBACK
 END_BUDGET_S = 2.0  # then: cut, cancel until the session has ended, or give it up
-RECANCEL_EVERY_S = 0.1
 
 
 @dataclass
@@ -198,7 +198,7 @@ class FleetLink:
         anything else is a bug and goes up to the supervisor."""
         self._connected_once = False
         task = asyncio.create_task(self._session(), name="fleet-session")
-        task.add_done_callback(_retrieve_outcome)  # also when given up below
+        task.add_done_callback(retrieve_outcome)  # also when given up below
         self._session_task = task
         end_now = asyncio.create_task(self._end_now.wait(), name="fleet-end-now")
         try:
@@ -222,24 +222,7 @@ class FleetLink:
         return self._connected_once
 
     async def _end_session(self, task: asyncio.Task[None]) -> None:
-        """Cut the connection and cancel the session and its tasks until it has ended, for
-        at most ``END_BUDGET_S``; then give it up. Cancelling the session once is not
-        enough: a task may swallow its cancellation, and while a TaskGroup is aborting
-        (Python 3.11) it passes no further cancellation on to its tasks."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + END_BUDGET_S
-        client = self._session_client
-        if client is not None:
-            cut(client)
-        while not task.done():
-            task.cancel()
-            for child in list(self._session_tasks):
-                child.cancel()
-            left = deadline - loop.time()
-            if left <= 0:
-                logger.error("fleet session does not end; given up")
-                return
-            await asyncio.wait({task}, timeout=min(RECANCEL_EVERY_S, left))
+        await end_session(task, self._session_tasks, self._session_client, END_BUDGET_S)
 
     def _track(self, task: asyncio.Task[None]) -> None:
         self._session_tasks.add(task)
@@ -422,9 +405,3 @@ class FleetLink:
                 await self.send(contract.Kind.CMD_ACK, ack)
         else:
             raise contract.ContractError(f"unexpected topic {topic!r}")
-
-
-def _retrieve_outcome(task: asyncio.Task[None]) -> None:
-    """Mark a session's exception as seen: a given-up session ends with nobody waiting."""
-    if not task.cancelled():
-        task.exception()
