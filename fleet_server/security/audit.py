@@ -35,6 +35,7 @@ ACTIONS: Final = {
     "api_token.create": "Jeton d'API créé",
     "service.create": "Service créé",
     "device.service": "Service d'un guichet choisi",
+    "device.identity": "Site et nom d'un guichet modifiés",
     "device.call_token": "Jeton d'appel généré",
     "enrolment_token.create": "Jeton d'enrôlement créé",
     "enrolment_token.revoke": "Jeton d'enrôlement révoqué",

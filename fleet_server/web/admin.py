@@ -1,5 +1,5 @@
-"""Administrators' call setup: services (``/admin/services``), and on a counter's page the
-service its button calls and a new call token (shown once)."""
+"""Administrators' call setup: services (``/admin/services``), and on a counter's page its
+site and name, the service its button calls and a new call token (shown once)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from fleet_server.calls import admin as calls_admin
 from fleet_server.calls.store import missed_today
 from fleet_server.models import Device
 from fleet_server.mqtt import config_push
-from fleet_server.security import audit
+from fleet_server.security import audit, sites
 from fleet_server.web.deps import AdminUser, Ctx, Db, check_csrf, render
 from guichet.contract import utcnow
 
@@ -86,6 +86,36 @@ async def set_service(
     await ctx.calls.send_welcome(device_id)  # the counter's idle screen follows at once
     config_push.request_push(ctx, [device_id])  # the fixed service is part of its schedule
     return RedirectResponse(f"/devices/{device_id}#appels", status.HTTP_303_SEE_OTHER)
+
+
+@router.post("/devices/{device_id}/identity")
+async def set_identity(
+    request: Request,
+    device_id: str,
+    ctx: Ctx,
+    user: AdminUser,
+    site: Annotated[str, Form(max_length=sites.MAX_SITE)] = "",
+    name: Annotated[str, Form(max_length=sites.MAX_NAME)] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    """The counter's site and name: they decide reception access and statistics."""
+    check_csrf(request, csrf_token)
+
+    def save() -> None:
+        with ctx.sessions.begin() as session:
+            before = sites.set_identity(session, device_id, site, name)
+            audit.record(
+                session, user.username, "device.identity", device_id,
+                actor_user_id=user.user_id, site=site.strip(), name=name.strip(),
+                previous_site=before[0], previous_name=before[1],
+            )  # fmt: skip
+
+    try:
+        await asyncio.to_thread(save)
+    except sites.SiteError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+    config_push.request_push(ctx, [device_id])  # its timetable's scope follows its site
+    return RedirectResponse(f"/devices/{device_id}", status.HTTP_303_SEE_OTHER)
 
 
 @router.post("/devices/{device_id}/call-token", response_class=HTMLResponse)

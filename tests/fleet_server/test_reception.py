@@ -20,6 +20,7 @@ from fleet_server.web.reception import request_now
 from guichet.schedule import PARIS
 from tests.fleet_server.appointment_support import (
     SITE_X,
+    SITE_Y,
     booking_day,
     reference_now,
     seed,
@@ -203,3 +204,43 @@ def test_reception_summary_counts_only_its_own_site(web: tuple[WebApp, dict[str,
         assert counts["online"] == "1", path  # x1 only: y1 and the z's are other sites
         assert counts.get("offline", "0") == "0", path
         assert counts["alerts"] == "0", path
+
+
+def test_an_administrator_moves_a_counter_to_another_site(
+    web: tuple[WebApp, dict[str, int]],
+) -> None:
+    """The site decides which reception sees a counter (issue 12, finding 3): only an
+    administrator (or enrolment) sets it; the change is audited and takes effect at once."""
+    app, _ids = web
+    assert "Mairie Y" not in app.client.get("/reception").text
+    app.client.cookies.clear()
+    app.add_user("admin", "admin")
+    assert app.login("admin").status_code == 303
+    token = app.csrf("/devices/y1")
+    empty = app.client.post("/devices/y1/identity", data={"site": "  ", "csrf_token": token})
+    assert empty.status_code == 400
+    assert "obligatoire" in empty.text
+    moved = app.client.post(
+        "/devices/y1/identity",
+        data={"site": f"  {SITE_X} ", "name": "Mairie Y, annexe", "csrf_token": token},
+        follow_redirects=False,
+    )
+    assert moved.status_code == 303
+    with app.sessions() as session:
+        device = session.get_one(Device, "y1")
+        assert (device.site, device.name) == (SITE_X, "Mairie Y, annexe")
+        entry = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "device.identity")
+        ).one()
+        assert entry.target == "y1"
+    app.client.cookies.clear()
+    assert app.login("accueil-x").status_code == 303
+    assert "Mairie Y, annexe" in app.client.get("/reception").text
+    app.client.cookies.clear()
+    assert app.login("accueil-y").status_code == 303
+    refused = app.client.post(
+        "/devices/x1/identity", data={"site": SITE_Y, "csrf_token": csrf(app)}
+    )
+    assert refused.status_code in (403, 404)
+    with app.sessions() as session:
+        assert session.get_one(Device, "x1").site == SITE_X

@@ -1,0 +1,40 @@
+"""A counter's site and name, as the Pays sets them.
+
+The site decides which reception users see a counter and where its calls and answers count
+in the statistics, so only enrolment and an administrator set it; what a counter reports
+about itself is kept apart (``reported_site``/``reported_name``) and changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.orm import Session
+
+from fleet_server.errors import FleetError
+from fleet_server.models import Device
+
+logger = logging.getLogger(__name__)
+
+MAX_SITE = 128
+MAX_NAME = 128
+
+
+class SiteError(FleetError):
+    """A site or name that cannot be set (unknown counter, empty or too long); French."""
+
+
+def set_identity(session: Session, device_id: str, site: str, name: str) -> tuple[str, str]:
+    """Set the counter's site and name (trimmed); the caller commits. Returns the old pair."""
+    device = session.get(Device, device_id)
+    if device is None:
+        raise SiteError(f"guichet inconnu « {device_id} »")
+    site, name = " ".join(site.split()), " ".join(name.split())
+    if not site or len(site) > MAX_SITE:
+        raise SiteError(f"le site est obligatoire ({MAX_SITE} caractères au plus)")
+    if len(name) > MAX_NAME:
+        raise SiteError(f"le nom est trop long ({MAX_NAME} caractères au plus)")
+    before = (device.site or "", device.name or "")
+    device.site, device.name = site, name
+    logger.info("counter site set", extra={"device_id": device_id})
+    return before
