@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from fleet_server.db import make_engine, make_session_factory
+from fleet_server.mqtt import store
 from fleet_server.mqtt.store import Received
 from fleet_server.settings import Settings
 from guichet import contract
@@ -36,6 +37,12 @@ def migrated(url: str) -> Iterator[sessionmaker[Session]]:
         yield make_session_factory(engine)
     finally:
         engine.dispose()
+
+
+def apply(sessions: sessionmaker[Session], settings: Settings, *items: Received) -> None:
+    """Store ``items`` as one batch of the ingest, in one transaction."""
+    with sessions.begin() as session:
+        store.apply_batch(session, list(items), settings)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = WAIT_TIMEOUT_S) -> None:

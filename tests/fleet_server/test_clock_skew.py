@@ -25,11 +25,18 @@ from fleet_server.models import (
     SurveyRecord,
     TelemetrySample,
 )
-from fleet_server.mqtt import queries, store
+from fleet_server.mqtt import queries
 from fleet_server.mqtt.health import run_checks
 from fleet_server.settings import Settings
 from guichet import contract
-from tests.fleet_server.storage_support import make_settings, migrated, received, status, telemetry
+from tests.fleet_server.storage_support import (
+    apply,
+    make_settings,
+    migrated,
+    received,
+    status,
+    telemetry,
+)
 
 DEVICE = "rochechouart-01"
 YEAR = timedelta(days=365)
@@ -47,11 +54,6 @@ def settings() -> Settings:
     return make_settings(
         silent_after_intervals=3, alert_offline_after_min=5, telemetry_retention_days=30
     )
-
-
-def apply(sessions: sessionmaker[Session], settings: Settings, *items: store.Received) -> None:
-    with sessions.begin() as session:
-        store.apply_batch(session, list(items), settings)
 
 
 def get(sessions: sessionmaker[Session]) -> Device:

@@ -14,7 +14,8 @@ from sqlalchemy import select, update
 
 from fleet_server.models import AuditEntry, Device, EnrolmentToken
 from guichet.enrolment_code import short_code
-from tests.support.webapp import CSRF_RE, WebApp, running_app
+from tests.fleet_server.enrolment_support import csrf
+from tests.support.webapp import WebApp, running_app
 
 TOKEN_RE = re.compile(r"<code data-enrolment-token>(gpe_[^<]+)</code>")
 
@@ -25,12 +26,6 @@ def web(db_url: str) -> Iterator[WebApp]:
         app.add_user("admin", "admin")
         assert app.login().status_code == 303
         yield app
-
-
-def csrf(web: WebApp) -> str:
-    match = CSRF_RE.search(web.client.get("/admin/enrolment").text)
-    assert match
-    return match.group(1)
 
 
 def new_token(web: WebApp, **form: Any) -> str:

@@ -12,11 +12,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fleet_server.metrics import Metrics
 from fleet_server.models import Alert, Device, StatusChange, TelemetrySample
-from fleet_server.mqtt import store
 from fleet_server.mqtt.health import HealthLoop, downsample, run_checks
 from fleet_server.settings import Settings
 from guichet import contract
 from tests.fleet_server.storage_support import (
+    apply,
     make_settings,
     migrated,
     received,
@@ -40,11 +40,6 @@ def settings() -> Settings:
     return make_settings(
         silent_after_intervals=3, alert_offline_after_min=5, telemetry_retention_days=7
     )
-
-
-def apply(sessions: sessionmaker[Session], settings: Settings, *items: store.Received) -> None:
-    with sessions.begin() as session:
-        store.apply_batch(session, list(items), settings)
 
 
 def get(sessions: sessionmaker[Session], device_id: str) -> Device:
