@@ -58,23 +58,38 @@ def wait_port(port: int, within_s: float = 15.0) -> None:
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
 
 
-def make_pki(directory: Path) -> None:
-    """The Pays's CA and one server certificate (broker and HTTPS) valid for the host and
-    for the VM's view of it."""
+# The extensions Python 3.13's default TLS context (VERIFY_X509_STRICT, the counter's Python
+# on the image; appliance/fleet/tls.py asks for it on every version) requires: a CA with
+# critical basicConstraints and keyUsage, a leaf with its authority's key identifier.
+CA_EXTENSIONS = ("basicConstraints=critical,CA:TRUE", "keyUsage=critical,keyCertSign,cRLSign")
+LEAF_EXTENSIONS = (
+    "basicConstraints=critical,CA:FALSE",
+    "keyUsage=critical,digitalSignature,keyEncipherment",
+    "extendedKeyUsage=serverAuth",
+    "subjectKeyIdentifier=hash",
+    "authorityKeyIdentifier=keyid,issuer",
+)
+
+
+def make_pki(directory: Path, *, hosts: tuple[str, ...] = ("127.0.0.1", HOST_IN_VM)) -> None:
+    """A CA (``ca.pem``, the Pays's) and one server certificate (``server.pem``/``.key``,
+    broker and HTTPS) for ``hosts`` and localhost, as a real CA would issue them."""
     directory.mkdir(parents=True, exist_ok=True)
 
     def run(*args: str) -> None:
         subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)  # noqa: S603,S607
 
+    addext = [arg for ext in CA_EXTENSIONS for arg in ("-addext", ext)]
     run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-        "/CN=Pays de verification CA", "-keyout", "ca.key", "-out", "ca.pem")  # fmt: skip
+        "/CN=Pays de verification CA", *addext, "-keyout", "ca.key", "-out", "ca.pem")  # fmt: skip
     run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=flotte",
         "-keyout", "server.key", "-out", "server.csr")  # fmt: skip
-    (directory / "san.ext").write_text(
-        f"subjectAltName=IP:127.0.0.1,IP:{HOST_IN_VM},DNS:localhost\n", encoding="utf-8"
+    names = ",".join([*(f"IP:{h}" for h in hosts), "DNS:localhost"])
+    (directory / "server.ext").write_text(
+        "\n".join([*LEAF_EXTENSIONS, f"subjectAltName={names}"]) + "\n", encoding="utf-8"
     )
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.pem")  # fmt: skip
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-days", "2",
+        "-CAcreateserial", "-extfile", "server.ext", "-out", "server.pem")  # fmt: skip
 
 
 @contextmanager

@@ -14,10 +14,20 @@ import ssl
 from appliance.config import TlsSection
 
 
-def tls_context(tls: TlsSection) -> ssl.SSLContext:
-    """The TLS context for ``mqtts://``: system CAs unless a CA file is given."""
+def _verifying(tls: TlsSection) -> ssl.SSLContext:
+    """Python's default client context on the given CA (or the system's), with strict X.509
+    checks on every Python version: Python 3.13 (the image's) turns them on by default, so a
+    CA without ``keyUsage`` or a certificate without its authority key id fails there — the
+    tests (Python 3.11) must fail the same way."""
     cafile = str(tls.ca_file) if tls.ca_file is not None else None
     context = ssl.create_default_context(cafile=cafile)
+    context.verify_flags |= ssl.VERIFY_X509_STRICT
+    return context
+
+
+def tls_context(tls: TlsSection) -> ssl.SSLContext:
+    """The TLS context for ``mqtts://``: system CAs unless a CA file is given."""
+    context = _verifying(tls)
     if tls.cert_file is not None:
         context.load_cert_chain(tls.cert_file, tls.key_file)
     if tls.insecure_skip_verify:
@@ -28,5 +38,4 @@ def tls_context(tls: TlsSection) -> ssl.SSLContext:
 
 def https_context(tls: TlsSection) -> ssl.SSLContext:
     """The TLS context for the fleet server's HTTPS and WSS: the same CA, no client cert."""
-    cafile = str(tls.ca_file) if tls.ca_file is not None else None
-    return ssl.create_default_context(cafile=cafile)
+    return _verifying(tls)

@@ -29,6 +29,7 @@ from appliance.fleet.outbox import Outbox
 from appliance.fleet.settings import STORED_CONFIG_NAME, RuntimeSettings
 from appliance.fleet.tls import tls_context
 from guichet import contract
+from image.enrol_rig import CA_EXTENSIONS, LEAF_EXTENSIONS
 from tests.appliance.mqtt_observer import Observer
 from tests.support.mosquitto import Broker, free_port
 
@@ -325,12 +326,17 @@ def make_pki(directory: Path) -> dict[str, Path]:
     def openssl(*args: str) -> None:
         subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
 
+    ca_ext = [arg for ext in CA_EXTENSIONS for arg in ("-addext", ext)]
     openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1",
-            "-subj", "/CN=Guichet Test CA")  # fmt: skip
+            "-subj", "/CN=Guichet Test CA", *ca_ext)  # fmt: skip
+    # strict X.509, as the counter's TLS context checks (see image/enrol_rig.py)
+    client = [e for e in LEAF_EXTENSIONS if not e.startswith("extendedKeyUsage")]
+    extensions = {
+        "server": [*LEAF_EXTENSIONS, "subjectAltName=IP:127.0.0.1"],
+        "client": [*client, "extendedKeyUsage=clientAuth"],
+    }
     for name, cn in (("server", "127.0.0.1"), ("client", DEVICE)):
-        (directory / f"{name}.ext").write_text(
-            "subjectAltName=IP:127.0.0.1\n" if name == "server" else "extendedKeyUsage=clientAuth\n"
-        )
+        (directory / f"{name}.ext").write_text("\n".join(extensions[name]) + "\n")
         openssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={cn}")
         openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
                 "-CAcreateserial", "-out", f"{name}.pem", "-days", "1",

@@ -3,13 +3,20 @@ broker's configuration from deploy/, what the serial console and the admin page 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import socket
 import ssl
+import subprocess
+import threading
 from pathlib import Path
 
-from appliance.config import parse_config
+import pytest
+
+from appliance.config import TlsSection, parse_config
 from appliance.firstboot_config import SECRET_KEYS, parse_boot_config, to_appliance_toml
+from appliance.fleet.tls import https_context
 from image import check, enrol_check, enrol_rig
 
 DOCUMENTED = {"site", "nom", "identifiant", "adresse", "site_web", "jeton", "certificat_ca"}
@@ -84,6 +91,52 @@ def test_the_pki_serves_the_host_and_the_vm(tmp_path: Path) -> None:
     enrol_rig.make_pki(tmp_path)
     context = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
     context.load_cert_chain(tmp_path / "server.pem", tmp_path / "server.key")
-    san = (tmp_path / "san.ext").read_text()
+    san = (tmp_path / "server.ext").read_text()
     assert "IP:10.0.2.2" in san
     assert "IP:127.0.0.1" in san
+
+
+def _handshake(server_dir: Path, client: ssl.SSLContext) -> None:
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(server_dir / "server.pem", server_dir / "server.key")
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with contextlib.suppress(OSError), server.wrap_socket(conn, server_side=True) as tls:
+                tls.recv(1)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        try:
+            raw = socket.create_connection(listener.getsockname(), timeout=10)
+            with raw, client.wrap_socket(raw, server_hostname="127.0.0.1"):
+                pass
+        finally:
+            thread.join(timeout=10)
+
+
+def test_the_counter_trusts_the_pki_with_strict_checks(tmp_path: Path) -> None:
+    """The counter's own TLS context (strict X.509, as Python 3.13 on the image) accepts the
+    check's PKI: without keyUsage on its CA the counter saw "ne répond pas" forever."""
+    enrol_rig.make_pki(tmp_path)
+    _handshake(tmp_path, https_context(TlsSection(ca_file=tmp_path / "ca.pem")))
+
+
+def test_a_ca_without_key_usage_is_refused_by_the_counter(tmp_path: Path) -> None:
+    """What Python 3.13 refuses by default, the counter refuses on every Python."""
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=lax",
+        "-keyout", "ca.key", "-out", "ca.pem")  # fmt: skip
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=flotte",
+        "-keyout", "server.key", "-out", "server.csr")  # fmt: skip
+    (tmp_path / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-days", "2",
+        "-CAcreateserial", "-extfile", "san.ext", "-out", "server.pem")  # fmt: skip
+    with pytest.raises(ssl.SSLCertVerificationError, match="key usage"):
+        _handshake(tmp_path, https_context(TlsSection(ca_file=tmp_path / "ca.pem")))

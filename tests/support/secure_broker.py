@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from image.enrol_rig import make_pki
 from tests.support.mosquitto import MOSQUITTO, free_port, wait_port
 
 DEPLOY_CONF = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "mosquitto.conf"
@@ -26,19 +27,9 @@ SERVER_USER = "guichet-fleet-server"
 
 
 def make_certificates(directory: Path) -> None:
-    """A test CA and a server certificate for 127.0.0.1/localhost signed by it."""
-    directory.mkdir(parents=True, exist_ok=True)
-
-    def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-        "/CN=Guichet Proche test CA", "-keyout", "ca.key", "-out", "ca.pem")  # fmt: skip
-    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
-        "-keyout", "server.key", "-out", "server.csr")  # fmt: skip
-    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.pem")  # fmt: skip
+    """A test CA and a server certificate for 127.0.0.1/localhost signed by it: the same
+    PKI as ``./run enrol-check`` (strict X.509, as the counter's TLS context requires)."""
+    make_pki(directory, hosts=("127.0.0.1",))
 
 
 def rewrite(conf: str, workdir: Path, port: int) -> str:
