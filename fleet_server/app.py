@@ -32,7 +32,7 @@ from fleet_server.api import enrol as api_enrol
 from fleet_server.api import fleet as api
 from fleet_server.calls.manager import CallManager
 from fleet_server.calls.store import CallJournal
-from fleet_server.db import make_engine, make_session_factory
+from fleet_server.db import in_thread, make_engine, make_session_factory
 from fleet_server.metrics import Metrics
 from fleet_server.mqtt import health
 from fleet_server.mqtt.broker_files import BrokerFiles
@@ -235,10 +235,9 @@ async def _health_checks_forever(ctx: AppContext) -> None:
     ending the task."""
     while True:
         try:
-            await asyncio.to_thread(
-                health.run_checks, ctx.sessions, ctx.settings, ctx.metrics, utcnow()
-            )
-            await asyncio.to_thread(  # appointments' citizen data past its retention
+            # in_thread: cancelled at shutdown, it lets the check end before the engine goes
+            await in_thread(health.run_checks, ctx.sessions, ctx.settings, ctx.metrics, utcnow())
+            await in_thread(  # appointments' citizen data past its retention
                 appointments.purge_expired,
                 ctx.sessions,
                 utcnow(),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -11,6 +13,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+P = ParamSpec("P")
+T = TypeVar("T")
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 15_000  # the web app and the ingest thread share one file
 
@@ -58,3 +62,18 @@ def alembic_config(url: str) -> Config:
 def migrate(url: str) -> None:
     """Bring the database at ``url`` to the latest schema."""
     command.upgrade(alembic_config(url), "head")
+
+
+async def in_thread(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """``asyncio.to_thread`` for database work in a task that may be cancelled (shutdown):
+    a thread cannot be interrupted, so on cancellation this waits for ``fn`` to return before
+    re-raising. Otherwise the thread would still hold a pooled connection when the engine is
+    disposed of, and that connection, returned to the discarded pool, would never be closed."""
+    work = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        await asyncio.wait([work])
+        if not work.cancelled():
+            work.exception()  # retrieved: the cancellation is what the caller sees
+        raise

@@ -18,6 +18,7 @@ from typing import TypeVar
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from fleet_server.db import in_thread
 from fleet_server.models import CallRecord
 from fleet_server.scheme import routing
 from fleet_server.scheme.schedules import ScheduleOptions
@@ -54,7 +55,7 @@ class CallJournal:
 
     async def run(self, fn: Callable[[Session], T]) -> T:
         async with self._lock:
-            return await asyncio.to_thread(self._in_transaction, fn)
+            return await in_thread(self._in_transaction, fn)  # never abandoned mid-way
 
     def _in_transaction(self, fn: Callable[[Session], T]) -> T:
         with self._sessions.begin() as session:

@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from fleet_server.db import in_thread
 from fleet_server.models import Device, QuestionnaireVersion
 from fleet_server.scheme.schedules import ScheduleOptions, counter_schedule
 from fleet_server.settings import Settings
@@ -163,7 +164,7 @@ class ConfigPusher:
         if not await _connected(ingest):
             logger.info("broker not connected; counters' configs will be published later")
             return False
-        count = await asyncio.to_thread(self._publish_all, device_ids)
+        count = await in_thread(self._publish_all, device_ids)  # stop() waits for it
         logger.info("counters' configs published", extra={"count": count})
         return True
 
