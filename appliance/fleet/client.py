@@ -118,6 +118,16 @@ def split_link_errors(
     return (exc, None) if isinstance(exc, LINK_ERRORS) else (None, exc)
 
 
+def without_cancellation(exc: BaseException) -> BaseException | None:
+    """``exc`` less the cancellations in it (None if nothing else): what is left of a
+    session that was cancelled on purpose, e.g. in the middle of its goodbye."""
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.subgroup(
+            lambda e: not isinstance(e, asyncio.CancelledError | BaseExceptionGroup)
+        )
+    return None if isinstance(exc, asyncio.CancelledError) else exc
+
+
 def describe(exc: BaseException | None) -> str:
     while isinstance(exc, BaseExceptionGroup):
         exc = exc.exceptions[0]

@@ -38,6 +38,7 @@ from appliance.fleet.client import (
     new_client,
     retrieve_outcome,
     split_link_errors,
+    without_cancellation,
 )
 from appliance.fleet.commands import CommandHandler
 from appliance.fleet.outbox import Outbox, OutboxMessage
@@ -201,11 +202,14 @@ class FleetLink:
         task.add_done_callback(retrieve_outcome)  # also when given up below
         self._session_task = task
         end_now = asyncio.create_task(self._end_now.wait(), name="fleet-end-now")
+        ended = False  # cancelled on purpose: its cancellations are not bugs
         try:
             await asyncio.wait({task, end_now}, return_when=asyncio.FIRST_COMPLETED)
             if not task.done():
+                ended = True
                 await self._end_session(task)
         except asyncio.CancelledError:
+            ended = True
             await self._end_session(task)
             raise
         finally:
@@ -216,6 +220,8 @@ class FleetLink:
             return self._connected_once
         if not task.cancelled() and (exc := task.exception()) is not None:
             link_errors, others = split_link_errors(exc)
+            if ended and others is not None:
+                others = without_cancellation(others)
             if others is not None:
                 raise others
             logger.warning("fleet link lost", extra={"error": describe(link_errors)})
