@@ -140,7 +140,7 @@ def list_devices(
     except queries.BadCursorError:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "Curseur invalide.") from None
     return DevicePage(
-        items=[DeviceOut.model_validate(d) for d in page.devices],
+        items=[DeviceOut.model_validate(d) for d in page.items],
         total=page.total,
         next_cursor=page.next_cursor,
         prev_cursor=page.prev_cursor,

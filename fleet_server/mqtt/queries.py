@@ -1,23 +1,21 @@
 """Read-side queries shared by the dashboard and the JSON API.
 
-The fleet table pages by keyset on ``(site, id)`` — no OFFSET, so page 200 of 10,000
-counters costs what page 1 costs; filters use the indexed ``state``, ``site`` and
-``open_alerts`` columns, and the text search is a bounded scan of one table.
+The fleet table pages by keyset on ``(site, id)`` (:mod:`fleet_server.paging`) — no OFFSET,
+so page 200 of 10,000 counters costs what page 1 costs; filters use the indexed ``state``,
+``site`` and ``open_alerts`` columns, and the text search is a bounded scan of one table.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, defer
 
+from fleet_server import paging
 from fleet_server.models import (
     Alert,
     Device,
@@ -31,30 +29,11 @@ from guichet.contract import DeviceState
 logger = logging.getLogger(__name__)
 
 STATES = tuple(DeviceState)
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 200
-MAX_SEARCH_LENGTH = 64  # characters of a text search kept
+DEFAULT_PAGE_SIZE = paging.DEFAULT_PAGE_SIZE
+MAX_PAGE_SIZE = paging.MAX_PAGE_SIZE
+BadCursorError = paging.BadCursorError
+MAX_SEARCH_LENGTH = paging.MAX_SEARCH_LENGTH
 RECENT_CLEARED_ALERTS = 100  # cleared alerts shown under the open ones
-
-
-class BadCursorError(ValueError):
-    """A pagination cursor that was not produced by this server."""
-
-
-def encode_cursor(device: Device) -> str:
-    raw = json.dumps([device.site, device.id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[str, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        site, device_id = json.loads(raw)
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise BadCursorError(cursor) from exc
-    if not isinstance(site, str) or not isinstance(device_id, str):
-        raise BadCursorError(cursor)
-    return site, device_id
 
 
 @dataclass(frozen=True)
@@ -73,27 +52,11 @@ class FleetFilter:
         if self.alerts_only:
             conds.append(Device.open_alerts > 0)
         if self.q and self.q.strip():
-            pattern = "%" + _escape_like(self.q.strip()[:MAX_SEARCH_LENGTH]) + "%"
-            conds.append(
-                or_(
-                    Device.id.ilike(pattern, escape="\\"),
-                    Device.name.ilike(pattern, escape="\\"),
-                    Device.site.ilike(pattern, escape="\\"),
-                )
-            )
+            conds.append(paging.contains(self.q, Device.id, Device.name, Device.site))
         return conds
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-@dataclass(frozen=True)
-class FleetPage:
-    devices: list[Device]
-    total: int
-    next_cursor: str | None
-    prev_cursor: str | None
+FLEET_ORDER = paging.Ordering(Device.site, Device.id)
 
 
 def fleet_page(
@@ -103,40 +66,18 @@ def fleet_page(
     after: str | None = None,
     before: str | None = None,
     limit: int = DEFAULT_PAGE_SIZE,
-) -> FleetPage:
-    """One page of counters ordered by site then id; ``after``/``before`` are cursors."""
-    limit = max(1, min(limit, MAX_PAGE_SIZE))
-    conds = flt.conditions()
-    stmt = select(Device).options(defer(Device.last_telemetry)).where(*conds)
-    if before is not None:
-        site, device_id = decode_cursor(before)
-        stmt = stmt.where(_before(site, device_id)).order_by(Device.site.desc(), Device.id.desc())
-        rows = list(session.scalars(stmt.limit(limit + 1)))
-        more_before = len(rows) > limit
-        devices = list(reversed(rows[:limit]))
-        has_prev, has_next = more_before, True
-    else:
-        if after is not None:
-            site, device_id = decode_cursor(after)
-            stmt = stmt.where(_after(site, device_id))
-        rows = list(session.scalars(stmt.order_by(Device.site, Device.id).limit(limit + 1)))
-        devices = rows[:limit]
-        has_prev, has_next = after is not None, len(rows) > limit
-    total = session.scalar(select(func.count()).select_from(Device).where(*conds)) or 0
-    return FleetPage(
-        devices=devices,
-        total=total,
-        next_cursor=encode_cursor(devices[-1]) if has_next and devices else None,
-        prev_cursor=encode_cursor(devices[0]) if has_prev and devices else None,
+) -> paging.Page[Device]:
+    """One page of counters ordered by site then id; ``after``/``before`` are cursors.
+    The total is exact: it is bounded by the fleet."""
+    stmt = select(Device).options(defer(Device.last_telemetry)).where(*flt.conditions())
+    return paging.keyset_page(
+        session, stmt, FLEET_ORDER, _device, after=after, before=before, limit=limit
     )
 
 
-def _after(site: str, device_id: str) -> ColumnElement[bool]:
-    return or_(Device.site > site, and_(Device.site == site, Device.id > device_id))
-
-
-def _before(site: str, device_id: str) -> ColumnElement[bool]:
-    return or_(Device.site < site, and_(Device.site == site, Device.id < device_id))
+def _device(row: paging.AnyRow) -> Device:
+    device: Device = row[0]
+    return device
 
 
 def state_counts(session: Session, site: str | None = None) -> dict[str, int]:

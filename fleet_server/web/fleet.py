@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -18,6 +17,7 @@ from fastapi.responses import HTMLResponse, Response
 from fleet_server.mqtt import broker_link, queries
 from fleet_server.security.auth import Principal
 from fleet_server.security.roles import Role
+from fleet_server.web import paging
 from fleet_server.web.deps import Db, FleetUser, render
 from guichet.contract import utcnow
 
@@ -28,14 +28,12 @@ router = APIRouter(include_in_schema=False)
 
 def _filter_from(request: Request, user: Principal) -> tuple[queries.FleetFilter, dict[str, str]]:
     """The filter the query string asks for, and the (cleaned) parameters that define it."""
-    params = request.query_params
-    state = params.get("state", "")
-    state = state if state in queries.STATES else ""
-    site = params.get("site", "").strip()
+    state = paging.choice(request, "state", queries.STATES)
+    site = request.query_params.get("site", "").strip()
     if user.role == Role.RECEPTION:
         site = user.site or ""
-    text = params.get("q", "").strip()[: queries.MAX_SEARCH_LENGTH]
-    alerts = params.get("alerts", "") in ("1", "on", "true")
+    text = paging.text(request, "q")
+    alerts = request.query_params.get("alerts", "") in ("1", "on", "true")
     clean = {"state": state, "site": site, "q": text, "alerts": "1" if alerts else ""}
     flt = queries.FleetFilter(
         state=state or None, site=site or None, q=text or None, alerts_only=alerts
@@ -47,28 +45,21 @@ def _page(request: Request, db: Db, user: Principal) -> dict[str, Any]:
     flt, clean = _filter_from(request, user)
     # Reception staff's summary cards count their own site only (no fleet-wide figures).
     own_site = (user.site or "") if user.role == Role.RECEPTION else None
-    after = request.query_params.get("after") or None
-    before = request.query_params.get("before") or None
-    try:
-        page = queries.fleet_page(db, flt, after=after, before=before)
-    except queries.BadCursorError:
-        page = queries.fleet_page(db, flt)
-    base = urlencode(clean)
-
-    def link(**cursor: str) -> str:
-        return "/?" + urlencode({**clean, **cursor})
-
-    position = {k: v for k, v in (("after", after), ("before", before)) if v}
+    page, links = paging.fetch(
+        request,
+        "/",
+        clean,
+        lambda after, before: queries.fleet_page(db, flt, after=after, before=before),
+    )
     return {
         "page": page,
         "filters": clean,
         "counts": queries.state_counts(db, own_site),
         "open_alerts": queries.open_alert_count(db, own_site),
         "broker": broker_link.current(db, utcnow()),
-        "next_url": link(after=page.next_cursor) if page.next_cursor else None,
-        "prev_url": link(before=page.prev_cursor) if page.prev_cursor else None,
-        "refresh_url": "/fleet/rows?" + urlencode({**clean, **position}),
-        "filter_query": base,
+        "next_url": links.next_url,
+        "prev_url": links.prev_url,
+        "refresh_url": "/fleet/rows?" + links.query,
     }
 
 
