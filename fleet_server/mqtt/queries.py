@@ -1,8 +1,9 @@
 """Read-side queries shared by the dashboard and the JSON API.
 
-The fleet table pages by keyset on ``(site, id)`` (:mod:`fleet_server.paging`) — no OFFSET,
-so page 200 of 10,000 counters costs what page 1 costs; filters use the indexed ``state``,
-``site`` and ``open_alerts`` columns, and the text search is a bounded scan of one table.
+The fleet table and the alerts page by keyset (:mod:`fleet_server.paging`) — no OFFSET, so
+page 200 of 10,000 counters costs what page 1 costs; the fleet's filters use the indexed
+``state``, ``site`` and ``open_alerts`` columns, and its text search is a bounded scan of one
+table.
 """
 
 from __future__ import annotations
@@ -163,7 +164,7 @@ def telemetry_series(
     return [(at, temp, load) for at, temp, load in session.execute(stmt)]
 
 
-# --- alerts page ------------------------------------------------------------------------
+# --- alerts -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -191,3 +192,72 @@ def alerts_overview(
 
 def _alert_rows(session: Session, stmt: Any) -> list[AlertRow]:
     return [AlertRow(alert, site, name) for alert, site, name in session.execute(stmt)]
+
+
+ALERT_LISTS = ("open", "cleared")  # the alerts page's two lists
+OPEN_ALERTS_ORDER = paging.Ordering(Alert.raised_at, Alert.id, descending=True)
+CLEARED_ALERTS_ORDER = paging.Ordering(Alert.cleared_at, Alert.id, descending=True)
+
+
+@dataclass(frozen=True)
+class AlertFilter:
+    """Which alerts a page of the alerts page shows: open (newest first) or cleared (most
+    recently cleared first), of one kind, site or counter, or whose counter matches ``q``."""
+
+    cleared: bool = False
+    kind: str | None = None
+    site: str | None = None
+    device_id: str | None = None
+    q: str | None = None
+
+    @property
+    def on_counters(self) -> bool:
+        """Whether it filters on the counters' columns (a join then needed to count)."""
+        return bool(self.site or (self.q and self.q.strip()))
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        conds: list[ColumnElement[bool]] = [
+            Alert.cleared_at.is_not(None) if self.cleared else Alert.cleared_at.is_(None)
+        ]
+        if self.kind:
+            conds.append(Alert.kind == self.kind)
+        if self.device_id:
+            conds.append(Alert.device_id == self.device_id)
+        if self.site:
+            conds.append(Device.site == self.site)
+        if self.q and self.q.strip():
+            conds.append(paging.contains(self.q, Device.id, Device.name))
+        return conds
+
+
+def alerts_page(
+    session: Session,
+    flt: AlertFilter,
+    *,
+    after: str | None = None,
+    before: str | None = None,
+    limit: int = DEFAULT_PAGE_SIZE,
+) -> paging.Page[AlertRow]:
+    """One page of alerts with their counter's site and name. Open alerts are counted (a few
+    per counter at most); cleared ones, which pile up with time, are not."""
+    stmt = (
+        select(Alert, Device.site, Device.name)
+        .join(Device, Device.id == Alert.device_id)
+        .where(*flt.conditions())
+    )
+    order = CLEARED_ALERTS_ORDER if flt.cleared else OPEN_ALERTS_ORDER
+    return paging.keyset_page(
+        session,
+        stmt,
+        order,
+        _alert_row,
+        after=after,
+        before=before,
+        limit=limit,
+        counted=not flt.cleared,
+        count_stmt=None if flt.on_counters else select(Alert).where(*flt.conditions()),
+    )
+
+
+def _alert_row(row: paging.AnyRow) -> AlertRow:
+    return AlertRow(row[0], row[1], row[2])

@@ -10,18 +10,20 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date
 from typing import Any, Final
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
+from fleet_server import paging
 from fleet_server.models import AuditEntry
 from guichet.contract import utcnow
 
 logger = logging.getLogger(__name__)
 
-PAGE_SIZE: Final = 200  # entries on the audit page; the CSV export has them all
 SYSTEM_ACTOR: Final = "système"  # the CLI and the server itself
 # French labels of the actions, for the page and the export.
 ACTIONS: Final = {
@@ -84,10 +86,47 @@ def record(
     return entry
 
 
-def latest(session: Session, limit: int = PAGE_SIZE) -> Sequence[AuditEntry]:
-    return session.scalars(
-        select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
-    ).all()
+ORDER: Final = paging.Ordering(AuditEntry.at, AuditEntry.id, descending=True)
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    action: str | None = None
+    actor: str | None = None  # exact name
+    target: str | None = None  # contained in the entry's object
+    until: date | None = None  # entries of this UTC day or before (the page shows UTC)
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        conds: list[ColumnElement[bool]] = []
+        if self.action:
+            conds.append(AuditEntry.action == self.action)
+        if self.actor:
+            conds.append(AuditEntry.actor == self.actor)
+        if self.target and self.target.strip():
+            conds.append(paging.contains(self.target, AuditEntry.target))
+        if self.until:
+            conds.append(paging.until_day(AuditEntry.at, self.until, UTC))  # shown in UTC
+        return conds
+
+
+def audit_page(
+    session: Session,
+    flt: AuditFilter,
+    *,
+    after: str | None = None,
+    before: str | None = None,
+    limit: int = paging.DEFAULT_PAGE_SIZE,
+) -> paging.Page[AuditEntry]:
+    """A page of the log, newest first; not counted (it grows with time)."""
+    stmt = select(AuditEntry).where(*flt.conditions())
+    return paging.keyset_page(
+        session, stmt, ORDER, _entry, after=after, before=before, limit=limit, counted=False
+    )
+
+
+def _entry(row: paging.AnyRow) -> AuditEntry:
+    entry: AuditEntry = row[0]
+    return entry
 
 
 def _all(session: Session) -> Iterable[AuditEntry]:

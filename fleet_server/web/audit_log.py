@@ -1,4 +1,6 @@
-"""The audit log (``/admin/audit``) and its CSV export, for administrators and auditors."""
+"""The audit log (``/admin/audit``), newest first, filtered by action, author, object and day and
+paged like the fleet table; and its CSV export (the whole log). For administrators and
+auditors."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from fleet_server.security import audit
+from fleet_server.web import paging
 from fleet_server.web.deps import DashboardUser, Db, render
 from guichet.contract import utcnow
 
@@ -16,14 +19,40 @@ logger = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 
 
+def _filter_from(request: Request) -> tuple[audit.AuditFilter, dict[str, str]]:
+    """The filter the query string asks for, and the (cleaned) parameters that define it."""
+    until = paging.day(request, "until")
+    clean = {
+        "action": paging.choice(request, "action", audit.ACTIONS),
+        "actor": paging.text(request, "actor"),
+        "target": paging.text(request, "target"),
+        "until": until.isoformat() if until else "",
+    }
+    flt = audit.AuditFilter(
+        action=clean["action"] or None,
+        actor=clean["actor"] or None,
+        target=clean["target"] or None,
+        until=until,
+    )
+    return flt, clean
+
+
 @router.get("/admin/audit", response_class=HTMLResponse)
 def audit_page(request: Request, db: Db, user: DashboardUser) -> Response:
+    flt, clean = _filter_from(request)
+    page, links = paging.fetch(
+        request,
+        "/admin/audit",
+        clean,
+        lambda after, before: audit.audit_page(db, flt, after=after, before=before),
+    )
     context = {
         "section": "audit",
-        "entries": audit.latest(db),
+        "page": page,
+        "links": links,
+        "filters": clean,
         "labels": audit.ACTIONS,
         "describe": audit.describe,
-        "page_size": audit.PAGE_SIZE,
     }
     return render(request, "audit.html", context, principal=user)
 
