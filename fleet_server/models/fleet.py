@@ -171,6 +171,21 @@ class Alert(Base):
             sqlite_where=text("cleared_at IS NULL"),
             postgresql_where=text("cleared_at IS NULL"),
         ),
+        # The alerts page's two lists, newest first (keyset on these columns).
+        Index(
+            "ix_alerts_open_raised",
+            "raised_at",
+            "id",
+            sqlite_where=text("cleared_at IS NULL"),
+            postgresql_where=text("cleared_at IS NULL"),
+        ),
+        Index(
+            "ix_alerts_cleared",
+            "cleared_at",
+            "id",
+            sqlite_where=text("cleared_at IS NOT NULL"),
+            postgresql_where=text("cleared_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

@@ -137,6 +137,9 @@ class CallRecord(Base):
         Index("ix_calls_device_requested", "device_id", "requested_at"),
         Index("ix_calls_service_requested", "service", "requested_at"),
         Index("ix_calls_requested_at", "requested_at"),
+        # The call log's filters (its order is requested_at, id: the keyset).
+        Index("ix_calls_site_requested", "site", "requested_at"),
+        Index("ix_calls_end_reason_requested", "end_reason", "requested_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
