@@ -102,6 +102,15 @@ def ago(value: datetime | None, now: datetime | None = None) -> str:
     return f"il y a {format_duration((now - value).total_seconds())}"
 
 
+def last_known(state: str | None, measured_at: datetime | None, now: datetime | None = None) -> str:
+    """For a counter that is not online, what its shown measures are: ``dernière valeur connue
+    il y a 3 h`` (its last telemetry's age); ``""`` while they are current (it is online) or
+    when it never sent any. Its camera "OK" is the last it said, not its state now."""
+    if state == DeviceState.ONLINE or measured_at is None:
+        return ""
+    return f"dernière valeur connue {ago(measured_at, now)}"
+
+
 def number(value: object, unit: str = "", digits: int = 0) -> str:
     """A French decimal (comma) with its unit, or a dash for anything not a number."""
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -136,4 +145,5 @@ def make_templates() -> Jinja2Templates:
     env.globals["CLOCK_SKEW_FLAG_S"] = CLOCK_SKEW_FLAG_S
     env.globals["Role"] = Role
     env.globals["STATE_LABELS"] = STATE_LABELS
+    env.globals["last_known"] = last_known
     return templates
