@@ -154,7 +154,12 @@ def keyset_page(
         fetched = list(rows)
         page_rows = fetched[:limit]
         has_prev, has_next = after is not None, len(fetched) > limit
-    total = count(session, stmt if count_stmt is None else count_stmt) if counted else None
+    if not counted:
+        total = None
+    elif after is None and before is None and not has_next:
+        total = len(page_rows)  # the whole list is this one page: nothing more to count
+    else:
+        total = count(session, stmt if count_stmt is None else count_stmt)
     return Page(
         items=[item(r) for r in page_rows],
         total=total,

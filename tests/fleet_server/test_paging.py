@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import event, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fleet_server import paging
@@ -84,18 +84,39 @@ def test_pages_hold_every_row_once_in_order_forwards_and_back(
         assert backward[-1].next_cursor is not None  # the first page, reached backwards
 
 
-def test_a_list_not_counted_and_a_cheaper_count(sessions: sessionmaker[Session]) -> None:
+def test_what_is_counted(sessions: sessionmaker[Session]) -> None:
     _seed_alerts(sessions)
+    counts: list[str] = []
+
+    def spy(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if "count(" in statement.lower():
+            counts.append(statement)
+
     with sessions() as session:
+        event.listen(session.get_bind(), "before_cursor_execute", spy)
         stmt = select(Alert.id).join(Device, Device.id == Alert.device_id)
         page = paging.keyset_page(session, stmt, BY_RAISED, lambda r: r[0], counted=False)
         assert page.total is None
         assert len(page.items) == ALERTS  # all on one page of 50
         assert page.next_cursor is None
+        assert counts == []
+
+        whole = paging.keyset_page(session, stmt, BY_RAISED, lambda r: r[0])
+        assert whole.total == ALERTS
+        assert counts == []  # the whole list on its first page: its length is the total
+
         cheaper = paging.keyset_page(
-            session, stmt, BY_RAISED, lambda r: r[0], count_stmt=select(Alert.id)
+            session,
+            stmt,
+            BY_RAISED,
+            lambda r: r[0],
+            limit=10,
+            count_stmt=select(Alert.id).where(Alert.kind != "k0"),
         )
-        assert cheaper.total == ALERTS
+        assert cheaper.total == ALERTS - 1  # what count_stmt selects
+        assert len(counts) == 1
+        assert "JOIN" not in counts[0]
+        event.remove(session.get_bind(), "before_cursor_execute", spy)
 
 
 @pytest.mark.parametrize(
