@@ -57,7 +57,7 @@ def alerts_page(request: Request, db: Db, user: DashboardUser) -> Response:
         "tabs": {
             "open": "/alerts?" + urlencode(kept),
             "cleared": "/alerts?" + urlencode(kept | {"list": "cleared"}),
-            "clear": "/alerts?" + urlencode({"list": clean["list"]} if flt.cleared else {}),
+            "unfiltered": "/alerts?" + urlencode({"list": clean["list"]} if flt.cleared else {}),
         },
         "page": page,
         "links": links,

@@ -144,6 +144,8 @@ def test_cleared_alerts_are_a_list_of_their_own(web: WebApp) -> None:
     page = web.client.get(urls[1]).text
     assert "50 alertes affichées" in page  # not counted: the list grows with time
     assert 'id="cleared-alerts"' in page
+    filtered = web.client.get("/alerts", params={"list": "cleared", "kind": "scanner"}).text
+    assert 'href="/alerts?list=cleared">Effacer</a>' in filtered  # stays on the cleared list
     bad = web.client.get("/alerts", params={"list": "cleared", "after": "pas-un-curseur"})
     assert bad.status_code == 200
     assert ALERT_RE.findall(bad.text)[:3] == rows[:3]  # the first page
@@ -268,3 +270,4 @@ def test_audit_log_filters_and_pages(web: WebApp) -> None:
     end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
     until, _ = walk(web, f"/admin/audit?until={day.isoformat()}", ENTRY_RE)
     assert len(until) == len([e for e in entries if e["at"] < end])
+
