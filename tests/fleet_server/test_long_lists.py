@@ -271,3 +271,23 @@ def test_audit_log_filters_and_pages(web: WebApp) -> None:
     until, _ = walk(web, f"/admin/audit?until={day.isoformat()}", ENTRY_RE)
     assert len(until) == len([e for e in entries if e["at"] < end])
 
+
+def test_a_counter_s_page_links_to_its_whole_history(web: WebApp) -> None:
+    """Its page shows its latest 50 calls and cleared alerts; the lists have them all."""
+    calls = _seed_calls(web, 160)
+    device_id = "guichet-00003"
+    with web.sessions.begin() as session:
+        for i in range(60):
+            raised = NOW - timedelta(days=1, minutes=i)
+            session.add(Alert(device_id=device_id, kind="disk", raised_at=raised, cleared_at=NOW))
+    page = web.client.get(f"/devices/{device_id}").text
+    to_calls = f'href="/calls?device={device_id}"'
+    to_alerts = f'href="/alerts?list=cleared&amp;device={device_id}"'
+    assert to_calls in page
+    assert to_alerts in page
+    rows, _ = walk(web, f"/calls?device={device_id}", CALL_RE)
+    assert [i for i, _, _ in rows] == _newest_first(
+        [c for c in calls if c["device_id"] == device_id]
+    )
+    alerts, _ = walk(web, f"/alerts?list=cleared&device={device_id}", ALERT_RE)
+    assert len(alerts) == 60
