@@ -31,9 +31,10 @@ class Device(Base):
     """A counter, created on its first message; one row per counter with its latest state."""
 
     __tablename__ = "devices"
+    __table_args__ = (Index("ix_devices_site_id", "site", "id"),)  # the fleet table's order
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    site: Mapped[str] = mapped_column(String(128), default="", index=True)
+    site: Mapped[str] = mapped_column(String(128), default="")
     name: Mapped[str] = mapped_column(String(128), default="")
     # a guichet.contract.DeviceState
     state: Mapped[str] = mapped_column(String(16), default=DeviceState.UNKNOWN, index=True)

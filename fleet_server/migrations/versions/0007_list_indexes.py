@@ -1,6 +1,8 @@
 """Indexes for the paged lists (issue 17): each list's sort order, and the filters that would
 otherwise read a year of rows to fill one page.
 
+- devices: by ``(site, id)``, the fleet table's order, in place of site alone (the first page
+  no longer sorts a whole site's counters);
 - alerts: open ones by ``(raised_at, id)`` and cleared ones by ``(cleared_at, id)``, each a
   partial index of its own list (the alerts page's two lists, newest first);
 - calls: by site and by outcome (``end_reason``), then time (the call log's filters);
@@ -28,6 +30,8 @@ CLEARED = sa.text("cleared_at IS NOT NULL")
 
 
 def upgrade() -> None:
+    op.create_index("ix_devices_site_id", "devices", ["site", "id"])
+    op.drop_index("ix_devices_site", table_name="devices")
     op.create_index(
         "ix_alerts_open_raised",
         "alerts",
@@ -55,3 +59,5 @@ def downgrade() -> None:
     op.drop_index("ix_calls_site_requested", table_name="calls")
     op.drop_index("ix_alerts_cleared", table_name="alerts")
     op.drop_index("ix_alerts_open_raised", table_name="alerts")
+    op.create_index("ix_devices_site", "devices", ["site"])
+    op.drop_index("ix_devices_site_id", table_name="devices")
