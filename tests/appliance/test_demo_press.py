@@ -5,8 +5,9 @@ counter's answer says where the press landed (issue 17: after a call, the questi
 from __future__ import annotations
 
 import asyncio
-import json
+import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,26 +19,39 @@ from appliance.fleet.commands import CommandFailed, simulated_press, simulated_s
 from appliance.hw.ports.controls import SimulatedButton
 from guichet import contract
 from guichet.questionnaire import default_questionnaire
-from guichet_cli.demo_press import LONG_PRESS_S, SHORT_PRESS_S, press
+from guichet_cli.demo_control import ControlReply, ControlRequest, serve_control
+from guichet_cli.demo_press import ACK_TIMEOUT_S, LONG_PRESS_S, SHORT_PRESS_S, STATUS_WAIT_S, press
+from guichet_cli.demo_state import DemoState, control_socket, write_state
 from tests.appliance.test_app import DEVICE, make_config, running
 from tests.appliance.test_call_machine import CALL_ID, WELCOME, Clock, Effects
 from tests.appliance.test_call_schedule import SHORT, WallClock, answered_call, at, schedule
 from tests.support.mosquitto import Broker
 
 
-def write_state(tmp_path: Path, broker: Broker) -> Path:
-    demo_dir = tmp_path / "demo"
-    demo_dir.mkdir()
-    state = {"mqtt_url": broker.url, "protocol": "5"}
-    (demo_dir / "state.json").write_text(json.dumps(state))
-    return demo_dir
+@pytest.fixture
+async def demo_dir(tmp_path: Path, broker: Broker) -> AsyncIterator[Path]:
+    """What a running demo leaves for its commands: its state file and its control socket,
+    which says the counter's process runs."""
+    directory = tmp_path / "demo"
+    directory.mkdir()
+    state = DemoState(
+        pid=1, mqtt_url=broker.url, protocol="5", broker="Mosquitto", counters=(DEVICE,)
+    )
+    write_state(directory, state)
+
+    async def running_process(request: ControlRequest) -> ControlReply:
+        return ControlReply(ok=True, running=request.counter == DEVICE)
+
+    control = await serve_control(control_socket(directory), running_process)
+    yield directory
+    control.close()
+    await control.wait_closed()
 
 
 @pytest.mark.parametrize(("long", "held_s"), [(False, SHORT_PRESS_S), (True, LONG_PRESS_S)])
 async def test_press_reaches_the_simulated_button(
-    tmp_path: Path, broker: Broker, long: bool, held_s: float
+    tmp_path: Path, broker: Broker, demo_dir: Path, long: bool, held_s: float
 ) -> None:
-    demo_dir = write_state(tmp_path, broker)
     async with running(Appliance(make_config(tmp_path, broker.url))) as appliance:
         await asyncio.wait_for(appliance.link.wait_connected(), 10)
         pressed = asyncio.Event()
@@ -48,6 +62,35 @@ async def test_press_reaches_the_simulated_button(
         assert code == 0
         assert pressed.is_set()
         assert released == [pytest.approx(held_s)]
+
+
+async def test_an_offline_counter_is_said_offline_at_once(
+    tmp_path: Path, broker: Broker, demo_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 17: pressing an offline counter waited 15 s for an ack that could not come. Its
+    retained status says "offline" (here its link is down, its process up): said at once."""
+    async with running(Appliance(make_config(tmp_path, broker.url))) as appliance:
+        await asyncio.wait_for(appliance.link.wait_connected(), 10)
+    started = time.monotonic()
+    assert await asyncio.to_thread(press, demo_dir, DEVICE) == 1
+    assert time.monotonic() - started < STATUS_WAIT_S
+    assert capsys.readouterr().err == f"Le guichet {DEVICE} est hors ligne.\n"
+
+
+async def test_a_counter_never_connected_is_said_so_without_waiting_for_an_ack(
+    demo_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    started = time.monotonic()
+    assert await asyncio.to_thread(press, demo_dir, DEVICE) == 1
+    assert time.monotonic() - started < ACK_TIMEOUT_S / 2
+    assert "ne s'est pas encore connecté" in capsys.readouterr().err
+
+
+async def test_an_unknown_counter_is_refused_at_once(
+    demo_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await asyncio.to_thread(press, demo_dir, "guichet-inconnu") == 2
+    assert capsys.readouterr().err.startswith("Guichet inconnu : guichet-inconnu")
 
 
 def test_press_without_a_running_demo_says_so(
