@@ -52,6 +52,7 @@ from guichet_cli.demo_state import (
     stop_leftovers,
     write_state,
 )
+from guichet_cli.demo_stats import SEED_DAYS
 from guichet_cli.output import complain, say
 
 logger = logging.getLogger(__name__)
@@ -283,6 +284,9 @@ def _announce(port: int, password: str, state: DemoState, broker: DemoBroker | N
         "",
         f"  Accueil (même mot de passe), réservations : {url}/reception",
         *(f"    {reception_login(c):<33} {c.site}" for c in COUNTERS),
+        "",
+        f"  Statistiques : {url}/statistiques (les {SEED_DAYS // 7} semaines passées : appels",
+        "    fictifs, données de démonstration ; ceux d'aujourd'hui sont les vôtres)",
         "",
         "  Appeler depuis un guichet : guichet demo press monts-de-chalus",
         "    (--long : appui long, raccroche ; après un appel répondu, le bouton répond au",

@@ -1,5 +1,6 @@
 """The demo's fleet server: its settings, its database made ready (logins, counters, the
-broker's accounts, the timetable), and what the demo asks of it while stopping.
+broker's accounts, the timetable, past weeks of statistics), and what the demo asks of it
+while stopping.
 
 The database is SQLite under ``var/demo``; it persists between runs, so the admin password
 stays the same, while each run gives every counter a new call token and broker password.
@@ -14,11 +15,13 @@ import secrets
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import uvicorn
 
+from guichet.schedule import PARIS
 from guichet_cli.demo_scheme import (
     COUNTERS,
     SERVICES,
@@ -26,6 +29,7 @@ from guichet_cli.demo_scheme import (
     reception_login,
     seed_schedules,
 )
+from guichet_cli.demo_stats import seed_statistics
 
 if TYPE_CHECKING:
     from fleet_server.settings import Settings
@@ -132,6 +136,7 @@ def prepare_server(demo_dir: Path, broker: BrokerAccess) -> PreparedServer:
                     session, reception_login(counter), password, role="reception", site=counter.site
                 )
             seed_schedules(session)
+            seed_statistics(session, datetime.now(PARIS).date())
             session.commit()
             if broker.files_dir is not None:
                 assert broker.server_user is not None
