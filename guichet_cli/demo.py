@@ -175,17 +175,7 @@ async def _serve(
             await serving
         complain(f"Le serveur de la flotte n'a pas démarré (le port {port} est-il pris ? --port).")
         return 1
-    server_url = f"ws://{HOST}:{port}/ws/counter"
-    configs = {}
-    for c in COUNTERS:
-        link = CounterLink(
-            state.mqtt_url,
-            state.protocol,
-            server_url,
-            prepared.call_tokens[c.device_id],
-            prepared.broker_passwords.get(c.device_id),
-        )
-        configs[c.device_id] = write_config(demo_dir, c, link)
+    configs = _counter_configs(demo_dir, state, prepared, f"ws://{HOST}:{port}/ws/counter")
     counters = stopping.counters = CounterProcesses(configs, say)
     await counters.start_all()
     database_url = settings.database_url
@@ -206,6 +196,23 @@ async def _serve(
         stopping.hurried = True
     await _shut_down(demo_dir, control, counters, server, serving, stopping, database_url)
     return 0
+
+
+def _counter_configs(
+    demo_dir: Path, state: DemoState, prepared: PreparedServer, server_url: str
+) -> dict[str, Path]:
+    """Each counter's TOML, with this run's call token and broker password."""
+    configs = {}
+    for c in COUNTERS:
+        link = CounterLink(
+            state.mqtt_url,
+            state.protocol,
+            server_url,
+            prepared.call_tokens[c.device_id],
+            prepared.broker_passwords.get(c.device_id),
+        )
+        configs[c.device_id] = write_config(demo_dir, c, link)
+    return configs
 
 
 async def _shut_down(
