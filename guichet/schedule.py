@@ -189,10 +189,14 @@ MONTHS = (
 )
 
 
+def day_of_month_fr(number: int) -> str:
+    """``1er``, ``2``, ``31``: French writes the first of the month as an ordinal."""
+    return "1er" if number == 1 else str(number)
+
+
 def day_fr(day: date, *, year: bool = False) -> str:
     """``lundi 1er janvier``, ``mardi 2 janvier`` (``… 2025`` with ``year``)."""
-    number = "1er" if day.day == 1 else str(day.day)
-    text = f"{WEEKDAYS[day.weekday()]} {number} {MONTHS[day.month - 1]}"
+    text = f"{WEEKDAYS[day.weekday()]} {day_of_month_fr(day.day)} {MONTHS[day.month - 1]}"
     return f"{text} {day.year}" if year else text
 
 

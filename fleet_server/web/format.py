@@ -34,7 +34,7 @@ from guichet.events import (
     CheckOutcome,
     EventField,
 )
-from guichet.schedule import ACCESS_MODE_LABELS, WEEKDAYS, day_fr, hour_fr
+from guichet.schedule import ACCESS_MODE_LABELS, WEEKDAYS, day_fr, day_of_month_fr, hour_fr
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +109,12 @@ def format_datetime(value: datetime | None) -> str:
 def format_date(day: date | None, *, year: bool = True) -> str:
     """``lundi 1er janvier 2025`` (without the year if asked), or a dash."""
     return day_fr(day, year=year) if day is not None else MISSING
+
+
+def short_day(moment: datetime, weekdays: tuple[str, ...]) -> str:
+    """A chart's day tick in Paris time: ``lun. 1er``, ``mar. 2``."""
+    local = moment.astimezone(DISPLAY_TZ)
+    return f"{weekdays[local.weekday()]} {day_of_month_fr(local.day)}"
 
 
 def day_label(day: date, today: date) -> str:

@@ -33,6 +33,12 @@ def test_the_counter_screen_says_1er_too() -> None:
     assert when_fr(datetime(2026, 1, 1, 13, tzinfo=UTC), now) == "jeudi 1er janvier 14 h"
 
 
+def test_a_charts_day_ticks_say_1er_in_paris_time() -> None:
+    days = ("lun.", "mar.", "mer.", "jeu.", "ven.", "sam.", "dim.")
+    assert fmt.short_day(datetime(2024, 12, 31, 23, 30, tzinfo=UTC), days) == "mer. 1er"
+    assert fmt.short_day(datetime(2025, 1, 2, 12, tzinfo=UTC), days) == "jeu. 2"
+
+
 def test_times_are_paris_time_across_daylight_saving() -> None:
     assert fmt.format_datetime(datetime(2025, 1, 15, 12, tzinfo=UTC)) == "15/01/2025 13:00:00"
     assert fmt.format_datetime(datetime(2025, 7, 15, 12, tzinfo=UTC)) == "15/07/2025 14:00:00"
