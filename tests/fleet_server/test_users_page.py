@@ -4,11 +4,13 @@ service, enrolment tokens still usable), never typed; a new username has a sane 
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import segno
 from sqlalchemy import select
 
 from fleet_server.models import Device, User
@@ -89,3 +91,16 @@ def test_an_older_username_keeps_working(web: WebApp) -> None:
         )  # fmt: skip
     with web.sessions.begin() as session:  # the CLI resets its password: no refusal
         auth.upsert_user(session, "Jean Dupont", PASSWORD + "!", role="auditor")
+
+
+def test_the_second_factor_page_shows_its_uri_as_a_qr_code(web: WebApp) -> None:
+    page = web.client.get("/account/totp").text
+    secret = re.search(r"<code data-totp-secret>([A-Z2-7]+)</code>", page)
+    assert secret
+    qr = re.search(r'<svg role="img" [^>]*class="totp-qr">.*?</svg>', page, re.S)
+    assert qr, "no QR code"
+    expected = segno.make(auth.totp_uri(secret.group(1), "admin"), error="m")
+    drawn = re.search(r' d="([^"]+)"', qr.group(0))
+    assert drawn
+    assert drawn.group(1) in expected.svg_inline()  # the same modules: the same URI
+    assert "otpauth://" not in qr.group(0)  # drawn, not written out
