@@ -34,7 +34,14 @@ from guichet.events import (
     CheckOutcome,
     EventField,
 )
-from guichet.schedule import ACCESS_MODE_LABELS, WEEKDAYS, day_fr, day_of_month_fr, hour_fr
+from guichet.schedule import (
+    ACCESS_MODE_LABELS,
+    MONTHS,
+    WEEKDAYS,
+    day_fr,
+    day_of_month_fr,
+    hour_fr,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +122,11 @@ def short_day(moment: datetime, weekdays: tuple[str, ...]) -> str:
     """A chart's day tick in Paris time: ``lun. 1er``, ``mar. 2``."""
     local = moment.astimezone(DISPLAY_TZ)
     return f"{weekdays[local.weekday()]} {day_of_month_fr(local.day)}"
+
+
+def month_label(month: date) -> str:
+    """``mars 2025``."""
+    return f"{MONTHS[month.month - 1]} {month.year}"
 
 
 def day_label(day: date, today: date) -> str:
