@@ -215,6 +215,7 @@ async def test_a_counters_page_and_the_audit_log_speak_french(tmp_path: Path) ->
         with live.sessions() as session:
             at = session.scalars(select(AuditEntry.at)).one()
         await expect(row).to_contain_text(format_datetime(at))  # Paris time
+        await expect(row.locator("td").nth(3)).to_have_text("Caf")  # the service's label
         await expect(row).to_contain_text(f"Téléphone{NBSP}: —")
         await expect(row).to_contain_text(f"Sonnerie de l'agent réservé seul{NBSP}: 30 s")
         await expect(page.locator("main")).not_to_contain_text("UTC")
