@@ -304,7 +304,11 @@ class Appliance:
         if dropped > self._reported_drops:
             self.emit(
                 contract.EventKind.ERROR,
-                {"component": "outbox", "detail": "outbox full", "dropped_total": dropped},
+                {
+                    "component": "outbox",
+                    "detail": "pleine : les plus anciens messages sont perdus",
+                    "dropped_total": dropped,
+                },
             )
             self._reported_drops = dropped
 

@@ -15,7 +15,7 @@ class DemoCounter:
     service: str  # the service its button calls
 
 
-# The four sites of the Pays d'Ouest Limousin scheme (see the seed in shared/seeds).
+# The four sites of the Pays d'Ouest Limousin scheme, on which the counters' scheme is modelled.
 COUNTERS = (
     DemoCounter("bandiat-tardoire-avenir", "Bandiat Tardoire Avenir", "Mairie", "caf"),
     DemoCounter("pays-de-la-meteorite", "Pays de la Météorite", "Mairie", "msa"),

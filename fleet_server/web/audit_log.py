@@ -7,6 +7,7 @@ import logging
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from fleet_server.calls import admin as calls_admin
 from fleet_server.security import audit
 from fleet_server.web.deps import DashboardUser, Db, render
 from guichet.contract import utcnow
@@ -22,7 +23,7 @@ def audit_page(request: Request, db: Db, user: DashboardUser) -> Response:
         "section": "audit",
         "entries": audit.latest(db),
         "labels": audit.ACTIONS,
-        "describe": audit.describe,
+        "service_labels": {s.code: s.label for s in calls_admin.services(db)},
         "page_size": audit.PAGE_SIZE,
     }
     return render(request, "audit.html", context, principal=user)

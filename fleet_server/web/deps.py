@@ -42,6 +42,7 @@ from fleet_server.mqtt.ingest import Ingest
 from fleet_server.security import auth
 from fleet_server.security.roles import DASHBOARD_ROLES, Role
 from fleet_server.settings import Settings
+from fleet_server.web.format import sentence
 from guichet.contract import utcnow
 
 logger = logging.getLogger(__name__)
@@ -202,6 +203,7 @@ AgentUser = Annotated[auth.Principal, Depends(agent_principal)]
 ApiUser = Annotated[auth.Principal, Depends(api_principal)]
 
 
+MESSAGE_KEYS = ("error", "message")  # what render() says as sentences
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSRF_HEADER = "x-csrf-token"
 CSRF_EXEMPT: set[str] = set()  # unauthenticated JSON endpoints (enrolment) add themselves
@@ -253,7 +255,8 @@ def render(
     principal: auth.Principal | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    """Render a page with what every template needs (user, CSRF token, clock, settings)."""
+    """Render a page with what every template needs (user, CSRF token, clock, settings);
+    its ``error`` or ``message`` is said as a sentence (capital, full stop)."""
     ctx = app_context(request)
     full: dict[str, Any] = {
         "user": principal,
@@ -264,4 +267,7 @@ def render(
         "demo": ctx.settings.demo,
     }
     full.update(context or {})
+    for key in MESSAGE_KEYS:  # domain errors are lowercase; a page shows them as sentences
+        if isinstance(full.get(key), str):
+            full[key] = sentence(full[key])
     return ctx.templates.TemplateResponse(request, name, full, status_code=status_code)

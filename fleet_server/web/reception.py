@@ -49,19 +49,16 @@ from fleet_server.web.deps import (
     render,
     session_user,
 )
+from fleet_server.web.format import day_label, hours_label
 from guichet.contract import utcnow
-from guichet.schedule import MONTHS, PARIS, WEEKDAYS, AccessMode, CounterSchedule, hour_fr
+from guichet.schedule import ACCESS_MODE_LABELS, PARIS, CounterSchedule
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(include_in_schema=False)
 
 WEEK_DAYS = 7  # "this week": today and the six days after
-MODE_LABELS = {
-    AccessMode.SLOT: "accès libre",
-    AccessMode.PERMANENCE: "permanence",
-    AccessMode.APPOINTMENT: "sur rendez-vous",
-}
+MODE_LABELS = ACCESS_MODE_LABELS
 
 
 def reception_principal(
@@ -95,19 +92,6 @@ class OpeningRow:
     service: str
     mode: str
     hours: str
-
-
-def day_label(day: date, today: date) -> str:
-    prefix = (
-        "Aujourd'hui, " if day == today else ("Demain, " if day == today + timedelta(1) else "")
-    )
-    return f"{prefix}{WEEKDAYS[day.weekday()]} {day.day} {MONTHS[day.month - 1]}"
-
-
-def hours_label(start: datetime, end: datetime) -> str:
-    if end - start >= timedelta(days=1):
-        return "en continu"
-    return f"{hour_fr(start)} – {hour_fr(end)}"
 
 
 def opening_rows(

@@ -37,7 +37,8 @@ from fleet_server.security import audit
 from fleet_server.security.auth import Principal
 from fleet_server.security.roles import Role
 from fleet_server.web.deps import AdminUser, AppContext, Ctx, Db, check_csrf, render
-from fleet_server.web.reception import day_label, hours_label, opening_rows
+from fleet_server.web.format import day_label, hours_label
+from fleet_server.web.reception import opening_rows
 from guichet.contract import utcnow
 from guichet.schedule import WEEKDAYS, next_opening_lines
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from fleet_server.calls import admin as calls_admin
 from fleet_server.models import Service, User
-from fleet_server.security import audit, auth
+from fleet_server.security import audit, auth, sites
 from fleet_server.security.roles import ROLE_LABELS, Role
 from fleet_server.web.deps import AdminUser, AppContext, Ctx, Db, render
 from fleet_server.web.signalling_ws import CLOSE_UNAUTHORIZED
@@ -35,6 +35,8 @@ def _page(
         "users": users,
         "roles": ROLE_LABELS,
         "services": calls_admin.services(db),
+        "sites": sites.known_sites(db),
+        "username_pattern": auth.USERNAME_PATTERN,
         "error": error,
         "notice": notice,
     }
@@ -45,11 +47,18 @@ def _page(
 
 
 def _scope(db: Db, role: str, service: str, site: str) -> tuple[str | None, str | None]:
-    """The (service, site) a role keeps: an agent's service, a reception user's site."""
+    """The (service, site) a role keeps: an agent's service, a reception user's site — one
+    where counters are (or are being) installed, or the user would see nothing."""
     service_code = service.strip() if role == Role.AGENT else ""
     if service_code and db.get(Service, service_code) is None:
         raise auth.AuthError(f"service inconnu « {service_code} »")
-    return service_code or None, (site.strip() or None) if role == Role.RECEPTION else None
+    site_name = site.strip() if role == Role.RECEPTION else ""
+    if site_name and site_name not in sites.known_sites(db):
+        raise auth.AuthError(
+            f"aucun guichet n'est installé sur le site « {site_name} » : choisissez un site"
+            " de la liste"
+        )
+    return service_code or None, site_name or None
 
 
 def _user(db: Db, user_id: int) -> User:

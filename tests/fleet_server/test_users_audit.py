@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from sqlalchemy import select
 
 from fleet_server.models import AuditEntry, User
 from fleet_server.security import audit
+from fleet_server.web.format import format_datetime
 from tests.support.webapp import CSRF_RE, PASSWORD, WebApp, running_app
 
 NEW_PASSWORD = "another long passphrase"
@@ -142,6 +144,12 @@ def test_audit_page_and_csv_export(web: WebApp) -> None:
     assert page.status_code == 200
     assert "Service créé" in page.text
     assert 'data-action="service.create"' in page.text
+    assert "Libellé\u00a0: CPAM" in page.text  # French words, not ``label=CPAM``
+    with web.sessions() as session:
+        at = session.scalars(select(AuditEntry.at).where(AuditEntry.action == "service.create"))
+        shown = format_datetime(at.one())  # Paris time, as on every other page
+    assert f'<td class="when">{shown}</td>' in page.text
+    assert "UTC" not in page.text
 
     export = web.client.get("/admin/audit.csv")
     assert export.status_code == 200
@@ -150,6 +158,6 @@ def test_audit_page_and_csv_export(web: WebApp) -> None:
     rows = list(csv.reader(io.StringIO(export.text)))
     assert rows[0][:3] == ["horodatage_utc", "auteur", "action"]
     assert rows[1][1:5] == ["admin", "service.create", "Service créé", "cpam"]
-    assert rows[1][5] == "label=CPAM"
+    assert json.loads(rows[1][5]) == {"label": "CPAM"}  # the keys, as data: no Python repr
     assert rows[2][1] == "'=HYPERLINK(1)"  # formulas are neutralised, not run by a spreadsheet
     assert rows[2][4] == "'-2+3"
