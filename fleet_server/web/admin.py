@@ -15,7 +15,15 @@ from fleet_server.calls.store import missed_today
 from fleet_server.models import Device
 from fleet_server.mqtt import config_push
 from fleet_server.security import audit, sites
-from fleet_server.web.deps import AdminUser, Ctx, Db, check_csrf, render
+from fleet_server.web.deps import (
+    AdminUser,
+    Ctx,
+    Db,
+    SubmittedForm,
+    check_csrf,
+    redirect_to,
+    render,
+)
 from guichet.contract import utcnow
 
 logger = logging.getLogger(__name__)
@@ -23,17 +31,12 @@ logger = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 
 
-def _services_page(request: Request, db: Db, user: AdminUser, error: str | None) -> Response:
-    now = utcnow()
-    rows = [(s, missed_today(s.code, now)(db)) for s in calls_admin.services(db)]
-    code = status.HTTP_400_BAD_REQUEST if error else status.HTTP_200_OK
-    context = {"section": "services", "rows": rows, "error": error}
-    return render(request, "services.html", context, principal=user, status_code=code)
-
-
 @router.get("/admin/services", response_class=HTMLResponse)
 def services_page(request: Request, db: Db, user: AdminUser) -> Response:
-    return _services_page(request, db, user, None)
+    now = utcnow()
+    rows = [(s, missed_today(s.code, now)(db)) for s in calls_admin.services(db)]
+    context = {"section": "services", "rows": rows}
+    return render(request, "services.html", context, principal=user)
 
 
 @router.post("/admin/services", response_class=HTMLResponse)
@@ -41,6 +44,7 @@ def create_service(
     request: Request,
     db: Db,
     user: AdminUser,
+    typed: SubmittedForm,
     code: Annotated[str, Form(max_length=64)],
     label: Annotated[str, Form(max_length=128)],
     csrf_token: Annotated[str, Form()] = "",
@@ -50,13 +54,17 @@ def create_service(
         created = calls_admin.create_service(db, code, label)
     except calls_admin.CallSetupError as exc:
         db.rollback()
-        return _services_page(request, db, user, str(exc))
+        url = "/admin/services#nouveau-service"
+        return redirect_to(request, url, form="service", error=str(exc), values=typed)
     audit.record(
         db, user.username, "service.create", created.code, actor_user_id=user.user_id,
         label=created.label,
     )  # fmt: skip
     db.commit()
-    return RedirectResponse("/admin/services", status.HTTP_303_SEE_OTHER)
+    notice = f"Service « {created.label} » créé. Ses horaires se règlent sur la page Horaires."
+    return redirect_to(
+        request, "/admin/services", form="services", notice=notice, changed=created.code
+    )
 
 
 @router.post("/devices/{device_id}/service")

@@ -83,11 +83,13 @@ def test_admin_sets_the_counter_service_and_creates_services(web: WebApp) -> Non
     )
     assert created.status_code == 200
     assert "Assurance Maladie" in created.text
+    assert "Service « Assurance Maladie » créé." in created.text
     duplicate = web.client.post(
         "/admin/services", data={"code": "cpam", "label": "Encore", "csrf_token": csrf}
     )
-    assert duplicate.status_code == 400
+    assert duplicate.history[0].status_code == 303  # post/redirect/get, the form kept
     assert "existe déjà" in duplicate.text
+    assert 'value="Encore"' in duplicate.text
 
 
 def test_agents_land_on_their_console_and_not_on_the_dashboard(web: WebApp) -> None:
