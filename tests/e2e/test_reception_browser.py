@@ -132,3 +132,32 @@ async def test_reception_books_and_cancels_an_appointment(tmp_path: Path) -> Non
             await _search(page, "Caf", "Mairie X")
             await expect(slots).to_have_text(["9 h – 9 h 30", "9 h 30 – 10 h"])
             await context.close()
+
+
+async def test_a_reception_login_lands_on_its_site_page(tmp_path: Path) -> None:
+    """Issue 17: from the plain login page (no ``next``), a reception user lands on
+    /reception, not on the fleet; the login page does not call itself the fleet's
+    dashboard; and the site's counters page counts that site's counters only."""
+    async with live_app(f"sqlite:///{tmp_path / 'fleet.sqlite3'}") as live:
+        _seed(live)
+        with live.sessions.begin() as session:  # elsewhere: two more online counters
+            for i in range(2):
+                session.add(Device(id=f"z{i}", site="Site Z", name=f"Mairie Z{i}", state="online",
+                                   state_since=utcnow(), last_telemetry_at=utcnow()))  # fmt: skip
+        async with async_chromium() as browser:
+            page = await browser.new_page(viewport={"width": 1280, "height": 900})
+            await page.goto(live.url + "/")
+            await expect(page).to_have_url(live.url + "/login?next=/")
+            await expect(page.locator(".login-card .lead")).not_to_contain_text("flotte")
+            await page.goto(live.url + "/login")
+            await page.get_by_label("Identifiant").fill("accueil-x")
+            await page.get_by_label("Mot de passe").fill(PASSWORD)
+            await page.get_by_role("button", name="Se connecter").click()
+            await expect(page).to_have_url(live.url + "/reception")
+            await expect(page.locator("h1")).to_have_text("Accueil · Site X")
+
+            await page.get_by_role("link", name="Guichets du site").click()
+            await expect(page.locator("#fleet-body tr")).to_have_count(1)
+            await expect(page.locator("#fleet-body")).to_contain_text("Mairie X")
+            await expect(page.locator('[data-count="online"]')).to_have_text("1")
+            await expect(page.locator('[data-count="offline"]')).to_have_text("0")
