@@ -3,19 +3,21 @@
 A reception user of site X logs in and sees their site's counters with their state and the
 week's openings (an MSA walk-in slot every working afternoon, the Caf appointment window on
 Tuesdays), books an appointment for a citizen through the two forms (service, counter and
-day; then slot, agent, first name and phone), sees it listed, finds its slot no longer
-offered, and cancels it. The page's clock is pinned to a Monday at 10 h (Paris) of a week
-without a public holiday, so what "today" and "this week" show does not depend on when the
-test runs. Saves docs/screenshots/reception.png.
+day; then slot, agent, first name and phone) — a refused attempt first, which comes back
+filled in on a GET address —, sees it confirmed and listed, finds its slot no longer
+offered, and cancels it after confirming. The page's clock is pinned to a Monday at 10 h
+(Paris) of a week without a public holiday, so what "today" and "this week" show does not
+depend on when the test runs. Saves docs/screenshots/reception.png.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import time, timedelta
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Dialog, Page, expect
 from sqlalchemy import select
 
 from fleet_server.models import Appointment, Device, ScheduleRule
@@ -92,7 +94,8 @@ async def test_reception_books_and_cancels_an_appointment(tmp_path: Path) -> Non
             await expect(week.nth(1)).to_contain_text("14 h – 16 h 30")
             await expect(week.filter(has_text="MSA")).to_have_count(4)
 
-            # Book tomorrow 9 h with agent B for Léa.
+            # A refused booking (a phone number too short) comes back filled in, on a GET
+            # address: reloading it posts nothing.
             await _search(page, "Caf", "Mairie X")
             booking = page.locator("#booking-form")
             slots = booking.get_by_label("Créneau").locator("option")
@@ -100,12 +103,40 @@ async def test_reception_books_and_cancels_an_appointment(tmp_path: Path) -> Non
             await booking.get_by_label("Créneau").select_option(label="9 h – 9 h 30")
             await booking.get_by_label("Agent (facultatif)").select_option(label="agent-b")
             await booking.get_by_label("Prénom ou initiales").fill("Léa")
+            await booking.get_by_label("Téléphone (facultatif)").fill("06 12")
+            await booking.get_by_role("button", name="Réserver").click()
+            await expect(page.locator("#reserver .form-error")).to_have_text(
+                "Numéro de téléphone invalide (exemple : 06 12 34 56 78)."
+            )
+            assert page.url.startswith(live.url + "/reception?")
+            assert "guichet=x1" in page.url
+            await expect(booking.get_by_label("Prénom ou initiales")).to_have_value("Léa")
+            await expect(booking.get_by_label("Téléphone (facultatif)")).to_have_value("06 12")
+            await expect(booking.get_by_label("Créneau")).to_have_value(
+                slot(TOMORROW, 9).isoformat()
+            )
+            await expect(booking.get_by_label("Agent (facultatif)")).to_have_value(
+                str(ids["agent-b"])
+            )
+            await page.reload()
+            await expect(page.locator("#reserver .form-error")).to_have_count(0)  # shown once
+            with live.sessions() as session:
+                assert session.scalars(select(Appointment)).all() == []
+
+            # Book tomorrow 9 h with agent B for Léa: confirmed above the appointments.
+            await booking.get_by_label("Créneau").select_option(label="9 h – 9 h 30")
+            await booking.get_by_label("Agent (facultatif)").select_option(label="agent-b")
+            await booking.get_by_label("Prénom ou initiales").fill("Léa")
             await booking.get_by_label("Téléphone (facultatif)").fill("0612345678")
             await booking.get_by_role("button", name="Réserver").click()
 
-            await expect(page.get_by_role("status")).to_have_text("Rendez-vous réservé.")
+            day = f"mardi {TOMORROW.day} {MONTHS[TOMORROW.month - 1]}"
+            await expect(page.locator("#rendez-vous").get_by_role("status")).to_have_text(
+                f"Rendez-vous réservé le {day} de 9 h à 9 h 30 au guichet Mairie X."
+            )
             listed = page.locator("#appointments tbody tr")
             await expect(listed).to_have_count(1)
+            await expect(listed).to_have_class(re.compile(r"\bjust-changed\b"))
             for text in (f"{tomorrow}, 9 h – 9 h 30", "Caf", "Mairie X", "agent-b", "Léa",
                          "06 12 34 56 78"):  # fmt: skip
                 await expect(listed).to_contain_text(text)
@@ -123,9 +154,27 @@ async def test_reception_books_and_cancels_an_appointment(tmp_path: Path) -> Non
             SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
             await page.screenshot(path=str(SCREENSHOT), full_page=True)
 
-            # Cancel it: gone from the list, the slot free again.
-            await listed.get_by_role("button", name="Annuler").click()
-            await expect(page.get_by_role("status")).to_have_text("Rendez-vous annulé.")
+            # Cancel it, after saying yes: gone from the list, the slot free again.
+            cancel = listed.get_by_role("button", name="Annuler le rendez-vous")
+            questions: list[str] = []
+
+            async def answer(dialog: Dialog) -> None:
+                questions.append(dialog.message)
+                await (dialog.accept() if len(questions) > 1 else dialog.dismiss())
+
+            page.on("dialog", answer)
+            await cancel.click()  # "no": nothing happens
+            await expect(listed).to_have_count(1)
+            assert questions == [
+                f"Annuler le rendez-vous du {day} de 9 h à 9 h 30 (Léa) ? "
+                "Le créneau redeviendra libre."
+            ]
+            with live.sessions() as session:
+                assert session.get_one(Appointment, row.id).cancelled_at is None
+            await cancel.click()  # "yes"
+            await expect(page.locator("#rendez-vous").get_by_role("status")).to_have_text(
+                f"Rendez-vous du {day} de 9 h à 9 h 30 annulé."
+            )
             await expect(listed).to_have_text(["Aucun rendez-vous à venir."])
             with live.sessions() as session:
                 assert session.get_one(Appointment, row.id).cancelled_at == NOW
