@@ -12,7 +12,7 @@ one-way distance in km after a ``|``. The keys and answer values the counters se
 derived here: the statistics' own keys and values (``yes``/``partly``/``no``, given by the
 answers' order), a question's existing key, and otherwise a short form of its text. A block
 left empty, or ticked "Retirer", is dropped. Validation is ``guichet.questionnaire``'s own,
-with its errors said in French.
+with its errors said in French; a refused form comes back as typed (``deps.redirect_to``).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
-from fastapi import APIRouter, Request, status
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -33,8 +33,16 @@ from sqlalchemy.orm import Session
 from fleet_server.models import QuestionnaireVersion
 from fleet_server.mqtt import config_push
 from fleet_server.security import audit
-from fleet_server.security.auth import Principal
-from fleet_server.web.deps import AdminUser, Ctx, Db, check_csrf, render
+from fleet_server.web.deps import (
+    AdminUser,
+    Ctx,
+    Db,
+    SubmittedForm,
+    check_csrf,
+    redirect_to,
+    render,
+    take_flash,
+)
 from guichet.contract import utcnow
 from guichet.questionnaire import (
     KEY_DEALT_WITH,
@@ -50,6 +58,7 @@ logger = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 
 MAX_QUESTIONS = 10  # Questionnaire's own limit
+PAGE, FORM = "/admin/questionnaire", "questionnaire"
 MAX_CODE = 32  # Question.key's and Choice.value's own limit
 OTHER_CHOICE, OTHER_FACES = "choice", "faces"
 # The three questions the statistics read (guichet.questionnaire), by their French names.
@@ -243,36 +252,29 @@ def _blocks(questionnaire: Questionnaire, form: dict[str, str] | None) -> list[d
     return blocks
 
 
-def _page(
-    request: Request,
-    db: Session,
-    user: Principal,
-    form: dict[str, str] | None = None,
-    error: str | None = None,
-) -> Response:
+@router.get("/admin/questionnaire", response_class=HTMLResponse)
+def questionnaire_page(request: Request, db: Db, user: AdminUser) -> Response:
     current = latest(db)
+    flash = take_flash(request)
+    refused = flash.values if flash.form == FORM else None  # what was typed, to correct
+    form = {name: found[0] for name, found in refused.items()} if refused else None
     context = {
         "section": "questionnaire",
+        "flash": flash,
         "current": current,
         "blocks": _blocks(current, form),
         "uses": USES,
         "timeout_s": form.get("timeout_s", "") if form else str(current.timeout_s),
         "spoken": (form.get("spoken") in ("1", "on")) if form else current.spoken,
         "history": history(db),
-        "error": error,
-        "saved": request.query_params.get("fait") == "1",
     }
-    code = status.HTTP_400_BAD_REQUEST if error else status.HTTP_200_OK
-    return render(request, "questionnaire.html", context, principal=user, status_code=code)
-
-
-@router.get("/admin/questionnaire", response_class=HTMLResponse)
-def questionnaire_page(request: Request, db: Db, user: AdminUser) -> Response:
-    return _page(request, db, user)
+    return render(request, "questionnaire.html", context, principal=user)
 
 
 @router.post("/admin/questionnaire", response_class=HTMLResponse)
-async def save_questionnaire(request: Request, ctx: Ctx, user: AdminUser) -> Response:
+async def save_questionnaire(
+    request: Request, ctx: Ctx, user: AdminUser, typed: SubmittedForm
+) -> Response:
     raw = await request.form()
     form = {k: v for k, v in raw.items() if isinstance(v, str)}
     check_csrf(request, form.get("csrf_token"))
@@ -300,8 +302,8 @@ async def save_questionnaire(request: Request, ctx: Ctx, user: AdminUser) -> Res
     try:
         version = await asyncio.to_thread(save)
     except QuestionnaireFormError as exc:
-        with ctx.sessions() as db:
-            return _page(request, db, user, form, str(exc))
+        return redirect_to(request, PAGE, form=FORM, error=str(exc), values=typed)
     logger.info("questionnaire saved", extra={"version": version, "by": user.username})
     config_push.request_push(ctx, None)
-    return RedirectResponse("/admin/questionnaire?fait=1", status.HTTP_303_SEE_OTHER)
+    notice = f"Version {version} enregistrée ; les guichets la reçoivent."
+    return redirect_to(request, PAGE, form=FORM, notice=notice, changed=str(version))

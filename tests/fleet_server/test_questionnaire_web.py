@@ -43,7 +43,9 @@ def versions(web: WebApp) -> list[int]:
 def test_saving_creates_version_2(web: WebApp) -> None:
     assert versions(web) == [1]
     page = web.client.post("/admin/questionnaire", data=form(web))
-    assert page.status_code == 200
+    assert [r.status_code for r in page.history] == [303]  # post/redirect/get
+    assert (page.status_code, page.url.path) == (200, "/admin/questionnaire")
+    assert "Version 2 enregistrée ; les guichets la reçoivent." in page.text
     assert 'id="current-version">2<' in page.text
     assert 'data-version="1"' in page.text
     assert 'data-version="2"' in page.text
@@ -80,10 +82,15 @@ def test_saving_creates_version_2(web: WebApp) -> None:
 def test_invalid_input_is_refused_in_french_and_the_version_stays(
     web: WebApp, changes: dict[str, str], message: str
 ) -> None:
-    refused = web.client.post("/admin/questionnaire", data=form(web, **changes))
-    assert refused.status_code == 400
-    assert message in refused.text.replace("&#39;", "'")
+    typed = form(web, **changes)
+    refused = web.client.post("/admin/questionnaire", data=typed)
+    assert [r.status_code for r in refused.history] == [303]
+    text = refused.text.replace("&#39;", "'")
+    assert message in text
     assert versions(web) == [1]
+    # The form comes back as it was typed, to be corrected (not as version 1 says).
+    assert f'name="timeout_s" value="{typed["timeout_s"]}"' in text
+    assert f'name="q0_text" value="{typed["q0_text"]}"' in text
 
 
 def test_the_editor_speaks_french_and_shows_one_empty_block(web: WebApp) -> None:
