@@ -50,15 +50,17 @@ def actions(web: WebApp) -> list[tuple[str, str, str]]:
 def test_admin_creates_resets_and_deactivates_a_user(web: WebApp) -> None:
     form = {"username": "lea", "password": PASSWORD, "role": "agent", "service": "caf"}
     created = web.client.post("/admin/users", data=form | {"csrf_token": csrf(web)})
-    assert created.status_code == 200
+    assert [r.status_code for r in created.history] == [303]  # post/redirect/get
     assert 'data-user="lea"' in created.text
+    assert "Utilisateur « lea » créé." in created.text
     uid = user_id(web, "lea")
 
     token = csrf(web)
     reset = web.client.post(
         f"/admin/users/{uid}/password", data={"password": NEW_PASSWORD, "csrf_token": token}
     )
-    assert "réinitialisé" in reset.text
+    assert "Mot de passe de « lea » réinitialisé." in reset.text
+    assert reset.url.path == "/admin/users"  # a reload does not reset it again
     web.client.post(f"/admin/users/{uid}/active", data={"active": "0", "csrf_token": token})
 
     other = running_client_login(web, "lea", NEW_PASSWORD)
@@ -93,15 +95,22 @@ def test_roles_need_their_scope_and_an_admin_cannot_demote_itself(web: WebApp) -
     token = csrf(web)
     base = {"password": PASSWORD, "csrf_token": token}
     agent = web.client.post("/admin/users", data=base | {"username": "a", "role": "agent"})
-    assert agent.status_code == 400
+    assert [r.status_code for r in agent.history] == [303]  # post/redirect/get
     assert "service" in agent.text
-    desk = web.client.post("/admin/users", data=base | {"username": "r", "role": "reception"})
-    assert desk.status_code == 400
+    desk = base | {"username": "r", "role": "reception", "site": "Site A"}
+    refused = web.client.post("/admin/users", data=desk | {"site": ""})
+    assert 'role="alert"' in refused.text
+    form = refused.text.split('id="nouvel-utilisateur"')[1]
+    assert 'name="username" value="r"' in form  # what was typed comes back…
+    assert '<option value="reception" selected>' in form
+    assert PASSWORD not in refused.text  # …but never the password
     short = base | {"username": "s", "role": "auditor", "password": "short"}
-    assert web.client.post("/admin/users", data=short).status_code == 400
+    assert 'role="alert"' in web.client.post("/admin/users", data=short).text
     me = user_id(web, "admin")
     demote = web.client.post(f"/admin/users/{me}", data={"role": "auditor", "csrf_token": token})
-    assert demote.status_code == 400
+    assert "Vous ne pouvez pas retirer votre propre rôle d'administrateur." in demote.text.replace(
+        "&#39;", "'"
+    )
     assert actions(web) == []
 
 
