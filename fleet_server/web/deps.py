@@ -305,6 +305,7 @@ def redirect_to(
     """Answer a form with ``303 See Other`` to ``url`` (post/redirect/get). The page there
     shows ``error`` or ``notice`` next to ``form`` and, with an error, the form filled in
     again with ``values``; ``changed`` names the row to mark."""
+    error, notice = sentence(error) or None, sentence(notice) or None
     if error or notice:
         flashes = app_context(request).flashes
         previous = request.session.get(FLASH_SESSION_KEY)

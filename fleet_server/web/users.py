@@ -27,7 +27,6 @@ from fleet_server.web.deps import (
     render,
 )
 from fleet_server.web.flash import FormValues
-from fleet_server.web.format import sentence
 from fleet_server.web.signalling_ws import CLOSE_UNAUTHORIZED
 
 logger = logging.getLogger(__name__)
@@ -61,7 +60,7 @@ def _refused(
     request: Request, form: str, exc: Exception, typed: FormValues | None = None
 ) -> Response:
     url = f"{PAGE}#{'nouvel-utilisateur' if form == NEW_USER else form}"
-    return redirect_to(request, url, form=form, error=sentence(str(exc)), values=typed)
+    return redirect_to(request, url, form=form, error=str(exc), values=typed)
 
 
 def _done(request: Request, form: str, notice: str) -> Response:
