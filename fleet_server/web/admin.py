@@ -8,7 +8,7 @@ import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Request, status
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from fleet_server.calls import admin as calls_admin
 from fleet_server.calls.store import missed_today
@@ -17,6 +17,7 @@ from fleet_server.mqtt import config_push
 from fleet_server.security import audit, sites
 from fleet_server.web.deps import (
     AdminUser,
+    AppContext,
     Ctx,
     Db,
     SubmittedForm,
@@ -77,6 +78,7 @@ async def set_service(
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(request, csrf_token)
+    page = f"/devices/{device_id}#appels"
 
     def save() -> None:
         with ctx.sessions.begin() as session:
@@ -89,11 +91,15 @@ async def set_service(
     try:
         await asyncio.to_thread(save)
     except calls_admin.CallSetupError as exc:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+        _known_device(ctx, device_id)
+        return redirect_to(request, page, form="service", error=str(exc))
     logger.info("service chosen", extra={"device_id": device_id, "by": user.username})
     await ctx.calls.send_welcome(device_id)  # the counter's idle screen follows at once
     config_push.request_push(ctx, [device_id])  # the fixed service is part of its schedule
-    return RedirectResponse(f"/devices/{device_id}#appels", status.HTTP_303_SEE_OTHER)
+    notice = (
+        "Service fixe enregistré." if service else "Service fixe retiré : les horaires décident."
+    )
+    return redirect_to(request, page, form="service", notice=notice)
 
 
 @router.post("/devices/{device_id}/identity")
@@ -102,6 +108,7 @@ async def set_identity(
     device_id: str,
     ctx: Ctx,
     user: AdminUser,
+    typed: SubmittedForm,
     site: Annotated[str, Form(max_length=sites.MAX_SITE)] = "",
     name: Annotated[str, Form(max_length=sites.MAX_NAME)] = "",
     csrf_token: Annotated[str, Form()] = "",
@@ -118,12 +125,21 @@ async def set_identity(
                 previous_site=before[0], previous_name=before[1],
             )  # fmt: skip
 
+    page = f"/devices/{device_id}#appels"
     try:
         await asyncio.to_thread(save)
     except sites.SiteError as exc:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+        _known_device(ctx, device_id)
+        return redirect_to(request, page, form="identity", error=str(exc), values=typed)
     config_push.request_push(ctx, [device_id])  # its timetable's scope follows its site
-    return RedirectResponse(f"/devices/{device_id}", status.HTTP_303_SEE_OTHER)
+    return redirect_to(request, page, form="identity", notice="Site et nom enregistrés.")
+
+
+def _known_device(ctx: AppContext, device_id: str) -> None:
+    """A refusal about a counter that does not exist is a 404, not a message on its page."""
+    with ctx.sessions() as session:
+        if session.get(Device, device_id) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "Guichet inconnu")
 
 
 @router.post("/devices/{device_id}/call-token", response_class=HTMLResponse)

@@ -73,7 +73,10 @@ def test_admin_sets_the_counter_service_and_creates_services(web: WebApp) -> Non
     unknown = web.client.post(
         f"/devices/{DEVICE}/service", data={"service": "nope", "csrf_token": csrf}
     )
-    assert unknown.status_code == 400
+    assert [r.status_code for r in unknown.history] == [303]  # back to the counter's page
+    assert "Service inconnu « nope »." in unknown.text
+    nowhere = web.client.post("/devices/nope/service", data={"service": "", "csrf_token": csrf})
+    assert nowhere.status_code == 404
 
     services = web.client.get("/admin/services").text
     for label in ("Caf", "MSA", "France Travail", "Carsat"):
