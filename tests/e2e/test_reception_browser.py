@@ -210,3 +210,7 @@ async def test_a_reception_login_lands_on_its_site_page(tmp_path: Path) -> None:
             await expect(page.locator("#fleet-body")).to_contain_text("Mairie X")
             await expect(page.locator('[data-count="online"]')).to_have_text("1")
             await expect(page.locator('[data-count="offline"]')).to_have_text("0")
+            # Their alerts tile lists their counters with alerts (they have no alerts page).
+            await page.locator("a.tile.alerts").click()
+            await expect(page).to_have_url(live.url + "/?alerts=1")
+            await expect(page.locator("h1")).to_have_text("Flotte des guichets")
