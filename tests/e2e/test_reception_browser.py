@@ -23,7 +23,7 @@ from sqlalchemy import select
 from fleet_server.models import Appointment, Device, ScheduleRule
 from fleet_server.web.reception import request_now
 from guichet.contract import utcnow
-from guichet.schedule import PARIS
+from guichet.schedule import PARIS, day_fr
 from tests.fleet_server.appointment_support import SITE_X, reference_now, seed, slot
 from tests.support.browser import async_chromium
 from tests.support.live_server import LiveApp, live_app
@@ -35,8 +35,6 @@ SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "rec
 NOW = reference_now()  # Monday 10 h
 TODAY = NOW.astimezone(PARIS).date()
 TOMORROW = TODAY + timedelta(days=1)  # Tuesday: the Caf appointment window, 9 h – 10 h
-MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
-          "septembre", "octobre", "novembre", "décembre")  # fmt: skip
 
 
 def _seed(live: LiveApp) -> dict[str, int]:
@@ -85,7 +83,7 @@ async def test_reception_books_and_cancels_an_appointment(tmp_path: Path) -> Non
             await expect(page.locator("#today-openings tbody tr")).to_have_text(
                 ["14 h – 16 h 30 MSA accès libre Mairie X"], use_inner_text=True
             )
-            tomorrow = f"Demain, mardi {TOMORROW.day} {MONTHS[TOMORROW.month - 1]}"
+            tomorrow = f"Demain, {day_fr(TOMORROW)}"
             week = page.locator("#week-openings tbody tr")
             await expect(week).to_have_count(5)  # Tuesday's Caf window, MSA Tuesday to Friday
             await expect(week.nth(0)).to_contain_text(tomorrow)
@@ -130,7 +128,7 @@ async def test_reception_books_and_cancels_an_appointment(tmp_path: Path) -> Non
             await booking.get_by_label("Téléphone (facultatif)").fill("0612345678")
             await booking.get_by_role("button", name="Réserver").click()
 
-            day = f"mardi {TOMORROW.day} {MONTHS[TOMORROW.month - 1]}"
+            day = day_fr(TOMORROW)  # "mardi 1er avril" on the first of a month
             await expect(page.locator("#rendez-vous").get_by_role("status")).to_have_text(
                 f"Rendez-vous réservé le {day} de 9 h à 9 h 30 au guichet Mairie X."
             )

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from fleet_server.models import Device, Permanence, ScheduleException
 from fleet_server.web.reception import request_now
-from guichet.schedule import MONTHS, PARIS, WEEKDAYS
+from guichet.schedule import PARIS, day_fr
 from tests.fleet_server.appointment_support import reference_now, seed
 from tests.support.browser import async_chromium
 from tests.support.live_server import LiveApp, live_app
@@ -34,8 +34,7 @@ LONG_NAME = "Maison des associations et de la vie locale de la commune nouvelle"
 
 
 def _day_words(days: int) -> str:
-    day = TODAY + timedelta(days=days)
-    return f"{WEEKDAYS[day.weekday()]} {day.day} {MONTHS[day.month - 1]}"
+    return day_fr(TODAY + timedelta(days=days))
 
 
 async def _open(page: Page, live: LiveApp) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from fleet_server.models import AuditEntry, Permanence, ScheduleException, ScheduleRule, Service
 from fleet_server.web.reception import request_now
-from guichet.schedule import PARIS
+from guichet.schedule import PARIS, day_fr
 from tests.fleet_server.appointment_support import booking_day, reference_now, seed
 from tests.support.webapp import CSRF_RE, PASSWORD, WebApp, running_app
 
@@ -155,7 +155,7 @@ def test_a_permanence_in_the_past_is_refused_with_the_form_kept(
     data = {"service": "caf", "scope": "device:x1", "day": today.isoformat(), "half": "am",
             "csrf_token": token(app)}  # fmt: skip
     done = app.client.post("/admin/schedules/permanences", data=data)
-    notice = f"Permanence ajoutée : Caf, le lundi {today.day} "
+    notice = f"Permanence ajoutée : Caf, le {day_fr(today)} "
     assert notice in done.text
     assert "de 9 h à 12 h, guichet Mairie X." in done.text
     listed = done.text.split('id="permanences"')[1].split("</table>")[0]
@@ -188,7 +188,7 @@ def test_a_closure_in_the_past_is_refused_and_a_coming_one_confirmed(
     assert 'name="note" value="Travaux"' in refused.text
     day = today + timedelta(days=1)
     done = app.client.post("/admin/schedules/exceptions", data=closed | {"day": day.isoformat()})
-    assert f"Fermeture ajoutée : tous les services, le mardi {day.day} " in done.text
+    assert f"Fermeture ajoutée : tous les services, le {day_fr(day)} " in done.text
     assert "toute la journée, site Site X." in done.text
     with app.sessions() as session:
         assert len(session.scalars(select(ScheduleException)).all()) == 1
@@ -212,7 +212,7 @@ def test_the_preview_never_gives_the_current_minute_as_an_opening(
     assert "Quand il fermera (aujourd'hui 12 h), son écran affichera :" in preview
     next_monday = NOW.astimezone(PARIS).date() + timedelta(days=7)
     lines = preview.split('id="preview-lines"')[1].split("</ul>")[0]
-    assert f"MSA : lundi {next_monday.day} " in lines
+    assert f"MSA : {day_fr(next_monday)} 9 h" in lines
     assert "Caf : sur rendez-vous" in lines
 
     # At 12 h it is closed, and the screen's lines are those of now.
