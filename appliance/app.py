@@ -42,7 +42,12 @@ from appliance.call.setup import build_call_agent
 from appliance.config import ApplianceConfig
 from appliance.enrol_wait import enrol_until_stopped
 from appliance.errors import OutboxError
-from appliance.fleet.commands import CommandFailed, CommandHandler, simulated_press
+from appliance.fleet.commands import (
+    CommandFailed,
+    CommandHandler,
+    simulated_press,
+    simulated_skip,
+)
 from appliance.fleet.link import FleetLink
 from appliance.fleet.outbox import OUTBOX_FILE, Outbox
 from appliance.fleet.settings import RuntimeSettings
@@ -208,8 +213,6 @@ class Appliance:
     async def _run_with(self, hardware: Hardware, outbox: Outbox) -> None:
         await self.settings.load_stored()
         commands = CommandHandler(self.settings)
-        if isinstance(hardware.button, SimulatedButton):
-            commands.register("press_button", simulated_press(hardware.button))
         if self.config.fleet.enrolment_url is not None:
             commands.register("rotate_credentials", self._rotate_credentials)
         link = FleetLink(self.config, outbox, self.settings, commands)
@@ -232,6 +235,8 @@ class Appliance:
             components["call"] = agent.run
         else:
             components["status-light"] = self._show_fleet_state
+        if isinstance(hardware.button, SimulatedButton):
+            _register_remote_finger(commands, hardware.button, agent)
         async with asyncio.TaskGroup() as group:
             supervised = group.create_task(self.supervisor.run(components))
             self._ready.set()
@@ -299,7 +304,11 @@ class Appliance:
         if dropped > self._reported_drops:
             self.emit(
                 contract.EventKind.ERROR,
-                {"component": "outbox", "detail": "outbox full", "dropped_total": dropped},
+                {
+                    "component": "outbox",
+                    "detail": "pleine : les plus anciens messages sont perdus",
+                    "dropped_total": dropped,
+                },
             )
             self._reported_drops = dropped
 
@@ -349,6 +358,17 @@ class Appliance:
                     "restarts": health.restarts,
                 },
             )
+
+
+def _register_remote_finger(
+    commands: CommandHandler, button: SimulatedButton, agent: CallAgent | None
+) -> None:
+    """The demo's commands on a simulated button: press it, and leave the questionnaire;
+    with a call agent, both say what the counter is doing afterwards."""
+    describe = agent.summary if agent is not None else None
+    commands.register("press_button", simulated_press(button, describe))
+    if agent is not None:
+        commands.register("skip_survey", simulated_skip(agent.skip_survey, agent.summary))
 
 
 async def _first_of(waits: list[Awaitable[object]], *, within_s: float) -> None:

@@ -8,15 +8,11 @@ Shared by the checks (``appliance.selftest``) and their report to the fleet
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 from guichet import contract
+from guichet.events import CheckOutcome
 
-
-class Outcome(StrEnum):
-    OK = "ok"
-    FAILED = "echec"
-    SKIPPED = "ignore"
+Outcome = CheckOutcome  # the vocabulary is shared: the fleet server shows it in French
 
 
 @dataclass(frozen=True)
@@ -73,7 +69,9 @@ def report_text(results: list[CheckResult]) -> str:
 def event_data(results: list[CheckResult]) -> dict[str, contract.Scalar]:
     """The fleet event's data: one key per check, plus the total (flat, as the contract wants)."""
     data: dict[str, contract.Scalar] = {
-        r.name: r.outcome.value if r.outcome is not Outcome.FAILED else f"echec: {r.detail}"[:200]
+        r.name: r.outcome.value
+        if r.outcome is not Outcome.FAILED
+        else f"{r.outcome}: {r.detail}"[:200]
         for r in results
     }
     data["failed"] = sum(r.outcome is Outcome.FAILED for r in results)

@@ -4,6 +4,10 @@ create-service.
 Settings come from ``GUICHET_*`` environment variables; an invalid or unsafe setting is one
 line on standard error and exit code 2. ``serve`` listens on ``GUICHET_HOST`` (default
 127.0.0.1: put a TLS reverse proxy in front rather than exposing it).
+
+The long-running commands (``serve``, ``ingest``) log at INFO; the one-shot ones print what
+the user asked for and nothing else — their logging (Alembic's "Running upgrade…" lines
+included) starts at WARNING. ``GUICHET_LOG_LEVEL`` sets the level for all of them.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ if TYPE_CHECKING:  # registering the subcommands must not load the server's depe
 logger = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
+SERVICE_ACTIONS = frozenset({"serve", "ingest"})  # run for hours: their log is their output
+SERVICE_LOG_LEVEL, ONE_SHOT_LOG_LEVEL = "INFO", "WARNING"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
@@ -65,7 +71,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 def main(args: argparse.Namespace) -> int:
     from fleet_server.settings import Settings
 
-    setup_logging(os.environ.get("GUICHET_LOG_LEVEL", "INFO"))
+    default_level = SERVICE_LOG_LEVEL if args.action in SERVICE_ACTIONS else ONE_SHOT_LOG_LEVEL
+    setup_logging(os.environ.get("GUICHET_LOG_LEVEL", default_level))
     try:
         settings = Settings()
     except ValidationError as exc:

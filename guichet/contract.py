@@ -143,6 +143,26 @@ class Status(WireMessage):
     name: str | None = Field(default=None, max_length=128)
 
 
+class StatusReason(StrEnum):
+    """Why a counter's state changed, as its status history keeps it: the first three are
+    what a counter says in ``Status.reason``, the last two what the server concluded."""
+
+    CONNECTED = "connected"
+    SHUTDOWN = "shutdown"
+    LAST_WILL = "last-will"  # published by the broker for a counter that vanished
+    TELEMETRY = "telemetry"  # a silent or unknown counter came back by sending telemetry
+    NO_TELEMETRY = "no-telemetry"  # no telemetry for a few intervals: silent
+
+
+STATUS_REASON_LABELS: dict[StatusReason, str] = {  # French, as a counter's page shows them
+    StatusReason.CONNECTED: "Connexion du guichet",
+    StatusReason.SHUTDOWN: "Arrêt normal du guichet",
+    StatusReason.LAST_WILL: "Liaison perdue (signalée par le courtier)",
+    StatusReason.TELEMETRY: "Mesures reçues de nouveau",
+    StatusReason.NO_TELEMETRY: "Plus aucune mesure reçue",
+}
+
+
 # --- telemetry --------------------------------------------------------------------------
 
 
@@ -236,6 +256,18 @@ class EventKind(StrEnum):
     CALL_STARTED = "call_started"
     CALL_ENDED = "call_ended"
     SELFTEST = "selftest"
+
+
+EVENT_KIND_LABELS: dict[EventKind, str] = {  # French, as a counter's page shows them
+    EventKind.COUNTER_STARTED: "Guichet démarré",
+    EventKind.COUNTER_STOPPING: "Guichet arrêté",
+    EventKind.PERIPHERAL_PLUGGED: "Périphérique branché",
+    EventKind.PERIPHERAL_UNPLUGGED: "Périphérique débranché",
+    EventKind.ERROR: "Erreur",
+    EventKind.CALL_STARTED: "Appel commencé",
+    EventKind.CALL_ENDED: "Appel terminé",
+    EventKind.SELFTEST: "Autotest",
+}
 
 
 Scalar = str | int | float | bool | None

@@ -53,5 +53,5 @@ def setup_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Third-party chatter stays at warning level unless asked for.
-    for noisy in ("amqtt", "transitions", "aiosqlite", "uvicorn.access"):
+    for noisy in ("transitions", "aiosqlite", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

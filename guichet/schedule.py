@@ -12,7 +12,7 @@ All datetimes here are timezone-aware; they travel in UTC and are shown in Europ
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -30,6 +30,11 @@ class AccessMode(StrEnum):
     PERMANENCE = "permanence"  # a dated half-day with agents on duty
 
 
+ACCESS_MODE_LABELS: dict[AccessMode, str] = {  # French, lowercase: they follow a service's name
+    AccessMode.SLOT: "accès libre",
+    AccessMode.PERMANENCE: "permanence",
+    AccessMode.APPOINTMENT: "sur rendez-vous",
+}
 WALK_IN = frozenset({AccessMode.SLOT, AccessMode.PERMANENCE})
 
 
@@ -184,6 +189,17 @@ MONTHS = (
 )
 
 
+def day_of_month_fr(number: int) -> str:
+    """``1er``, ``2``, ``31``: French writes the first of the month as an ordinal."""
+    return "1er" if number == 1 else str(number)
+
+
+def day_fr(day: date, *, year: bool = False) -> str:
+    """``lundi 1er janvier``, ``mardi 2 janvier`` (``… 2025`` with ``year``)."""
+    text = f"{WEEKDAYS[day.weekday()]} {day_of_month_fr(day.day)} {MONTHS[day.month - 1]}"
+    return f"{text} {day.year}" if year else text
+
+
 def hour_fr(moment: datetime) -> str:
     """``14 h`` or ``9 h 30`` in Paris time."""
     local = moment.astimezone(PARIS)
@@ -201,7 +217,7 @@ def when_fr(moment: datetime, now: datetime) -> str:
     elif days < 7:
         day = WEEKDAYS[local.weekday()]
     else:
-        day = f"{WEEKDAYS[local.weekday()]} {local.day} {MONTHS[local.month - 1]}"
+        day = day_fr(local.date())
     return f"{day} {hour_fr(moment)}"
 
 

@@ -10,6 +10,9 @@ from collections.abc import Sequence
 
 from appliance import cli as appliance_cli
 from fleet_server import cli as fleet_cli
+from guichet_cli.output import complain, say
+
+DEMO_ACTIONS = ("run", "press", "skip", "stop", "start")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -23,11 +26,11 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "action",
         nargs="?",
-        choices=["run", "press"],
+        choices=DEMO_ACTIONS,
         default="run",
-        help="press: a counter's button",
+        help="press: a counter's button; skip: its questionnaire; stop/start: the counter",
     )
-    demo.add_argument("counter", nargs="?", help="with press: the counter's id")
+    demo.add_argument("counter", nargs="?", help="with press, skip, stop, start: the counter's id")
     demo.add_argument("--long", action="store_true", help="with press: a long press (hang up)")
     return parser
 
@@ -39,17 +42,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "fleet":
         return fleet_cli.main(args)
     if args.command == "demo":
+        return _demo(args)
+    return 2  # pragma: no cover - argparse rejects other commands
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from guichet_cli.demo_state import DEMO_DIR
+
+    if args.action == "run":
         from guichet_cli import demo
 
-        if args.action == "press":
-            from guichet_cli.demo_press import press
-
-            if not args.counter:
-                sys.stderr.write("guichet demo press COUNTER\n")
-                return 2
-            return press(demo.DEMO_DIR, args.counter, long=args.long)
         return demo.main(port=args.port)
-    return 2  # pragma: no cover - argparse rejects other commands
+    if not args.counter:
+        complain(f"guichet demo {args.action} COUNTER")
+        return 2
+    if args.action in ("press", "skip"):
+        from guichet_cli import demo_press
+
+        if args.action == "skip":
+            return demo_press.skip(DEMO_DIR, args.counter)
+        return demo_press.press(DEMO_DIR, args.counter, long=args.long)
+    from guichet_cli.demo_control import ask
+    from guichet_cli.demo_state import control_socket
+
+    reply = ask(control_socket(DEMO_DIR), args.action, args.counter)
+    if reply is None:
+        complain("La démonstration ne tourne pas ici (lancez ./run demo).")
+        return 2
+    (say if reply.ok else complain)(reply.message)
+    return 0 if reply.ok else 1
 
 
 if __name__ == "__main__":

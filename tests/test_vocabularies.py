@@ -8,6 +8,7 @@ fails this test.
 
 from __future__ import annotations
 
+import ast
 import re
 import typing
 from enum import StrEnum
@@ -15,10 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from guichet import documents, signalling
+from appliance.app import PERIPHERALS
+from appliance.selftest_report import MEANINGS
+from guichet import contract, documents, events, schedule, signalling
 from guichet.contract import DEVICE_STATE_LABELS, DeviceState, Presence
 
-STATIC = Path(__file__).parent.parent / "fleet_server" / "web" / "static"
+ROOT = Path(__file__).parent.parent
+STATIC = ROOT / "fleet_server" / "web" / "static"
 
 
 @pytest.mark.parametrize(
@@ -27,6 +31,12 @@ STATIC = Path(__file__).parent.parent / "fleet_server" / "web" / "static"
         (DeviceState, DEVICE_STATE_LABELS),
         (signalling.CallState, signalling.CALL_STATE_LABELS),
         (signalling.EndReason, signalling.END_REASON_LABELS),
+        (contract.StatusReason, contract.STATUS_REASON_LABELS),
+        (contract.EventKind, contract.EVENT_KIND_LABELS),
+        (events.EventField, events.EVENT_FIELD_LABELS),
+        (events.Component, events.COMPONENT_LABELS),
+        (events.CheckOutcome, events.CHECK_OUTCOME_LABELS),
+        (schedule.AccessMode, schedule.ACCESS_MODE_LABELS),
     ],
     ids=lambda v: getattr(v, "__name__", ""),
 )
@@ -39,6 +49,46 @@ def test_every_member_has_a_french_label(
 
 def test_presence_is_part_of_device_state() -> None:
     assert {p.value for p in Presence} <= {s.value for s in DeviceState}
+
+
+def test_every_reason_a_counter_gives_has_a_label() -> None:
+    said = set(typing.get_args(contract.Status.model_fields["reason"].annotation))
+    assert said
+    assert said <= {r.value for r in contract.StatusReason}
+
+
+def _emitted_keys() -> set[str]:
+    """The keys of every event the appliance emits: dict literals given to ``emit`` and the
+    keyword arguments of ``call_event`` (whose own keys are in its body)."""
+    keys: set[str] = set()
+    for path in (ROOT / "appliance").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+            if name == "emit":
+                for arg in node.args:
+                    if isinstance(arg, ast.Dict):
+                        keys |= {k.value for k in arg.keys if isinstance(k, ast.Constant)}
+            elif name == "call_event":
+                keys |= {k.arg for k in node.keywords if k.arg}
+    return keys
+
+
+def test_every_event_key_the_counter_sends_has_a_label() -> None:
+    from appliance.call.phases import call_event
+
+    keys = _emitted_keys()
+    assert {"software_version", "component", "duration_s", "reason"} <= keys  # found them
+    call = typing.cast(typing.Any, type("Call", (), {"call_id": "c", "service": "caf"}))
+    keys |= set(call_event(call))
+    assert keys <= {f.value for f in events.EventField}
+
+
+def test_every_part_a_counter_names_has_a_label() -> None:
+    parts = {c.value for c in events.Component}
+    assert set(PERIPHERALS) <= parts
+    assert set(MEANINGS) <= parts  # the self-test's checks, the keys of its event
 
 
 def _types(union: object) -> set[str]:

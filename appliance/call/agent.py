@@ -23,11 +23,12 @@ import logging
 import ssl
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from appliance.call.machine import CallMachine, CallTimings, Phase
 from appliance.call.peer import CallPeer, MediaNegotiationError
 from appliance.call.signalling_client import SignallingClient
+from appliance.call.summary import summary
 from appliance.errors import ApplianceError
 from appliance.hw.ports import (
     Button,
@@ -56,6 +57,7 @@ Emit = Callable[[EventKind, dict[str, Scalar]], None]
 # Stores the answers durably before returning (the outbox, fsynced): the screen moves on
 # only once they are on disk (issue 12, finding 14).
 SubmitSurvey = Callable[[SurveyAnswer], None]
+T = TypeVar("T")
 ANSWERING = frozenset({Phase.REQUESTING, Phase.WAITING, Phase.CONNECTING, Phase.IN_CALL})
 
 
@@ -178,12 +180,12 @@ class CallAgent:
             seen = await settings.wait_changed(seen)
             self._configure()
 
-    def _input(self, handler: Callable[..., None], *args: object) -> None:
+    def _input(self, handler: Callable[..., T], *args: object) -> T:
         """Run one machine input with the current call's id in the logging context."""
         call_id = self.machine.call_id
         token = call_id_var.set(str(call_id) if call_id else None)
         try:
-            handler(*args)
+            return handler(*args)
         finally:
             call_id_var.reset(token)
 
@@ -253,6 +255,14 @@ class CallAgent:
             session.opened()
         else:
             channel.on("open", session.opened)
+
+    def summary(self) -> str:
+        """What the counter is doing, in French (``appliance/call/summary.py``)."""
+        return summary(self.machine)
+
+    def skip_survey(self) -> bool:
+        """Leave the questionnaire on screen, if any (the demo's ``skip_survey``)."""
+        return self._input(self.machine.skip_survey)
 
     def devices_changed(self) -> None:
         """A USB device came or went: the agent's console learns what it can use now."""

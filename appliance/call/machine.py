@@ -182,6 +182,15 @@ class CallMachine:
             logger.info("service chosen by its button", extra={"service": route.services[option]})
             self._request(route, route.services[option])
 
+    def skip_survey(self) -> bool:
+        """Leave the questionnaire now, as its timeout would (the answers given are sent);
+        False when none is on screen. The demo's ``skip_survey`` command."""
+        if self.phase is not Phase.SURVEY:
+            return False
+        logger.info("questionnaire skipped")
+        self._finish_survey()
+        return True
+
     # --- inputs: server messages ------------------------------------------------------------
 
     def queued(self, message: sig.CallQueued) -> None:

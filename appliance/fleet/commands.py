@@ -86,10 +86,14 @@ class CommandHandler:
         return f"télémétrie toutes les {seconds} s"
 
 
-def simulated_press(button: SimulatedButton) -> Callable[[contract.Command], Awaitable[str]]:
+def simulated_press(
+    button: SimulatedButton, describe: Callable[[], str] | None = None
+) -> Callable[[contract.Command], Awaitable[str]]:
     """The demo's remote finger: ``press_button`` presses a simulated button (``held_s``
-    seconds, a long press when at least the call's long-press time). Only registered when
-    the button is simulated, so a real counter has no such command."""
+    seconds, a long press when at least the call's long-press time) and, given ``describe``,
+    says what the counter is doing once the press is taken: after a call, the questionnaire
+    takes presses as answers (issue 17). Only registered when the button is simulated, so a
+    real counter has no such command."""
 
     async def press(command: contract.Command) -> str:
         held = command.args.get("held_s", 0.1)
@@ -98,6 +102,24 @@ def simulated_press(button: SimulatedButton) -> Callable[[contract.Command], Awa
         button.press()
         await asyncio.sleep(float(held))  # the finger stays on the button this long
         button.release(float(held))
-        return f"bouton appuyé {held} s"
+        detail = f"bouton appuyé {held} s"
+        if describe is None:
+            return detail
+        # The release reaches the call machine through the loop's queue (call_soon): one
+        # turn of the loop and it has been handled.
+        await asyncio.sleep(0)
+        return f"{detail} ; guichet : {describe()}"
 
     return press
+
+
+def simulated_skip(skip: Callable[[], bool], describe: Callable[[], str]) -> Handler:
+    """The demo's ``skip_survey``: leave the questionnaire on screen (the answers given so
+    far are sent, as when it is left unanswered). Registered with ``simulated_press``."""
+
+    async def skip_survey(command: contract.Command) -> str:
+        if not skip():
+            raise CommandFailed(f"pas de questionnaire en cours ; guichet : {describe()}")
+        return f"questionnaire passé ; guichet : {describe()}"
+
+    return skip_survey

@@ -258,7 +258,14 @@ class FleetLink:
                     self._track(group.create_task(self._receive(client)))
                     self._track(group.create_task(self._drain(client)))
                     self._track(group.create_task(self._announce_changes(client)))
-                    self._track(group.create_task(self._until_stop()))
+                    # The stop is raised by the group's body, never by one of its tasks: on
+                    # Python 3.11 a task failing once the body has ended leaves this task
+                    # with a cancellation request nobody withdraws (CPython gh-116720), and
+                    # on Debian 12's 3.11.2 every asyncio.timeout after that raises
+                    # CancelledError instead of TimeoutError: the goodbye's PUBACK wait on a
+                    # frozen broker ended the session with an error.
+                    await self._stop_requested.wait()
+                    raise _StopRequested
             except* _StopRequested:
                 self._set_connected(False)
                 await self._say_goodbye(client)
@@ -332,10 +339,6 @@ class FleetLink:
             logger.warning("could not say offline", extra={"error": str(exc)})
         else:
             logger.info("fleet link stopped; said offline")
-
-    async def _until_stop(self) -> None:
-        await self._stop_requested.wait()
-        raise _StopRequested
 
     async def _announce_changes(self, client: aiomqtt.Client) -> None:
         """Republish "online" when the telemetry interval changes: the server's staleness

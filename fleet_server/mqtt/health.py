@@ -49,11 +49,11 @@ from fleet_server.mqtt.store import (
     insert_ignore,
 )
 from fleet_server.settings import Settings
-from guichet.contract import utcnow
+from guichet.contract import StatusReason, utcnow
 
 logger = logging.getLogger(__name__)
 
-REASON_NO_TELEMETRY = "no-telemetry"  # StatusChange.reason when the server declares silence
+REASON_NO_TELEMETRY = StatusReason.NO_TELEMETRY.value  # the server declares silence
 PRUNE_CHUNK_ROWS = 10_000  # rows deleted per statement, so one prune never locks for long
 PRUNE_MAX_CHUNKS = 50  # per run; a huge backlog is worked off over several runs
 STOP_TIMEOUT_S = 2.0  # HealthLoop.stop waits this long for a check in progress

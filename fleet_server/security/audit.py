@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -58,6 +59,49 @@ ACTIONS: Final = {
     "appointment.purge": "Données des usagers effacées (rendez-vous passés)",
     "questionnaire.save": "Questionnaire enregistré",
     "ical.rotate": "Lien d'agenda renouvelé",
+}
+# French labels of the details' keys, for the page (the CSV keeps the keys, as JSON).
+DETAIL_LABELS: Final = {
+    "role": "Rôle",
+    "service": "Service",
+    "site": "Site",
+    "name": "Nom",
+    "label": "Libellé",
+    "previous_site": "Site précédent",
+    "previous_name": "Nom précédent",
+    "via": "Par",
+    "questions": "Questions",
+    "command": "Commande",
+    "request_id": "Demande",
+    "device_id": "Guichet",
+    "start": "Début",
+    "agent_user_id": "Agent (n°)",
+    "count": "Rendez-vous concernés",
+    "token_id": "Jeton (n°)",
+    "valid_hours": "Validité (heures)",
+    "max_uses": "Utilisations permises",
+    "pre_approved": "Approuvé d'avance",
+    "hardware_id": "Matériel",
+    "minutes": "Durée d'un rendez-vous (min)",
+    "fallback_s": "Sonnerie de l'agent réservé seul",
+    "position": "Ordre",
+    "phone": "Téléphone",
+    "mode": "Accès",
+    "scope": "Portée",
+    "weekday": "Jour",
+    "hours": "Heures",
+    "day": "Date",
+    "half": "Demi-journée",
+    "agents": "Agents (n°)",
+    "kind": "Type",
+}
+# French words for the details' coded values, by key (roles, services, access modes and
+# dates are the page's own vocabularies: see fleet_server.web.format).
+DETAIL_VALUES: Final = {
+    "via": {"cli": "ligne de commande"},
+    "command": {"rotate_credentials": "renouveler les identifiants"},
+    "half": {"am": "matin", "pm": "après-midi"},
+    "kind": {"closed": "fermeture", "open": "ouverture exceptionnelle"},
 }
 
 
@@ -135,7 +179,8 @@ def _all(session: Session) -> Iterable[AuditEntry]:
 
 
 def describe(detail: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in sorted(detail.items()))
+    """The details as JSON, for the CSV export (the page says them in French)."""
+    return json.dumps(detail, ensure_ascii=False, sort_keys=True) if detail else ""
 
 
 def _cell(value: str) -> str:

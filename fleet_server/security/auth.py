@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import re
 import secrets
 import threading
 import time
@@ -50,6 +51,15 @@ from guichet.contract import utcnow
 logger = logging.getLogger(__name__)
 
 ROLES: Final = tuple(Role)
+# A new username: lowercase ASCII letters, digits, ".", "_", "-", starting with a letter or
+# digit (the HTML form's ``pattern`` is the same). No spaces, accents or look-alikes to
+# mistype at login; older names that do not match keep working.
+USERNAME_PATTERN: Final = r"[a-z0-9][a-z0-9._\-]{0,63}"
+_USERNAME_RE = re.compile(USERNAME_PATTERN)
+USERNAME_RULE: Final = (
+    "lettres minuscules sans accents, chiffres, « . », « _ » ou « - », en commençant par une"
+    " lettre ou un chiffre (64 caractères au plus)"
+)
 MIN_PASSWORD_LENGTH = 10  # characters; argon2 makes guessing slow, length makes it hopeless
 THROTTLE_MAX_FAILURES = 5  # failed logins per (username, IP) before a lockout
 THROTTLE_WINDOW_S = 15 * 60.0  # failures older than this are forgotten
@@ -140,6 +150,7 @@ def upsert_user(
         raise AuthError("identifiant vide ou trop long (64 caractères au plus)")
     user = session.scalar(select(User).where(User.username == username))
     if user is None:
+        check_username(username)
         user = User(username=username, created_at=utcnow(), active=True)
         session.add(user)
     else:
@@ -149,6 +160,12 @@ def upsert_user(
     session.flush()
     logger.info("user saved", extra={"username": username, "role": role})
     return user
+
+
+def check_username(username: str) -> None:
+    """A new user's name follows ``USERNAME_PATTERN``."""
+    if _USERNAME_RE.fullmatch(username) is None:
+        raise AuthError(f"identifiant « {username[:64]} » refusé : {USERNAME_RULE}")
 
 
 def check_password(password: str) -> None:

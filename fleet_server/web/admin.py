@@ -8,14 +8,23 @@ import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Request, status
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from fleet_server.calls import admin as calls_admin
 from fleet_server.calls.store import missed_today
 from fleet_server.models import Device
 from fleet_server.mqtt import config_push
 from fleet_server.security import audit, sites
-from fleet_server.web.deps import AdminUser, Ctx, Db, check_csrf, render
+from fleet_server.web.deps import (
+    AdminUser,
+    AppContext,
+    Ctx,
+    Db,
+    SubmittedForm,
+    check_csrf,
+    redirect_to,
+    render,
+)
 from guichet.contract import utcnow
 
 logger = logging.getLogger(__name__)
@@ -23,17 +32,12 @@ logger = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 
 
-def _services_page(request: Request, db: Db, user: AdminUser, error: str | None) -> Response:
-    now = utcnow()
-    rows = [(s, missed_today(s.code, now)(db)) for s in calls_admin.services(db)]
-    code = status.HTTP_400_BAD_REQUEST if error else status.HTTP_200_OK
-    context = {"section": "services", "rows": rows, "error": error}
-    return render(request, "services.html", context, principal=user, status_code=code)
-
-
 @router.get("/admin/services", response_class=HTMLResponse)
 def services_page(request: Request, db: Db, user: AdminUser) -> Response:
-    return _services_page(request, db, user, None)
+    now = utcnow()
+    rows = [(s, missed_today(s.code, now)(db)) for s in calls_admin.services(db)]
+    context = {"section": "services", "rows": rows}
+    return render(request, "services.html", context, principal=user)
 
 
 @router.post("/admin/services", response_class=HTMLResponse)
@@ -41,6 +45,7 @@ def create_service(
     request: Request,
     db: Db,
     user: AdminUser,
+    typed: SubmittedForm,
     code: Annotated[str, Form(max_length=64)],
     label: Annotated[str, Form(max_length=128)],
     csrf_token: Annotated[str, Form()] = "",
@@ -50,13 +55,17 @@ def create_service(
         created = calls_admin.create_service(db, code, label)
     except calls_admin.CallSetupError as exc:
         db.rollback()
-        return _services_page(request, db, user, str(exc))
+        url = "/admin/services#nouveau-service"
+        return redirect_to(request, url, form="service", error=str(exc), values=typed)
     audit.record(
         db, user.username, "service.create", created.code, actor_user_id=user.user_id,
         label=created.label,
     )  # fmt: skip
     db.commit()
-    return RedirectResponse("/admin/services", status.HTTP_303_SEE_OTHER)
+    notice = f"Service « {created.label} » créé. Ses horaires se règlent sur la page Horaires."
+    return redirect_to(
+        request, "/admin/services", form="services", notice=notice, changed=created.code
+    )
 
 
 @router.post("/devices/{device_id}/service")
@@ -69,6 +78,7 @@ async def set_service(
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(request, csrf_token)
+    page = f"/devices/{device_id}#appels"
 
     def save() -> None:
         with ctx.sessions.begin() as session:
@@ -81,11 +91,15 @@ async def set_service(
     try:
         await asyncio.to_thread(save)
     except calls_admin.CallSetupError as exc:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+        _known_device(ctx, device_id)
+        return redirect_to(request, page, form="service", error=str(exc))
     logger.info("service chosen", extra={"device_id": device_id, "by": user.username})
     await ctx.calls.send_welcome(device_id)  # the counter's idle screen follows at once
     config_push.request_push(ctx, [device_id])  # the fixed service is part of its schedule
-    return RedirectResponse(f"/devices/{device_id}#appels", status.HTTP_303_SEE_OTHER)
+    notice = (
+        "Service fixe enregistré." if service else "Service fixe retiré : les horaires décident."
+    )
+    return redirect_to(request, page, form="service", notice=notice)
 
 
 @router.post("/devices/{device_id}/identity")
@@ -94,6 +108,7 @@ async def set_identity(
     device_id: str,
     ctx: Ctx,
     user: AdminUser,
+    typed: SubmittedForm,
     site: Annotated[str, Form(max_length=sites.MAX_SITE)] = "",
     name: Annotated[str, Form(max_length=sites.MAX_NAME)] = "",
     csrf_token: Annotated[str, Form()] = "",
@@ -110,12 +125,21 @@ async def set_identity(
                 previous_site=before[0], previous_name=before[1],
             )  # fmt: skip
 
+    page = f"/devices/{device_id}#appels"
     try:
         await asyncio.to_thread(save)
     except sites.SiteError as exc:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+        _known_device(ctx, device_id)
+        return redirect_to(request, page, form="identity", error=str(exc), values=typed)
     config_push.request_push(ctx, [device_id])  # its timetable's scope follows its site
-    return RedirectResponse(f"/devices/{device_id}", status.HTTP_303_SEE_OTHER)
+    return redirect_to(request, page, form="identity", notice="Site et nom enregistrés.")
+
+
+def _known_device(ctx: AppContext, device_id: str) -> None:
+    """A refusal about a counter that does not exist is a 404, not a message on its page."""
+    with ctx.sessions() as session:
+        if session.get(Device, device_id) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "Guichet inconnu")
 
 
 @router.post("/devices/{device_id}/call-token", response_class=HTMLResponse)

@@ -9,6 +9,7 @@ import logging
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from fleet_server.calls import admin as calls_admin
 from fleet_server.security import audit
 from fleet_server.web import paging
 from fleet_server.web.deps import DashboardUser, Db, render
@@ -52,7 +53,7 @@ def audit_page(request: Request, db: Db, user: DashboardUser) -> Response:
         "links": links,
         "filters": clean,
         "labels": audit.ACTIONS,
-        "describe": audit.describe,
+        "service_labels": {s.code: s.label for s in calls_admin.services(db)},
     }
     return render(request, "audit.html", context, principal=user)
 

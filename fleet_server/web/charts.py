@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from fleet_server.mqtt.health import downsample
-from fleet_server.web.format import DISPLAY_TZ, number
+from fleet_server.web.format import DISPLAY_TZ, number, short_day
 
 logger = logging.getLogger(__name__)
 
@@ -119,9 +119,7 @@ def _x_ticks(start: datetime, end: datetime) -> list[Tick]:
     ticks, t = [], first
     while t < end:
         x = PAD_LEFT + (t - start).total_seconds() / span * (WIDTH - PAD_LEFT - PAD_RIGHT)
-        label = (
-            t.strftime("%H:%M") if step < timedelta(days=1) else f"{WEEKDAYS[t.weekday()]} {t.day}"
-        )
+        label = t.strftime("%H:%M") if step < timedelta(days=1) else short_day(t, WEEKDAYS)
         ticks.append(Tick(round(x, 1), label))
         t += step
     return ticks

@@ -15,6 +15,9 @@ token actually authenticates them (no ambient credential to abuse; a request wit
 header is authenticated by it alone — its cookie is ignored), the paths in ``CSRF_EXEMPT``
 (unauthenticated JSON) and anonymous requests (no session to ride on: the route sends them to
 the login form, and the login forms check their token themselves).
+
+Forms answer with ``redirect_to`` (post/redirect/get): its message, and after a refusal what
+was typed, wait in a flash (``flash.py``) that ``render`` hands the page it names, once.
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, cast
+from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Request, status
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -42,6 +46,8 @@ from fleet_server.mqtt.ingest import Ingest
 from fleet_server.security import auth
 from fleet_server.security.roles import DASHBOARD_ROLES, Role
 from fleet_server.settings import Settings
+from fleet_server.web.flash import NO_FLASH, Flash, FlashStore, FormValues, kept_values
+from fleet_server.web.format import sentence
 from guichet.contract import utcnow
 
 logger = logging.getLogger(__name__)
@@ -63,6 +69,7 @@ class AppContext:
     broker: BrokerFiles | None = None
     ingest: Ingest | None = None  # set while the app runs with its MQTT ingest
     config_pusher: ConfigPusher | None = None  # set while the app runs (config_push.py)
+    flashes: FlashStore = field(default_factory=FlashStore)  # forms' messages (flash.py)
 
 
 class LoginRequiredError(FleetError):
@@ -202,6 +209,7 @@ AgentUser = Annotated[auth.Principal, Depends(agent_principal)]
 ApiUser = Annotated[auth.Principal, Depends(api_principal)]
 
 
+MESSAGE_KEYS = ("error", "message")  # what render() says as sentences
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSRF_HEADER = "x-csrf-token"
 CSRF_EXEMPT: set[str] = set()  # unauthenticated JSON endpoints (enrolment) add themselves
@@ -253,9 +261,11 @@ def render(
     principal: auth.Principal | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    """Render a page with what every template needs (user, CSRF token, clock, settings)."""
+    """Render a page with what every template needs (user, CSRF token, clock, settings);
+    its ``error`` or ``message`` is said as a sentence (capital, full stop)."""
     ctx = app_context(request)
     full: dict[str, Any] = {
+        "flash": take_flash(request),
         "user": principal,
         "csrf_token": auth.csrf_token(request.session),
         "csrf_field": auth.CSRF_FIELD,
@@ -264,4 +274,62 @@ def render(
         "demo": ctx.settings.demo,
     }
     full.update(context or {})
+    for key in MESSAGE_KEYS:  # domain errors are lowercase; a page shows them as sentences
+        if isinstance(full.get(key), str):
+            full[key] = sentence(full[key])
     return ctx.templates.TemplateResponse(request, name, full, status_code=status_code)
+
+
+FLASH_SESSION_KEY = "flash"  # the session's pending flash, by its key in ``ctx.flashes``
+
+
+async def submitted_form(request: Request) -> FormValues:
+    """The posted form's fields as a refused form may keep them (no secrets: flash.py)."""
+    form = await request.form()  # parsed once per request: the route's own fields reuse it
+    return kept_values(form.multi_items())
+
+
+SubmittedForm = Annotated[FormValues, Depends(submitted_form)]
+
+
+def redirect_to(
+    request: Request,
+    url: str,
+    *,
+    form: str = "",
+    error: str | None = None,
+    notice: str | None = None,
+    values: FormValues | None = None,
+    changed: str = "",
+) -> RedirectResponse:
+    """Answer a form with ``303 See Other`` to ``url`` (post/redirect/get). The page there
+    shows ``error`` or ``notice`` next to ``form`` and, with an error, the form filled in
+    again with ``values``; ``changed`` names the row to mark."""
+    error, notice = sentence(error) or None, sentence(notice) or None
+    if error or notice:
+        flashes = app_context(request).flashes
+        previous = request.session.get(FLASH_SESSION_KEY)
+        if isinstance(previous, str):
+            flashes.discard(previous)  # one pending flash per session
+        kept = dict(values or {}) if error else {}
+        flash = Flash(urlsplit(url).path, form, error, notice, kept, changed)
+        request.session[FLASH_SESSION_KEY] = flashes.put(flash)
+    return RedirectResponse(url, status.HTTP_303_SEE_OTHER)
+
+
+def take_flash(request: Request) -> Flash:
+    """The flash this session left for the page being shown (once), or an empty one. Only a
+    GET of the page it names takes it: a fragment fetched meanwhile leaves it alone."""
+    key = request.session.get(FLASH_SESSION_KEY)
+    if not isinstance(key, str):
+        return NO_FLASH
+    flashes = app_context(request).flashes
+    flash = flashes.peek(key)
+    if flash is None:
+        request.session.pop(FLASH_SESSION_KEY, None)
+        return NO_FLASH
+    if request.method != "GET" or request.url.path != flash.path:
+        return NO_FLASH
+    flashes.discard(key)
+    request.session.pop(FLASH_SESSION_KEY, None)
+    return flash

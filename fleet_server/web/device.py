@@ -96,6 +96,7 @@ def device_page(
         raise AccessDeniedError("Ce guichet n'est pas sur votre site.")
     open_alerts, past_alerts = queries.alerts_overview(db, device_id=device_id, cleared_limit=50)
     span, range_label = RANGES[range]
+    services = calls_admin.services(db)
     context = {
         "device": device,
         "telemetry": device.last_telemetry or {},
@@ -109,6 +110,7 @@ def device_page(
         "open_alerts": open_alerts,
         "past_alerts": past_alerts,
         "calls": calls_store.recent_calls(db, device_id),
-        "services": calls_admin.services(db),
+        "services": services,
+        "service_labels": {s.code: s.label for s in services},
     }
     return render(request, "device.html", context, principal=user)

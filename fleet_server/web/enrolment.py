@@ -15,7 +15,7 @@ from sqlalchemy import select
 from fleet_server.models import CommandRecord, Device, EnrolmentToken
 from fleet_server.mqtt.publisher import CommandNotSentError
 from fleet_server.security import audit, enrolment
-from fleet_server.web.deps import AdminUser, AppContext, Ctx, Db, render
+from fleet_server.web.deps import AdminUser, AppContext, Ctx, Db, SubmittedForm, redirect_to, render
 from fleet_server.web.signalling_ws import CLOSE_UNAUTHORIZED
 from guichet import contract
 from guichet.contract import utcnow
@@ -41,9 +41,7 @@ async def sync_broker(ctx: AppContext) -> None:
     await asyncio.to_thread(run)
 
 
-def _page(
-    request: Request, db: Db, user: AdminUser, *, token: str | None = None, error: str = ""
-) -> Response:
+def _page(request: Request, db: Db, user: AdminUser, *, token: str | None = None) -> Response:
     pending = enrolment.pending(db)
     context = {
         "section": "enrolment",
@@ -58,11 +56,9 @@ def _page(
         ).all(),
         "new_token": token,
         "site_url": str(request.base_url).rstrip("/"),  # as this page was reached
-        "error": error,
         "now": utcnow(),
     }
-    code = status.HTTP_400_BAD_REQUEST if error else status.HTTP_200_OK
-    response = render(request, "enrolment.html", context, principal=user, status_code=code)
+    response = render(request, "enrolment.html", context, principal=user)
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -77,6 +73,7 @@ def create_token(
     request: Request,
     db: Db,
     user: AdminUser,
+    typed: SubmittedForm,
     site: Annotated[str, Form(max_length=128)],
     valid_hours: Annotated[int, Form()] = 48,
     max_uses: Annotated[int, Form()] = 1,
@@ -94,9 +91,10 @@ def create_token(
         )
     except enrolment.EnrolmentError as exc:
         db.rollback()
-        return _page(request, db, user, error=str(exc))
+        url = "/admin/enrolment#nouveau-jeton"
+        return redirect_to(request, url, form="token", error=str(exc), values=typed)
     db.commit()
-    return _page(request, db, user, token=token)
+    return _page(request, db, user, token=token)  # shown once: a secret is never flashed
 
 
 @router.post("/admin/enrolment/tokens/{token_id}/revoke")

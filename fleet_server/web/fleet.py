@@ -56,6 +56,8 @@ def _page(request: Request, db: Db, user: Principal) -> dict[str, Any]:
         "filters": clean,
         "counts": queries.state_counts(db, own_site),
         "open_alerts": queries.open_alert_count(db, own_site),
+        # Reception staff have no alerts page: their tile lists their counters with alerts.
+        "alerts_url": "/?alerts=1" if own_site is not None else "/alerts",
         "broker": broker_link.current(db, utcnow()),
         "next_url": links.next_url,
         "prev_url": links.prev_url,

@@ -1,21 +1,47 @@
-"""French labels and formatting for the dashboard's templates (dates, durations, states).
+"""French labels and formatting for every page's templates: dates, durations, numbers, the
+vocabularies' labels, event and audit details, and messages.
 
-Times are stored in UTC and shown in the Pays' own time zone, Europe/Paris.
+Times are stored in UTC and shown in the Pays' own time zone, Europe/Paris, on every page.
+The labels themselves live with their vocabularies (``guichet.contract``, ``guichet.events``,
+``guichet.signalling``, ``guichet.schedule``, the server's ``ROLE_LABELS``, ``ALERT_LABELS``
+and the audit's ``ACTIONS``); this module only says which one a value belongs to.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from fastapi.templating import Jinja2Templates
 
 from fleet_server.mqtt.alert_rules import ALERT_LABELS
-from fleet_server.security.roles import Role
+from fleet_server.security import audit
+from fleet_server.security.roles import ROLE_LABELS, Role
 from guichet import signalling
-from guichet.contract import DEVICE_STATE_LABELS, DeviceState
+from guichet.contract import (
+    DEVICE_STATE_LABELS,
+    EVENT_KIND_LABELS,
+    STATUS_REASON_LABELS,
+    DeviceState,
+)
+from guichet.events import (
+    CHECK_OUTCOME_LABELS,
+    COMPONENT_LABELS,
+    EVENT_FIELD_LABELS,
+    CheckOutcome,
+    EventField,
+)
+from guichet.schedule import (
+    ACCESS_MODE_LABELS,
+    MONTHS,
+    WEEKDAYS,
+    day_fr,
+    day_of_month_fr,
+    hour_fr,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +49,8 @@ TEMPLATES_DIR = Path(__file__).parent / "templates"
 DISPLAY_TZ = ZoneInfo("Europe/Paris")
 MISSING = "—"  # shown for a value the counter has not reported
 CLOCK_SKEW_FLAG_S = 300  # a counter's clock further off than this is flagged (latency is ~1 s)
+NBSP = "\u00a0"  # French typography: a no-break space before « : », inside « »
+SENTENCE_ENDS = (".", "!", "?", "…")
 
 STATE_LABELS: dict[str, str] = {s.value: label for s, label in DEVICE_STATE_LABELS.items()}
 HEALTH_LABELS: dict[str, str] = {
@@ -31,20 +59,18 @@ HEALTH_LABELS: dict[str, str] = {
     "error": "En erreur",
     "warning": "Attention",
 }
-EVENT_LABELS: dict[str, str] = {
-    "counter_started": "Guichet démarré",
-    "counter_stopping": "Guichet arrêté",
-    "peripheral_plugged": "Périphérique branché",
-    "peripheral_unplugged": "Périphérique débranché",
-    "error": "Erreur",
-    "call_started": "Appel commencé",
-    "call_ended": "Appel terminé",
-    "selftest": "Autotest",
-}
-
+EVENT_LABELS: dict[str, str] = {k.value: label for k, label in EVENT_KIND_LABELS.items()}
 END_REASON_LABELS: dict[str, str] = {
     r.value: label for r, label in signalling.END_REASON_LABELS.items()
 }
+REASON_LABELS: dict[str, str] = {r.value: label for r, label in STATUS_REASON_LABELS.items()}
+FIELD_LABELS: dict[str, str] = {f.value: label for f, label in EVENT_FIELD_LABELS.items()}
+COMPONENTS: dict[str, str] = {c.value: label for c, label in COMPONENT_LABELS.items()}
+OUTCOMES: dict[str, str] = {o.value: label for o, label in CHECK_OUTCOME_LABELS.items()}
+MODE_LABELS: dict[str, str] = {m.value: label for m, label in ACCESS_MODE_LABELS.items()}
+
+
+# --- vocabularies -------------------------------------------------------------------------
 
 
 def state_label(state: str | None) -> str:
@@ -67,11 +93,55 @@ def end_reason_label(reason: str | None) -> str:
     return END_REASON_LABELS.get(reason, reason) if reason else "En cours"
 
 
+def status_reason_label(reason: str | None) -> str:
+    """Why a counter's state changed; an unknown reason (a newer counter's) as it came."""
+    return REASON_LABELS.get(reason, reason) if reason else MISSING
+
+
+def service_label(code: str | None, services: Mapping[str, str]) -> str:
+    """A service's label from its code (a deleted service: its code)."""
+    return services.get(code, code) if code else "aucun"
+
+
+# --- dates and durations ------------------------------------------------------------------
+
+
 def format_datetime(value: datetime | None) -> str:
     """``14/03/2025 09:05:12`` in Paris time, or a dash."""
     if value is None:
         return MISSING
     return value.astimezone(DISPLAY_TZ).strftime("%d/%m/%Y %H:%M:%S")
+
+
+def format_date(day: date | None, *, year: bool = True) -> str:
+    """``lundi 1er janvier 2025`` (without the year if asked), or a dash."""
+    return day_fr(day, year=year) if day is not None else MISSING
+
+
+def short_day(moment: datetime, weekdays: tuple[str, ...]) -> str:
+    """A chart's day tick in Paris time: ``lun. 1er``, ``mar. 2``."""
+    local = moment.astimezone(DISPLAY_TZ)
+    return f"{weekdays[local.weekday()]} {day_of_month_fr(local.day)}"
+
+
+def month_label(month: date) -> str:
+    """``mars 2025``."""
+    return f"{MONTHS[month.month - 1]} {month.year}"
+
+
+def day_label(day: date, today: date) -> str:
+    """``Aujourd'hui, lundi 1er janvier``, ``Demain, mardi 2 janvier``, ``jeudi 4 janvier``."""
+    prefix = (
+        "Aujourd'hui, " if day == today else ("Demain, " if day == today + timedelta(1) else "")
+    )
+    return f"{prefix}{day_fr(day)}"
+
+
+def hours_label(start: datetime, end: datetime) -> str:
+    """``9 h – 12 h 30`` in Paris time; a day or more: ``en continu``."""
+    if end - start >= timedelta(days=1):
+        return "en continu"
+    return f"{hour_fr(start)} – {hour_fr(end)}"
 
 
 def format_duration(seconds: float) -> str:
@@ -124,6 +194,113 @@ def seconds(value: float) -> str:
     return number(value, "s", 0 if float(value).is_integer() else 1)
 
 
+# --- event and audit details --------------------------------------------------------------
+
+
+def plain_value(value: object) -> str:
+    """Any detail's value in French: a dash, ``oui``/``non``, a French number, a list, a
+    date or time in Paris time; other text as it is."""
+    if value is None or value == "":
+        return MISSING
+    if isinstance(value, bool):
+        return "oui" if value else "non"
+    if isinstance(value, int | float):
+        return number(value, digits=0 if float(value).is_integer() else 1)
+    if isinstance(value, list | tuple):
+        return ", ".join(plain_value(v) for v in value) or MISSING
+    text = str(value)
+    when = _iso_moment(text)
+    return when if when is not None else text
+
+
+def _iso_moment(text: str) -> str | None:
+    """An ISO date (``2025-01-01``) or aware date-time, said in French; else None."""
+    if not (10 <= len(text) <= 40 and text[:4].isdigit() and text[4:5] == "-"):
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if len(text) == 10:
+        return format_date(moment.date())
+    return format_datetime(moment) if moment.tzinfo is not None else None
+
+
+def _outcome(value: object) -> str:
+    """A self-test check's value: ``réussi``, ``ignoré`` or ``échec : ce qui a été vu``."""
+    word, _, rest = str(value).partition(": ")
+    if word not in OUTCOMES:
+        return plain_value(value)
+    label = OUTCOMES[word]
+    return f"{label}{NBSP}: {rest}" if rest and word == CheckOutcome.FAILED else label
+
+
+def _detail(label: str, text: str) -> str:
+    return f"{label}{NBSP}: {text}"
+
+
+def event_details(data: Mapping[str, object] | None, services: Mapping[str, str]) -> list[str]:
+    """An event's data as French ``Libellé : valeur`` items (a key the server does not know
+    — a newer counter's — as it came)."""
+    said: dict[str, Callable[[object], str]] = {
+        EventField.SERVICE: lambda v: service_label(str(v) if v else None, services),
+        EventField.REASON: lambda v: END_REASON_LABELS.get(str(v), plain_value(v)),
+        EventField.DURATION_S: lambda v: (
+            format_duration(v) if isinstance(v, int | float) else plain_value(v)
+        ),
+        EventField.COMPONENT: lambda v: COMPONENTS.get(str(v), plain_value(v)),
+        EventField.KIND: lambda v: COMPONENTS.get(str(v), plain_value(v)),
+    }
+    items = []
+    for key, value in (data or {}).items():
+        if key in COMPONENTS:  # a self-test's check
+            items.append(_detail(COMPONENTS[key], _outcome(value)))
+            continue
+        text = said.get(key, plain_value)(value)
+        items.append(_detail(FIELD_LABELS.get(key, key), text))
+    return items
+
+
+def audit_details(detail: Mapping[str, object] | None, services: Mapping[str, str]) -> list[str]:
+    """An audit entry's details as French ``Libellé : valeur`` items, in a stable order."""
+    said: dict[str, Callable[[object], str]] = {
+        "role": lambda v: ROLE_LABELS.get(str(v), plain_value(v)),
+        "service": lambda v: service_label(str(v) if v else None, services),
+        "mode": lambda v: MODE_LABELS.get(str(v), plain_value(v)),
+        "weekday": lambda v: WEEKDAYS[v] if isinstance(v, int) and 0 <= v < 7 else plain_value(v),
+        "fallback_s": lambda v: seconds(v) if isinstance(v, int | float) else plain_value(v),
+    }
+    items = []
+    for key in sorted(detail or {}, key=_audit_order):
+        value = (detail or {})[key]
+        words = audit.DETAIL_VALUES.get(key, {})
+        if isinstance(value, str) and value in words:
+            text = words[value]
+        else:
+            text = said.get(key, plain_value)(value)
+        items.append(_detail(audit.DETAIL_LABELS.get(key, key), text))
+    return items
+
+
+def _audit_order(key: str) -> tuple[int, str]:
+    order = list(audit.DETAIL_LABELS)
+    return (order.index(key), key) if key in order else (len(order), key)
+
+
+# --- messages -----------------------------------------------------------------------------
+
+
+def sentence(text: str | None) -> str:
+    """A message as a sentence: capital first letter, final full stop (``l'identifiant
+    existe déjà`` → ``L'identifiant existe déjà.``). Domain errors are written lowercase,
+    to read well after ``guichet fleet :`` on the command line."""
+    text = (text or "").strip()
+    if not text:
+        return ""
+    text = text[0].upper() + text[1:]
+    return text if text.endswith(SENTENCE_ENDS) else text + "."
+
+
 def make_templates() -> Jinja2Templates:
     """The Jinja environment with the dashboard's filters (autoescaping on)."""
     templates = Jinja2Templates(directory=TEMPLATES_DIR)
@@ -134,12 +311,18 @@ def make_templates() -> Jinja2Templates:
         alert_label=alert_label,
         event_label=event_label,
         end_reason_label=end_reason_label,
+        status_reason_label=status_reason_label,
+        service_label=service_label,
+        event_details=event_details,
+        audit_details=audit_details,
         datetime=format_datetime,
+        date=format_date,
         duration=format_duration,
         since=since,
         ago=ago,
         number=number,
         seconds=seconds,
+        sentence=sentence,
     )
     env.globals["MISSING"] = MISSING
     env.globals["CLOCK_SKEW_FLAG_S"] = CLOCK_SKEW_FLAG_S

@@ -40,14 +40,24 @@ def safe_next(target: str | None) -> str:
     return target
 
 
+def home_of(role: str) -> str:
+    """Where a user lands when nothing else was asked for: agents their console, reception
+    staff their site's page, administrators and auditors the fleet."""
+    homes: dict[str, str] = {Role.AGENT: "/agent", Role.RECEPTION: "/reception"}
+    return homes.get(role, "/")
+
+
 def _client_ip(request: Request) -> str:
     return request.client.host if request.client else "?"
 
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, db: Db, next: str = "/") -> Response:
-    if session_user(request, db) is not None:
-        return RedirectResponse(safe_next(next), status.HTTP_303_SEE_OTHER)
+    user = session_user(request, db)
+    if user is not None:
+        target = safe_next(next)
+        target = home_of(user.role) if target == "/" else target
+        return RedirectResponse(target, status.HTTP_303_SEE_OTHER)
     return render(request, "login.html", {"next": safe_next(next), "error": None, "username": ""})
 
 
@@ -71,8 +81,8 @@ def _logged_in(
     auth.start_session(db, request.session, user)
     logger.info("login", extra={"username": user.username, "ip": _client_ip(request)})
     target = safe_next(next)
-    if target == "/" and user.role == Role.AGENT:
-        target = "/agent"  # agents' home is their console, not the fleet dashboard
+    if target == "/":  # nothing asked for: the user's own home, not the fleet dashboard
+        target = home_of(user.role)
     return RedirectResponse(target, status.HTTP_303_SEE_OTHER)
 
 

@@ -2,22 +2,30 @@
 
 Every save is a new ``QuestionnaireVersion`` (the previous ones stay, listed as history, so
 each stored answer keeps the wording it was given under); the highest version is the one the
-counters ask, and it reaches them in their retained configuration at once. The form is plain
-HTML: one block per question (key, text, kind, and for a choice question one answer per line
-as ``value | label`` or, for the travel question, ``value | label | km``); a block with
-neither key nor text is ignored. Validation is ``guichet.questionnaire.Questionnaire``'s own,
-with its errors said in French.
+counters ask, and it reaches them in their retained configuration at once.
+
+The form is plain HTML and speaks the administrator's words, not the stored keys: one block
+per current question and one empty block for a new one. Each block has the question's text,
+what it is for (``USES``: one of the three questions the statistics read, or another question
+with answers or five faces) and its answers, one per line — for the travel question, a
+one-way distance in km after a ``|``. The keys and answer values the counters send are
+derived here: the statistics' own keys and values (``yes``/``partly``/``no``, given by the
+answers' order), a question's existing key, and otherwise a short form of its text. A block
+left empty, or ticked "Retirer", is dropped. Validation is ``guichet.questionnaire``'s own,
+with its errors said in French; a refused form comes back as typed (``deps.redirect_to``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
-from fastapi import APIRouter, Request, status
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -25,22 +33,52 @@ from sqlalchemy.orm import Session
 from fleet_server.models import QuestionnaireVersion
 from fleet_server.mqtt import config_push
 from fleet_server.security import audit
-from fleet_server.security.auth import Principal
-from fleet_server.web.deps import AdminUser, Ctx, Db, check_csrf, render
+from fleet_server.web.deps import (
+    AdminUser,
+    Ctx,
+    Db,
+    SubmittedForm,
+    check_csrf,
+    redirect_to,
+    render,
+    take_flash,
+)
 from guichet.contract import utcnow
-from guichet.questionnaire import Questionnaire, default_questionnaire
+from guichet.questionnaire import (
+    KEY_DEALT_WITH,
+    KEY_SATISFACTION,
+    KEY_TRAVEL,
+    Question,
+    Questionnaire,
+    default_questionnaire,
+)
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(include_in_schema=False)
 
 MAX_QUESTIONS = 10  # Questionnaire's own limit
+PAGE, FORM = "/admin/questionnaire", "questionnaire"
+MAX_CODE = 32  # Question.key's and Choice.value's own limit
+OTHER_CHOICE, OTHER_FACES = "choice", "faces"
+# The three questions the statistics read (guichet.questionnaire), by their French names.
+STATISTICS = {
+    KEY_DEALT_WITH: "Demande traitée ?",
+    KEY_SATISFACTION: "Satisfaction",
+    KEY_TRAVEL: "Déplacement évité",
+}
+# What a question is for, as the form offers it: one of those three, or another question.
+USES = {
+    KEY_DEALT_WITH: "Demande traitée ? (statistiques : oui, en partie, non)",
+    KEY_SATISFACTION: "Satisfaction (statistiques : cinq visages)",
+    KEY_TRAVEL: "Déplacement évité (statistiques : une distance par réponse)",
+    OTHER_CHOICE: "Autre question, à réponses",
+    OTHER_FACES: "Autre question, cinq visages",
+}
+DEALT_WITH_VALUES = ("yes", "partly", "no")  # the statistics' values, in the answers' order
 FIELD_NAMES = {
-    "key": "clé",
     "text": "texte",
-    "kind": "type",
     "choices": "réponses",
-    "value": "valeur",
     "label": "libellé",
     "km": "distance (km)",
     "timeout_s": "délai par question",
@@ -63,37 +101,95 @@ def history(session: Session) -> Sequence[QuestionnaireVersion]:
     ).all()
 
 
-def _choices(text: str, number: int) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        parts = [p.strip() for p in line.split("|")]
-        if len(parts) not in (2, 3):
+def code_of(text: str, taken: set[str]) -> str:
+    """A short code from French text, unique among ``taken``: ``Oui, moins de 10 km`` →
+    ``oui_moins_de_10_km`` (what a counter sends; the administrator never types it)."""
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    base = re.sub(r"[^a-z0-9]+", "_", plain).strip("_")[:MAX_CODE] or "reponse"
+    code, n = base, 2
+    while code in taken:
+        suffix = f"_{n}"
+        code, n = base[: MAX_CODE - len(suffix)] + suffix, n + 1
+    return code
+
+
+def _use_of(question: Question) -> str:
+    if question.key in STATISTICS:
+        return question.key
+    return OTHER_FACES if question.kind == "faces" else OTHER_CHOICE
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _choices(use: str, text: str, number: int, before: Question | None) -> list[dict[str, Any]]:
+    """The answers of question ``number`` from its lines, with their derived values."""
+    lines = _lines(text)
+    if use == KEY_DEALT_WITH:
+        if len(lines) != len(DEALT_WITH_VALUES):
             raise QuestionnaireFormError(
-                f"Question {number} : écrivez chaque réponse « valeur | libellé » "
-                "ou « valeur | libellé | km »."
+                f"Question {number} : écrivez trois réponses, dans cet ordre : oui, en partie, non."
             )
-        choice: dict[str, Any] = {"value": parts[0], "label": parts[1]}
-        if len(parts) == 3 and parts[2]:
-            if not parts[2].isdigit():
-                raise QuestionnaireFormError(f"Question {number} : la distance est un nombre.")
-            choice["km"] = int(parts[2])
+        return [
+            {"value": v, "label": label} for v, label in zip(DEALT_WITH_VALUES, lines, strict=True)
+        ]
+    known = {c.label: c.value for c in before.choices} if before else {}
+    found: list[dict[str, Any]] = []
+    taken: set[str] = set()
+    for line in lines:
+        label, _, km = (part.strip() for part in line.partition("|"))
+        choice: dict[str, Any] = {"label": label}
+        if use == KEY_TRAVEL:
+            if not km.isdigit():
+                raise QuestionnaireFormError(
+                    f"Question {number} : écrivez chaque réponse « libellé | km »,"
+                    " par exemple « Oui, moins de 10 km | 5 » (0 : ne se serait pas déplacé)."
+                )
+            choice["km"] = int(km)
+        value = known.get(label)
+        choice["value"] = value if value and value not in taken else code_of(label, taken)
+        taken.add(choice["value"])
         found.append(choice)
     return found
 
 
-def parse_form(form: dict[str, str], version: int) -> Questionnaire:
-    """The questionnaire the editor's form describes, validated, as ``version``."""
+def parse_form(
+    form: dict[str, str], version: int, current: Questionnaire | None = None
+) -> Questionnaire:
+    """The questionnaire the editor's form describes, validated, as ``version``; the
+    ``current`` one lends its answers' values to answers whose wording did not change."""
+    before = {q.key: q for q in current.questions} if current else {}
     questions: list[dict[str, Any]] = []
+    keys: set[str] = set()
     for i in range(MAX_QUESTIONS):
-        key, text = form.get(f"q{i}_key", "").strip(), form.get(f"q{i}_text", "").strip()
-        if not key and not text:
+        text = form.get(f"q{i}_text", "").strip()
+        if not text or form.get(f"q{i}_remove"):
             continue
-        kind = form.get(f"q{i}_kind", "choice")
-        question: dict[str, Any] = {"key": key, "text": text, "kind": kind}
-        if kind == "choice":
-            question["choices"] = _choices(form.get(f"q{i}_choices", ""), len(questions) + 1)
+        use = form.get(f"q{i}_use", OTHER_CHOICE)
+        if use not in USES:
+            raise QuestionnaireFormError(f"Question {len(questions) + 1} : usage inconnu.")
+        if use in STATISTICS:
+            if use in keys:
+                raise QuestionnaireFormError(
+                    f"Deux questions servent à « {STATISTICS[use]} » : gardez-en une."
+                )
+            key = use
+        else:
+            old = form.get(f"q{i}_key", "")
+            reserved = keys | set(STATISTICS)
+            key = old if old in before and old not in reserved else code_of(text, reserved)
+        keys.add(key)
+        faces = use in (KEY_SATISFACTION, OTHER_FACES)
+        question: dict[str, Any] = {
+            "key": key,
+            "text": text,
+            "kind": "faces" if faces else "choice",
+        }
+        if not faces:
+            number = len(questions) + 1
+            choices = form.get(f"q{i}_choices", "")
+            question["choices"] = _choices(use, choices, number, before.get(key))
         questions.append(question)
     timeout = form.get("timeout_s", "").strip()
     if not timeout.isdigit():
@@ -135,57 +231,50 @@ def french_error(exc: ValidationError) -> str:
 
 
 def _blocks(questionnaire: Questionnaire, form: dict[str, str] | None) -> list[dict[str, str]]:
-    """What the form's question blocks show: the submitted values, else the current ones."""
+    """What the form's question blocks show: the submitted values, else the current
+    questions and one empty block for a new question."""
+    fields = ("key", "text", "use", "choices", "remove")
+    if form is not None:
+        count = sum(1 for i in range(MAX_QUESTIONS) if f"q{i}_text" in form)
+        return [{k: form.get(f"q{i}_{k}", "") for k in fields} for i in range(count)]
     blocks: list[dict[str, str]] = []
-    for i in range(MAX_QUESTIONS):
-        if form is not None:
-            blocks.append(
-                {k: form.get(f"q{i}_{k}", "") for k in ("key", "text", "kind", "choices")}
-            )
-            continue
-        if i < len(questionnaire.questions):
-            q = questionnaire.questions[i]
-            lines = [
-                f"{c.value} | {c.label}" + (f" | {c.km}" if c.km is not None else "")
-                for c in q.choices
-            ]
-            blocks.append(
-                {"key": q.key, "text": q.text, "kind": q.kind, "choices": "\n".join(lines)}
-            )
-        else:
-            blocks.append({"key": "", "text": "", "kind": "choice", "choices": ""})
+    for q in questionnaire.questions:
+        use = _use_of(q)
+        lines = [
+            c.label + (f" | {c.km}" if use == KEY_TRAVEL and c.km is not None else "")
+            for c in q.choices
+        ]
+        blocks.append(
+            {"key": q.key, "text": q.text, "use": use, "choices": "\n".join(lines), "remove": ""}
+        )
+    if len(blocks) < MAX_QUESTIONS:
+        blocks.append({"key": "", "text": "", "use": OTHER_CHOICE, "choices": "", "remove": ""})
     return blocks
-
-
-def _page(
-    request: Request,
-    db: Session,
-    user: Principal,
-    form: dict[str, str] | None = None,
-    error: str | None = None,
-) -> Response:
-    current = latest(db)
-    context = {
-        "section": "questionnaire",
-        "current": current,
-        "blocks": _blocks(current, form),
-        "timeout_s": form.get("timeout_s", "") if form else str(current.timeout_s),
-        "spoken": (form.get("spoken") in ("1", "on")) if form else current.spoken,
-        "history": history(db),
-        "error": error,
-        "saved": request.query_params.get("fait") == "1",
-    }
-    code = status.HTTP_400_BAD_REQUEST if error else status.HTTP_200_OK
-    return render(request, "questionnaire.html", context, principal=user, status_code=code)
 
 
 @router.get("/admin/questionnaire", response_class=HTMLResponse)
 def questionnaire_page(request: Request, db: Db, user: AdminUser) -> Response:
-    return _page(request, db, user)
+    current = latest(db)
+    flash = take_flash(request)
+    refused = flash.values if flash.form == FORM else None  # what was typed, to correct
+    form = {name: found[0] for name, found in refused.items()} if refused else None
+    context = {
+        "section": "questionnaire",
+        "flash": flash,
+        "current": current,
+        "blocks": _blocks(current, form),
+        "uses": USES,
+        "timeout_s": form.get("timeout_s", "") if form else str(current.timeout_s),
+        "spoken": (form.get("spoken") in ("1", "on")) if form else current.spoken,
+        "history": history(db),
+    }
+    return render(request, "questionnaire.html", context, principal=user)
 
 
 @router.post("/admin/questionnaire", response_class=HTMLResponse)
-async def save_questionnaire(request: Request, ctx: Ctx, user: AdminUser) -> Response:
+async def save_questionnaire(
+    request: Request, ctx: Ctx, user: AdminUser, typed: SubmittedForm
+) -> Response:
     raw = await request.form()
     form = {k: v for k, v in raw.items() if isinstance(v, str)}
     check_csrf(request, form.get("csrf_token"))
@@ -193,7 +282,7 @@ async def save_questionnaire(request: Request, ctx: Ctx, user: AdminUser) -> Res
     def save() -> int:
         with ctx.sessions.begin() as session:
             top = session.scalar(select(func.max(QuestionnaireVersion.version))) or 0
-            questionnaire = parse_form(form, top + 1)
+            questionnaire = parse_form(form, top + 1, latest(session))
             session.add(
                 QuestionnaireVersion(
                     version=questionnaire.version,
@@ -213,8 +302,8 @@ async def save_questionnaire(request: Request, ctx: Ctx, user: AdminUser) -> Res
     try:
         version = await asyncio.to_thread(save)
     except QuestionnaireFormError as exc:
-        with ctx.sessions() as db:
-            return _page(request, db, user, form, str(exc))
+        return redirect_to(request, PAGE, form=FORM, error=str(exc), values=typed)
     logger.info("questionnaire saved", extra={"version": version, "by": user.username})
     config_push.request_push(ctx, None)
-    return RedirectResponse("/admin/questionnaire?fait=1", status.HTTP_303_SEE_OTHER)
+    notice = f"Version {version} enregistrée ; les guichets la reçoivent."
+    return redirect_to(request, PAGE, form=FORM, notice=notice, changed=str(version))

@@ -6,7 +6,9 @@ administrator picks a site. A counter or appointment of another site answers 404
 did not exist. Booking is two plain forms (no script): choose service, counter and day, then
 one of the free slots with the citizen's first name or initials and an optional phone.
 Every booking and cancellation is audited without the citizen's data, and the counter's
-retained configuration is republished so its screen knows about the appointment.
+retained configuration is republished so its screen knows about the appointment. Both forms
+answer with a redirect (``deps.redirect_to``): a refused booking comes back filled in with its
+message, a booking or cancellation is confirmed above the appointments it changed.
 
 Every handler reads the time once, through the ``request_now`` dependency, so a test can
 pin the page to a fixed moment (``app.dependency_overrides``) rather than the wall clock.
@@ -23,7 +25,7 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -45,23 +47,22 @@ from fleet_server.web.deps import (
     Ctx,
     Db,
     LoginRequiredError,
+    SubmittedForm,
     check_csrf,
+    redirect_to,
     render,
     session_user,
 )
+from fleet_server.web.format import day_label, hours_label
 from guichet.contract import utcnow
-from guichet.schedule import MONTHS, PARIS, WEEKDAYS, AccessMode, CounterSchedule, hour_fr
+from guichet.schedule import ACCESS_MODE_LABELS, PARIS, CounterSchedule, day_fr, hour_fr
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(include_in_schema=False)
 
 WEEK_DAYS = 7  # "this week": today and the six days after
-MODE_LABELS = {
-    AccessMode.SLOT: "accès libre",
-    AccessMode.PERMANENCE: "permanence",
-    AccessMode.APPOINTMENT: "sur rendez-vous",
-}
+MODE_LABELS = ACCESS_MODE_LABELS
 
 
 def reception_principal(
@@ -97,17 +98,9 @@ class OpeningRow:
     hours: str
 
 
-def day_label(day: date, today: date) -> str:
-    prefix = (
-        "Aujourd'hui, " if day == today else ("Demain, " if day == today + timedelta(1) else "")
-    )
-    return f"{prefix}{WEEKDAYS[day.weekday()]} {day.day} {MONTHS[day.month - 1]}"
-
-
-def hours_label(start: datetime, end: datetime) -> str:
-    if end - start >= timedelta(days=1):
-        return "en continu"
-    return f"{hour_fr(start)} – {hour_fr(end)}"
+def when_sentence(start: datetime, end: datetime) -> str:
+    """``mardi 14 janvier de 9 h à 9 h 30`` (Paris time), for a sentence."""
+    return f"{day_fr(paris_day(start))} de {hour_fr(start)} à {hour_fr(end)}"
 
 
 def opening_rows(
@@ -182,8 +175,6 @@ def _page(
     *,
     site: str = "",
     form: dict[str, str] | None = None,
-    error: str | None = None,
-    notice: str = "",
 ) -> Response:
     today = paris_day(now)
     site, sites = _chosen_site(db, user, site)
@@ -238,11 +229,9 @@ def _page(
         "when_label": lambda a: (
             f"{day_label(paris_day(a.start), today)}, {hours_label(a.start, a.end)}"
         ),
-        "error": error,
-        "notice": notice,
+        "when_sentence": when_sentence,
     }
-    code = status.HTTP_400_BAD_REQUEST if error else status.HTTP_200_OK
-    response = render(request, "reception.html", context, principal=user, status_code=code)
+    response = render(request, "reception.html", context, principal=user)
     response.headers["Cache-Control"] = "no-store"  # it shows citizens' first names
     return response
 
@@ -258,18 +247,15 @@ def reception_page(
     service: str = "",
     guichet: str = "",
     jour: str = "",
-    fait: str = "",
 ) -> Response:
     if guichet:
         _device_of_site(db, user, guichet)
-    notice = {"reserve": "Rendez-vous réservé.", "annule": "Rendez-vous annulé."}.get(fait, "")
     form = {"service": service, "guichet": guichet, "jour": jour}
-    return _page(request, db, user, ctx, now, site=site, form=form, notice=notice)
+    return _page(request, db, user, ctx, now, site=site, form=form)
 
 
-def _back(site: str, done: str) -> Response:
-    query = urlencode({"site": site, "fait": done})
-    return RedirectResponse(f"/reception?{query}", status.HTTP_303_SEE_OTHER)
+def _page_url(site: str, anchor: str, **search: str) -> str:
+    return f"/reception?{urlencode({'site': site, **search})}#{anchor}"
 
 
 @router.post("/reception/appointments", response_class=HTMLResponse)
@@ -278,6 +264,7 @@ async def book_appointment(
     ctx: Ctx,
     user: ReceptionUser,
     now: Now,
+    typed: SubmittedForm,
     device_id: Annotated[str, Form(max_length=64)],
     service: Annotated[str, Form(max_length=64)],
     start: Annotated[str, Form(max_length=40)],
@@ -288,7 +275,8 @@ async def book_appointment(
 ) -> Response:
     check_csrf(request, csrf_token)
 
-    def save() -> str:
+    def save() -> tuple[str, str, str]:
+        """(site, the confirmation, the new appointment's row name)."""
         with ctx.sessions.begin() as session:
             device = _device_of_site(session, user, device_id)
             try:
@@ -314,18 +302,22 @@ async def book_appointment(
                 actor_user_id=user.user_id, device_id=device.id, service=service,
                 start=booked.start.isoformat(), agent_user_id=agent,
             )  # fmt: skip
-            return device.site
+            when = when_sentence(booked.start, booked.end)
+            notice = f"Rendez-vous réservé le {when} au guichet {device.name or device.id}."
+            return device.site, notice, f"appointment-{booked.id}"
 
     try:
-        site = await asyncio.to_thread(save)
+        site, notice, row = await asyncio.to_thread(save)
     except appointments.BookingError as exc:  # the transaction was rolled back
         day = paris_day(datetime.fromisoformat(start)) if _aware(start) else None
-        form = {"service": service, "guichet": device_id, "jour": day.isoformat() if day else ""}
         with ctx.sessions() as db:
-            device = _device_of_site(db, user, device_id)
-            return _page(request, db, user, ctx, now, site=device.site, form=form, error=str(exc))
+            site = _device_of_site(db, user, device_id).site
+        search = {"service": service, "guichet": device_id, "jour": day.isoformat() if day else ""}
+        url = _page_url(site, "reserver", **search)
+        return redirect_to(request, url, form="booking", error=str(exc), values=typed)
     config_push.request_push(ctx, [device_id])
-    return _back(site, "reserve")
+    url = _page_url(site, "rendez-vous")
+    return redirect_to(request, url, form="appointments", notice=notice, changed=row)
 
 
 def _aware(value: str) -> bool:
@@ -346,7 +338,8 @@ async def cancel_appointment(
 ) -> Response:
     check_csrf(request, csrf_token)
 
-    def save() -> tuple[str, str]:
+    def save() -> tuple[str, str, str]:
+        """(site, counter id, the notice or the refusal); raises 404 for another site's."""
         with ctx.sessions.begin() as session:
             row = session.get(Appointment, appointment_id)
             if row is None:
@@ -355,13 +348,20 @@ async def cancel_appointment(
             try:
                 appointments.cancel(session, row, now)
             except appointments.BookingError as exc:
-                raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+                return device.site, "", str(exc)
             audit.record(
                 session, user.username, "appointment.cancel", f"rendez-vous {row.id}",
                 actor_user_id=user.user_id, device_id=device.id, service=row.service,
             )  # fmt: skip
-            return device.site, device.id
+            return (
+                device.site,
+                device.id,
+                f"Rendez-vous du {when_sentence(row.start, row.end)} annulé.",
+            )
 
-    site, device_id = await asyncio.to_thread(save)
+    site, device_id, message = await asyncio.to_thread(save)
+    url = _page_url(site, "rendez-vous")
+    if not device_id:
+        return redirect_to(request, url, form="appointments", error=message)
     config_push.request_push(ctx, [device_id])
-    return _back(site, "annule")
+    return redirect_to(request, url, form="appointments", notice=message)

@@ -6,6 +6,9 @@ site or one counter — with a preview of a counter's next openings and the publ
 
 Every change is audited and republishes the retained configuration of the counters it
 concerns (``config_push.request_push``): one counter, a site's counters, or all of them.
+Every form answers with a redirect to the page (``deps.redirect_to``): a refused one comes back
+filled in with its message, a change is confirmed next to the rows it changed. A permanence
+or an exception dated in the past is refused (it would never be listed nor take effect).
 """
 
 from __future__ import annotations
@@ -13,16 +16,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import date, time, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Request, status
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fleet_server.errors import FleetError
 from fleet_server.models import (
     Device,
     Permanence,
@@ -32,91 +35,43 @@ from fleet_server.models import (
     User,
 )
 from fleet_server.mqtt import config_push
-from fleet_server.scheme.schedules import Scoped, counter_schedule, paris_day, public_holiday
+from fleet_server.scheme.schedules import Scoped, local, paris_day, public_holiday
 from fleet_server.security import audit
 from fleet_server.security.auth import Principal
 from fleet_server.security.roles import Role
-from fleet_server.web.deps import AdminUser, AppContext, Ctx, Db, check_csrf, render
-from fleet_server.web.reception import day_label, hours_label, opening_rows
-from guichet.contract import utcnow
-from guichet.schedule import WEEKDAYS, next_opening_lines
+from fleet_server.web import schedule_forms as forms
+from fleet_server.web.deps import (
+    AdminUser,
+    AppContext,
+    Ctx,
+    Db,
+    SubmittedForm,
+    check_csrf,
+    redirect_to,
+    render,
+)
+from fleet_server.web.flash import FormValues
+from fleet_server.web.format import day_label, hours_label
+from fleet_server.web.reception import Now
+from fleet_server.web.schedule_preview import counter_preview
+from guichet.schedule import WEEKDAYS
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(include_in_schema=False)
 
 HOLIDAYS_AHEAD_DAYS = 120  # public holidays listed on the page
-PERMANENCES_AHEAD_DAYS = 92  # dated rows listed (older ones are history)
 HALF_DAYS = {"am": (time(9), time(12)), "pm": (time(14), time(17))}  # default hours
 MODES = {"slot": "Accès libre (créneau hebdomadaire)", "appointment": "Sur rendez-vous"}
 KINDS = {"closed": "Fermeture", "open": "Ouverture exceptionnelle"}
+PAGE = "/admin/schedules"
 
 Text = Annotated[str, Form(max_length=200)]
 
 
-class ScheduleFormError(FleetError):
-    """A timetable form that cannot be saved; the message is French."""
-
-
-def _scope(session: Session, value: str) -> tuple[str | None, str | None]:
-    """``all`` / ``site:<name>`` / ``device:<id>`` → (site, device_id)."""
-    kind, _, name = value.partition(":")
-    if kind == "all" and not name:
-        return None, None
-    if kind == "site" and name:
-        return name, None
-    if kind == "device" and session.get(Device, name) is not None:
-        return None, name
-    raise ScheduleFormError(
-        "Portée inconnue : choisissez tous les guichets, un site ou un guichet."
-    )
-
-
-def _affected(session: Session, site: str | None, device_id: str | None) -> list[str] | None:
-    if device_id is not None:
-        return [device_id]
-    if site is not None:
-        return list(session.scalars(select(Device.id).where(Device.site == site)))
-    return None
-
-
-def _service(session: Session, code: str, *, optional: bool = False) -> str | None:
-    if optional and not code:
-        return None
-    if session.get(Service, code) is None:
-        raise ScheduleFormError("Service inconnu.")
-    return code
-
-
-def _time(value: str, what: str) -> time:
-    try:
-        return time.fromisoformat(value)
-    except ValueError:
-        raise ScheduleFormError(f"Heure de {what} invalide (HH:MM).") from None
-
-
-def _day(value: str, what: str = "jour") -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ScheduleFormError(f"Date invalide ({what}).") from None
-
-
-def _hours(start: str, end: str) -> tuple[time, time]:
-    a, b = _time(start, "début"), _time(end, "fin")
-    if b <= a:
-        raise ScheduleFormError("L'heure de fin doit suivre l'heure de début.")
-    return a, b
-
-
-def _scope_label(site: str | None, device_id: str | None, names: dict[str, str]) -> str:
-    if device_id:
-        return f"Guichet {names.get(device_id, device_id)}"
-    return f"Site {site}" if site else "Tous les guichets"
-
-
-def _page(request: Request, db: Session, user: Principal, error: str | None = None) -> Response:
-    now = utcnow()
+def _page(
+    request: Request, db: Session, user: Principal, ctx: AppContext, now: datetime
+) -> Response:
     today = paris_day(now)
     devices = db.scalars(select(Device).order_by(Device.site, Device.name, Device.id)).all()
     names = {d.id: d.name or d.id for d in devices}
@@ -127,16 +82,15 @@ def _page(request: Request, db: Session, user: Principal, error: str | None = No
     ).all()
     preview_id = request.query_params.get("guichet") or (devices[0].id if devices else "")
     preview_device = db.get(Device, preview_id) if preview_id else None
-    preview = counter_schedule(db, preview_id, now) if preview_device is not None else None
+    options = config_push.schedule_options(ctx.settings)
     rules = db.scalars(
         select(ScheduleRule).order_by(
             ScheduleRule.service, ScheduleRule.weekday, ScheduleRule.start_time
         )
     ).all()
-    horizon = today + timedelta(days=PERMANENCES_AHEAD_DAYS)
-    permanences = db.scalars(
+    permanences = db.scalars(  # every coming one: whatever the form accepts is listed
         select(Permanence)
-        .where(Permanence.day >= today, Permanence.day <= horizon)
+        .where(Permanence.day >= today)
         .order_by(Permanence.day, Permanence.start_time)
     ).all()
     exceptions = db.scalars(
@@ -146,7 +100,6 @@ def _page(request: Request, db: Session, user: Principal, error: str | None = No
     ).all()
     context: dict[str, Any] = {
         "section": "schedules",
-        "error": error,
         "services": services,
         "labels": {s.code: s.label for s in services},
         "devices": devices,
@@ -156,16 +109,14 @@ def _page(request: Request, db: Session, user: Principal, error: str | None = No
         "rules": rules,
         "permanences": permanences,
         "exceptions": exceptions,
-        "scope_label": lambda row: _scope_label(row.site, row.device_id, names),
+        "scope_label": lambda row: forms.scope_label(row.site, row.device_id, names),
         "weekdays": WEEKDAYS,
         "modes": MODES,
         "kinds": KINDS,
         "day_label": lambda d: day_label(d, today),
+        "date_words": forms.date_words,
         "preview_id": preview_id,
-        "preview_rows": opening_rows([(preview_device, preview)], now, 15)
-        if preview_device is not None and preview is not None
-        else [],
-        "preview_lines": next_opening_lines(preview, now) if preview is not None else [],
+        "preview": counter_preview(db, preview_device, now, options) if preview_device else None,
         "holidays": [
             (day_label(d, today), name)
             for n in range(HOLIDAYS_AHEAD_DAYS)
@@ -173,35 +124,57 @@ def _page(request: Request, db: Session, user: Principal, error: str | None = No
         ],
         "hours_label": hours_label,
     }
-    code = status.HTTP_400_BAD_REQUEST if error else status.HTTP_200_OK
-    return render(request, "schedules.html", context, principal=user, status_code=code)
+    return render(request, "schedules.html", context, principal=user)
 
 
 @router.get("/admin/schedules", response_class=HTMLResponse)
-def schedules_page(request: Request, db: Db, user: AdminUser) -> Response:
-    return _page(request, db, user)
+def schedules_page(request: Request, db: Db, ctx: Ctx, user: AdminUser, now: Now) -> Response:
+    return _page(request, db, user, ctx, now)
 
 
-Change = Callable[[Session], tuple[str, str, dict[str, Any], list[str] | None]]
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """What a change did: its audit entry, the counters to republish (None: all), the
+    French confirmation, and the row it made (``rule-12``) for the page to mark."""
+
+    action: str
+    target: str
+    detail: dict[str, Any] = field(default_factory=dict)
+    affected: list[str] | None = None
+    notice: str = ""
+    row: str = ""
 
 
-async def _apply(request: Request, ctx: AppContext, user: Principal, change: Change) -> Response:
-    """Run one change in a transaction with its audit entry, then republish the configs."""
+Change = Callable[[Session], Changed]
 
-    def save() -> list[str] | None:
+
+async def _apply(
+    request: Request,
+    ctx: AppContext,
+    user: Principal,
+    change: Change,
+    *,
+    form: str,
+    typed: FormValues,
+    anchor: str = "",
+) -> Response:
+    """Run one change in a transaction with its audit entry, republish the configs, and go
+    back to the page: to ``form`` filled in again with its error, or with the notice."""
+
+    def save() -> Changed:
         with ctx.sessions.begin() as session:
-            action, target, detail, affected = change(session)
-            audit.record(session, user.username, action, target, actor_user_id=user.user_id,
-                         **detail)  # fmt: skip
-            return affected
+            done = change(session)
+            audit.record(session, user.username, done.action, done.target,
+                         actor_user_id=user.user_id, **done.detail)  # fmt: skip
+            return done
 
+    url = f"{PAGE}#{anchor or form}"
     try:
-        affected = await asyncio.to_thread(save)
-    except ScheduleFormError as exc:
-        with ctx.sessions() as db:
-            return _page(request, db, user, str(exc))
-    config_push.request_push(ctx, affected)
-    return RedirectResponse("/admin/schedules", status.HTTP_303_SEE_OTHER)
+        done = await asyncio.to_thread(save)
+    except forms.ScheduleFormError as exc:
+        return redirect_to(request, url, form=form, error=str(exc), values=typed)
+    config_push.request_push(ctx, done.affected)
+    return redirect_to(request, url, form=form, notice=done.notice, changed=done.row)
 
 
 @router.post("/admin/schedules/services/{code}", response_class=HTMLResponse)
@@ -210,26 +183,32 @@ async def update_service(
     code: str,
     ctx: Ctx,
     user: AdminUser,
-    appointment_minutes: Annotated[int, Form(ge=5, le=240)],
-    fallback_s: Annotated[int, Form(ge=0, le=600)],
-    position: Annotated[int, Form(ge=0, le=1000)] = 0,
+    typed: SubmittedForm,
+    appointment_minutes: Annotated[str, Form(max_length=8)] = "",
+    fallback_s: Annotated[str, Form(max_length=8)] = "",
+    position: Annotated[str, Form(max_length=8)] = "0",
     phone: Annotated[str, Form(max_length=32)] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(request, csrf_token)
 
-    def change(session: Session) -> tuple[str, str, dict[str, Any], list[str] | None]:
+    def change(session: Session) -> Changed:
         service = session.get(Service, code)
         if service is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "Service inconnu")
+        minutes = forms.number(appointment_minutes, "Durée d'un rendez-vous", 5, 240)
+        alone_s = forms.number(fallback_s, "Sonnerie de l'agent réservé seul", 0, 600)
+        order = forms.number(position or "0", "Ordre", 0, 1000)
         service.phone = phone.strip() or None
-        service.appointment_minutes = appointment_minutes
-        service.fallback_s = fallback_s
-        service.position = position
-        detail = {"minutes": appointment_minutes, "fallback_s": fallback_s, "position": position}
-        return "service.update", code, detail | {"phone": service.phone}, None
+        service.appointment_minutes, service.fallback_s, service.position = minutes, alone_s, order
+        detail = {"minutes": minutes, "fallback_s": alone_s, "position": order,
+                  "phone": service.phone}  # fmt: skip
+        notice = f"Réglages de {service.label} enregistrés."
+        return Changed("service.update", code, detail, None, notice, f"service-{code}")
 
-    return await _apply(request, ctx, user, change)
+    return await _apply(
+        request, ctx, user, change, form=f"service-{code}", typed=typed, anchor="services"
+    )
 
 
 @router.post("/admin/schedules/rules", response_class=HTMLResponse)
@@ -237,6 +216,7 @@ async def create_rule(
     request: Request,
     ctx: Ctx,
     user: AdminUser,
+    typed: SubmittedForm,
     service: Annotated[str, Form(max_length=64)],
     mode: Annotated[str, Form(max_length=16)],
     scope: Text,
@@ -249,31 +229,34 @@ async def create_rule(
 ) -> Response:
     check_csrf(request, csrf_token)
 
-    def change(session: Session) -> tuple[str, str, dict[str, Any], list[str] | None]:
+    def change(session: Session) -> Changed:
         if mode not in MODES:
-            raise ScheduleFormError("Mode inconnu.")
-        site, device_id = _scope(session, scope)
-        start, end = _hours(start_time, end_time)
-        first = _day(valid_from, "début de validité") if valid_from else None
-        last = _day(valid_until, "fin de validité") if valid_until else None
+            raise forms.ScheduleFormError("Mode inconnu.")
+        site, device_id = forms.scope(session, scope)
+        start, end = forms.hours(start_time, end_time)
+        first = forms.day(valid_from, "début de validité") if valid_from else None
+        last = forms.day(valid_until, "fin de validité") if valid_until else None
         if first and last and last < first:
-            raise ScheduleFormError("La fin de validité précède son début.")
+            raise forms.ScheduleFormError("La fin de validité précède son début.")
+        code = forms.service_code(session, service)
         rule = ScheduleRule(
-            service=_service(session, service), mode=mode, site=site, device_id=device_id,
+            service=code, mode=mode, site=site, device_id=device_id,
             weekday=weekday, start_time=start, end_time=end, valid_from=first, valid_until=last,
         )  # fmt: skip
         session.add(rule)
         session.flush()
         detail = {"service": service, "mode": mode, "scope": scope, "weekday": weekday,
                   "hours": f"{start:%H:%M}-{end:%H:%M}"}  # fmt: skip
-        return (
-            "schedule.rule_create",
-            f"règle {rule.id}",
-            detail,
-            _affected(session, site, device_id),
+        where = forms.scope_words(session, site, device_id)
+        notice = (
+            f"Plage ajoutée : {forms.label(session, code)} ({MODES[mode].lower()}), "
+            f"le {WEEKDAYS[weekday]} {forms.span(start, end)}, {where}."
         )
+        affected = forms.affected(session, site, device_id)
+        return Changed("schedule.rule_create", f"règle {rule.id}", detail, affected, notice,
+                       f"rule-{rule.id}")  # fmt: skip
 
-    return await _apply(request, ctx, user, change)
+    return await _apply(request, ctx, user, change, form="rules", typed=typed)
 
 
 @router.post("/admin/schedules/permanences", response_class=HTMLResponse)
@@ -281,6 +264,8 @@ async def create_permanence(
     request: Request,
     ctx: Ctx,
     user: AdminUser,
+    now: Now,
+    typed: SubmittedForm,
     service: Annotated[str, Form(max_length=64)],
     scope: Text,
     day: Annotated[str, Form(max_length=10)],
@@ -292,30 +277,43 @@ async def create_permanence(
 ) -> Response:
     check_csrf(request, csrf_token)
 
-    def change(session: Session) -> tuple[str, str, dict[str, Any], list[str] | None]:
+    def change(session: Session) -> Changed:
         if half not in HALF_DAYS:
-            raise ScheduleFormError("Demi-journée inconnue (matin ou après-midi).")
-        code = _service(session, service)
-        site, device_id = _scope(session, scope)
+            raise forms.ScheduleFormError("Demi-journée inconnue (matin ou après-midi).")
+        code = forms.service_code(session, service)
+        site, device_id = forms.scope(session, scope)
         default_start, default_end = HALF_DAYS[half]
-        start, end = _hours(start_time or f"{default_start:%H:%M}",
+        start, end = forms.hours(start_time or f"{default_start:%H:%M}",
                             end_time or f"{default_end:%H:%M}")  # fmt: skip
+        when = forms.day(day)
+        if local(when, end) <= now:
+            raise forms.ScheduleFormError(
+                "Cette permanence serait déjà passée : choisissez une date et des heures à venir."
+            )
         on_duty = sorted(set(agents or []))
         for agent_id in on_duty:
             agent = session.get(User, agent_id)
             if agent is None or agent.role != Role.AGENT or agent.service != code:
-                raise ScheduleFormError("Un des agents choisis ne répond pas pour ce service.")
+                raise forms.ScheduleFormError(
+                    "Un des agents choisis ne répond pas pour ce service."
+                )
         row = Permanence(
-            service=code, site=site, device_id=device_id, day=_day(day), half=half,
+            service=code, site=site, device_id=device_id, day=when, half=half,
             start_time=start, end_time=end, agents=on_duty,
         )  # fmt: skip
         session.add(row)
         session.flush()
         detail = {"service": code, "scope": scope, "day": day, "half": half, "agents": on_duty}
-        target = f"permanence {row.id}"
-        return "schedule.permanence_create", target, detail, _affected(session, site, device_id)
+        where = forms.scope_words(session, site, device_id)
+        notice = (
+            f"Permanence ajoutée : {forms.label(session, code)}, "
+            f"le {forms.date_words(when)} {forms.span(start, end)}, {where}."
+        )
+        affected = forms.affected(session, site, device_id)
+        return Changed("schedule.permanence_create", f"permanence {row.id}", detail, affected,
+                       notice, f"permanence-{row.id}")  # fmt: skip
 
-    return await _apply(request, ctx, user, change)
+    return await _apply(request, ctx, user, change, form="permanences", typed=typed)
 
 
 @router.post("/admin/schedules/exceptions", response_class=HTMLResponse)
@@ -323,6 +321,8 @@ async def create_exception(
     request: Request,
     ctx: Ctx,
     user: AdminUser,
+    now: Now,
+    typed: SubmittedForm,
     kind: Annotated[str, Form(max_length=16)],
     scope: Text,
     day: Annotated[str, Form(max_length=10)],
@@ -334,35 +334,46 @@ async def create_exception(
 ) -> Response:
     check_csrf(request, csrf_token)
 
-    def change(session: Session) -> tuple[str, str, dict[str, Any], list[str] | None]:
+    def change(session: Session) -> Changed:
         if kind not in KINDS:
-            raise ScheduleFormError("Type d'exception inconnu.")
-        code = _service(session, service, optional=True)
-        site, device_id = _scope(session, scope)
+            raise forms.ScheduleFormError("Type d'exception inconnu.")
+        code = forms.service_code(session, service, optional=True)
+        site, device_id = forms.scope(session, scope)
         start: time | None = None
         end: time | None = None
         if start_time or end_time:
-            start, end = _hours(start_time, end_time)
+            start, end = forms.hours(start_time, end_time)
         if kind == "open" and (code is None or start is None):
-            raise ScheduleFormError("Une ouverture exceptionnelle a un service et des heures.")
+            raise forms.ScheduleFormError(
+                "Une ouverture exceptionnelle a un service et des heures."
+            )
+        when = forms.day(day)
+        if local(when, end or time.max) <= now:
+            raise forms.ScheduleFormError("Cette date est passée : choisissez un jour à venir.")
         row = ScheduleException(
-            service=code, site=site, device_id=device_id, day=_day(day), kind=kind,
+            service=code, site=site, device_id=device_id, day=when, kind=kind,
             start_time=start, end_time=end, note=note.strip(),
         )  # fmt: skip
         session.add(row)
         session.flush()
         detail = {"kind": kind, "service": code, "scope": scope, "day": day}
-        target = f"exception {row.id}"
-        return "schedule.exception_create", target, detail, _affected(session, site, device_id)
+        what = forms.label(session, code) if code else "tous les services"
+        hours = forms.span(start, end) if start and end else "toute la journée"
+        where = forms.scope_words(session, site, device_id)
+        notice = f"{KINDS[kind]} ajoutée : {what}, le {forms.date_words(when)} {hours}, {where}."
+        affected = forms.affected(session, site, device_id)
+        return Changed("schedule.exception_create", f"exception {row.id}", detail, affected,
+                       notice, f"exception-{row.id}")  # fmt: skip
 
-    return await _apply(request, ctx, user, change)
+    return await _apply(request, ctx, user, change, form="exceptions", typed=typed)
 
 
 DELETIONS: dict[str, tuple[Scoped, str, str]] = {
-    "rules": (ScheduleRule, "schedule.rule_delete", "règle"),
-    "permanences": (Permanence, "schedule.permanence_delete", "permanence"),
-    "exceptions": (ScheduleException, "schedule.exception_delete", "exception"),
+    "rules": (ScheduleRule, "schedule.rule_delete", "Plage supprimée."),
+    "permanences": (Permanence, "schedule.permanence_delete", "Permanence supprimée."),
+    "exceptions": (ScheduleException, "schedule.exception_delete", "Exception supprimée."),
 }
+NOUNS = {"rules": "règle", "permanences": "permanence", "exceptions": "exception"}
 
 
 class Deletable(StrEnum):
@@ -378,19 +389,20 @@ async def delete_row(
     row_id: int,
     ctx: Ctx,
     user: AdminUser,
+    typed: SubmittedForm,
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     """Delete a weekly rule, a permanence or an exception (the counters concerned follow)."""
     check_csrf(request, csrf_token)
-    model, action, noun = DELETIONS[kind.value]
+    model, action, notice = DELETIONS[kind.value]
 
-    def change(session: Session) -> tuple[str, str, dict[str, Any], list[str] | None]:
+    def change(session: Session) -> Changed:
         row: Any = session.get(model, row_id)
         if row is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "Élément inconnu")
-        affected = _affected(session, row.site, row.device_id)
+        affected = forms.affected(session, row.site, row.device_id)
         detail = {"service": row.service}
         session.delete(row)
-        return action, f"{noun} {row_id}", detail, affected
+        return Changed(action, f"{NOUNS[kind.value]} {row_id}", detail, affected, notice)
 
-    return await _apply(request, ctx, user, change)
+    return await _apply(request, ctx, user, change, form=kind.value, typed=typed)

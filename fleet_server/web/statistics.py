@@ -30,7 +30,7 @@ from fleet_server.stats import uptake as stats
 from fleet_server.stats.uptake import StatsRow
 from fleet_server.web.charts import Chart, Series, stacked_bars
 from fleet_server.web.deps import AccessDeniedError, Db, FleetUser, render
-from fleet_server.web.format import MISSING
+from fleet_server.web.format import MISSING, month_label
 from guichet.contract import utcnow
 from guichet.questionnaire import FACES
 from guichet.schedule import PARIS
@@ -40,10 +40,6 @@ logger = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 
 MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
-MONTHS_FR = (
-    "janvier", "février", "mars", "avril", "mai", "juin",
-    "juillet", "août", "septembre", "octobre", "novembre", "décembre",
-)  # fmt: skip
 TOTAL_LABEL = "Total"
 NO_SERVICE_LABEL = "Non précisé"  # answers sent before counters named the call's service
 NARROW_NBSP = "\u202f"  # French thousands separator
@@ -81,10 +77,6 @@ def duration_fr(seconds: float | None) -> str:
 
 def percent_fr(share: float | None) -> str:
     return MISSING if share is None else f"{decimal_fr(share * 100, 1)} %"
-
-
-def month_label(month: date) -> str:
-    return f"{MONTHS_FR[month.month - 1]} {month.year}"
 
 
 # --- request handling -------------------------------------------------------------------

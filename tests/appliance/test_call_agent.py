@@ -18,7 +18,7 @@ from appliance.call.machine import CallTimings, Phase
 from appliance.hw.gpio.devices import GpiozeroButton, GpiozeroLight
 from appliance.hw.ports import LightPattern, ScreenState
 from guichet import signalling as sig
-from guichet.contract import EventKind, Scalar
+from guichet.contract import EventKind, Scalar, SurveyAnswer
 from tests.appliance.call_support import AgentPeer, FakeFleetServer, RecordingScreen, TestMedia
 
 pytestmark = pytest.mark.slow
@@ -47,6 +47,7 @@ class Rig:
     light: GpiozeroLight
     events: list[tuple[EventKind, dict[str, Scalar]]] = field(default_factory=list)
     event_seen: asyncio.Event = field(default_factory=asyncio.Event)
+    surveys: list[SurveyAnswer] = field(default_factory=list)
 
     def press(self, held_s: float = 0.1) -> None:
         pin = self.factory.pin(BUTTON_PIN)
@@ -88,7 +89,9 @@ class Rig:
 
 
 @pytest.fixture
-async def rig() -> AsyncIterator[Rig]:
+async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+    """The agent; ``indirect`` parameter "questionnaire": with the questionnaire after calls."""
+    questionnaire = getattr(request, "param", None) == "questionnaire"
     loop = asyncio.get_running_loop()
     server = FakeFleetServer(token=TOKEN)
     await server.start()
@@ -117,6 +120,7 @@ async def rig() -> AsyncIterator[Rig]:
         timings=timings,
         reconnect_min_s=0.05,
         reconnect_max_s=0.2,
+        submit_survey=(lambda answer: holder[0].surveys.append(answer)) if questionnaire else None,
     )
     rig = Rig(server, agent, factory, clock, screen, media, light)
     holder.append(rig)
@@ -157,6 +161,39 @@ async def test_press_answer_media_then_long_press_hangs_up(rig: Rig) -> None:
             await rig.agent.media_released.wait()
         assert rig.media.cameras[0]._input._frames is None  # type: ignore[attr-defined]
         assert not rig.media.speakers[0].is_open
+    finally:
+        await agent_peer.close()
+
+
+@pytest.mark.parametrize("rig", ["questionnaire"], indirect=True)
+async def test_after_an_answered_call_the_button_answers_the_questionnaire_and_says_so(
+    rig: Rig,
+) -> None:
+    """Issue 17: a press right after a call seemed to do nothing. It moves the questionnaire's
+    answer — the agent's summary (what ``guichet demo press`` prints) says so — and the
+    demo's skip leaves the questionnaire."""
+    agent_peer = AgentPeer()
+    try:
+        request = await rig.call_in_progress(agent_peer)
+        rig.press(held_s=LONG_PRESS_S + 0.5)  # the citizen hangs up
+        assert (await rig.server.expect(sig.Hangup)).call_id == request.call_id
+        await rig.wait_phase(Phase.SURVEY)
+        rig.press()  # right after the call
+        async with asyncio.timeout(10):
+            while "« En partie »" not in rig.agent.summary():
+                rig.screen.changed.clear()
+                await rig.screen.changed.wait()
+        summary = rig.agent.summary()
+        assert summary.startswith("questionnaire après l'appel, question 1 sur 3 « Votre")
+        assert rig.agent.skip_survey()
+        assert not rig.agent.skip_survey()
+        assert rig.surveys == []  # nothing was chosen: nothing is sent
+        await rig.wait_phase(Phase.IDLE)
+        assert rig.agent.summary() == "à l'accueil, prêt à appeler"
+        later = []
+        while not rig.server.received.empty():
+            later.append(rig.server.received.get_nowait())
+        assert not any(isinstance(m, sig.CallRequest) for m in later)  # it called no one
     finally:
         await agent_peer.close()
 

@@ -10,6 +10,7 @@ import pytest
 
 from appliance.call.machine import CallMachine, CallTimings, Phase
 from appliance.call.phases import ENDED_SCREEN, MINUTE, QUESTION
+from appliance.call.summary import PHASE_SUMMARIES, SURVEY_SUMMARY, summary
 from appliance.hw.ports import LightPattern, ScreenState
 from guichet import signalling as sig
 from guichet.questionnaire import Choice, Question, Questionnaire, default_questionnaire
@@ -339,3 +340,43 @@ def test_unused_new_ids_are_not_reused_for_answers(fx: Effects, wall: WallClock)
     m.released(LONG)
     m.timer_fired(QUESTION)
     assert fx.surveys[0].id not in (uuid.UUID(int=1), uuid.UUID(int=2))
+
+
+# --- the demo's remote finger: where a press landed, and leaving the questionnaire -----------
+
+
+def test_the_summary_says_a_press_after_a_call_went_to_the_questionnaire(
+    machine: CallMachine,
+) -> None:
+    """Issue 17: a press right after an answered call moved the questionnaire's answer and
+    looked like nothing; the summary ``guichet demo press`` prints says so."""
+    assert summary(machine) == "à l'accueil, prêt à appeler"
+    machine.pressed()
+    assert summary(machine) == "appel demandé au serveur (Caf)"
+    answered_call(machine)
+    machine.pressed()
+    machine.released(SHORT)
+    text = summary(machine)
+    assert text.startswith(SURVEY_SUMMARY)
+    assert "question 1 sur 3 « Votre demande a-t-elle été traitée ? »" in text
+    assert "réponse en surbrillance « En partie »" in text
+    assert "appui long : valider" in text
+
+
+def test_every_phase_has_a_summary() -> None:
+    assert set(PHASE_SUMMARIES) == set(Phase)
+
+
+def test_skipping_the_questionnaire_sends_what_was_given_and_ends_it(
+    machine: CallMachine, fx: Effects
+) -> None:
+    assert not machine.skip_survey()  # nothing on screen: nothing happens
+    answered_call(machine)
+    machine.released(LONG)  # "Oui"
+    assert machine.skip_survey()
+    assert machine.phase is Phase.ENDED
+    assert QUESTION not in fx.timers
+    [answer] = fx.surveys
+    assert answer.answers == {"dealt_with": "yes"}
+    assert summary(machine) == "écran de fin d'appel"
+    assert not machine.skip_survey()

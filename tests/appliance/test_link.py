@@ -459,6 +459,29 @@ async def test_stop_arriving_with_a_puback_still_ends_the_link(
         await outbox.close()
 
 
+async def test_the_goodbye_runs_with_no_cancellation_pending(
+    broker: Broker, tmp_path: Path, protocol: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session task says "offline" with no cancellation request left on it. One left
+    over (Python 3.11's TaskGroup when a task, not the body, ends the group) turns the
+    goodbye's timeout into a CancelledError on Debian 12's Python 3.11.2: a frozen broker
+    then made the link end with an error instead of giving up on the goodbye."""
+    pending: list[int] = []
+    say_goodbye = FleetLink._say_goodbye
+
+    async def recording(self: FleetLink, client: aiomqtt.Client) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        pending.append(task.cancelling())
+        await say_goodbye(self, client)
+
+    monkeypatch.setattr(FleetLink, "_say_goodbye", recording)
+    async with running_link(make_config(tmp_path, broker.url, protocol)) as link:
+        await asyncio.wait_for(link.wait_connected(), 10)
+        await link.stop()
+    assert pending == [0]
+
+
 async def test_stop_is_bounded_when_the_broker_stops_answering(
     broker: Broker, tmp_path: Path, protocol: str
 ) -> None:

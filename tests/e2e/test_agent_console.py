@@ -2,7 +2,8 @@
 server and a fake counter speaking the signalling contract over a real WebSocket: the call
 appears in the queue with a beep, "Répondre" sends an offer with a video m-line once ICE
 gathering is complete, "Raccrocher" ends the call; a hangup at the counter ends it too.
-The media path with the real appliance is the lead's end-to-end test."""
+A call nobody answers says so once it is missed, and a new ring clears the notice of the
+previous call. The media path with the real appliance is the lead's end-to-end test."""
 
 from __future__ import annotations
 
@@ -76,12 +77,17 @@ async def test_console_queue_answer_offer_and_hangup(tmp_path: Path) -> None:
                 assert (ended["call_id"], ended["reason"]) == (call_id, "hangup_agent")
                 await expect(page.locator("#call")).to_be_hidden()
                 assert await page.evaluate("window.guichetAgent.callId") is None
+                notice = page.locator("#notice")
+                await expect(notice).to_have_text("Appel terminé. Vous avez raccroché.")
 
-                # A second call, ended at the counter (a long press on its button).
+                # A second call rings: the first one's end notice goes (issue 17); this one
+                # is ended at the counter (a long press on its button).
                 second = str(uuid.uuid4())
                 await send(counter, {"type": "call_request", "call_id": second})
                 await receive(counter, "call_queued")
                 row = page.locator(f'#queue li[data-call-id="{second}"]')
+                await expect(row).to_be_visible(timeout=WAIT_MS)
+                await expect(notice).to_be_hidden()
                 await row.get_by_role("button", name="Répondre").click()
                 await receive(counter, "description", skip=("call_answered",))
                 await send(
@@ -92,3 +98,36 @@ async def test_console_queue_answer_offer_and_hangup(tmp_path: Path) -> None:
                 )
                 await expect(page.locator("#call")).to_be_hidden()
             await context.close()
+
+
+async def test_a_missed_call_is_announced_and_the_next_ring_clears_it(tmp_path: Path) -> None:
+    """Issue 17: a call that rang out left the console silent (only the missed count moved)."""
+    db = f"sqlite:///{tmp_path / 'fleet.sqlite3'}"
+    async with live_app(db, ring_timeout_s=1.0) as live:
+        live.add_user("alice")
+        token = live.add_counter("monts-de-chalus", "Monts de Châlus", "Mairie")
+        async with async_chromium(MEDIA_ARGS) as browser:
+            page = await browser.new_page()
+            await _log_in(page, live)
+            notice = page.locator("#notice")
+            await expect(notice).to_be_hidden()
+            async with live.counter_socket(token) as counter:
+                await receive(counter, "welcome")
+                call_id = str(uuid.uuid4())
+                await send(counter, {"type": "call_request", "call_id": call_id})
+                await receive(counter, "call_queued")
+                ended = await receive(counter, "call_ended")
+                assert ended["reason"] == "missed"
+                await expect(notice).to_have_text(
+                    "Appel manqué : personne n'a répondu au guichet Monts de Châlus (Mairie).",
+                    timeout=WAIT_MS,
+                )
+                await expect(page.locator("#missed-today")).to_have_text("1")
+                await expect(page.locator("#queue li")).to_have_count(0)
+
+                # The next ring clears it (and rings long enough to be looked at).
+                live.ctx.calls.ring_timeout_s = 120.0
+                await send(counter, {"type": "call_request", "call_id": str(uuid.uuid4())})
+                await receive(counter, "call_queued")
+                await expect(page.locator("#queue li")).to_have_count(1, timeout=WAIT_MS)
+                await expect(notice).to_be_hidden()

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from fleet_server.models import ApiToken, User
+from fleet_server.security import auth
 from fleet_server.security.auth import LoginThrottle
 from fleet_server.settings import Settings
 from tests.support.webapp import PASSWORD, WebApp, running_app
@@ -60,6 +61,37 @@ def test_login_follows_a_local_next_only(web: WebApp) -> None:
         data = {"username": "admin", "password": PASSWORD, "csrf_token": web.csrf()}
         response = web.client.post("/login", data=data | {"next": target}, follow_redirects=False)
         assert response.headers["location"] == expected
+
+
+@pytest.mark.parametrize(
+    ("role", "site", "service", "home"),
+    [
+        ("admin", None, None, "/"),
+        ("auditor", None, None, "/"),
+        ("reception", "Site A", None, "/reception"),
+        ("agent", None, "caf", "/agent"),
+    ],
+)
+def test_each_role_lands_on_its_own_home(
+    web: WebApp, role: str, site: str | None, service: str | None, home: str
+) -> None:
+    """Issue 17: a reception login lands on /reception (an agent's on the console), unless
+    the login page was asked for another page; a logged-in user sent to /login goes home."""
+    with web.sessions.begin() as session:
+        auth.upsert_user(session, "someone", PASSWORD, role=role, site=site, service=service)
+    assert web.login("someone").headers["location"] == home
+    again = web.client.get("/login", follow_redirects=False)
+    assert again.headers["location"] == home
+    web.client.cookies.clear()
+    data = {"username": "someone", "password": PASSWORD, "csrf_token": web.csrf()}
+    asked = web.client.post("/login", data=data | {"next": "/statistiques"}, follow_redirects=False)
+    assert asked.headers["location"] == "/statistiques"
+
+
+def test_the_login_page_speaks_to_every_role(web: WebApp) -> None:
+    page = web.client.get("/login").text
+    assert "Tableau de bord de la flotte" not in page  # agents and reception log in here too
+    assert "aux agents et à l'accueil" in page.replace("&#39;", "'")
 
 
 def test_wrong_password_is_refused(web: WebApp) -> None:

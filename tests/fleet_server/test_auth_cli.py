@@ -79,3 +79,26 @@ def test_create_user_and_token(db_url: str) -> None:
             assert owner.username == "marie"
     finally:
         engine.dispose()
+
+
+def test_one_shot_commands_print_only_what_was_asked(tmp_path: Path) -> None:
+    """Issue 17: a dozen Alembic INFO lines came before the token. The first command on a
+    fresh database migrates it, and still prints only its own line."""
+    env = {
+        "GUICHET_DATABASE_URL": f"sqlite:///{tmp_path}/fresh.sqlite3",
+        "GUICHET_SECRET_KEY": secrets.token_urlsafe(24),
+    }
+    created = guichet("create-user", "marie", "--password-stdin", env=env, stdin=PASSWORD + "\n")
+    assert created.returncode == 0, created.stderr
+    assert created.stdout == "Utilisateur « marie » enregistré (rôle admin).\n"
+    assert created.stderr == ""
+
+    token_run = guichet("create-api-token", "marie", env=env)
+    assert token_run.returncode == 0, token_run.stderr
+    [token] = token_run.stdout.splitlines()
+    assert token.startswith(auth.TOKEN_PREFIX)
+    assert token_run.stderr == "Conservez ce jeton : il ne sera plus jamais affiché.\n"
+
+    verbose = guichet("migrate", env=env | {"GUICHET_LOG_LEVEL": "INFO"})
+    assert verbose.returncode == 0, verbose.stderr
+    assert "alembic" in verbose.stderr  # asked for: the log is still there

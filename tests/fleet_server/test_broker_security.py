@@ -27,13 +27,13 @@ from appliance import enrol
 from appliance.config import ApplianceConfig
 from fleet_server.mqtt.broker_files import render_acl
 from fleet_server.security import enrolment
+from image.enrol_rig import mosquitto_conf
 from tests.support.databases import fresh_database
 from tests.support.live_server import CSRF_RE, LiveApp, live_app
 from tests.support.secure_broker import (
     DEPLOY_CONF,
     SERVER_USER,
     SecureBroker,
-    rewrite,
     secure_broker,
 )
 
@@ -166,7 +166,7 @@ def pre_approved_token(server: LiveApp) -> str:
 
 def test_deploy_config_is_used_as_shipped(tmp_path: Path) -> None:
     shipped = DEPLOY_CONF.read_text()
-    used = rewrite(shipped, tmp_path, 12345)
+    used = mosquitto_conf(shipped, tmp_path, 12345)
 
     def directives(text: str) -> set[str]:
         lines = (ln.split()[0] for ln in text.splitlines() if ln.strip() and ln[0] != "#")

@@ -430,8 +430,8 @@ async def test_a_closed_counter_refuses_with_its_next_openings(db_url: str) -> N
         assert error.code == "closed"
         assert error.message.splitlines() == [
             "Aucun service n'est ouvert.",
-            "Caf : jeudi 1 avril 9 h",
-            "MSA : jeudi 1 avril 11 h",
+            "Caf : jeudi 1er avril 9 h",
+            "MSA : jeudi 1er avril 11 h",
             "Téléphone : 05 55 00 00 00",
         ]
         assert world.manager.active_calls() == []

@@ -73,7 +73,10 @@ def test_admin_sets_the_counter_service_and_creates_services(web: WebApp) -> Non
     unknown = web.client.post(
         f"/devices/{DEVICE}/service", data={"service": "nope", "csrf_token": csrf}
     )
-    assert unknown.status_code == 400
+    assert [r.status_code for r in unknown.history] == [303]  # back to the counter's page
+    assert "Service inconnu « nope »." in unknown.text
+    nowhere = web.client.post("/devices/nope/service", data={"service": "", "csrf_token": csrf})
+    assert nowhere.status_code == 404
 
     services = web.client.get("/admin/services").text
     for label in ("Caf", "MSA", "France Travail", "Carsat"):
@@ -83,11 +86,13 @@ def test_admin_sets_the_counter_service_and_creates_services(web: WebApp) -> Non
     )
     assert created.status_code == 200
     assert "Assurance Maladie" in created.text
+    assert "Service « Assurance Maladie » créé." in created.text
     duplicate = web.client.post(
         "/admin/services", data={"code": "cpam", "label": "Encore", "csrf_token": csrf}
     )
-    assert duplicate.status_code == 400
+    assert duplicate.history[0].status_code == 303  # post/redirect/get, the form kept
     assert "existe déjà" in duplicate.text
+    assert 'value="Encore"' in duplicate.text
 
 
 def test_agents_land_on_their_console_and_not_on_the_dashboard(web: WebApp) -> None:

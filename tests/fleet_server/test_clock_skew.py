@@ -9,7 +9,6 @@ dated by the counter only when the counter says its clock was synchronised.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -32,7 +31,6 @@ from guichet import contract
 from tests.fleet_server.storage_support import (
     apply,
     make_settings,
-    migrated,
     received,
     status,
     telemetry,
@@ -41,12 +39,6 @@ from tests.fleet_server.storage_support import (
 DEVICE = "rochechouart-01"
 YEAR = timedelta(days=365)
 SKEWS = pytest.mark.parametrize("skew", [-YEAR, YEAR], ids=["year-behind", "year-ahead"])
-
-
-@pytest.fixture
-def sessions(db_url: str) -> Iterator[sessionmaker[Session]]:
-    with migrated(db_url) as factory:
-        yield factory
 
 
 @pytest.fixture

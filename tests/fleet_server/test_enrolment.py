@@ -160,3 +160,16 @@ def test_revocation_deletes_credentials_and_refuses_signalling(web: WebApp) -> N
         with pytest.raises(Exception) as refused:
             ws.receive_json()
         assert getattr(refused.value, "code", None) == 4401
+
+
+def test_a_refused_token_form_comes_back_filled_in(web: WebApp) -> None:
+    """Issue 17: post/redirect/get, the site and figures kept; the page is a GET again."""
+    data = {"site": "Monts de Châlus", "valid_hours": 2, "max_uses": 9999, "pre_approved": "1"}
+    page = web.client.post("/admin/enrolment/tokens", data=data | {"csrf_token": csrf(web)})
+    assert [r.status_code for r in page.history] == [303]
+    assert page.url.path == "/admin/enrolment"
+    assert "Nombre d'utilisations entre 1 et 500." in page.text.replace("&#39;", "'")
+    assert 'name="site" value="Monts de Châlus"' in page.text
+    assert 'name="max_uses" value="9999"' in page.text
+    assert 'name="pre_approved" value="1" checked' in page.text
+    assert TOKEN_RE.search(page.text) is None

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
-from fleet_server.models import User
+from fleet_server.models import Device, User
 from tests.support.webapp import CSRF_RE, PASSWORD, WebApp, running_app
 
 
@@ -19,6 +19,8 @@ def web(db_url: str) -> Iterator[WebApp]:
     with running_app(db_url) as app:
         app.add_user("admin", "admin")
         app.add_user("audrey", "auditor")
+        with app.sessions.begin() as session:  # a site a reception user may be given
+            session.add(Device(id="monts-de-chalus", site="Monts de Châlus"))
         yield app
 
 

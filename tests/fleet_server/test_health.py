@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,7 +17,6 @@ from guichet import contract
 from tests.fleet_server.storage_support import (
     apply,
     make_settings,
-    migrated,
     received,
     status,
     telemetry,
@@ -27,12 +25,6 @@ from tests.fleet_server.storage_support import (
 
 SCALE_DEVICES = 10_000
 SCALE_BUDGET_S = 5.0  # measured well under 1 s; generous for a loaded CI machine
-
-
-@pytest.fixture
-def sessions(db_url: str) -> Iterator[sessionmaker[Session]]:
-    with migrated(db_url) as factory:
-        yield factory
 
 
 @pytest.fixture

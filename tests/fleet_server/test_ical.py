@@ -45,7 +45,8 @@ def web(db_url: str) -> Iterator[tuple[WebApp, dict[str, int]]]:
                 assert token
                 data["csrf_token"] = token.group(1)
             assert (
-                "Rendez-vous réservé." in app.client.post("/reception/appointments", data=data).text
+                "Rendez-vous réservé le "
+                in app.client.post("/reception/appointments", data=data).text
             )
         app.client.cookies.clear()
         yield app, ids

@@ -30,7 +30,6 @@ from tests.fleet_server.storage_support import (
     WAIT_TIMEOUT_S,
     event,
     make_settings,
-    migrated,
     status,
     telemetry,
     wait_for,
@@ -42,12 +41,6 @@ DEVICE = "pays-meteorite-01"
 CRASH_EVENTS = 2_000
 CRASH_AFTER_STORED = 300  # SIGKILL once this many of the first half are in the database
 STOP_BUDGET_S = 2.0
-
-
-@pytest.fixture
-def sessions(db_url: str) -> Iterator[sessionmaker[Session]]:
-    with migrated(db_url) as factory:
-        yield factory
 
 
 @contextmanager

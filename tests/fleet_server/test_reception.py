@@ -72,8 +72,10 @@ def test_booking_a_free_slot_then_a_double_booking_is_refused(
     assert "agent-b" in search.text
 
     done = app.client.post("/reception/appointments", data=booking(app, 9, 0, ids["agent-b"]))
-    assert done.status_code == 200  # followed the redirect
-    assert "Rendez-vous réservé." in done.text
+    assert [r.status_code for r in done.history] == [303]  # post/redirect/get
+    assert (done.status_code, done.url.path) == (200, "/reception")
+    assert "Rendez-vous réservé le mardi " in done.text
+    assert "de 9 h à 9 h 30 au guichet Mairie X." in done.text
     assert "Léa M." in done.text
     assert "06 12 34 56 78" in done.text
     with app.sessions() as session:
@@ -85,8 +87,13 @@ def test_booking_a_free_slot_then_a_double_booking_is_refused(
         )
 
     again = app.client.post("/reception/appointments", data=booking(app, 9, 0, None))
-    assert again.status_code == 400
+    assert [r.status_code for r in again.history] == [303]
+    assert again.url.path == "/reception"
+    assert again.url.params["guichet"] == "x1"  # back on the slots of that counter and day
     assert "Ce créneau est déjà réservé à ce guichet." in again.text
+    form = again.text.split('id="booking-form"')[1]
+    assert 'name="citizen_name" value="Léa M."' in form  # what was typed, kept
+    assert 'name="citizen_phone" value="06 12 34 56 78"' in form
     left = app.client.get("/reception", params={"service": "caf", "guichet": "x1", "jour": day})
     assert slot(booking_day(NOW), 9).isoformat() not in left.text
     assert slot(booking_day(NOW), 9, 30).isoformat() in left.text
@@ -105,12 +112,16 @@ def test_cancel_frees_the_slot(web: tuple[WebApp, dict[str, int]]) -> None:
     done = app.client.post(
         f"/reception/appointments/{appointment_id}/cancel", data={"csrf_token": csrf(app)}
     )
-    assert "Rendez-vous annulé." in done.text
+    assert "de 9 h 30 à 10 h annulé." in done.text
     assert f'data-appointment="{appointment_id}"' not in done.text
     with app.sessions() as session:
         assert session.get_one(Appointment, appointment_id).cancelled_at is not None
+    twice = app.client.post(
+        f"/reception/appointments/{appointment_id}/cancel", data={"csrf_token": csrf(app)}
+    )
+    assert "Ce rendez-vous est déjà annulé." in twice.text
     again = app.client.post("/reception/appointments", data=booking(app, 9, 30, None))
-    assert "Rendez-vous réservé." in again.text
+    assert "Rendez-vous réservé le " in again.text
 
 
 def test_reception_of_site_x_cannot_see_or_book_at_site_y(
@@ -184,7 +195,7 @@ def test_booking_refuses_an_inactive_agent(web: tuple[WebApp, dict[str, int]]) -
     with app.sessions.begin() as session:
         session.execute(update(User).where(User.id == ids["agent-b"]).values(active=False))
     refused = app.client.post("/reception/appointments", data=booking(app, 9, 0, ids["agent-b"]))
-    assert refused.status_code == 400
+    assert [r.status_code for r in refused.history] == [303]
     assert "Cet agent ne répond pas pour ce service." in refused.text
     with app.sessions() as session:
         assert session.scalars(select(Appointment)).all() == []
@@ -217,9 +228,12 @@ def test_an_administrator_moves_a_counter_to_another_site(
     app.add_user("admin", "admin")
     assert app.login("admin").status_code == 303
     token = app.csrf("/devices/y1")
-    empty = app.client.post("/devices/y1/identity", data={"site": "  ", "csrf_token": token})
-    assert empty.status_code == 400
-    assert "obligatoire" in empty.text
+    empty = app.client.post(
+        "/devices/y1/identity", data={"site": "  ", "name": "Annexe", "csrf_token": token}
+    )
+    assert [r.status_code for r in empty.history] == [303]  # back to the counter's page
+    assert "Le site est obligatoire" in empty.text
+    assert 'name="name" value="Annexe"' in empty.text  # what was typed, kept
     moved = app.client.post(
         "/devices/y1/identity",
         data={"site": f"  {SITE_X} ", "name": "Mairie Y, annexe", "csrf_token": token},

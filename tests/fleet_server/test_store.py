@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -27,19 +26,12 @@ from tests.fleet_server.storage_support import (
     ago,
     event,
     make_settings,
-    migrated,
     received,
     status,
     telemetry,
 )
 
 DEVICE = "bandiat-01"
-
-
-@pytest.fixture
-def sessions(db_url: str) -> Iterator[sessionmaker[Session]]:
-    with migrated(db_url) as factory:
-        yield factory
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from sqlalchemy import select
 
 from fleet_server.models import AuditEntry, User
 from fleet_server.security import audit
+from fleet_server.web.format import format_datetime
 from tests.support.webapp import CSRF_RE, PASSWORD, WebApp, running_app
 
 NEW_PASSWORD = "another long passphrase"
@@ -48,15 +50,17 @@ def actions(web: WebApp) -> list[tuple[str, str, str]]:
 def test_admin_creates_resets_and_deactivates_a_user(web: WebApp) -> None:
     form = {"username": "lea", "password": PASSWORD, "role": "agent", "service": "caf"}
     created = web.client.post("/admin/users", data=form | {"csrf_token": csrf(web)})
-    assert created.status_code == 200
+    assert [r.status_code for r in created.history] == [303]  # post/redirect/get
     assert 'data-user="lea"' in created.text
+    assert "Utilisateur « lea » créé." in created.text
     uid = user_id(web, "lea")
 
     token = csrf(web)
     reset = web.client.post(
         f"/admin/users/{uid}/password", data={"password": NEW_PASSWORD, "csrf_token": token}
     )
-    assert "réinitialisé" in reset.text
+    assert "Mot de passe de « lea » réinitialisé." in reset.text
+    assert reset.url.path == "/admin/users"  # a reload does not reset it again
     web.client.post(f"/admin/users/{uid}/active", data={"active": "0", "csrf_token": token})
 
     other = running_client_login(web, "lea", NEW_PASSWORD)
@@ -91,15 +95,22 @@ def test_roles_need_their_scope_and_an_admin_cannot_demote_itself(web: WebApp) -
     token = csrf(web)
     base = {"password": PASSWORD, "csrf_token": token}
     agent = web.client.post("/admin/users", data=base | {"username": "a", "role": "agent"})
-    assert agent.status_code == 400
+    assert [r.status_code for r in agent.history] == [303]  # post/redirect/get
     assert "service" in agent.text
-    desk = web.client.post("/admin/users", data=base | {"username": "r", "role": "reception"})
-    assert desk.status_code == 400
+    desk = base | {"username": "r", "role": "reception", "site": "Site A"}
+    refused = web.client.post("/admin/users", data=desk | {"site": ""})
+    assert 'role="alert"' in refused.text
+    form = refused.text.split('id="nouvel-utilisateur"')[1]
+    assert 'name="username" value="r"' in form  # what was typed comes back…
+    assert '<option value="reception" selected>' in form
+    assert PASSWORD not in refused.text  # …but never the password
     short = base | {"username": "s", "role": "auditor", "password": "short"}
-    assert web.client.post("/admin/users", data=short).status_code == 400
+    assert 'role="alert"' in web.client.post("/admin/users", data=short).text
     me = user_id(web, "admin")
     demote = web.client.post(f"/admin/users/{me}", data={"role": "auditor", "csrf_token": token})
-    assert demote.status_code == 400
+    assert "Vous ne pouvez pas retirer votre propre rôle d'administrateur." in demote.text.replace(
+        "&#39;", "'"
+    )
     assert actions(web) == []
 
 
@@ -110,7 +121,10 @@ def test_totp_second_factor_for_an_administrator(web: WebApp) -> None:
     totp = pyotp.TOTP(secret.group(1))
     token = csrf(web, "/account/totp")
     wrong = web.client.post("/account/totp", data={"code": "000000", "csrf_token": token})
-    assert wrong.status_code == 400
+    assert [r.status_code for r in wrong.history] == [303]  # post/redirect/get
+    assert "Code incorrect" in wrong.text
+    assert "000000" not in wrong.text  # a code is never kept
+    assert secret.group(1) in wrong.text  # the same secret to scan, still being set up
     web.client.post("/account/totp", data={"code": totp.now(), "csrf_token": token})
     assert "activée" in web.client.get("/account/totp").text
 
@@ -142,6 +156,12 @@ def test_audit_page_and_csv_export(web: WebApp) -> None:
     assert page.status_code == 200
     assert "Service créé" in page.text
     assert 'data-action="service.create"' in page.text
+    assert "Libellé\u00a0: CPAM" in page.text  # French words, not ``label=CPAM``
+    with web.sessions() as session:
+        at = session.scalars(select(AuditEntry.at).where(AuditEntry.action == "service.create"))
+        shown = format_datetime(at.one())  # Paris time, as on every other page
+    assert f'<td class="when">{shown}</td>' in page.text
+    assert "UTC" not in page.text
 
     export = web.client.get("/admin/audit.csv")
     assert export.status_code == 200
@@ -150,6 +170,6 @@ def test_audit_page_and_csv_export(web: WebApp) -> None:
     rows = list(csv.reader(io.StringIO(export.text)))
     assert rows[0][:3] == ["horodatage_utc", "auteur", "action"]
     assert rows[1][1:5] == ["admin", "service.create", "Service créé", "cpam"]
-    assert rows[1][5] == "label=CPAM"
+    assert json.loads(rows[1][5]) == {"label": "CPAM"}  # the keys, as data: no Python repr
     assert rows[2][1] == "'=HYPERLINK(1)"  # formulas are neutralised, not run by a spreadsheet
     assert rows[2][4] == "'-2+3"

@@ -1,7 +1,7 @@
 """Real headless Chromium (Debian's /usr/bin/chromium) driven by Playwright.
 
 Never ``playwright install``: the browser is the system's. ``extra_args`` adds flags, e.g.
-the fake media devices a WebRTC test needs (see shared/RECIPES.md).
+the fake camera and microphone a WebRTC test needs (``tests/support/call_harness.py``).
 """
 
 from __future__ import annotations

@@ -19,10 +19,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from image.enrol_rig import make_pki
+from image.enrol_rig import DEPLOY_CONF, make_pki, mosquitto_conf
 from tests.support.mosquitto import MOSQUITTO, free_port, wait_port
 
-DEPLOY_CONF = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "mosquitto.conf"
 SERVER_USER = "guichet-fleet-server"
 
 
@@ -30,18 +29,6 @@ def make_certificates(directory: Path) -> None:
     """A test CA and a server certificate for 127.0.0.1/localhost signed by it: the same
     PKI as ``./run enrol-check`` (strict X.509, as the counter's TLS context requires)."""
     make_pki(directory, hosts=("127.0.0.1",))
-
-
-def rewrite(conf: str, workdir: Path, port: int) -> str:
-    """The shipped configuration with this test's paths and port."""
-    return (
-        conf.replace("/etc/mosquitto/guichet/", f"{workdir}/files/")
-        .replace("/etc/mosquitto/certs/", f"{workdir}/certs/")
-        .replace("/run/mosquitto/mosquitto.pid", f"{workdir}/mosquitto.pid")
-        .replace("/var/lib/mosquitto/", f"{workdir}/data/")
-        .replace("log_dest syslog", f"log_dest file {workdir}/mosquitto.log")
-        .replace("\nlistener 8883\n", f"\nlistener {port} 127.0.0.1\n")
-    )
 
 
 @dataclass
@@ -56,7 +43,7 @@ class SecureBroker:
 
     @property
     def pid_file(self) -> Path:
-        return self.workdir / "mosquitto.pid"
+        return self.workdir / "run" / "mosquitto.pid"
 
     @property
     def ca_file(self) -> Path:
@@ -91,9 +78,10 @@ def secure_broker(passwords: str, acl: str) -> Iterator[SecureBroker]:
         (files / "passwd").write_text(passwords)
         (files / "acl").write_text(acl)
         (workdir / "data").mkdir()
+        (workdir / "run").mkdir()
         port = free_port()
         conf = workdir / "mosquitto.conf"
-        conf.write_text(rewrite(DEPLOY_CONF.read_text(), workdir, port))
+        conf.write_text(mosquitto_conf(DEPLOY_CONF.read_text(), workdir, port))
         _give_to_mosquitto(workdir)
         process = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stderr=subprocess.DEVNULL)
         try:

@@ -14,7 +14,7 @@ class Camera(Protocol):
     async def state(self) -> Peripheral: ...
 
 
-SIMULATED_CAMERA_MODEL = "Simulated Camera"
+SIMULATED_CAMERA_MODEL = "Caméra simulée"  # shown on the counter's page: French
 
 
 class SimulatedCamera:

@@ -11,6 +11,8 @@ from typing import Protocol, runtime_checkable
 
 from guichet.contract import ButtonState, DeviceHealth
 
+SIMULATED_BUTTON_MODEL = "Bouton simulé"  # shown on the counter's page: French
+
 
 class LightPattern(StrEnum):
     """What the call button's light says to the citizen."""
@@ -88,7 +90,9 @@ class SimulatedButton:
         if self.closed:
             return ButtonState(health=DeviceHealth.ABSENT, detail="closed")
         return ButtonState(
-            health=DeviceHealth.OK, model="simulated", pressed=self._pressed_at is not None
+            health=DeviceHealth.OK,
+            model=SIMULATED_BUTTON_MODEL,
+            pressed=self._pressed_at is not None,
         )
 
     def close(self) -> None:

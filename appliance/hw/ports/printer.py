@@ -38,7 +38,7 @@ class DocumentPrinter(Protocol):
     async def cancel(self, job_id: int) -> None: ...
 
 
-SIMULATED_PRINTER_MODEL = "Simulated Printer"
+SIMULATED_PRINTER_MODEL = "Imprimante simulée"  # shown on the counter's page: French
 
 
 class SimulatedPrinter:

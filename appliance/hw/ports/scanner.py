@@ -82,7 +82,8 @@ def translate(exc: BaseException) -> DocumentError:
     return DocumentError(*GENERIC)
 
 
-SIMULATED_SCANNER = "simulated:0"
+SIMULATED_SCANNER = "simulated:0"  # its SANE device name
+SIMULATED_SCANNER_MODEL = "Scanner simulé"  # shown on the counter's page: French
 
 
 class SimulatedScanner:
@@ -102,7 +103,9 @@ class SimulatedScanner:
         if not found:
             detail = f"not found: {wanted or 'any scanner'}"
             return ScannerState(health=DeviceHealth.ABSENT, detail=detail, devices=self.devices)
-        return ScannerState(health=DeviceHealth.OK, model="Simulated Scanner", devices=self.devices)
+        return ScannerState(
+            health=DeviceHealth.OK, model=SIMULATED_SCANNER_MODEL, devices=self.devices
+        )
 
     # DocumentScanner: blank A4 pages with a dark band; ``fault`` is a SANE status text
     # ("Document feeder jammed"…) raised, translated, by the next scan.

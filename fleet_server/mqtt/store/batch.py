@@ -28,7 +28,7 @@ from fleet_server.models import (
 )
 from fleet_server.settings import Settings
 from guichet import contract
-from guichet.contract import DeviceState, Kind
+from guichet.contract import DeviceState, Kind, StatusReason
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ STATE_SILENT = DeviceState.SILENT
 STATE_UNKNOWN = DeviceState.UNKNOWN
 DEVICE_STATES = tuple(DeviceState)
 
-REASON_TELEMETRY = "telemetry"  # a silent/unknown counter came back by sending telemetry
+REASON_TELEMETRY = StatusReason.TELEMETRY.value  # a silent/unknown counter sent telemetry
 ID_CHUNK = 1_000  # ids per IN (…) list, well under SQLite's and PostgreSQL's parameter limits
 
 

@@ -1,7 +1,9 @@
 // The agent console: the service's waiting calls (live, from /ws/agent "queue" messages)
 // with a beep for each new one, "Répondre", then the call (agent_call.js) with its timer,
 // quality indicator, mute buttons and "Raccrocher". Messages mirror guichet/signalling.py.
-// window.guichetAgent exposes the state for tests.
+// The notice above says how the last call ended, or that a call was missed (the queue's
+// missed count went up); a new ring clears it. window.guichetAgent exposes the state for
+// tests.
 (function () {
   "use strict";
   const root = document.getElementById("agent-console");
@@ -36,6 +38,8 @@
     answeredAt: null,
     lastEndReason: null,
     lastError: null,
+    notice: null, // what the notice says: "ended", "missed", "error", "problem" or null
+    queueKnown: false, // a first queue message came (the missed count's starting point)
     sent: [],
   };
   window.guichetAgent = state;
@@ -43,10 +47,25 @@
   let backoffMs = 1000;
   const seen = new Set();
 
-  function say(text) {
+  function say(text, kind) {
     const notice = $("notice");
     notice.textContent = text || "";
     notice.hidden = !text;
+    state.notice = text ? kind || "problem" : null;
+    notice.dataset.kind = state.notice || "";
+  }
+
+  function missedText(gone, count) {
+    if (gone.length === 1) {
+      const c = gone[0];
+      const where = c.site && c.site !== c.counter_name
+        ? c.site + " (" + c.counter_name + ")"
+        : c.counter_name;
+      return "Appel manqué : personne n'a répondu au guichet " + where + ".";
+    }
+    return count > 1
+      ? "Appels manqués : " + count + " appels sont restés sans réponse."
+      : "Appel manqué : un appel est resté sans réponse.";
   }
 
   function send(message) {
@@ -134,9 +153,22 @@
     for (const c of message.calls) {
       seen.add(c.call_id);
     }
+    const gone = state.queue.filter(function (c) {
+      return !message.calls.some(function (n) {
+        return n.call_id === c.call_id;
+      });
+    });
+    const missed = state.queueKnown ? message.missed_today - state.missedToday : 0;
     state.queue = message.calls;
     state.missedToday = message.missed_today;
+    state.queueKnown = true;
     renderQueue();
+    if (fresh.length > 0 && state.callId === null) {
+      say(""); // a new ring: how the previous call ended no longer matters
+    }
+    if (missed > 0) {
+      say(missedText(gone, missed), "missed"); // a fall back to 0 is midnight, not news
+    }
     if (fresh.length > 0) {
       beep();
     }
@@ -215,13 +247,13 @@
     $("local-video").srcObject = null;
     $("call").hidden = true;
     root.dataset.state = "idle";
-    say("Appel terminé. " + (END_LABELS[reason] || ""));
+    say("Appel terminé. " + (END_LABELS[reason] || ""), "ended");
     renderQueue();
   }
 
   function reportError(error) {
     state.lastError = String(error);
-    say("Erreur : " + error);
+    say("Erreur : " + error, "error");
   }
 
   function handle(message) {
@@ -244,7 +276,7 @@
         break;
       case "error":
         state.lastError = message.code;
-        say(message.message);
+        say(message.message, "error");
         renderQueue();
         break;
     }

@@ -35,6 +35,11 @@
       .join("");
   }
 
+  // French: 0 and 1 take the singular ("1 page"), 2 and more the plural.
+  function pages(count) {
+    return count + (count > 1 ? "\u00a0pages" : "\u00a0page");
+  }
+
   function newId() {
     return "t" + Date.now().toString(36) + Math.random().toString(36).slice(2, 8);
   }
@@ -174,9 +179,9 @@
     }
     let text = STAGE_LABELS[message.stage] || message.stage;
     if (message.stage === "scanning") {
-      text += " : " + message.done + " page(s)";
+      text += "\u00a0: " + pages(message.done);
     } else if (message.total) {
-      text += " : " + Math.round((100 * message.done) / message.total) + " %";
+      text += "\u00a0: " + Math.round((100 * message.done) / message.total) + "\u00a0%";
     }
     this.status(text + "…");
   };
@@ -233,7 +238,7 @@
     link.href = url;
     link.download = incoming.meta.name;
     link.textContent =
-      "Télécharger le PDF (" + incoming.meta.pages + " page(s), " + Math.round(buffer.byteLength / 1024) + " Ko)";
+      "Télécharger le PDF (" + pages(incoming.meta.pages) + ", " + Math.round(buffer.byteLength / 1024) + "\u00a0Ko)";
     $("scan-download").hidden = false;
     $("doc-progress").hidden = true;
     this.status("Numérisation reçue.");
