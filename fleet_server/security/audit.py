@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date
+from datetime import date
 from typing import Any, Final
 
 from sqlalchemy import ColumnElement, select
@@ -138,7 +138,7 @@ class AuditFilter:
     action: str | None = None
     actor: str | None = None  # exact name
     target: str | None = None  # contained in the entry's object
-    until: date | None = None  # entries of this UTC day or before (the page shows UTC)
+    until: date | None = None  # entries of this Paris day or before
 
     def conditions(self) -> list[ColumnElement[bool]]:
         conds: list[ColumnElement[bool]] = []
@@ -149,7 +149,7 @@ class AuditFilter:
         if self.target and self.target.strip():
             conds.append(paging.contains(self.target, AuditEntry.target))
         if self.until:
-            conds.append(paging.until_day(AuditEntry.at, self.until, UTC))  # shown in UTC
+            conds.append(paging.until_day(AuditEntry.at, self.until))
         return conds
 
 

@@ -182,7 +182,8 @@ async def test_call_log_and_audit_log_page_and_filter(tmp_path: Path) -> None:
             )
             await expect(calls.first).to_contain_text(device)
 
-            await page.get_by_role("link", name="Audit").click()
+            await page.get_by_text("Administration").click()  # the setup pages' menu
+            await page.get_by_role("link", name="Journal d'audit").click()
             entries = page.locator("#audit tbody tr")
             pager = page.locator("#audit-pager")
             await expect(entries).to_have_count(50)
@@ -237,10 +238,9 @@ async def test_an_offline_counter_s_measures_look_stale(tmp_path: Path) -> None:
                 "title", "Dernière valeur connue il y a 2 h 10"
             )
             await expect(offline.locator("td.num.stale").first).to_have_css("color", GREY)
-            await expect(offline.locator(".stale-note")).to_have_text(
-                "mesures grisées : dernière valeur connue il y a 2 h 10"
-            )
-            await expect(offline.locator(".stale-note")).to_be_visible()
+            note = offline.locator(".stale-note")
+            await expect(note).to_have_text("valeurs reçues il y a 2 h 10")
+            await expect(note).to_be_visible()
 
             # A counter that goes offline greys out at the next refresh, without a reload.
             await page.evaluate("window.__same_page = true")
@@ -250,7 +250,7 @@ async def test_an_offline_counter_s_measures_look_stale(tmp_path: Path) -> None:
                 )
             await expect(online).to_have_attribute("data-state", "offline", timeout=WAIT_MS)
             await expect(online.locator(camera)).to_have_class("health health-ok stale")
-            await expect(online.locator(".stale-note")).to_contain_text("dernière valeur connue")
+            await expect(online.locator(".stale-note")).to_contain_text("valeurs reçues il y a")
             assert await page.evaluate("window.__same_page === true")
 
             await offline.get_by_role("link", name="Guichet 00003").click()

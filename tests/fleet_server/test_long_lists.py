@@ -266,8 +266,8 @@ def test_audit_log_filters_and_pages(web: WebApp) -> None:
     assert target.count("<td>guichet-00003</td>") == len(
         [e for e in entries if e["target"] == "guichet-00003"]
     )
-    day = (NOW - timedelta(days=2)).date()  # the page shows UTC: a UTC day
-    end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    day = (NOW - timedelta(days=2)).astimezone(PARIS).date()  # a Paris day, as the page shows
+    end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=PARIS)
     until, _ = walk(web, f"/admin/audit?until={day.isoformat()}", ENTRY_RE)
     assert len(until) == len([e for e in entries if e["at"] < end])
 

@@ -3,6 +3,7 @@ age — in the fleet table and on its page, never as its state now (issue 17, po
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -36,7 +37,7 @@ def web(db_url: str) -> Iterator[WebApp]:
 def _row(page: str, device_id: str) -> str:
     match = re.search(rf'<tr data-device-id="{device_id}".*?</tr>', page, re.S)
     assert match, device_id
-    return match.group(0)
+    return html.unescape(match.group(0))
 
 
 def test_fleet_table_greys_an_offline_counter_s_measures(web: WebApp) -> None:
@@ -53,7 +54,7 @@ def test_fleet_table_greys_an_offline_counter_s_measures(web: WebApp) -> None:
     assert offline.count('class="health health-ok stale"') == 3  # camera, printer, scanner
     assert offline.count("(dernière valeur connue il y a 2 h 05)") == 5  # with the 2 numbers
     assert 'title="Dernière valeur connue il y a 2 h 05"' in offline
-    assert "mesures grisées : dernière valeur connue il y a 2 h 05" in offline
+    assert '<div class="sub stale-note" aria-hidden="true">valeurs reçues il y a 2 h 05' in offline
     online = _row(page, "guichet-00001")
     assert "stale" not in online
     assert online.count('class="health health-ok"') == 3
