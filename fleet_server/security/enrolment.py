@@ -34,6 +34,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from fleet_server import paging
 from fleet_server.models import Device, EnrolmentRequest, EnrolmentToken
 from fleet_server.security import audit
 from fleet_server.security.auth import random_call_token, token_digest
@@ -296,6 +297,32 @@ def pending(session: Session) -> list[EnrolmentRequest]:
         or_(EnrolmentRequest.expires_at.is_(None), EnrolmentRequest.expires_at > now),
     )
     return list(session.scalars(query.order_by(EnrolmentRequest.requested_at)).all())
+
+
+ENROLLED_ORDER = paging.Ordering(Device.id)
+
+
+def enrolled_page(
+    session: Session,
+    search: str = "",
+    *,
+    after: str | None = None,
+    before: str | None = None,
+    limit: int = paging.DEFAULT_PAGE_SIZE,
+) -> paging.Page[Device]:
+    """A page of the counters that have been enrolled (revoked ones included), by id; counted
+    (the list is bounded by the fleet). ``search``: part of the id or the site."""
+    stmt = select(Device).where(Device.hardware_id.is_not(None))
+    if search:
+        stmt = stmt.where(paging.contains(search, Device.id, Device.site))
+    return paging.keyset_page(
+        session, stmt, ENROLLED_ORDER, _device, after=after, before=before, limit=limit
+    )
+
+
+def _device(row: paging.AnyRow) -> Device:
+    device: Device = row[0]
+    return device
 
 
 def decide(

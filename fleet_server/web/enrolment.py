@@ -12,9 +12,10 @@ from fastapi import APIRouter, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
-from fleet_server.models import CommandRecord, Device, EnrolmentToken
+from fleet_server.models import CommandRecord, EnrolmentToken
 from fleet_server.mqtt.publisher import CommandNotSentError
 from fleet_server.security import audit, enrolment
+from fleet_server.web import paging
 from fleet_server.web.deps import AdminUser, AppContext, Ctx, Db, SubmittedForm, redirect_to, render
 from fleet_server.web.signalling_ws import CLOSE_UNAUTHORIZED
 from guichet import contract
@@ -43,6 +44,13 @@ async def sync_broker(ctx: AppContext) -> None:
 
 def _page(request: Request, db: Db, user: AdminUser, *, token: str | None = None) -> Response:
     pending = enrolment.pending(db)
+    search = paging.text(request, "guichet")
+    enrolled, links = paging.fetch(
+        request,
+        "/admin/enrolment",
+        {"guichet": search},
+        lambda after, before: enrolment.enrolled_page(db, search, after=after, before=before),
+    )
     context = {
         "section": "enrolment",
         "tokens": db.scalars(
@@ -51,9 +59,9 @@ def _page(request: Request, db: Db, user: AdminUser, *, token: str | None = None
         "pending": pending,
         # The code the waiting counter shows on its screen (from its poll secret's hash).
         "codes": {r.id: code_from_digest(r.poll_sha256) for r in pending},
-        "enrolled": db.scalars(
-            select(Device).where(Device.hardware_id.is_not(None)).order_by(Device.id)
-        ).all(),
+        "enrolled": enrolled,
+        "enrolled_links": links,
+        "enrolled_search": search,
         "new_token": token,
         "site_url": str(request.base_url).rstrip("/"),  # as this page was reached
         "now": utcnow(),

@@ -173,3 +173,40 @@ def test_a_refused_token_form_comes_back_filled_in(web: WebApp) -> None:
     assert 'name="max_uses" value="9999"' in page.text
     assert 'name="pre_approved" value="1" checked' in page.text
     assert TOKEN_RE.search(page.text) is None
+
+
+def test_the_enrolled_counters_are_paged_and_searched(web: WebApp) -> None:
+    """At fleet scale the page lists 50 enrolled counters at a time, each once, and finds one
+    by part of its id or site (issue 17, point 8); never-enrolled counters are not listed."""
+    with web.sessions.begin() as session:
+        for n in range(120):
+            site = "Oradour" if n % 3 == 0 else "Cussac"
+            session.add(Device(id=f"g-{n:03d}", site=site, hardware_id=f"serial:{n}"))
+        session.add(Device(id="g-jamais", site="Cussac"))  # reported, never enrolled
+
+    def listed(html: str) -> list[str]:
+        return re.findall(r'<tr data-device-id="([^"]+)">', html)
+
+    seen: list[str] = []
+    url: str | None = "/admin/enrolment"
+    pages = 0
+    while url is not None:
+        page = web.client.get(url)
+        assert page.status_code == 200
+        rows = listed(page.text)
+        assert len(rows) <= 50
+        seen += rows
+        pages += 1
+        found = re.search(r'href="([^"]+)" rel="next"', page.text)
+        url = found.group(1).replace("&amp;", "&") if found else None
+    assert pages == 3
+    assert seen == [f"g-{n:03d}" for n in range(120)]
+    first = web.client.get("/admin/enrolment").text
+    assert "50 affichés sur 120 guichets" in first
+    searched = web.client.get("/admin/enrolment", params={"guichet": "g-01"})
+    assert listed(searched.text) == [f"g-{n:03d}" for n in range(10, 20)]
+    by_site = listed(web.client.get("/admin/enrolment", params={"guichet": "orad"}).text)
+    assert len(by_site) == 40
+    nothing = web.client.get("/admin/enrolment", params={"guichet": "jamais"}).text
+    assert listed(nothing) == []
+    assert "Aucun guichet enrôlé ne correspond à « jamais »." in nothing
