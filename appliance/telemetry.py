@@ -61,7 +61,7 @@ async def _guarded(name: str, read: Callable[[], Awaitable[P]], failed: type[P])
         return await asyncio.wait_for(read(), READ_TIMEOUT_S)
     except TimeoutError:
         logger.warning("%s did not answer within %s s", name, READ_TIMEOUT_S)
-        return failed(health=DeviceHealth.ERROR, detail="no answer in time")
+        return failed(health=DeviceHealth.ERROR, detail="pas de réponse à temps")
     except Exception as exc:
         logger.warning("%s state failed: %s", name, exc, exc_info=True)
         return failed(health=DeviceHealth.ERROR, detail=short_error(exc))

@@ -194,6 +194,14 @@ class DeviceHealth(StrEnum):
     WARNING = "warning"
 
 
+DEVICE_HEALTH_LABELS: dict[DeviceHealth, str] = {  # French, as the dashboard shows them
+    DeviceHealth.OK: "OK",
+    DeviceHealth.ABSENT: "Absent",
+    DeviceHealth.ERROR: "En erreur",
+    DeviceHealth.WARNING: "Attention",
+}
+
+
 class Peripheral(BaseModel):
     """One peripheral as the counter sees it; ``detail`` is a short machine word or text."""
 

@@ -10,7 +10,8 @@ from enum import StrEnum
 
 from fleet_server.settings import Settings
 from guichet import contract
-from guichet.contract import DeviceHealth
+from guichet.contract import DEVICE_HEALTH_LABELS, DeviceHealth
+from guichet.printing import describe_reasons
 
 
 class AlertKind(StrEnum):
@@ -58,13 +59,17 @@ def is_throttled(tel: contract.Telemetry) -> bool:
 
 
 def printer_detail(printer: contract.PrinterState) -> str | None:
-    if printer.reasons:
-        text = ", ".join(r for r in printer.reasons if r != "none")
-        if text:
-            return text[:DETAIL_MAX_CHARS]
+    """What the dashboard says about a printer, in French: its IPP reasons' words, else its
+    own message, else its health."""
+    if text := describe_reasons(printer.reasons):
+        return text[:DETAIL_MAX_CHARS]
     if printer.detail:
         return printer.detail[:DETAIL_MAX_CHARS]
-    return None if printer.health is DeviceHealth.OK else printer.health.value
+    return None if printer.health is DeviceHealth.OK else _health(printer.health).lower()
+
+
+def _health(health: DeviceHealth) -> str:
+    return DEVICE_HEALTH_LABELS[health]
 
 
 def telemetry_conditions(
@@ -75,7 +80,9 @@ def telemetry_conditions(
     temp = tel.cpu_temperature_c
     printer = None
     if p.printer.health in PRINTER_BAD:
-        printer = f"{p.printer.health.value}: {printer_detail(p.printer) or p.printer.state}"
+        printer = (
+            f"{_health(p.printer.health)}\u00a0: {printer_detail(p.printer) or p.printer.state}"
+        )
     return {
         AlertKind.PRINTER: printer,
         AlertKind.SCANNER: _peripheral_problem(p.scanner),
@@ -87,7 +94,7 @@ def telemetry_conditions(
             f"{temp:.1f} °C" if temp is not None and temp > settings.alert_temperature_c else None
         ),
         AlertKind.THROTTLED: (
-            f"get_throttled=0x{tel.throttling.raw:x}"
+            f"sous-tension ou surchauffe (get_throttled=0x{tel.throttling.raw:x})"
             if tel.throttling is not None and is_throttled(tel)
             else None
         ),
@@ -97,4 +104,5 @@ def telemetry_conditions(
 def _peripheral_problem(peripheral: contract.Peripheral) -> str | None:
     if peripheral.health not in MISSING:
         return None
-    return f"{peripheral.health.value}: {peripheral.detail or ''}".rstrip(": ")
+    label = _health(peripheral.health)
+    return f"{label}\u00a0: {peripheral.detail}" if peripheral.detail else label

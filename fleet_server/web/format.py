@@ -22,6 +22,7 @@ from fleet_server.security import audit
 from fleet_server.security.roles import ROLE_LABELS, Role
 from guichet import signalling
 from guichet.contract import (
+    DEVICE_HEALTH_LABELS,
     DEVICE_STATE_LABELS,
     EVENT_KIND_LABELS,
     STATUS_REASON_LABELS,
@@ -53,12 +54,7 @@ NBSP = "\u00a0"  # French typography: a no-break space before « : », inside «
 SENTENCE_ENDS = (".", "!", "?", "…")
 
 STATE_LABELS: dict[str, str] = {s.value: label for s, label in DEVICE_STATE_LABELS.items()}
-HEALTH_LABELS: dict[str, str] = {
-    "ok": "OK",
-    "absent": "Absent",
-    "error": "En erreur",
-    "warning": "Attention",
-}
+HEALTH_LABELS: dict[str, str] = {h.value: label for h, label in DEVICE_HEALTH_LABELS.items()}
 EVENT_LABELS: dict[str, str] = {k.value: label for k, label in EVENT_KIND_LABELS.items()}
 END_REASON_LABELS: dict[str, str] = {
     r.value: label for r, label in signalling.END_REASON_LABELS.items()

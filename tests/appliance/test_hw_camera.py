@@ -46,7 +46,7 @@ async def test_v4l2_camera_without_sysfs_name_is_still_present(tmp_path: Path) -
 )
 async def test_picamera2_missing_is_absent() -> None:
     state = await Picamera2Camera().state()
-    assert (state.health, state.detail) == (DeviceHealth.ABSENT, "picamera2 not installed")
+    assert (state.health, state.detail) == (DeviceHealth.ABSENT, "picamera2 non installé")
 
 
 async def test_simulated_and_absent_cameras() -> None:

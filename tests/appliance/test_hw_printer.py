@@ -71,7 +71,7 @@ def test_a_stopped_or_rejecting_queue_is_an_error_even_without_reasons() -> None
     rejecting = printer_state(
         ipp_state=3, reasons=[], message=None, model=None, accepting_jobs=False
     )
-    assert (rejecting.health, rejecting.detail) == (DeviceHealth.ERROR, "not accepting jobs")
+    assert (rejecting.health, rejecting.detail) == (DeviceHealth.ERROR, "refuse les impressions")
 
 
 def test_warnings_only_make_a_warning() -> None:

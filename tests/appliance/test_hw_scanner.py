@@ -48,7 +48,7 @@ async def test_any_scanner_will_do_when_none_is_named(scanner_rig: ScannerRig) -
 async def test_missing_scanner_is_absent_but_lists_the_others(scanner_rig: ScannerRig) -> None:
     state = await scanner_rig.make("nosuch:0").state()
     assert state.health is DeviceHealth.ABSENT
-    assert state.detail == "not found: nosuch:0"
+    assert state.detail == "introuvable : nosuch:0"
     assert scanner_rig.present in state.devices
 
 

@@ -151,7 +151,7 @@ async def test_a_hanging_part_times_out(monkeypatch: pytest.MonkeyPatch) -> None
     )
     assert (message.peripherals.camera.health, message.peripherals.camera.detail) == (
         DeviceHealth.ERROR,
-        "no answer in time",
+        "pas de réponse à temps",
     )
 
 

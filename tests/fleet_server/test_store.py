@@ -220,9 +220,13 @@ def test_alerts_are_raised_once_and_cleared(
     apply(sessions, settings, received(DEVICE, bad))
     alerts = open_alerts(sessions)
     assert set(alerts) == {"printer", "scanner", "camera", "disk", "temperature", "throttled"}
-    assert "media-empty" in alerts["printer"]
+    # In French, as the dashboard shows them (issue 17, point 15): no IPP keyword, no "error:".
+    assert alerts["printer"] == "En erreur\u00a0: plus de papier"
+    assert alerts["camera"] == "Absent\u00a0: no /dev/video0"
+    assert alerts["scanner"] == "Absent"
+    assert alerts["throttled"].startswith("sous-tension ou surchauffe (get_throttled=0x")
     assert device(sessions).open_alerts == 6
-    assert device(sessions).printer_detail == "media-empty-error"
+    assert device(sessions).printer_detail == "plus de papier"
 
     jam = bad.model_copy(
         update={
@@ -232,7 +236,7 @@ def test_alerts_are_raised_once_and_cleared(
         }
     )
     apply(sessions, settings, received(DEVICE, jam))
-    assert "media-jam" in open_alerts(sessions)["printer"]  # same alert, new detail
+    assert open_alerts(sessions)["printer"] == "En erreur\u00a0: papier coincé"  # new detail
 
     apply(sessions, settings, received(DEVICE, telemetry()))
     assert open_alerts(sessions) == {}
@@ -248,7 +252,7 @@ def test_printer_toner_low_warning_is_an_alert(
 ) -> None:
     low = telemetry(printer={"health": "warning", "reasons": ["toner-low-report"]})
     apply(sessions, settings, received(DEVICE, low))
-    assert "toner-low" in open_alerts(sessions)["printer"]
+    assert open_alerts(sessions)["printer"] == "Attention\u00a0: encre ou toner bientôt épuisé"
 
 
 def test_the_database_allows_one_open_alert_per_kind(

@@ -31,7 +31,7 @@ class V4l2Camera:
 
     def _read(self) -> Peripheral:
         if not self._device.exists():
-            return Peripheral(health=DeviceHealth.ABSENT, detail=f"no {self._device}")
+            return Peripheral(health=DeviceHealth.ABSENT, detail=f"absente : {self._device}")
         name_file = self._sysfs_root / self._device.name / "name"
         try:
             model = name_file.read_text(encoding="utf-8", errors="replace").strip() or None
@@ -53,7 +53,7 @@ class Picamera2Camera:
         try:
             from picamera2 import Picamera2  # only on a Pi with libcamera's bindings
         except ImportError:
-            return Peripheral(health=DeviceHealth.ABSENT, detail="picamera2 not installed")
+            return Peripheral(health=DeviceHealth.ABSENT, detail="picamera2 non installé")
         except Exception as exc:  # a broken libcamera install fails at import time
             logger.warning("picamera2 import failed: %s", exc)
             return Peripheral(health=DeviceHealth.ERROR, detail=short_error(exc))
@@ -63,7 +63,7 @@ class Picamera2Camera:
             logger.warning("libcamera camera list failed: %s", exc)
             return Peripheral(health=DeviceHealth.ERROR, detail=short_error(exc))
         if len(cameras) <= self._index:
-            return Peripheral(health=DeviceHealth.ABSENT, detail="no camera connected")
+            return Peripheral(health=DeviceHealth.ABSENT, detail="aucune caméra branchée")
         model = cameras[self._index].get("Model")
         return Peripheral(
             health=DeviceHealth.OK, model=str(model)[:MAX_MODEL] if model is not None else None

@@ -76,7 +76,7 @@ class GpiozeroButton:
 
     def state(self) -> ButtonState:
         if self._closed:
-            return ButtonState(health=DeviceHealth.ABSENT, detail="closed", model=self._model)
+            return ButtonState(health=DeviceHealth.ABSENT, detail="arrêté", model=self._model)
         return ButtonState(
             health=DeviceHealth.OK, model=self._model, pressed=bool(self._device.is_pressed)
         )

@@ -24,5 +24,5 @@ class SimulatedCamera:
 
     async def state(self) -> Peripheral:
         if not self.present:
-            return Peripheral(health=DeviceHealth.ABSENT, detail="unplugged")
+            return Peripheral(health=DeviceHealth.ABSENT, detail="débranchée")
         return Peripheral(health=DeviceHealth.OK, model=self.model)

@@ -88,7 +88,7 @@ class SimulatedButton:
 
     def state(self) -> ButtonState:
         if self.closed:
-            return ButtonState(health=DeviceHealth.ABSENT, detail="closed")
+            return ButtonState(health=DeviceHealth.ABSENT, detail="arrêté")
         return ButtonState(
             health=DeviceHealth.OK,
             model=SIMULATED_BUTTON_MODEL,

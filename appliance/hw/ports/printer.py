@@ -67,7 +67,7 @@ class SimulatedPrinter:
 
     async def state(self) -> PrinterState:
         if not self.present:
-            return absent_printer("unplugged")
+            return absent_printer("débranchée")
         ipp = {"idle": 3, "processing": 4, "stopped": 5}.get(self.queue_state)
         return printer_state(
             ipp_state=ipp, reasons=self.reasons, message=self.message, model=self.model

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Literal
 
 from guichet.contract import DeviceHealth, PrinterState
+from guichet.printing import FRENCH_REASONS, GENERIC_FRENCH, split_reason
 
 # IPP printer-state values (RFC 8011 §5.4.11).
 QueueState = Literal["idle", "processing", "stopped", "unknown"]
@@ -55,17 +56,8 @@ WARNING_REASONS = frozenset(
         "cups-missing-filter",
     }
 )
-SEVERITY_SUFFIXES = ("-report", "-warning", "-error")
 MAX_REASONS = 32  # the contract's bound on PrinterState.reasons
 MAX_TEXT = 128  # the contract's bound on a model string
-
-
-def split_reason(reason: str) -> tuple[str, str | None]:
-    """``"media-empty-error"`` → ``("media-empty", "error")``; no suffix → ``(reason, None)``."""
-    for suffix in SEVERITY_SUFFIXES:
-        if reason.endswith(suffix):
-            return reason[: -len(suffix)], suffix[1:]
-    return reason, None
 
 
 def reason_health(reason: str) -> DeviceHealth:
@@ -103,7 +95,7 @@ def printer_state(
         health = DeviceHealth.OK
     detail = message or None
     if detail is None and not accepting_jobs:
-        detail = "not accepting jobs"
+        detail = "refuse les impressions"
     if detail is None and health is not DeviceHealth.OK:
         detail = next((r for r in kept if reason_health(r) is health), None)
     return PrinterState(
@@ -139,20 +131,6 @@ def absent_printer(detail: str, model: str | None = None) -> PrinterState:
 
 def failed_printer(detail: str) -> PrinterState:
     return PrinterState(health=DeviceHealth.ERROR, detail=detail[:256])
-
-
-# What the agent reads when a document cannot come out (French), most specific first.
-FRENCH_REASONS: list[tuple[tuple[str, ...], str]] = [
-    (("media-empty", "media-needed"), "Plus de papier dans l'imprimante."),
-    (("media-jam",), "Papier coincé dans l'imprimante."),
-    (("door-open", "cover-open", "interlock-open"), "Un capot de l'imprimante est ouvert."),
-    (("toner-empty", "marker-supply-empty"), "Plus d'encre ou de toner."),
-    (("output-area-full", "marker-waste-full"), "Le bac de sortie de l'imprimante est plein."),
-    (("offline", "shutdown"), "L'imprimante est éteinte ou hors ligne."),
-    (("connecting-to-device",), "L'imprimante ne répond pas : est-elle branchée et allumée ?"),
-    (("paused", "stopped"), "L'imprimante est arrêtée : file d'impression suspendue."),
-]
-GENERIC_FRENCH = "L'imprimante est en erreur."
 
 
 def french_reason(state: PrinterState) -> str:

@@ -101,7 +101,7 @@ class SimulatedScanner:
         wanted = self._device
         found = (wanted in self.devices) if wanted else bool(self.devices)
         if not found:
-            detail = f"not found: {wanted or 'any scanner'}"
+            detail = f"introuvable : {wanted or 'aucun scanner'}"
             return ScannerState(health=DeviceHealth.ABSENT, detail=detail, devices=self.devices)
         return ScannerState(
             health=DeviceHealth.OK, model=SIMULATED_SCANNER_MODEL, devices=self.devices

@@ -95,7 +95,7 @@ class SaneScanner:
         except SaneUnavailableError as exc:
             return ScannerState(health=DeviceHealth.ABSENT, detail=str(exc))
         except TimeoutError:
-            return ScannerState(health=DeviceHealth.ERROR, detail="SANE did not answer in time")
+            return ScannerState(health=DeviceHealth.ERROR, detail="SANE n'a pas répondu à temps")
         except Exception as exc:  # _sane.error and friends: SANE itself is broken
             logger.warning("SANE device listing failed: %s", exc)
             return ScannerState(health=DeviceHealth.ERROR, detail=short_error(exc))
@@ -118,7 +118,7 @@ class SaneScanner:
         if chosen is None:
             wanted = self._device or "any scanner"
             return ScannerState(
-                health=DeviceHealth.ABSENT, detail=f"not found: {wanted}", devices=names
+                health=DeviceHealth.ABSENT, detail=f"introuvable : {wanted}", devices=names
             )
         model = f"{chosen.vendor} {chosen.model}".strip()[:128] or None
         return ScannerState(health=DeviceHealth.OK, model=model, devices=names)
