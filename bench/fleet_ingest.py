@@ -40,7 +40,7 @@ from fleet_server.mqtt.ingest import Ingest  # noqa: E402
 from fleet_server.settings import Settings  # noqa: E402
 from guichet import contract  # noqa: E402
 from guichet.contract import Kind  # noqa: E402
-from tests.support.databases import fresh_database  # noqa: E402
+from tests.support.databases import fresh_database, postgres_available  # noqa: E402
 from tests.support.mosquitto import Broker  # noqa: E402
 
 COUNTERS = 2_000
@@ -233,20 +233,12 @@ def _report(label: str, published_s: float, stored: Result, received: Result) ->
     print(f"bare subscriber CPU       {received.cpu_s:8.2f} s   {bare_k:.3f} CPU s / 1,000 msgs")
 
 
-def _postgres_available() -> bool:
-    try:
-        with tempfile.TemporaryDirectory() as tmp, fresh_database("postgresql", Path(tmp)):
-            return True
-    except Exception:
-        return False
-
-
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="guichet-bench-") as tmp:
         workdir = Path(tmp)
         with fresh_database("sqlite", workdir) as url:
             run("SQLite", url, workdir)
-        if _postgres_available():
+        if postgres_available():
             with fresh_database("postgresql", workdir) as url:
                 run("PostgreSQL", url, workdir)
         else:

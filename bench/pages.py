@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
 from fleet_server.models import Alert, AuditEntry, CallRecord, Device  # noqa: E402
 from fleet_server.web.deps import DashboardUser, Db, render  # noqa: E402
-from tests.support.databases import fresh_database  # noqa: E402
+from tests.support.databases import fresh_database, postgres_available  # noqa: E402
 from tests.support.webapp import SITES, WebApp, device_row, running_app  # noqa: E402
 
 COUNTERS = 10_000  # one open alert each: 10,000 open alerts
@@ -226,14 +226,6 @@ def run(label: str, url: str, requests: int) -> None:
     print(f"  slowest p95 {worst * 1000:.1f} ms: goal p95 ≤ {GOAL_P95_MS:.0f} ms {verdict}")
 
 
-def _postgres_available() -> bool:
-    try:
-        with tempfile.TemporaryDirectory() as tmp, fresh_database("postgresql", Path(tmp)):
-            return True
-    except Exception:
-        return False
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=REQUESTS)
@@ -251,7 +243,7 @@ def main() -> int:
                 run("SQLite", url, args.requests)
         if args.sqlite_only:
             return 0
-        if _postgres_available():
+        if postgres_available():
             with fresh_database("postgresql", Path(tmp)) as url:
                 run("PostgreSQL", url, args.requests)
         else:

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 from fleet_server.db import make_engine, make_session_factory, migrate  # noqa: E402
 from fleet_server.models import CallRecord, Device, SurveyRecord  # noqa: E402
 from fleet_server.stats import uptake as stats  # noqa: E402
-from tests.support.databases import fresh_database  # noqa: E402
+from tests.support.databases import fresh_database, postgres_available  # noqa: E402
 
 COUNTERS = 100
 SITES = 25
@@ -139,20 +139,12 @@ def run(label: str, url: str) -> None:
         engine.dispose()
 
 
-def _postgres_available() -> bool:
-    try:
-        with tempfile.TemporaryDirectory() as tmp, fresh_database("postgresql", Path(tmp)):
-            return True
-    except Exception:
-        return False
-
-
 def main() -> int:
     print(f"Statistics of one month over a year of {COUNTERS} counters (median of {REPEATS})")
     with tempfile.TemporaryDirectory(prefix="guichet-bench-") as tmp:
         with fresh_database("sqlite", Path(tmp)) as url:
             run("SQLite", url)
-        if _postgres_available():
+        if postgres_available():
             with fresh_database("postgresql", Path(tmp)) as url:
                 run("PostgreSQL", url)
         else:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,17 +14,9 @@ from sqlalchemy import select, update
 from fleet_server.models import AuditEntry, Device, EnrolmentToken
 from guichet.enrolment_code import short_code
 from tests.fleet_server.enrolment_support import csrf
-from tests.support.webapp import WebApp, running_app
+from tests.support.webapp import WebApp
 
 TOKEN_RE = re.compile(r"<code data-enrolment-token>(gpe_[^<]+)</code>")
-
-
-@pytest.fixture
-def web(db_url: str) -> Iterator[WebApp]:
-    with running_app(db_url) as app:
-        app.add_user("admin", "admin")
-        assert app.login().status_code == 303
-        yield app
 
 
 def new_token(web: WebApp, **form: Any) -> str:

@@ -3,22 +3,11 @@ the CSRF check on cookie-authenticated routes. Only a token that authenticates d
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import select
 
 from fleet_server.models import User
-from tests.support.webapp import WebApp, running_app
-
-
-@pytest.fixture
-def web(db_url: str) -> Iterator[WebApp]:
-    with running_app(db_url) as app:
-        app.add_user("admin", "admin")
-        assert app.login().status_code == 303
-        yield app
-
+from tests.support.webapp import WebApp
 
 FORM = {"username": "intrus", "password": "a long enough password", "role": "admin"}
 

@@ -7,17 +7,15 @@ from __future__ import annotations
 import html
 import re
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import insert
 
 from fleet_server.models import Alert, AuditEntry, CallRecord
 from fleet_server.security import auth
 from guichet.schedule import PARIS
-from tests.support.webapp import PASSWORD, SITES, WebApp, running_app, seed_devices
+from tests.support.webapp import PASSWORD, SITES, WebApp, seed_devices
 
 NEXT_RE = re.compile(r'href="([^"]+)" rel="next"')
 PREV_RE = re.compile(r'href="([^"]+)" rel="prev"')
@@ -27,14 +25,6 @@ ENTRY_RE = re.compile(r'data-action="([^"]+)" data-entry-id="(\d+)"')
 KINDS = ("offline", "printer", "disk", "temperature")
 FLEET = 10_000
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-@pytest.fixture
-def web(db_url: str) -> Iterator[WebApp]:
-    with running_app(db_url) as app:
-        app.add_user()
-        assert app.login().status_code == 303
-        yield app
 
 
 def link(pattern: re.Pattern[str], page: str) -> str | None:

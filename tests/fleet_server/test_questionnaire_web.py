@@ -3,21 +3,11 @@ the version stays."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import select
 
 from fleet_server.models import AuditEntry, QuestionnaireVersion
-from tests.support.webapp import CSRF_RE, WebApp, running_app
-
-
-@pytest.fixture
-def web(db_url: str) -> Iterator[WebApp]:
-    with running_app(db_url) as app:
-        app.add_user("admin", "admin")
-        assert app.login().status_code == 303
-        yield app
+from tests.support.webapp import CSRF_RE, WebApp
 
 
 def form(web: WebApp, **changes: str) -> dict[str, str]:

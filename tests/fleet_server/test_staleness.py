@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,7 +12,7 @@ from sqlalchemy import update
 
 from fleet_server.models import Device
 from fleet_server.web.format import last_known
-from tests.support.webapp import WebApp, running_app, seed_devices
+from tests.support.webapp import WebApp, seed_devices
 
 NOW = datetime(2027, 1, 11, 9, 0, tzinfo=UTC)
 
@@ -24,14 +23,6 @@ def test_measures_of_a_counter_not_online_are_last_known(state: str) -> None:
     assert last_known(state, three_hours_ago, NOW) == "dernière valeur connue il y a 3 h 00"
     assert last_known("online", three_hours_ago, NOW) == ""
     assert last_known(state, None, NOW) == ""  # nothing ever measured: nothing to grey
-
-
-@pytest.fixture
-def web(db_url: str) -> Iterator[WebApp]:
-    with running_app(db_url) as app:
-        app.add_user()
-        assert app.login().status_code == 303
-        yield app
 
 
 def _row(page: str, device_id: str) -> str:

@@ -8,26 +8,16 @@ import io
 import json
 import re
 import time
-from collections.abc import Iterator
 
 import pyotp
-import pytest
 from sqlalchemy import select
 
 from fleet_server.models import AuditEntry, User
 from fleet_server.security import audit
 from fleet_server.web.format import format_datetime
-from tests.support.webapp import CSRF_RE, PASSWORD, WebApp, running_app
+from tests.support.webapp import CSRF_RE, PASSWORD, WebApp
 
 NEW_PASSWORD = "another long passphrase"
-
-
-@pytest.fixture
-def web(db_url: str) -> Iterator[WebApp]:
-    with running_app(db_url) as app:
-        app.add_user("admin", "admin")
-        assert app.login().status_code == 303
-        yield app
 
 
 def csrf(web: WebApp, path: str = "/admin/users") -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import html
 import re
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +13,7 @@ import pytest
 from sqlalchemy import insert, update
 
 from fleet_server.models import Alert, Device, EventRecord, StatusChange, TelemetrySample
-from tests.support.webapp import SITES, WebApp, running_app, seed_devices
+from tests.support.webapp import SITES, WebApp, seed_devices
 
 ROW_RE = re.compile(r'data-device-id="([^"]+)" data-state="([^"]+)"')
 NEXT_RE = re.compile(r'href="([^"]+)" rel="next"')
@@ -29,14 +28,6 @@ def rows(page: str) -> list[tuple[str, str]]:
 def link(pattern: re.Pattern[str], page: str) -> str | None:
     match = pattern.search(page)
     return html.unescape(match.group(1)) if match else None
-
-
-@pytest.fixture
-def web(db_url: str) -> Iterator[WebApp]:
-    with running_app(db_url) as app:
-        app.add_user()
-        assert app.login().status_code == 303
-        yield app
 
 
 @pytest.fixture

@@ -42,6 +42,15 @@ def fresh_database(backend: str, tmp_path: Path) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def postgres_available() -> bool:
+    """Whether a PostgreSQL server answers (the benchmarks then measure it too)."""
+    try:
+        with tempfile.TemporaryDirectory() as tmp, fresh_database("postgresql", Path(tmp)):
+            return True
+    except Exception:
+        return False
+
+
 # --- migrated databases, fast ------------------------------------------------------------
 # Hundreds of tests start from an empty database brought to the latest schema. Running the
 # Alembic chain each time costs ~0.3 s; copying a database migrated once per test run costs
