@@ -193,6 +193,9 @@ class CallSection(_Section):
     reconnect_max_s: float = Field(default=30.0, gt=0, le=600)
     # Offer 127.0.0.1 as an ICE candidate: only for tests/demos in a loopback-only namespace.
     ice_loopback: bool = False
+    # Video follows the line (resolution, frame rate, bitrate; docs/adaptation.md). Off: the
+    # camera sends what [hardware] says whatever the line carries (benchmarks' baseline).
+    adaptation: bool = True
 
     @field_validator("server_url")
     @classmethod

@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
+from appliance.call.adaptation import VideoLimits
 from appliance.call.machine import CallMachine, CallTimings, Phase
 from appliance.call.peer import CallPeer, MediaNegotiationError
 from appliance.call.signalling_client import SignallingClient
@@ -72,6 +73,7 @@ class CallAgent:
         screen: Screen | None,
         media: MediaDevices,
         emit: Emit,
+        adaptation: VideoLimits | None = None,
         timings: CallTimings | None = None,
         reconnect_min_s: float = 1.0,
         reconnect_max_s: float = 30.0,
@@ -96,6 +98,7 @@ class CallAgent:
         self._light = light
         self._screen = screen
         self._media = media
+        self._adaptation = adaptation
         self._emit = emit
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -222,6 +225,7 @@ class CallAgent:
                 on_connected=lambda: self._media_event(peer, self.machine.media_connected),
                 on_lost=lambda: self._media_event(peer, self.machine.media_lost),
                 on_channel=lambda channel: self._channel_opened(peer, channel),
+                adaptation=self._adaptation,
             )
         try:
             answer_sdp = await peer.answer(offer_sdp)

@@ -12,7 +12,11 @@ gathering is complete (aiortc's ``setLocalDescription`` waits for it; no trickle
   video transceiver's codec preferences leave only H.264 packetization-mode 1 (constrained
   baseline ``42e01f`` first), so aiortc's sender packs our ``av.Packet``s instead of
   encoding frames; and keyframe requests (RTCP PLI/FIR), which aiortc only turns into a
-  flag for its own encoder, are forwarded to the source.
+  flag for its own encoder, are forwarded to the source (``appliance.call.feedback``).
+- With ``adaptation``, what the camera sends follows the path: one ``RungClimber`` per call
+  (``appliance.call.adaptation``) reads the browser's REMB, losses and round trips and moves
+  the camera along its ladder; it outlives an ICE restart, as the camera does. Without it,
+  the camera sends what it was built for, whatever the line (as before issue 19).
 - The agent's video goes to ``Screen.show_frame``; the agent's audio to the loudspeaker.
 """
 
@@ -36,9 +40,18 @@ from aiortc import (
     RTCSessionDescription,
 )
 
+from appliance.call.adaptation import RungClimber, VideoLimits, ladder_for
+from appliance.call.feedback import SenderFeedback, set_encoder_bitrate
 from appliance.call.tracks import CameraTrack, MicrophoneTrack, pump_audio, pump_video
 from appliance.errors import ApplianceError
-from appliance.hw.ports import AudioSink, AudioSource, FrameSource, MediaDevices, Screen
+from appliance.hw.ports import (
+    AudioSink,
+    AudioSource,
+    FrameSource,
+    MediaDevices,
+    Screen,
+    VideoRung,
+)
 from guichet.signalling import IceServer
 
 logger = logging.getLogger(__name__)
@@ -74,22 +87,6 @@ def media_kinds(sdp: str) -> set[str]:
     return set(_MLINE.findall(sdp))
 
 
-def forward_keyframe_requests(sender: RTCRtpSender, source: FrameSource) -> None:
-    """Make RTCP PLI/FIR for ``sender`` reach ``source``.
-
-    aiortc's ``RTCRtpSender._handle_rtcp_packet`` calls ``self._send_keyframe()``, which
-    only sets a flag read by its own encoder's ``encode()``; packets from ``track.recv()``
-    go to ``pack()`` and never see it. Wrapping the instance's method forwards the request.
-    """
-    original: Callable[[], None] = sender._send_keyframe
-
-    def send_keyframe() -> None:
-        original()
-        source.request_keyframe()
-
-    setattr(sender, "_send_keyframe", send_keyframe)  # noqa: B010 - an instance override
-
-
 class CallPeer:
     def __init__(
         self,
@@ -100,8 +97,13 @@ class CallPeer:
         on_connected: Callable[[], None],
         on_lost: Callable[[], None],
         on_channel: Callable[[RTCDataChannel], None] | None = None,
+        adaptation: VideoLimits | None = None,
     ) -> None:
         self._devices = devices
+        self._adaptation = adaptation
+        self._video_sender: RTCRtpSender | None = None
+        self.climber: RungClimber | None = None  # this call's, once the media are open
+        self.rung_listeners: list[Callable[[VideoRung], None]] = []  # e.g. the quality meter
         self._on_channel = on_channel
         self._screen = screen
         self._ice_servers = ice_servers
@@ -191,6 +193,13 @@ class CallPeer:
         )
         # Assigned before opening, so close() releases whatever did open.
         self._camera, self._microphone, self._speaker = camera, microphone, speaker
+        limits = self._adaptation
+        if limits is not None:
+            self.climber = RungClimber(
+                ladder_for(limits.size, limits.fps), on_change=self._rung_changed
+            )
+            camera.set_rung(self.climber.rung)  # before open: the first picture is at it
+            logger.info("video starts at %s", self.climber.rung.name)
         await camera.open()
         await microphone.open()
         await speaker.open()
@@ -229,14 +238,24 @@ class CallPeer:
         self.connections += 1
         return pc
 
-    @staticmethod
-    def _add_camera(pc: RTCPeerConnection, track: CameraTrack, camera: FrameSource) -> None:
+    def _add_camera(self, pc: RTCPeerConnection, track: CameraTrack, camera: FrameSource) -> None:
         sender = pc.addTrack(track)
         if camera.encoded:
             for transceiver in pc.getTransceivers():
                 if transceiver.sender is sender:
                     transceiver.setCodecPreferences(h264_preferences())
-            forward_keyframe_requests(sender, camera)
+        SenderFeedback(sender, camera, self.climber)
+        self._video_sender = sender
+
+    def _rung_changed(self, rung: VideoRung) -> None:
+        camera, sender = self._camera, self._video_sender
+        if camera is None:
+            return
+        camera.set_rung(rung)
+        if sender is not None and not camera.encoded:
+            set_encoder_bitrate(sender, rung.bitrate_bps)
+        for listener in self.rung_listeners:
+            listener(rung)
 
     def _on_state(self, pc: RTCPeerConnection) -> None:
         if pc is not self._pc:

@@ -16,6 +16,7 @@ from appliance.wiring import Hardware
 from guichet import contract
 
 if TYPE_CHECKING:
+    from appliance.call.adaptation import VideoLimits
     from appliance.call.agent import CallAgent
     from appliance.call.documents import DocumentSettings
 
@@ -48,6 +49,7 @@ def build_call_agent(
         light=hardware.light,
         screen=hardware.screen,
         media=hardware.media,
+        adaptation=video_limits(config) if call.adaptation else None,
         emit=emit,
         timings=CallTimings(
             long_press_s=call.long_press_s,
@@ -68,6 +70,14 @@ def build_call_agent(
         # wss:// to the fleet server: the Pays's own CA when it has one (as for mqtts://)
         ssl_context=https_context(config.fleet.tls) if call.server_url.startswith("wss:") else None,
     )
+
+
+def video_limits(config: ApplianceConfig) -> VideoLimits:
+    """The top of the camera's ladder: the size and frame rate ``[hardware]`` gives it."""
+    from appliance.call.adaptation import VideoLimits
+
+    hw = config.hardware
+    return VideoLimits(size=(hw.camera_size[0], hw.camera_size[1]), fps=hw.camera_fps)
 
 
 def document_settings(config: ApplianceConfig, hardware: Hardware) -> DocumentSettings | None:

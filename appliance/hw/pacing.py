@@ -28,6 +28,7 @@ class Pacer:
         self._clock = clock
         self._start: float | None = None
         self._index = 0
+        self._offset_s = 0.0  # stream time before the last ``retime``
 
     async def tick(self) -> float:
         now = self._clock()
@@ -40,7 +41,17 @@ class Pacer:
         elif due > now:
             await asyncio.sleep(due - now)
         self._index += 1
-        return due - self._start
+        return self._offset_s + due - self._start
+
+    def retime(self, period_s: float) -> None:
+        """Tick every ``period_s`` from the next tick on; stream time goes on unbroken."""
+        if period_s <= 0:
+            raise ValueError("period_s must be positive")
+        if self._start is not None:
+            self._start += self._index * self.period_s
+            self._offset_s += self._index * self.period_s
+            self._index = 0
+        self.period_s = period_s
 
 
 class WallClock:

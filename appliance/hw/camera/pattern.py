@@ -7,6 +7,11 @@ keyframe) when the call opens, then replays its packets in real time, so sending
 only RTP packetization. A keyframe request jumps to the next keyframe of the clip.
 
 ``lavfi`` is not paced in real time: both sources pace themselves (``appliance.hw.pacing``).
+
+Both follow the call's video rung (``set_rung``): the raw source scales and thins its
+frames (``appliance.hw.camera.rungs``); the H.264 source switches to a clip encoded at the
+rung's size, frame rate and bitrate (encoded in the background the first time it is asked
+for, the old rung going on meanwhile), starting at its keyframe.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from av.stream import Stream
 from av.video.frame import PictureType
 
 from appliance.errors import HardwareError
+from appliance.hw.camera.rungs import RawRungFitter
 from appliance.hw.pacing import VIDEO_TIME_BASE, Pacer, video_pts
+from appliance.hw.ports import VideoRung
 from appliance.hw.pyav_input import PyavInput
 
 logger = logging.getLogger(__name__)
@@ -50,6 +57,7 @@ class TestPatternSource:
         self._fps = fps
         self._pacer = Pacer(1 / fps)
         self._input = PyavInput("testsrc")
+        self._fitter = RawRungFitter(size, fps)
 
     @property
     def encoded(self) -> bool:
@@ -59,14 +67,20 @@ class TestPatternSource:
         await self._input.open(lavfi_testsrc(self._size, self._fps), format="lavfi", media="video")
 
     async def read(self) -> av.VideoFrame:
-        elapsed = await self._pacer.tick()
-        frame: av.VideoFrame = await self._input.next_frame(closed="test pattern is closed")
+        while True:
+            elapsed = await self._pacer.tick()
+            frame: av.VideoFrame = await self._input.next_frame(closed="test pattern is closed")
+            if self._fitter.keep(elapsed):
+                break
         frame.pts = video_pts(elapsed)
         frame.time_base = VIDEO_TIME_BASE
-        return frame
+        return self._fitter.fit(frame)
 
     def request_keyframe(self) -> None:
         """Raw frames: aiortc's encoder honours the request itself."""
+
+    def set_rung(self, rung: VideoRung) -> None:
+        self._fitter.set_rung(rung)
 
     async def close(self) -> None:
         await self._input.close()
@@ -120,14 +134,20 @@ class H264TestPatternSource:
         fps: int = DEFAULT_FPS,
         *,
         clip_s: float = CLIP_S,
+        bitrate: int = H264_BITRATE,
     ) -> None:
         self._size = size
         self._fps = fps
         self._clip_s = clip_s
+        self._bitrate = bitrate
         self._clip: list[EncodedPicture] = []
         self._index = 0
         self._pacer = Pacer(1 / fps)
         self._keyframe_wanted = False
+        self._clips: dict[VideoRung, list[EncodedPicture]] = {}  # rungs encoded so far
+        self._wanted: VideoRung | None = None  # the rung asked for, maybe not encoded yet
+        self._encoding: asyncio.Task[None] | None = None
+        self.rung: VideoRung | None = None  # the rung being sent (None: as built)
         self.keyframe_requests = 0  # how many PLI/FIR reached this source
         self.keyframe_requested = asyncio.Event()
 
@@ -136,9 +156,26 @@ class H264TestPatternSource:
         return True
 
     async def open(self) -> None:
-        self._clip = await asyncio.to_thread(encode_clip, self._size, self._fps, self._clip_s)
+        wanted = self._wanted
+        if wanted is None:
+            self._clip = await asyncio.to_thread(
+                encode_clip, self._size, self._fps, self._clip_s, bitrate=self._bitrate
+            )
+        else:  # a rung chosen before the call's first picture: start with it
+            self._clip = await asyncio.to_thread(self._encode_rung, wanted)
+            self._clips[wanted] = self._clip
+            self._switch(wanted)
         self._index = 0
         logger.debug("H.264 clip ready: %d pictures", len(self._clip))
+
+    def set_rung(self, rung: VideoRung) -> None:
+        self._wanted = rung
+        if not self._clip:
+            return  # open() encodes it first
+        if rung in self._clips:
+            self._switch(rung)
+        elif self._encoding is None or self._encoding.done():
+            self._encoding = asyncio.create_task(self._prepare(rung), name="camera:rung-clip")
 
     async def read(self) -> av.Packet[Stream]:
         if not self._clip:
@@ -161,6 +198,40 @@ class H264TestPatternSource:
 
     async def close(self) -> None:
         self._clip = []
+        self._clips.clear()
+        if self._encoding is not None:
+            self._encoding.cancel()
+
+    def _encode_rung(self, rung: VideoRung) -> list[EncodedPicture]:
+        size = (min(rung.width, self._size[0]), min(rung.height, self._size[1]))
+        fps = min(rung.fps, self._fps)
+        return encode_clip(size, fps, self._clip_s, bitrate=rung.bitrate_bps)
+
+    async def _prepare(self, rung: VideoRung) -> None:
+        """Encode ``rung``'s clip in a thread, then switch to the rung wanted by then."""
+        try:
+            self._clips[rung] = await asyncio.to_thread(self._encode_rung, rung)
+        except HardwareError:
+            logger.exception("the test pattern cannot be encoded at %s", rung.name)
+            return
+        wanted = self._wanted
+        if wanted is None or not self._clip:
+            return
+        if wanted in self._clips:
+            self._switch(wanted)
+        else:  # asked for another one meanwhile
+            self._encoding = asyncio.create_task(self._prepare(wanted), name="camera:rung-clip")
+
+    def _switch(self, rung: VideoRung) -> None:
+        """From the next picture on: ``rung``'s clip, from its first picture (a keyframe)."""
+        if rung == self.rung:
+            return
+        self._clip = self._clips[rung]
+        self._index = 0
+        self._keyframe_wanted = False
+        self._pacer.retime(1 / min(rung.fps, self._fps))
+        self.rung = rung
+        logger.info("test pattern now sends %s", rung.name)
 
     def _next_keyframe(self, start: int) -> int:
         count = len(self._clip)

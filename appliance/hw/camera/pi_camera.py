@@ -8,6 +8,11 @@
 - ``raw`` (Pi 5, which has no hardware encoder): ``capture_array`` of ``YUV420`` frames, in a
   worker thread, wrapped as ``yuv420p`` frames that aiortc encodes.
 - ``auto``: ``h264`` on a Pi 4, ``raw`` otherwise (read from the device tree's model).
+- The call's video rung (``set_rung``): the camera is stopped, configured at the rung's size
+  and frame rate (the ISP scales, for free) and started again — with a new hardware
+  encoder at the rung's bitrate in ``h264`` (picamera2 sets the V4L2 encoder's bitrate when
+  it starts, so a new bitrate is a new encoder; its first picture is a keyframe with SPS/PPS).
+  That takes one or two frame times; pictures of the old rung go on until then.
 
 Not runnable on amd64 (no libcamera bindings): written against picamera2's documented API.
 """
@@ -15,6 +20,7 @@ Not runnable on amd64 (no libcamera bindings): written against picamera2's docum
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +31,7 @@ from av.stream import Stream
 from appliance.errors import HardwareError
 from appliance.hw._bridge import post_to_loop, short_error
 from appliance.hw.pacing import VIDEO_TIME_BASE, WallClock, video_pts
+from appliance.hw.ports import VideoRung
 from appliance.hw.serial_worker import SerialWorker
 
 logger = logging.getLogger(__name__)
@@ -64,6 +71,10 @@ class Picamera2Source:
         self._packets: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_PICTURES)
         self._clock = WallClock()
         self._worker = SerialWorker("picamera2")
+        self._bitrate = H264_BITRATE
+        self._restarting: asyncio.Task[None] | None = None
+        self._wanted_rung: VideoRung | None = None
+        self.rung: VideoRung | None = None  # the rung the camera runs at (None: as built)
         self.keyframe_requests = 0
 
     @property
@@ -101,12 +112,39 @@ class Picamera2Source:
             "keyframe requested; the next periodic one follows within %ss", KEYFRAME_EVERY_S
         )
 
+    def set_rung(self, rung: VideoRung) -> None:
+        self._wanted_rung = rung
+        if self._camera is None:
+            self._apply(rung)  # not open yet: open() starts at it
+        elif self._restarting is None or self._restarting.done():
+            self._restarting = asyncio.create_task(self._restart(), name="camera:rung")
+
     async def close(self) -> None:
+        if self._restarting is not None:
+            self._restarting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._restarting
         camera, self._camera = self._camera, None
         if camera is not None:
             await self._worker.run(self._stop, camera)
             logger.info("Pi camera released")
         self._worker.shutdown()
+
+    async def _restart(self) -> None:
+        """Move the open camera to the rung wanted (again, if it changed meanwhile)."""
+        while (rung := self._wanted_rung) is not None and rung != self.rung and self._camera:
+            loop = asyncio.get_running_loop()
+            try:
+                await self._worker.run(self._reconfigure, self._camera, rung, loop)
+            except Exception as exc:  # libcamera raises RuntimeError and worse
+                logger.error("Pi camera cannot move to %s: %s", rung.name, short_error(exc))
+                return
+
+    def _apply(self, rung: VideoRung) -> None:
+        self._size = (rung.width, rung.height)
+        self._fps = rung.fps
+        self._bitrate = rung.bitrate_bps
+        self.rung = rung
 
     # --- blocking, in a worker thread --------------------------------------------------
 
@@ -114,34 +152,52 @@ class Picamera2Source:
         from picamera2 import Picamera2
 
         camera = Picamera2(self._index)
-        config = camera.create_video_configuration(
-            main={"size": self._size, "format": "YUV420"},
-            controls={"FrameRate": float(self._fps)},
-        )
-        camera.configure(config)
         try:
-            if self._h264:
-                from picamera2.encoders import H264Encoder
-
-                encoder = H264Encoder(
-                    bitrate=H264_BITRATE,
-                    repeat=True,
-                    iperiod=max(1, round(KEYFRAME_EVERY_S * self._fps)),
-                )
-                camera.start_recording(encoder, _queue_output(loop, self._offer))
-            else:
-                camera.start()
+            self._configure_and_run(camera, loop)
         except BaseException:
             camera.close()
             raise
         return camera
 
+    def _configure_and_run(self, camera: Any, loop: asyncio.AbstractEventLoop) -> None:
+        config = camera.create_video_configuration(
+            main={"size": self._size, "format": "YUV420"},
+            controls={"FrameRate": float(self._fps)},
+        )
+        camera.configure(config)
+        if self._h264:
+            from picamera2.encoders import H264Encoder
+
+            encoder = H264Encoder(
+                bitrate=self._bitrate,
+                repeat=True,
+                iperiod=max(1, round(KEYFRAME_EVERY_S * self._fps)),
+            )
+            camera.start_recording(encoder, _queue_output(loop, self._offer))
+        else:
+            camera.start()
+
+    def _reconfigure(self, camera: Any, rung: VideoRung, loop: asyncio.AbstractEventLoop) -> None:
+        before = (self._size, self._fps, self._bitrate, self.rung)
+        self._halt(camera)
+        self._apply(rung)
+        try:
+            self._configure_and_run(camera, loop)
+        except Exception:
+            self._size, self._fps, self._bitrate, self.rung = before
+            self._configure_and_run(camera, loop)  # back to what worked
+            raise
+        logger.info("Pi camera now at %s", rung.name)
+
+    def _halt(self, camera: Any) -> None:
+        if self._h264:
+            camera.stop_recording()
+        else:
+            camera.stop()
+
     def _stop(self, camera: Any) -> None:
         try:
-            if self._h264:
-                camera.stop_recording()
-            else:
-                camera.stop()
+            self._halt(camera)
         finally:
             camera.close()
 

@@ -9,6 +9,10 @@ Two modes, as the camera offers them:
 
 The camera paces itself: ``read()`` blocks (in a worker thread) until the next picture.
 Timestamps are the wall clock, not the driver's.
+
+The call's video rung (``set_rung``): decoded frames are scaled and thinned to it
+(``appliance.hw.camera.rungs``); an H.264 camera's size, rate and bitrate are its own
+(UVC has no standard control for them), so it keeps them and the log says so once.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from av.stream import Stream
 
 from appliance.errors import HardwareError
 from appliance.hw._bridge import short_error
+from appliance.hw.camera.rungs import RawRungFitter
 from appliance.hw.pacing import VIDEO_TIME_BASE, WallClock, video_pts
+from appliance.hw.ports import VideoRung
 from appliance.hw.serial_worker import SerialWorker
 
 logger = logging.getLogger(__name__)
@@ -51,6 +57,8 @@ class V4l2Source:
         self._clock = WallClock()
         self._lock = asyncio.Lock()
         self._worker = SerialWorker("v4l2")
+        self._fitter = RawRungFitter(size, fps)
+        self._rung_ignored = False
         self.keyframe_requests = 0
 
     @property
@@ -79,19 +87,30 @@ class V4l2Source:
         async with self._lock:
             if self._container is None:
                 raise HardwareError(f"camera {self._device} is closed")
-            try:
-                item = await self._worker.run(self._next_item)
-            except (av.FFmpegError, OSError, StopIteration) as exc:
-                raise HardwareError(f"camera {self._device}: {short_error(exc)}") from exc
-        item.pts = video_pts(self._clock.elapsed())
+            while True:
+                try:
+                    item = await self._worker.run(self._next_item)
+                except (av.FFmpegError, OSError, StopIteration) as exc:
+                    raise HardwareError(f"camera {self._device}: {short_error(exc)}") from exc
+                elapsed = self._clock.elapsed()
+                if self.encoded or self._fitter.keep(elapsed):
+                    break
+        item.pts = video_pts(elapsed)
         item.time_base = VIDEO_TIME_BASE
-        result: av.VideoFrame | av.Packet[Stream] = item
+        result: av.VideoFrame | av.Packet[Stream] = item if self.encoded else self._fitter.fit(item)
         return result
 
     def request_keyframe(self) -> None:
         self.keyframe_requests += 1
         if self.encoded:
             logger.debug("keyframe requested; a UVC camera sends its next one on its own")
+
+    def set_rung(self, rung: VideoRung) -> None:
+        if not self.encoded:
+            self._fitter.set_rung(rung)
+        elif not self._rung_ignored:
+            self._rung_ignored = True
+            logger.info("camera %s encodes H.264 itself: it keeps its own rate", self._device)
 
     async def close(self) -> None:
         async with self._lock:

@@ -12,7 +12,13 @@ The ports and their value types are re-exported here: ``from appliance.hw.ports 
 from appliance.hw.ports.camera import Camera
 from appliance.hw.ports.controls import Button, LightPattern, StatusLight
 from appliance.hw.ports.hotplug import HotPlug, UsbChange, UsbDevice
-from appliance.hw.ports.media import AudioSink, AudioSource, FrameSource, MediaDevices
+from appliance.hw.ports.media import (
+    AudioSink,
+    AudioSource,
+    FrameSource,
+    MediaDevices,
+    VideoRung,
+)
 from appliance.hw.ports.printer import DocumentPrinter, Printer, PrintJobStatus
 from appliance.hw.ports.scanner import DocumentScanner, ScannedPage, Scanner, ScanSettings
 from appliance.hw.ports.screen import OutOfServiceReason, Screen, ScreenInfo, ScreenState
@@ -45,4 +51,5 @@ __all__ = [
     "SystemSnapshot",
     "UsbChange",
     "UsbDevice",
+    "VideoRung",
 ]

@@ -1,0 +1,185 @@
+"""What the counter's video sends follows what the line carries: the ladder and its climber.
+
+The agent's Chromium, as the receiver of an aiortc answerer, estimates the path's capacity
+itself and sends it back as REMB (aiortc answers with ``goog-remb`` and ``abs-send-time``,
+never ``transport-cc``: seen four REMB and one receiver report a second). Its estimate
+only ever *decreases* when its delay detector sees the queue grow (overuse); otherwise it
+holds or climbs by ~8 %/s, capped at 1.5× what it receives. So the climber reads:
+
+- **congestion**: the REMB falls (by more than ``REMB_DROP``) while it is not far above what
+  we send, or a receiver report loses more than ``LOSS_CONGESTED`` of our packets, or the
+  round trip grows ``QUEUE_DELAY_S`` above its minimum (a modem's buffer filling). Then it
+  steps down at once — to the highest rung that fits ``REMB_HEADROOM`` × REMB, at least
+  one — and bars the rung it left for a while (``BAR_S``, doubled if that rung failed
+  again within ``BAR_MEMORY_S``), so a steady line is not probed every few seconds;
+- **room**: no congestion for ``CLIMB_AFTER_S``: one rung up, unless that rung is barred.
+  It does not wait for the REMB to catch up (it lags by seconds after a cut); a rung too
+  high shows as congestion within a second and is undone.
+
+Audio has priority: every rung leaves ``AUDIO_RESERVE_BPS`` for the voice (Opus and its
+packet overhead); when even the lowest rung does not fit, the video stays there and the
+voice goes on.
+
+Pure: the clock is injected; ``RungClimber`` takes the feedback and calls ``on_change``.
+``appliance.call.feedback`` feeds it from aiortc's RTCP.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from appliance.hw.ports import VideoRung
+
+logger = logging.getLogger(__name__)
+
+# Each rung about 1.4× the next: one step up is a probe the line can absorb for a second.
+LADDER: tuple[VideoRung, ...] = (
+    VideoRung("720p30", 1280, 720, 30, 1_500_000),
+    VideoRung("540p30", 960, 540, 30, 1_000_000),
+    VideoRung("360p30", 640, 360, 30, 700_000),
+    VideoRung("360p20", 640, 360, 20, 480_000),
+    VideoRung("360p15", 640, 360, 15, 340_000),
+    VideoRung("270p15", 480, 270, 15, 240_000),
+    VideoRung("180p10", 320, 180, 10, 160_000),
+)
+AUDIO_RESERVE_BPS = 50_000  # Opus at ~28 kbit/s + 50 packets/s of RTP/UDP/IP/SRTP headers
+START_BPS = 500_000  # first rung: its keyframe crosses a 1 Mbit/s line in ~0.1 s
+REMB_DROP = 0.05  # Chromium lowers its estimate only on overuse
+REMB_NEAR = 1.3  # …and a drop far above what we send is not about us
+REMB_HEADROOM = 0.85  # step down to what fits this share of the new estimate
+LOSS_CONGESTED = 0.10  # a rural line loses a few % at random: that is not congestion
+QUEUE_DELAY_S = 0.15  # round trip this far above its minimum: a buffer is filling
+DOWN_SPACING_S = 1.0  # after a step down, let the queue drain before judging again
+CLIMB_AFTER_S = 2.0  # this long without congestion (and since the last step): one up
+BAR_S = 6.0  # a rung left for congestion is not tried again for this long…
+BAR_MAX_S = 48.0  # …doubled each time it fails again within BAR_MEMORY_S, up to this
+BAR_MEMORY_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class VideoLimits:
+    """What the counter's camera was configured for: the top of its ladder."""
+
+    size: tuple[int, int]
+    fps: int
+
+
+def ladder_for(
+    size: tuple[int, int], fps: int, ladder: Sequence[VideoRung] = LADDER
+) -> list[VideoRung]:
+    """The rungs a camera of ``size`` at ``fps`` can send (never upscaled), best first."""
+    width, height = size
+    rungs = [r for r in ladder if r.width <= width and r.height <= height and r.fps <= fps]
+    return rungs or [ladder[-1]]
+
+
+def consumption_bps(rung: VideoRung) -> int:
+    """What sending at ``rung`` costs the line, voice included."""
+    return rung.bitrate_bps + AUDIO_RESERVE_BPS
+
+
+@dataclass
+class _Bar:
+    until: float
+    length_s: float
+    failed_at: float
+
+
+class RungClimber:
+    """Chooses the rung from the receiver's feedback; ``on_change(rung)`` on every step."""
+
+    def __init__(
+        self,
+        ladder: Sequence[VideoRung],
+        *,
+        on_change: Callable[[VideoRung], None],
+        start_bps: int = START_BPS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not ladder:
+            raise ValueError("an empty ladder")
+        self._ladder = list(ladder)
+        self._on_change = on_change
+        self._clock = clock
+        fitting = [i for i, r in enumerate(self._ladder) if consumption_bps(r) <= start_bps]
+        self._index = fitting[0] if fitting else len(self._ladder) - 1
+        now = clock()
+        self._changed_at = now
+        self._calm_since = now
+        self._remb: int | None = None
+        self._min_rtt_s: float | None = None
+        self._bars: dict[int, _Bar] = {}
+        self.steps = 0  # rung changes this call
+        self.lowest = self.rung
+
+    @property
+    def rung(self) -> VideoRung:
+        return self._ladder[self._index]
+
+    # --- feedback ------------------------------------------------------------------------
+
+    def remb(self, bitrate_bps: int) -> None:
+        previous, self._remb = self._remb, bitrate_bps
+        if previous is None or bitrate_bps >= previous * (1 - REMB_DROP):
+            self._maybe_climb()
+        elif bitrate_bps < consumption_bps(self.rung) * REMB_NEAR:
+            self._congested(f"REMB {previous // 1000} → {bitrate_bps // 1000} kbit/s")
+
+    def loss(self, fraction: float) -> None:
+        if fraction > LOSS_CONGESTED:
+            self._congested(f"{fraction:.0%} lost")
+        else:
+            self._maybe_climb()
+
+    def round_trip(self, rtt_s: float) -> None:
+        if self._min_rtt_s is None or rtt_s < self._min_rtt_s:
+            self._min_rtt_s = rtt_s
+        if rtt_s - self._min_rtt_s > QUEUE_DELAY_S:
+            self._congested(f"round trip {rtt_s * 1000:.0f} ms")
+        else:
+            self._maybe_climb()
+
+    # --- steps ---------------------------------------------------------------------------
+
+    def _congested(self, why: str) -> None:
+        now = self._clock()
+        self._calm_since = now
+        if now - self._changed_at < DOWN_SPACING_S or self._index == len(self._ladder) - 1:
+            return
+        target = self._index + 1
+        if self._remb is not None:  # as far down as the new estimate says
+            budget = self._remb * REMB_HEADROOM
+            while target < len(self._ladder) - 1 and consumption_bps(self._ladder[target]) > budget:
+                target += 1
+        self._bar(self._index, now)
+        logger.info("congestion (%s): video down to %s", why, self._ladder[target].name)
+        self._step(target, now)
+
+    def _maybe_climb(self) -> None:
+        now = self._clock()
+        if self._index == 0 or now - max(self._calm_since, self._changed_at) < CLIMB_AFTER_S:
+            return
+        target = self._index - 1
+        bar = self._bars.get(target)
+        if bar is not None and now < bar.until:
+            return
+        logger.info("room on the line: video up to %s", self._ladder[target].name)
+        self._step(target, now)
+
+    def _bar(self, index: int, now: float) -> None:
+        bar = self._bars.get(index)
+        length = BAR_S
+        if bar is not None and now - bar.failed_at < BAR_MEMORY_S:
+            length = min(bar.length_s * 2, BAR_MAX_S)
+        self._bars[index] = _Bar(until=now + length, length_s=length, failed_at=now)
+
+    def _step(self, index: int, now: float) -> None:
+        self._index = index
+        self._changed_at = now
+        self.steps += 1
+        if self.rung.bitrate_bps < self.lowest.bitrate_bps:
+            self.lowest = self.rung
+        self._on_change(self.rung)

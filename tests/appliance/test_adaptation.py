@@ -1,0 +1,165 @@
+"""The video ladder's climber, on a hand-driven clock: down at once on congestion, up after
+calm, barred rungs not retried too soon, the voice's share always kept."""
+
+from __future__ import annotations
+
+import pytest
+
+from appliance.call import adaptation
+from appliance.call.adaptation import (
+    AUDIO_RESERVE_BPS,
+    LADDER,
+    RungClimber,
+    consumption_bps,
+    ladder_for,
+)
+from appliance.hw.ports import VideoRung
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def names(rungs: list[VideoRung]) -> list[str]:
+    return [r.name for r in rungs]
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def climber(clock: Clock, ladder: list[VideoRung] | None = None) -> tuple[RungClimber, list[str]]:
+    changes: list[str] = []
+    made = RungClimber(
+        ladder or list(LADDER), on_change=lambda rung: changes.append(rung.name), clock=clock
+    )
+    return made, changes
+
+
+def test_the_ladder_never_asks_a_camera_for_more_than_it_was_built_for() -> None:
+    assert names(ladder_for((640, 360), 30)) == ["360p30", "360p20", "360p15", "270p15", "180p10"]
+    assert names(ladder_for((1280, 720), 15))[0] == "360p15"
+    assert names(ladder_for((160, 120), 5)) == ["180p10"]  # nothing fits: the lowest rung
+
+
+def test_every_rung_costs_less_than_the_one_above_and_leaves_room_for_the_voice() -> None:
+    costs = [consumption_bps(r) for r in LADDER]
+    assert costs == sorted(costs, reverse=True)
+    assert all(c - r.bitrate_bps == AUDIO_RESERVE_BPS for c, r in zip(costs, LADDER, strict=True))
+    ratios = [a.bitrate_bps / b.bitrate_bps for a, b in zip(LADDER, LADDER[1:], strict=False)]
+    assert max(ratios) < 1.6  # one step up is a probe a line absorbs, not a leap
+
+
+def test_it_starts_at_the_best_rung_within_the_start_budget(clock: Clock) -> None:
+    made, changes = climber(clock)
+    assert consumption_bps(made.rung) <= adaptation.START_BPS
+    assert consumption_bps(LADDER[LADDER.index(made.rung) - 1]) > adaptation.START_BPS
+    assert changes == []
+
+
+def test_a_falling_remb_steps_down_at_once_to_what_fits(clock: Clock) -> None:
+    made, changes = climber(clock)
+    start = made.rung
+    made.remb(600_000)
+    clock.now += 1.5
+    made.remb(300_000)  # Chromium saw the queue grow
+    assert made.rung.bitrate_bps + AUDIO_RESERVE_BPS <= 300_000 * adaptation.REMB_HEADROOM
+    assert changes == [made.rung.name]
+    assert made.rung != start and made.steps == 1 and made.lowest == made.rung
+
+
+def test_a_remb_that_falls_far_above_what_we_send_is_not_congestion(clock: Clock) -> None:
+    made, changes = climber(clock)
+    made.remb(5_000_000)
+    made.remb(4_000_000)
+    assert changes == []
+
+
+def test_random_loss_of_a_rural_line_is_not_congestion_but_heavy_loss_is(clock: Clock) -> None:
+    made, changes = climber(clock)
+    clock.now += 1.5
+    made.loss(0.03)
+    assert changes == []
+    made.loss(0.25)
+    assert len(changes) == 1
+
+
+def test_a_growing_round_trip_is_congestion(clock: Clock) -> None:
+    made, changes = climber(clock)
+    clock.now += 1.5
+    made.round_trip(0.12)
+    made.round_trip(0.20)
+    assert changes == []
+    made.round_trip(0.12 + adaptation.QUEUE_DELAY_S + 0.05)
+    assert len(changes) == 1
+
+
+def test_it_climbs_one_rung_after_calm_and_not_before(clock: Clock) -> None:
+    made, changes = climber(clock)
+    start = LADDER.index(made.rung)
+    clock.now += adaptation.CLIMB_AFTER_S - 0.1
+    made.loss(0.0)
+    assert changes == []
+    clock.now += 0.2
+    made.loss(0.0)
+    assert changes == [LADDER[start - 1].name]
+    made.loss(0.0)  # the climb itself restarts the wait
+    assert len(changes) == 1
+
+
+def test_a_rung_left_for_congestion_is_barred_then_tried_again_with_a_longer_bar(
+    clock: Clock,
+) -> None:
+    made, changes = climber(clock)
+    top = made.rung
+    clock.now += 1.5
+    made.loss(0.5)
+    assert made.rung != top
+    for _ in range(int(adaptation.BAR_S / 0.5) - 1):  # calm, but the rung is barred
+        clock.now += 0.5
+        made.loss(0.0)
+    assert made.rung != top
+    clock.now += 1.0
+    made.loss(0.0)
+    assert made.rung == top  # the bar is over: tried again
+    clock.now += 1.5
+    made.loss(0.5)  # …and it fails again: barred twice as long
+    assert made.rung != top
+    clock.now += adaptation.BAR_S + 1
+    made.loss(0.0)
+    assert made.rung != top
+    clock.now += adaptation.BAR_S
+    made.loss(0.0)
+    assert made.rung == top
+
+
+def test_two_congestion_signals_in_a_burst_step_down_once(clock: Clock) -> None:
+    made, changes = climber(clock)
+    clock.now += 1.5
+    made.loss(0.5)
+    made.loss(0.5)
+    made.round_trip(0.1)
+    made.round_trip(0.9)
+    assert len(changes) == 1
+    clock.now += adaptation.DOWN_SPACING_S + 0.1
+    made.loss(0.5)  # still congested a second later: down again
+    assert len(changes) == 2
+
+
+def test_at_the_bottom_it_stays_and_the_voice_keeps_its_share(clock: Clock) -> None:
+    bottom = [LADDER[-2], LADDER[-1]]
+    made, changes = climber(clock, bottom)
+    for _ in range(5):
+        clock.now += 1.5
+        made.loss(0.9)
+    assert made.rung == LADDER[-1] and changes == [LADDER[-1].name]
+
+
+def test_an_empty_ladder_is_refused() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        RungClimber([], on_change=lambda rung: None)
