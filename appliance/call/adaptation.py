@@ -119,6 +119,11 @@ class RungClimber:
     def rung(self) -> VideoRung:
         return self._ladder[self._index]
 
+    @property
+    def last_remb_bps(self) -> int | None:
+        """The receiver's latest estimate of the path (None: it sent none yet)."""
+        return self._remb
+
     # --- feedback ------------------------------------------------------------------------
 
     def remb(self, bitrate_bps: int) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from aiortc.codecs.h264 import H264Encoder
 
+from appliance.call.adaptation import VideoLimits
 from appliance.call.peer import CallPeer
 from appliance.hw.camera.pattern import H264TestPatternSource
 from tests.appliance.call_support import AgentPeer, RecordingScreen, TestMedia
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 
 class Counter:
-    def __init__(self, media: TestMedia) -> None:
+    def __init__(self, media: TestMedia, *, adaptation: VideoLimits | None = None) -> None:
         self.media = media
         self.screen = RecordingScreen()
         self.connected = 0
@@ -29,6 +30,7 @@ class Counter:
             ice_servers=[],
             on_connected=self._connected,
             on_lost=self._lost,
+            adaptation=adaptation,
         )
 
     def _connected(self) -> None:
@@ -135,5 +137,33 @@ async def test_keyframe_request_reaches_the_passthrough_source(agent: AgentPeer)
         async with asyncio.timeout(10):
             await source.keyframe_requested.wait()
         assert source.keyframe_requests > before
+    finally:
+        await counter.peer.close()
+
+
+async def test_the_receivers_remb_reaches_the_climber_and_the_camera_follows_it(
+    agent: AgentPeer,
+) -> None:
+    counter = Counter(
+        TestMedia(camera_factory=H264TestPatternSource), adaptation=VideoLimits((640, 360), 30)
+    )
+    rungs: list[str] = []
+    counter.peer.rung_listeners.append(lambda rung: rungs.append(rung.name))
+    try:
+        await connect(agent, counter)
+        climber = counter.peer.climber
+        source = counter.media.cameras[0]
+        assert climber is not None and isinstance(source, H264TestPatternSource)
+        assert source.rung == climber.rung  # it opened at the climber's first rung
+        await agent.wait_frames(10)
+        async with asyncio.timeout(20):  # aiortc's receiver sends REMB about once a second
+            while climber.last_remb_bps is None:
+                await asyncio.sleep(0.05)
+        climber.loss(0.9)  # as a receiver report losing most packets would say
+        async with asyncio.timeout(20):
+            while source.rung != climber.rung:
+                await asyncio.sleep(0.05)
+        assert rungs == [climber.rung.name]
+        await agent.wait_frames(10)  # pictures go on at the lower rung
     finally:
         await counter.peer.close()
