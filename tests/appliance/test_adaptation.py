@@ -3,6 +3,8 @@ calm, barred rungs not retried too soon, the voice's share always kept."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from appliance.call import adaptation
@@ -51,7 +53,7 @@ def test_every_rung_costs_less_than_the_one_above_and_leaves_room_for_the_voice(
     costs = [consumption_bps(r) for r in LADDER]
     assert costs == sorted(costs, reverse=True)
     assert all(c - r.bitrate_bps == AUDIO_RESERVE_BPS for c, r in zip(costs, LADDER, strict=True))
-    ratios = [a.bitrate_bps / b.bitrate_bps for a, b in zip(LADDER, LADDER[1:], strict=False)]
+    ratios = [a.bitrate_bps / b.bitrate_bps for a, b in itertools.pairwise(LADDER)]
     assert max(ratios) < 1.6  # one step up is a probe a line absorbs, not a leap
 
 
@@ -70,7 +72,9 @@ def test_a_falling_remb_steps_down_at_once_to_what_fits(clock: Clock) -> None:
     made.remb(300_000)  # Chromium saw the queue grow
     assert made.rung.bitrate_bps + AUDIO_RESERVE_BPS <= 300_000 * adaptation.REMB_HEADROOM
     assert changes == [made.rung.name]
-    assert made.rung != start and made.steps == 1 and made.lowest == made.rung
+    assert made.rung != start
+    assert made.steps == 1
+    assert made.lowest == made.rung
 
 
 def test_a_remb_that_falls_far_above_what_we_send_is_not_congestion(clock: Clock) -> None:
@@ -115,7 +119,7 @@ def test_it_climbs_one_rung_after_calm_and_not_before(clock: Clock) -> None:
 def test_a_rung_left_for_congestion_is_barred_then_tried_again_with_a_longer_bar(
     clock: Clock,
 ) -> None:
-    made, changes = climber(clock)
+    made, _changes = climber(clock)
     top = made.rung
     clock.now += 1.5
     made.loss(0.5)
@@ -157,7 +161,8 @@ def test_at_the_bottom_it_stays_and_the_voice_keeps_its_share(clock: Clock) -> N
     for _ in range(5):
         clock.now += 1.5
         made.loss(0.9)
-    assert made.rung == LADDER[-1] and changes == [LADDER[-1].name]
+    assert made.rung == LADDER[-1]
+    assert changes == [LADDER[-1].name]
 
 
 def test_an_empty_ladder_is_refused() -> None:

@@ -153,7 +153,8 @@ async def test_the_receivers_remb_reaches_the_climber_and_the_camera_follows_it(
         await connect(agent, counter)
         climber = counter.peer.climber
         source = counter.media.cameras[0]
-        assert climber is not None and isinstance(source, H264TestPatternSource)
+        assert climber is not None
+        assert isinstance(source, H264TestPatternSource)
         assert source.rung == climber.rung  # it opened at the climber's first rung
         await agent.wait_frames(10)
         async with asyncio.timeout(20):  # aiortc's receiver sends REMB about once a second

@@ -6,11 +6,12 @@ stand-in for picamera2's documented API: picamera2 exists only on a Pi)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import sys
 import types
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import av
 import pytest
@@ -65,7 +66,7 @@ async def test_the_h264_pattern_switches_clips_at_a_keyframe_and_keeps_time() ->
         assert source.rung == MIDDLE
         assert set(sizes) <= {(640, 360), None}  # the old clip until then
         pts.append(int(packet.pts or 0))
-        assert all(a < b for a, b in zip(pts, pts[1:], strict=False))  # time goes on
+        assert all(a < b for a, b in itertools.pairwise(pts))  # time goes on
         source.set_rung(MIDDLE)  # already there: nothing changes
         assert decoded_size(decoder, await source.read()) == (480, 270)
     finally:
@@ -79,10 +80,7 @@ async def test_raw_frames_are_scaled_and_thinned_to_the_rung() -> None:
         source.set_rung(SMALL)
         frames = [await source.read() for _ in range(6)]
         assert {(f.width, f.height) for f in frames} == {(320, 180)}
-        gaps = [
-            float((b.pts - a.pts) * VIDEO_TIME_BASE)
-            for a, b in zip(frames, frames[1:], strict=False)
-        ]
+        gaps = [float((b.pts - a.pts) * VIDEO_TIME_BASE) for a, b in itertools.pairwise(frames)]
         assert gaps == pytest.approx([0.1] * 5, abs=0.035)
     finally:
         await source.close()
@@ -134,7 +132,7 @@ def test_an_h264_webcam_keeps_its_own_rate_and_says_so_once(
 class FakePicamera2:
     """Records the calls the adapter makes, as picamera2's documentation names them."""
 
-    instances: list[FakePicamera2] = []
+    instances: ClassVar[list[FakePicamera2]] = []
 
     def __init__(self, index: int = 0) -> None:
         self.calls: list[tuple[str, Any]] = []
