@@ -48,3 +48,28 @@ def test_machine_snapshot_names_what_changed(tmp_path: Path) -> None:
     (backends / "guichet-test-fail").write_text("#!/bin/sh\n")
     after = machine.snapshot((conf, tmp_path / "absent.conf"), (backends,))
     assert machine.changes(before, after) == sorted([str(conf), f"{backends}/"])
+
+
+# --- call metrics (tests/support/call_metrics.py) ----------------------------------------
+
+
+def test_a_freeze_is_a_gap_longer_than_half_a_second_counted_whole() -> None:
+    from tests.support.call_metrics import freeze_count, frozen_s
+
+    frames = [0.0, 0.1, 0.2, 1.0, 1.1, 1.5]  # a 0.8 s gap, then a 0.4 s one (not frozen)
+    assert frozen_s(frames, 0.0, 1.6) == pytest.approx(0.8)
+    assert freeze_count(frames, 1.6) == 1
+    assert frozen_s(frames, 0.0, 3.0) == pytest.approx(0.8 + 1.5)  # the end counts too
+    assert frozen_s([], 0.0, 2.0) == 2.0  # nothing at all: frozen all along
+
+
+def test_audio_concealment_is_a_ratio_and_its_longest_stretch() -> None:
+    from tests.support.call_metrics import concealment_ratio, longest_concealment_s
+
+    rate = 48_000
+    samples = [
+        {"t": i * 0.1, "concealed": c, "samples": i * rate // 10}
+        for i, c in enumerate([0, 0, 4800, 9600, 14400, 14400, 14500])
+    ]
+    assert longest_concealment_s(samples) == pytest.approx(0.3)
+    assert concealment_ratio(samples) == pytest.approx(14500 / (6 * rate // 10))
