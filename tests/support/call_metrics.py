@@ -19,8 +19,7 @@ FREEZE_S = 0.5  # the issue's definition: more than this without a new frame is 
 SAMPLE_MS = 100
 
 # Installed once per page; a new call's video element restarts the frame list.
-INSTALL_JS = (
-    """
+INSTALL_JS = """
 () => {
   const g = window;
   if (g.guichetMetrics) { return; }
@@ -58,11 +57,9 @@ INSTALL_JS = (
       }
     });
     m.samples.push(s);
-  }, %d);
+  }, SAMPLE_MS);
 }
-"""
-    % SAMPLE_MS
-)
+""".replace("SAMPLE_MS", str(SAMPLE_MS))
 
 TAKE_JS = """
 () => {
