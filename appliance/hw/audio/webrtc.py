@@ -53,7 +53,13 @@ def load() -> str | None:
 class WebrtcAudioProcessing:
     """AEC3 + noise suppression + gain control + high-pass filter, for one call."""
 
-    def __init__(self, *, stream_delay_ms: int = STREAM_DELAY_MS) -> None:
+    def __init__(
+        self,
+        *,
+        stream_delay_ms: int = STREAM_DELAY_MS,
+        noise_suppression: bool = True,
+        gain_control: bool = True,
+    ) -> None:
         try:
             from livekit import rtc
         except ImportError as exc:  # the wheel is missing or its native library failed
@@ -62,9 +68,9 @@ class WebrtcAudioProcessing:
         try:
             self._apm = rtc.AudioProcessingModule(
                 echo_cancellation=True,
-                noise_suppression=True,
+                noise_suppression=noise_suppression,
                 high_pass_filter=True,
-                auto_gain_control=True,
+                auto_gain_control=gain_control,
             )
         except Exception as exc:  # the FFI's own error types: translated at the boundary
             raise AudioProcessingError(f"audio processing module: {exc}") from exc
