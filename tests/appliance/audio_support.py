@@ -72,6 +72,7 @@ def looped(samples: Samples, seconds: float) -> Samples:
 class Room:
     delay_ms: float = 50.0  # loudspeaker to microphone, with the devices' buffers
     rt60_s: float = 0.3  # a furnished town-hall office
+    direct_to_reverb_db: float = 0.0  # at about a metre, near the room's critical distance
     gain: float = 0.5  # direct path: the speaker a metre from a webcam's microphone
     noise_dbfs: float = -60.0  # ventilation, the street
     seed: int = 7
@@ -82,7 +83,8 @@ def impulse_response(room: Room) -> npt.NDArray[np.float64]:
     delay = int(room.delay_ms * SAMPLE_RATE / 1000)
     tail_n = int(room.rt60_s * SAMPLE_RATE)
     t = np.arange(tail_n) / SAMPLE_RATE
-    tail = rng.standard_normal(tail_n) * np.exp(-6.9 * t / room.rt60_s) * 0.12
+    tail = rng.standard_normal(tail_n) * np.exp(-6.9 * t / room.rt60_s)
+    tail *= np.sqrt(10 ** (-room.direct_to_reverb_db / 10) / np.sum(tail**2))
     h = np.zeros(delay + tail_n)
     h[delay] = 1.0
     h[delay + 1 :] += tail[1:]

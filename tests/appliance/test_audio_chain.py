@@ -38,7 +38,7 @@ from tests.appliance.audio_support import (
 
 RATE = 48_000
 CONVERGED_S = 3  # AEC3 needs a couple of seconds of the agent's voice to find the echo
-ROOM = Room(gain=0.12)  # the speaker a metre away, the citizen half a metre: echo ~5 dB below
+ROOM = Room(gain=0.35)  # the speaker a metre away, the citizen half a metre: echo ~5 dB below
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ async def test_citizen_speech_survives_double_talk(far: np.ndarray, near: np.nda
     speaking = active(to_int16(citizen))[: len(both)]
     speaking[:start] = False
     attenuation = 10 * np.log10(energy(alone[speaking]) / energy(both[speaking]))
-    assert attenuation <= 8  # measured ~4.6 dB: bounded, not silenced
+    assert attenuation <= 6  # measured 1.9 dB (bench/echo.py): bounded, not silenced
     # And what goes out while both speak is mostly the citizen, not the agent's echo.
     residual = await run_chain(far, to_int16(echo))
     assert 10 * np.log10(energy(both[speaking]) / energy(residual[speaking])) >= 15
