@@ -147,6 +147,10 @@ class HardwareSection(_Section):
     audio_in_device: str = "default"
     audio_out: Literal["alsa", "pulse", "none"] = "none"
     audio_out_device: str = "default"
+    # A real microphone's speech goes through WebRTC's processing (echo cancellation against
+    # the loudspeaker, noise suppression, gain control: docs/audio.md); "none" sends it raw.
+    # The test tone and the silence never do: the processing would take them for noise.
+    audio_processing: Literal["webrtc", "none"] = "webrtc"
     printer: Literal["cups", "simulated", "none"] = "simulated"
     printer_queue: str | None = None
     # The CUPS scheduler: a host or a Unix socket path; unset follows libcups' default.

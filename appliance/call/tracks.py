@@ -7,6 +7,7 @@ connection while the sources they read live for the whole call.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -17,6 +18,8 @@ from av.frame import Frame
 from av.packet import Packet
 from av.stream import Stream
 
+from appliance.hw.audio.frames import AudioFormatError
+from appliance.hw.audio.opus import OpusSpeechEncoder, PacketQueue, SpeechSettings
 from appliance.hw.ports import AudioSource, FrameSource
 
 logger = logging.getLogger(__name__)
@@ -44,16 +47,35 @@ class CameraTrack(MediaStreamTrack):
 
 
 class MicrophoneTrack(MediaStreamTrack):
+    """The microphone, sent as Opus tuned for speech on a poor line (mono, in-band FEC, DTX:
+    ``appliance.hw.audio.opus``); aiortc's sender packs our packets as they are.
+
+    Encoding runs off the loop; one ``recv()`` returns one packet, and reads as many frames
+    as that takes (none is sent during DTX silence).
+    """
+
     kind = "audio"
 
-    def __init__(self, source: AudioSource) -> None:
+    def __init__(self, source: AudioSource, *, settings: SpeechSettings | None = None) -> None:
         super().__init__()
         self._source = source
+        self._encoder = OpusSpeechEncoder(settings)
+        self._queue = PacketQueue()
+        self.frames_dropped = 0
 
-    async def recv(self) -> Frame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        return await self._source.read()
+    async def recv(self) -> Packet[Stream]:
+        while True:
+            if self.readyState != "live":
+                raise MediaStreamError
+            if (packet := self._queue.pop()) is not None:
+                return packet
+            frame = await self._source.read()
+            try:
+                self._queue.extend(await asyncio.to_thread(self._encoder.encode, frame))
+            except AudioFormatError as exc:  # 20 ms lost, not the call's sound
+                self.frames_dropped += 1
+                if self.frames_dropped == 1:
+                    logger.warning("microphone frame dropped: %s", exc)
 
 
 async def pump_video(track: MediaStreamTrack, show: Callable[[av.VideoFrame], None]) -> None:

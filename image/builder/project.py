@@ -7,12 +7,13 @@ qemu-user); files are written from the host. Then the writable paths are laid ou
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from importlib import metadata
 from pathlib import Path
 
-from image.builder.model import Description, FileSpec, Layer
+from image.builder.model import Description, DescriptionError, FileSpec, Layer
 from image.builder.steps import Action, Command, Step, chroot
 from image.builder.workspace import Workspace
 
@@ -25,11 +26,18 @@ ROOT_LABEL = "root"
 PERSIST_DIR = "persistant"  # on the data partition: bind-mount sources
 TMPFS_SIZE = "64M"
 WORLD_WRITABLE = {"/var/tmp"}  # noqa: S108 - sticky, like /tmp (a mount point, not a file)
+# Extra wheels are fetched for the counter, not the build host: binary ones (livekit's native
+# WebRTC library, protobuf) exist per platform; pure-Python ones match any of these tags.
+WHEEL_PLATFORMS = {
+    "arm64": ("manylinux_2_28_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64"),
+    "amd64": ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"),
+}
+SUITE_PYTHON = {"trixie": "3.13"}  # the suite's python3, which runs the venv
 # Imported once at build time, on Debian's versions: an incompatibility fails the build here,
 # not on a counter in a town hall.
 SMOKE_IMPORTS = (
     "import appliance.app, appliance.process, appliance.firstboot, appliance.selftest,"
-    " aiomqtt, pydantic"
+    " aiomqtt, pydantic; from livekit import rtc"
 )
 
 
@@ -57,7 +65,7 @@ def project_plan(
     for layer in description.layers:
         steps += _layer_files(description, layer, workspace.rootfs)
         if layer.install_project:
-            steps += _wheels(layer, workspace, project_dir)
+            steps += _wheels(description, layer, workspace, project_dir)
             steps += _venv(description, workspace)
         for hook in layer.project_hooks:
             script = description.substitute(hook, where=layer.name)
@@ -98,8 +106,25 @@ def write_file(description: Description, layer: Layer, spec: FileSpec, top: Path
     return target
 
 
-def _wheels(layer: Layer, workspace: Workspace, project_dir: Path) -> list[Step]:
-    """The project's wheel (fresh each build) and the pinned extra wheels (cached)."""
+def _target(description: Description) -> tuple[str, ...]:
+    """pip's options to download wheels for the image's architecture and Python."""
+    image = description.image
+    if image.architecture not in WHEEL_PLATFORMS or image.suite not in SUITE_PYTHON:
+        raise DescriptionError(
+            f"no wheel platform known for {image.suite}/{image.architecture}"
+            " (image/builder/project.py: WHEEL_PLATFORMS, SUITE_PYTHON)"
+        )
+    options: list[str] = []
+    for platform in WHEEL_PLATFORMS[image.architecture]:
+        options += ["--platform", platform]
+    return (*options, "--python-version", SUITE_PYTHON[image.suite], "--implementation", "cp")
+
+
+def _wheels(
+    description: Description, layer: Layer, workspace: Workspace, project_dir: Path
+) -> list[Step]:
+    """The project's wheel (fresh each build) and the pinned extra wheels (cached), for the
+    image's platform."""
     pip = (sys.executable, "-m", "pip", "--disable-pip-version-check", "-q")
     steps: list[Step] = [
         Command(
@@ -117,6 +142,7 @@ def _wheels(layer: Layer, workspace: Workspace, project_dir: Path) -> list[Step]
                     "download",
                     "--no-deps",
                     "--only-binary=:all:",
+                    *_target(description),
                     "-d",
                     str(workspace.wheel_cache),
                     pin,
@@ -129,13 +155,18 @@ def _wheels(layer: Layer, workspace: Workspace, project_dir: Path) -> list[Step]
                 (
                     "sh",
                     "-c",
-                    f'cp "$0"/{name}-*.whl "$1"/',
+                    f'cp "$0"/{wheel_name(name)}-{metadata.version(name)}-*.whl "$1"/',
                     str(workspace.wheel_cache),
                     str(workspace.wheels),
                 ),
             )
         )
     return steps
+
+
+def wheel_name(name: str) -> str:
+    """A distribution's name as its wheel file spells it (PEP 427: ``-`` and ``.`` → ``_``)."""
+    return re.sub(r"[-_.]+", "_", name).lower()
 
 
 def _venv(description: Description, workspace: Workspace) -> list[Step]:

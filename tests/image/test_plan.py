@@ -175,3 +175,19 @@ def test_chroot_command_runs_a_script_in_a_private_mount_namespace(tmp_path: Pat
     command = chroot(tmp_path, "echo hi", what="x")
     assert command.argv[:3] == ("unshare", "--mount", "--fork")
     assert command.argv[-2:] == (str(tmp_path), "echo hi")
+
+
+def test_extra_wheels_are_the_counters_platform(description: Description, tmp_path: Path) -> None:
+    """livekit (the call's echo canceller) ships a native library: its wheel must be the
+    Pi's (aarch64, trixie's Python 3.13), not the build host's."""
+    steps = project.project_plan(description, Workspace(tmp_path), "k" * 64, IMAGE_DIR.parent)
+    commands = _commands(steps)
+    downloads = {c[-1].split("==")[0]: c for c in commands if "download" in c}
+    assert {"aiomqtt", "livekit", "protobuf", "types-protobuf"} <= downloads.keys()
+    livekit = downloads["livekit"]
+    assert livekit[livekit.index("--platform") + 1] == "manylinux_2_28_aarch64"
+    assert livekit[livekit.index("--python-version") + 1] == "3.13"
+    copies = [c[2] for c in commands if c[0] == "sh" and "types_protobuf-" in c[2]]
+    assert copies, "the wheel file is named types_protobuf-<version>-…"
+    venv = next(c[-1] for c in commands if c[0] == "unshare" and "venv" in c[-1])
+    assert "from livekit import rtc" in venv  # the native library loads on the Pi, at build

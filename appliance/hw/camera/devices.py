@@ -3,16 +3,28 @@
 ``ConfiguredMedia`` is the ``MediaDevices`` port's one adapter: it holds only the choices,
 and each call gets new, unopened sources, so a camera or sound card is never held between
 calls (and a webcam replugged between two calls just works).
+
+A real microphone (``alsa``/``pulse``) goes through the call's speech processing unless
+``audio_processing = "none"``: the call's microphone and loudspeaker share one
+``WebrtcAudioProcessing`` (the echo canceller must hear what the loudspeaker plays). A call
+asks for one of each (``CallPeer._open_media``), so the first microphone asked for is paired
+with the first loudspeaker asked for, in either order.
 """
 
 from __future__ import annotations
 
+import logging
+
 from appliance.config import HardwareSection
+from appliance.hw.audio.processed import ProcessedMicrophone, ProcessedSpeaker
 from appliance.hw.audio.pyav import NullAudioSink, PyavAudioSink, PyavAudioSource, ToneSource
+from appliance.hw.audio.webrtc import WebrtcAudioProcessing, load
 from appliance.hw.camera.pattern import H264TestPatternSource, TestPatternSource
 from appliance.hw.camera.pi_camera import Picamera2Source
 from appliance.hw.camera.v4l2 import V4l2Format, V4l2Source
 from appliance.hw.ports import AudioSink, AudioSource, FrameSource
+
+logger = logging.getLogger(__name__)
 
 
 class SilenceSource(ToneSource):
@@ -25,6 +37,14 @@ class SilenceSource(ToneSource):
 class ConfiguredMedia:
     def __init__(self, hw: HardwareSection) -> None:
         self._hw = hw
+        # One call's processing, made by whichever of microphone()/speaker() came first.
+        self._for_speaker: WebrtcAudioProcessing | None = None
+        self._for_microphone: WebrtcAudioProcessing | None = None
+        self._processing = hw.audio_processing == "webrtc" and hw.audio_in in ("alsa", "pulse")
+        if self._processing and (reason := load()) is not None:
+            # The call goes on with the raw microphone; the agent may hear an echo.
+            logger.error("speech processing unavailable, microphone sent raw: %s", reason)
+            self._processing = False
 
     def camera(self) -> FrameSource:
         hw = self._hw
@@ -44,13 +64,31 @@ class ConfiguredMedia:
     def microphone(self) -> AudioSource:
         hw = self._hw
         if hw.audio_in in ("alsa", "pulse"):
-            return PyavAudioSource(hw.audio_in, hw.audio_in_device)
+            source = PyavAudioSource(hw.audio_in, hw.audio_in_device)
+            if not self._processes():
+                return source
+            processing, self._for_microphone = self._for_microphone, None
+            if processing is None:
+                processing = self._for_speaker = WebrtcAudioProcessing()
+            return ProcessedMicrophone(source, processing)
         if hw.audio_in == "test_tone":
             return ToneSource()
         return SilenceSource()
 
     def speaker(self) -> AudioSink:
         hw = self._hw
+        sink: AudioSink
         if hw.audio_out in ("alsa", "pulse"):
-            return PyavAudioSink(hw.audio_out, hw.audio_out_device)
-        return NullAudioSink()
+            sink = PyavAudioSink(hw.audio_out, hw.audio_out_device)
+        else:
+            sink = NullAudioSink()
+        if not self._processes():
+            return sink
+        processing, self._for_speaker = self._for_speaker, None
+        if processing is None:
+            processing = self._for_microphone = WebrtcAudioProcessing()
+        return ProcessedSpeaker(sink, processing)
+
+    def _processes(self) -> bool:
+        """Speech processing is for a real microphone (the test tone stays a pure tone)."""
+        return self._processing
