@@ -221,7 +221,9 @@ async def measure(calls: int, seconds: float, profiles: list[str]) -> None:
         "first-frame columns: median / p90"
     )
     for profile in profiles:
-        modes = {"adaptive": True} if profile == "udp-bloque" else {"adaptive": True, "fixed": False}
+        modes = (
+            {"adaptive": True} if profile == "udp-bloque" else {"adaptive": True, "fixed": False}
+        )
         rows = {}
         for mode, adaptation in modes.items():
             rows[mode] = await run_profile(

@@ -108,6 +108,7 @@ class RungClimber:
         self._index = fitting[0] if fitting else len(self._ladder) - 1
         now = clock()
         self._changed_at = now
+        self._down_at = now - DOWN_SPACING_S  # no step down yet
         self._calm_since = now
         self._remb: int | None = None
         self._min_rtt_s: float | None = None
@@ -152,8 +153,8 @@ class RungClimber:
     def _congested(self, why: str) -> None:
         now = self._clock()
         self._calm_since = now
-        if now - self._changed_at < DOWN_SPACING_S or self._index == len(self._ladder) - 1:
-            return
+        if now - self._down_at < DOWN_SPACING_S or self._index == len(self._ladder) - 1:
+            return  # the last step down is still draining the queue, or nowhere to go
         target = self._index + 1
         if self._remb is not None:  # as far down as the new estimate says
             budget = self._remb * REMB_HEADROOM
@@ -161,6 +162,7 @@ class RungClimber:
                 target += 1
         self._bar(self._index, now)
         logger.info("congestion (%s): video down to %s", why, self._ladder[target].name)
+        self._down_at = now
         self._step(target, now)
 
     def _maybe_climb(self) -> None:

@@ -77,6 +77,11 @@ def h264_preferences() -> list[RTCRtpCodecCapability]:
     return h264 + [c for c in codecs if c.mimeType.lower() == "video/rtx"]
 
 
+def opus_preferences() -> list[RTCRtpCodecCapability]:
+    codecs = RTCRtpSender.getCapabilities("audio").codecs
+    return [c for c in codecs if c.mimeType.lower() == "audio/opus"]
+
+
 def ice_ufrag(sdp: str) -> str | None:
     match = _UFRAG.search(sdp)
     return match.group(1) if match else None
@@ -217,7 +222,7 @@ class CallPeer:
         # transceivers (and the H.264 preference); only for kinds the offer has: aiortc
         # 1.16 fails to answer with a transceiver the offer did not negotiate.
         if "audio" in kinds:
-            pc.addTrack(MicrophoneTrack(microphone))
+            self._add_microphone(pc, MicrophoneTrack(microphone))
         if "video" in kinds:
             screen = self._screen
             preview = (lambda frame: screen.show_frame(frame, self_view=True)) if screen else None
@@ -237,6 +242,14 @@ class CallPeer:
         self._pc = pc
         self.connections += 1
         return pc
+
+    @staticmethod
+    def _add_microphone(pc: RTCPeerConnection, track: MicrophoneTrack) -> None:
+        """Opus only: the track hands aiortc Opus packets, which no other codec could carry."""
+        sender = pc.addTrack(track)
+        for transceiver in pc.getTransceivers():
+            if transceiver.sender is sender:
+                transceiver.setCodecPreferences(opus_preferences())
 
     def _add_camera(self, pc: RTCPeerConnection, track: CameraTrack, camera: FrameSource) -> None:
         sender = pc.addTrack(track)

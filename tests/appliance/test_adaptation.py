@@ -168,3 +168,15 @@ def test_at_the_bottom_it_stays_and_the_voice_keeps_its_share(clock: Clock) -> N
 def test_an_empty_ladder_is_refused() -> None:
     with pytest.raises(ValueError, match="empty"):
         RungClimber([], on_change=lambda rung: None)
+
+
+def test_a_climb_that_congests_the_line_is_undone_at_once(clock: Clock) -> None:
+    made, changes = climber(clock)
+    start = made.rung
+    clock.now += adaptation.CLIMB_AFTER_S + 0.1
+    made.loss(0.0)
+    assert made.rung != start
+    clock.now += 0.3
+    made.loss(0.4)  # the rung above was too much
+    assert made.rung == start
+    assert len(changes) == 2
