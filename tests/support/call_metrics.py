@@ -48,7 +48,10 @@ INSTALL_JS = """
       }
       if (r.type === "inbound-rtp" && r.kind === "audio") {
         s.audioBytes += r.bytesReceived || 0;
-        s.concealed += r.concealedSamples || 0; s.samples += r.totalSamplesReceived || 0;
+        // DTX: the counter sends nothing in silence and Chromium "conceals" it as silence;
+        // only the rest is loss concealment.
+        s.concealed += (r.concealedSamples || 0) - (r.silentConcealedSamples || 0);
+        s.samples += r.totalSamplesReceived || 0;
       }
       if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded") {
         const local = stats.get(r.localCandidateId), remote = stats.get(r.remoteCandidateId);
