@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import machine
+from tests.support.coturn import Coturn, coturn
 from tests.support.databases import fresh_database
 from tests.support.mosquitto import Broker
 
@@ -45,6 +46,13 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
     b.start()
     yield b
     b.stop()
+
+
+@pytest.fixture
+def turn_server(tmp_path: Path) -> Iterator[Coturn]:
+    """A private coturn (TURN over UDP, TCP and TLS; shared secret) on free loopback ports."""
+    with coturn(tmp_path / "coturn") as turn:
+        yield turn
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
