@@ -5,6 +5,7 @@ settings refuse a TURN server without a real secret."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import subprocess
 import time
@@ -73,6 +74,30 @@ async def test_expired_credentials_are_refused(turn_server: Coturn, transport: T
     with pytest.raises(stun.TransactionFailed) as caught:
         await allocate(turn_server, transport, issued.username, issued.credential)
     assert refusal_code(caught) == 401
+
+
+async def test_credentials_expire_for_new_allocations_not_for_a_call_under_way(
+    turn_server: Coturn,
+) -> None:
+    """coturn checks the expiry when a relay is allocated: a call's relay outlives its
+    credentials, a new allocation with them (an ICE restart, a thief) is refused. So the
+    TTL must cover the call's last reconnection (docs/turn.md)."""
+    issued = TurnIssuer((turn_server.url("udp"),), turn_server.secret, 2).server(
+        uuid.uuid4(), Party.COUNTER, time.time()
+    )
+    async with turn_client(turn_server, "udp", issued.username, issued.credential) as call:
+        await call.connect()
+        refusal: stun.TransactionFailed | None = None
+        async with asyncio.timeout(10):
+            while refusal is None:  # until the expiry has passed, as coturn's clock sees it
+                try:
+                    await allocate(turn_server, "udp", issued.username, issued.credential)
+                except stun.TransactionFailed as refused:
+                    refusal = refused
+                else:
+                    await asyncio.sleep(0.2)
+        assert refusal.response.attributes["ERROR-CODE"][0] == 401
+        await call.channel_bind(0x4000, ("127.0.0.1", 5432))  # the call goes on
 
 
 async def test_credentials_signed_with_another_secret_are_refused(turn_server: Coturn) -> None:
