@@ -10,6 +10,10 @@ opens ``/var/lib/turn/turndb`` when none is given). No CLI, no NAT-discovery por
         settings = Settings(**turn.server_settings(), database_url=…, secret_key=…)
         turn.url("tcp")                           # "turn:127.0.0.1:PORT?transport=tcp"
 
+aiortc (the counter) verifies ``turns:`` against Python's default CA store: set
+``SSL_CERT_FILE`` to ``turn.ca_file`` in its process, or give it ``turn.url("tcp")`` first.
+``turn_client`` is aioice's own TURN client (the one aiortc uses), for allocations by hand.
+
 ``deploy_coturn`` starts it from ``deploy/coturn/turnserver.conf`` itself instead, with only
 addresses, ports, paths and the secret rewritten (the production refusals kept).
 """
@@ -23,7 +27,7 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,8 +167,13 @@ def coturn(
     host: str = "127.0.0.1",
     secret: str | None = None,
     shipped: str | None = None,
+    prefix: Sequence[str] = (),
 ) -> Iterator[Coturn]:
-    """Start turnserver (the test configuration, or ``shipped`` rewritten); stop it after."""
+    """Start turnserver (the test configuration, or ``shipped`` rewritten); stop it after.
+
+    ``prefix`` runs it through another command, e.g. ``("ip", "netns", "exec", "router")``
+    for a relay inside a shaped network's namespace; ``host`` must then be reachable from
+    this process, which checks that it answers."""
     workdir.mkdir(parents=True, exist_ok=True)
     make_certificates(workdir / "certs")
     secret = secret or secrets.token_urlsafe(32)
@@ -176,7 +185,7 @@ def coturn(
     conf = workdir / "turnserver.conf"
     conf.write_text(text + "\n", encoding="utf-8")
     process = subprocess.Popen(
-        [TURNSERVER, "-c", str(conf)],
+        [*prefix, TURNSERVER, "-c", str(conf)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
