@@ -118,6 +118,7 @@ def create_app(settings: Settings) -> FastAPI:
             ring_timeout_s=settings.ring_timeout_s,
             resume_window_s=settings.call_resume_window_s,
             ice_servers=settings.ice_servers,
+            turn=settings.turn_issuer(),
             schedule_options=schedule_options(settings),
         ),
     )

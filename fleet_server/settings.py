@@ -6,13 +6,18 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fleet_server.calls.turn import TURN_URL_RE, TurnIssuer
 from fleet_server.security import proxies
 from guichet.signalling import RESUME_WINDOW_S, IceServer
 
 SECRET_KEY_BYTES = 32  # a demo run's own random key (nothing printed in the source signs)
+MIN_SECRET_CHARS = 16  # GUICHET_SECRET_KEY and GUICHET_TURN_SECRET outside demo mode
+# deploy/coturn/turnserver.conf's placeholder: a copied example is not a secret.
+TURN_SECRET_PLACEHOLDER = "a-remplacer-par-openssl-rand-base64-32"  # noqa: S105 - refused
+TURN_TTL_S = 4 * 3600  # a call's TURN credentials: longer than any call, and no longer
 
 
 class Settings(BaseSettings):
@@ -56,8 +61,16 @@ class Settings(BaseSettings):
     closed_phone: str | None = Field(default=None, max_length=32)
     appointment_retention_days: int = Field(default=30, ge=0, le=365)
     config_refresh_s: float = Field(default=3600.0, gt=0)
-    # STUN/TURN servers given to both ends, as JSON: [{"urls": ["stun:…"]}].
+    # STUN servers given to both ends, as JSON: [{"urls": ["stun:…"]}]. TURN servers are
+    # refused here (their password would be static and long-lived): see turn_urls.
     ice_servers: list[IceServer] = Field(default_factory=list)
+    # TURN relay (docs/turn.md): coturn's URLs, as JSON
+    # (["turns:turn.example.fr:443?transport=tcp", "turn:turn.example.fr:3478"]), handed to
+    # both parties of each answered call with credentials valid turn_ttl_s, made with the
+    # secret coturn shares (static-auth-secret).
+    turn_urls: list[str] = Field(default_factory=list)
+    turn_secret: SecretStr = SecretStr("")
+    turn_ttl_s: int = Field(default=TURN_TTL_S, ge=60, le=24 * 3600)
     # Mosquitto's password and ACL files, generated here (enrolment, revocation) and reloaded
     # with SIGHUP to the pid in broker_pid_file. Unset: the broker is managed elsewhere.
     broker_files_dir: Path | None = None
@@ -84,6 +97,45 @@ class Settings(BaseSettings):
             proxies.networks(self.trusted_proxies)
         except ValueError as exc:
             raise ValueError(f"GUICHET_TRUSTED_PROXIES: {exc}") from None
-        if len(self.secret_key) < 16:
-            raise ValueError("GUICHET_SECRET_KEY is too short (16 characters at least)")
+        if len(self.secret_key) < MIN_SECRET_CHARS:
+            raise ValueError(
+                f"GUICHET_SECRET_KEY is too short ({MIN_SECRET_CHARS} characters at least)"
+            )
+        self._check_turn()
         return self
+
+    def _check_turn(self) -> None:
+        for server in self.ice_servers:
+            if any(url.startswith("turn") for url in server.urls):
+                raise ValueError(
+                    "GUICHET_ICE_SERVERS: TURN servers go in GUICHET_TURN_URLS, with "
+                    "GUICHET_TURN_SECRET (each call gets its own expiring credentials)"
+                )
+        for url in self.turn_urls:
+            if not TURN_URL_RE.fullmatch(url):
+                raise ValueError(
+                    f"GUICHET_TURN_URLS: {url!r} is not a TURN URL "
+                    "(turn:host:port?transport=udp|tcp or turns:host:port?transport=tcp)"
+                )
+        secret = self.turn_secret.get_secret_value()
+        if not self.turn_urls:
+            return
+        if not secret:
+            raise ValueError(
+                "GUICHET_TURN_URLS needs GUICHET_TURN_SECRET (coturn's static-auth-secret)"
+            )
+        if self.demo:
+            return
+        if secret == TURN_SECRET_PLACEHOLDER or len(secret) < MIN_SECRET_CHARS:
+            raise ValueError(
+                "GUICHET_TURN_SECRET must be set to a random value outside demo mode, the same "
+                f"as coturn's static-auth-secret ({MIN_SECRET_CHARS} characters at least: "
+                "openssl rand -base64 32)"
+            )
+
+    def turn_issuer(self) -> TurnIssuer | None:
+        """What hands out each call's TURN credentials (None: no TURN server)."""
+        if not self.turn_urls:
+            return None
+        secret = self.turn_secret.get_secret_value()
+        return TurnIssuer(tuple(self.turn_urls), secret, self.turn_ttl_s)

@@ -43,7 +43,9 @@ class SessionDescription(BaseModel):
 
 
 class IceServer(BaseModel):
-    """A STUN/TURN server for the call's peers (``welcome`` and ``call_taken``)."""
+    """A STUN/TURN server for the call's peers: the long-lived ones (STUN) in ``welcome``;
+    each call's own, with its time-limited TURN credentials, in ``call_taken`` (the agent)
+    and ``call_answered`` (the counter)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -151,6 +153,10 @@ class CallAnswered(_Msg):
     type: Literal["call_answered"] = "call_answered"
     call_id: uuid.UUID
     agent_label: str  # "Conseillère Caf", never a full name unless the agent chose it
+    # This call's STUN/TURN servers, TURN credentials included (they expire: never kept
+    # beyond the call). Added within v1 with a default: an older server sends none and the
+    # counter uses ``welcome``'s; an older counter ignores them.
+    ice_servers: list[IceServer] = Field(default_factory=list)
 
 
 class CallEnded(_Msg):

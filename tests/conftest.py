@@ -1,16 +1,20 @@
-"""Fixtures shared by the whole suite: private brokers and fresh databases."""
+"""Fixtures shared by the whole suite: private brokers, fresh databases, a TURN relay."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.support import machine
 from tests.support.databases import fresh_database
 from tests.support.mosquitto import Broker
+
+if TYPE_CHECKING:
+    from tests.support.coturn import Coturn
 
 # tests/netns needs a loopback-only network namespace: tests/e2e/test_netns.py runs it there.
 collect_ignore = [] if os.environ.get("GUICHET_IN_NETNS") == "1" else ["netns"]
@@ -45,6 +49,15 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
     b.start()
     yield b
     b.stop()
+
+
+@pytest.fixture
+def turn_server(tmp_path: Path) -> Iterator[Coturn]:
+    """A private coturn (TURN over UDP, TCP and TLS; shared secret) on free loopback ports."""
+    from tests.support.coturn import coturn  # aioice: only where a test uses it
+
+    with coturn(tmp_path / "coturn") as turn:
+        yield turn
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

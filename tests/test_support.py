@@ -73,3 +73,31 @@ def test_audio_concealment_is_a_ratio_and_its_longest_stretch() -> None:
     ]
     assert longest_concealment_s(samples) == pytest.approx(0.3)
     assert concealment_ratio(samples) == pytest.approx(14500 / (6 * rate // 10))
+
+
+def test_private_coturn_keeps_its_files_to_itself(tmp_path: Path) -> None:
+    """coturn looks for a log directory, a pid file and a user database in system places
+    unless told: the private one writes only in its own directory, and is gone after."""
+    import glob
+    import socket
+
+    from tests.support.coturn import coturn
+
+    def system_traces() -> set[str]:
+        patterns = ("/var/log/turn*", "/var/tmp/turn*", "/tmp/turn*", "/run/turnserver*")
+        return {path for pattern in patterns for path in glob.glob(pattern)}
+
+    before = system_traces()
+    with coturn(tmp_path / "coturn") as turn:
+        pid = turn.process.pid
+        port = turn.port
+    assert system_traces() == before
+    assert {p.name for p in (tmp_path / "coturn").iterdir()} >= {
+        "turnserver.conf",
+        "turnserver.log",
+        "turndb",
+        "certs",
+    }
+    assert turn.process.returncode is not None, f"turnserver {pid} still running"
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0

@@ -104,7 +104,9 @@ class CallAgent:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._peer: CallPeer | None = None
-        self._ice_servers: list[sig.IceServer] = []
+        self._ice_servers: list[sig.IceServer] = []  # welcome's (STUN; no credentials)
+        # The answered call's own servers, TURN credentials included (they expire).
+        self._call_ice_servers: tuple[uuid.UUID, list[sig.IceServer]] | None = None
         self.released = 0  # calls whose media was released (camera, microphone, speaker)
         self.media_released = asyncio.Event()  # set after each release (tests, self-test)
         self.client = SignallingClient(
@@ -203,6 +205,7 @@ class CallAgent:
         elif isinstance(message, sig.CallQueued):
             self._input(machine.queued, message)
         elif isinstance(message, sig.CallAnswered):
+            self._call_ice_servers = (message.call_id, list(message.ice_servers))
             self._input(machine.answered, message)
         elif isinstance(message, sig.CallEnded):
             self._input(machine.ended_by_server, message)
@@ -221,7 +224,7 @@ class CallAgent:
             peer = self._peer = CallPeer(
                 self._media,
                 screen=self._screen,
-                ice_servers=self._ice_servers,
+                ice_servers=self._ice_servers_for(call_id),
                 on_connected=lambda: self._media_event(peer, self.machine.media_connected),
                 on_lost=lambda: self._media_event(peer, self.machine.media_lost),
                 on_channel=lambda channel: self._channel_opened(peer, channel),
@@ -236,6 +239,14 @@ class CallAgent:
         if peer is self._peer and self.machine.call_id == call_id:
             description = sig.SessionDescription(type="answer", sdp=answer_sdp)
             self.client.post(sig.Description(call_id=call_id, description=description))
+
+    def _ice_servers_for(self, call_id: uuid.UUID) -> list[sig.IceServer]:
+        """This call's servers from ``call_answered``; welcome's from an older server."""
+        if self._call_ice_servers is not None:
+            answered_id, servers = self._call_ice_servers
+            if answered_id == call_id and servers:
+                return servers
+        return self._ice_servers
 
     def _channel_opened(self, peer: CallPeer | None, channel: RTCDataChannel) -> None:
         """The browser's data channel: the documents session of this call."""
@@ -317,6 +328,7 @@ class CallAgent:
             handle.cancel()
 
     def release_media(self) -> None:
+        self._call_ice_servers = None  # the call is over: its TURN credentials with it
         peer, self._peer = self._peer, None
         if peer is not None:
             self._start(self._release(peer))

@@ -28,7 +28,7 @@ from fleet_server.calls.parties import (
     AgentSession,
     Call,
     CounterSession,
-    agent_label,
+    answered_message,
     call_context,
     error,
     queue_message,
@@ -37,6 +37,7 @@ from fleet_server.calls.parties import (
 )
 from fleet_server.calls.store import CallJournal, ServiceInfo
 from fleet_server.calls.timers import CallTimers
+from fleet_server.calls.turn import Party, TurnIssuer
 from fleet_server.scheme.routing import Refused
 from fleet_server.scheme.schedules import ScheduleOptions
 from guichet import signalling as sig
@@ -60,13 +61,15 @@ class CallManager:
         ring_timeout_s: float,
         resume_window_s: float,
         ice_servers: list[sig.IceServer] | None = None,
+        turn: TurnIssuer | None = None,
         schedule_options: ScheduleOptions | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._journal = journal
         self.schedule_options = schedule_options
         self.ring_timeout_s, self.resume_window_s = ring_timeout_s, resume_window_s
-        self.ice_servers = list(ice_servers or [])
+        self.ice_servers = list(ice_servers or [])  # STUN: in welcome and every call
+        self._turn = turn  # a TURN server: each call's parties get credentials of their own
         self._clock = clock
         self._calls: dict[uuid.UUID, Call] = {}
         self._call_of_device: dict[str, uuid.UUID] = {}
@@ -230,7 +233,7 @@ class CallManager:
         if call.state is CallState.QUEUED:
             counter.link.send(queued_message(call))
             return
-        counter.link.send(sig.CallAnswered(call_id=call.id, agent_label=agent_label(call)))
+        counter.link.send(answered_message(call))
         if call.pending_to_counter is not None:
             counter.link.send(call.pending_to_counter)
             call.pending_to_counter = None
@@ -326,14 +329,15 @@ class CallManager:
         self._timers.cancel(call, "ring")
         self._timers.cancel(call, "fallback")
         answered_at = self._clock()
+        call.counter_ice_servers = self._ice_servers_for(call, Party.COUNTER)
+        call.agent_ice_servers = self._ice_servers_for(call, Party.AGENT)
         logger.info("call answered", extra={"agent_user_id": agent.user_id})
         agent.link.send(self._taken(call, by_me=True))
         for other in self._agents_of(call.service.code):
             if other is not agent and call.offered_to(other):
                 other.link.send(self._taken(call, by_me=False))
         if call.counter is not None:
-            label = agent_label(call)
-            call.counter.link.send(sig.CallAnswered(call_id=call.id, agent_label=label))
+            call.counter.link.send(answered_message(call))
         await self._journal.run(store.call_answered(call.id, agent.user_id, answered_at))
         await self.publish_queue(call.service.code)
 
@@ -383,7 +387,14 @@ class CallManager:
         return self._calls.get(call_id) if call_id is not None else None
 
     def _taken(self, call: Call, *, by_me: bool) -> sig.CallTaken:
-        return taken_message(call, by_me=by_me, ice_servers=self.ice_servers)
+        return taken_message(call, by_me=by_me)
+
+    def _ice_servers_for(self, call: Call, party: Party) -> list[sig.IceServer]:
+        """The STUN servers and, with a TURN server, credentials for this party only."""
+        if self._turn is None:
+            return list(self.ice_servers)
+        now_s = self._clock().timestamp()
+        return [*self.ice_servers, self._turn.server(call.id, party, now_s)]
 
     def _remember_ended(self, call_id: uuid.UUID, device_id: str, reason: EndReason) -> None:
         self._ended[call_id] = (device_id, reason)

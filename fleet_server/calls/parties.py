@@ -62,6 +62,10 @@ class Call:
     preferred_agents: frozenset[int] = frozenset()
     exclusive: bool = False
     appointment_id: int | None = None
+    # Each party's STUN/TURN servers for this call, issued when it is answered (TURN
+    # credentials of its own, expiring; calls/turn.py) and sent again on a resume.
+    counter_ice_servers: list[sig.IceServer] = field(default_factory=list)
+    agent_ice_servers: list[sig.IceServer] = field(default_factory=list)
 
     def offered_to(self, agent: AgentSession) -> bool:
         """Whether ``agent``'s console lists this call (watchers see every call)."""
@@ -95,13 +99,21 @@ def queued_message(call: Call) -> sig.CallQueued:
     )
 
 
-def taken_message(call: Call, *, by_me: bool, ice_servers: list[sig.IceServer]) -> sig.CallTaken:
+def taken_message(call: Call, *, by_me: bool) -> sig.CallTaken:
+    """To the agent who answered, with their servers and credentials; to the others, none."""
     return sig.CallTaken(
         call_id=call.id,
         by_me=by_me,
         site=call.counter_info.site,
         counter_name=call.counter_info.name,
-        ice_servers=ice_servers if by_me else [],
+        ice_servers=call.agent_ice_servers if by_me else [],
+    )
+
+
+def answered_message(call: Call) -> sig.CallAnswered:
+    """To the call's counter, with its servers and credentials for this call."""
+    return sig.CallAnswered(
+        call_id=call.id, agent_label=agent_label(call), ice_servers=call.counter_ice_servers
     )
 
 

@@ -13,6 +13,7 @@ from typing import TypeVar, Unpack
 import av
 from aiortc import (
     MediaStreamTrack,
+    RTCConfiguration,
     RTCPeerConnection,
     RTCSessionDescription,
     VideoStreamTrack,
@@ -95,8 +96,10 @@ class RecordingScreen:
 class AgentPeer:
     """What the browser does: offers with its own camera and microphone, counts frames."""
 
-    def __init__(self, *, send_video: bool = True) -> None:
-        self.pc = RTCPeerConnection()
+    def __init__(
+        self, *, send_video: bool = True, configuration: RTCConfiguration | None = None
+    ) -> None:
+        self.pc = RTCPeerConnection(configuration)
         if send_video:
             self.pc.addTrack(VideoStreamTrack())
         else:  # camera off: the only video encoder in the process is the counter's

@@ -21,6 +21,8 @@ WATCHED_FILES = (
     Path("/etc/sane.d/dll.conf"),
     Path("/etc/sane.d/test.conf"),
     Path("/etc/mosquitto/mosquitto.conf"),
+    Path("/etc/turnserver.conf"),
+    Path("/var/lib/turn/turndb"),  # coturn's default user database (tests give their own)
 )
 WATCHED_DIRS = (
     Path("/usr/lib/cups/backend"),
