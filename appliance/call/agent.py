@@ -312,6 +312,10 @@ class CallAgent:
         if handle is not None:
             handle.cancel()
 
+    def call_quality(self) -> dict[str, Scalar]:
+        peer = self._peer
+        return peer.meter.summary() if peer is not None else {}
+
     def release_media(self) -> None:
         peer, self._peer = self._peer, None
         if peer is not None:

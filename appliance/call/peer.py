@@ -36,6 +36,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 
+from appliance.call.quality import CallQualityMeter
 from appliance.call.tracks import CameraTrack, MicrophoneTrack, pump_audio, pump_video
 from appliance.errors import ApplianceError
 from appliance.hw.ports import AudioSink, AudioSource, FrameSource, MediaDevices, Screen
@@ -116,6 +117,7 @@ class CallPeer:
         self._lock = asyncio.Lock()
         self._closed = False
         self.connections = 0  # peer connections made for this call (1 + ICE restarts)
+        self.meter = CallQualityMeter()  # the call's quality, across ICE restarts
 
     @property
     def speaker(self) -> AudioSink | None:
@@ -161,6 +163,7 @@ class CallPeer:
             pc, self._pc = self._pc, None
             if pc is not None:
                 await self._retire(pc)
+            await self.meter.close()
             for pump in list(self._pumps):
                 pump.cancel()
             if self._pumps:
@@ -226,6 +229,7 @@ class CallPeer:
             pc.on("datachannel", self._on_channel)
 
         self._pc = pc
+        self.meter.watch(pc)
         self.connections += 1
         return pc
 
@@ -252,12 +256,14 @@ class CallPeer:
         if track.kind == "video":
             screen = self._screen
             show: Callable[[av.VideoFrame], None] = screen.show_frame if screen else _discard
-            task = asyncio.create_task(pump_video(track, show), name="call:agent-video")
+            shown = self.meter.shown(show)
+            task = asyncio.create_task(pump_video(track, shown), name="call:agent-video")
         else:
             speaker = self._speaker
             if speaker is None:
                 return
-            task = asyncio.create_task(pump_audio(track, speaker.play), name="call:agent-audio")
+            heard = self.meter.heard(speaker.play)
+            task = asyncio.create_task(pump_audio(track, heard), name="call:agent-audio")
         self._pumps.add(task)
         task.add_done_callback(self._pump_done)
 
