@@ -253,6 +253,9 @@ def event_details(data: Mapping[str, object] | None, services: Mapping[str, str]
         EventField.DURATION_S: lambda v: (
             format_duration(v) if isinstance(v, int | float) else plain_value(v)
         ),
+        EventField.MEASURED_S: lambda v: (
+            format_duration(v) if isinstance(v, int | float) else plain_value(v)
+        ),
         EventField.COMPONENT: lambda v: COMPONENTS.get(str(v), plain_value(v)),
         EventField.KIND: lambda v: COMPONENTS.get(str(v), plain_value(v)),
     }
