@@ -264,7 +264,7 @@ class CallQualityMeter:
         pc.on("connectionstatechange", lambda: self._state_changed(pc))
         task = asyncio.create_task(self._sample(pc, tally), name="call:quality")
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._sampling_done)
 
     def shown(self, show: Callable[[av.VideoFrame], None]) -> Callable[[av.VideoFrame], None]:
         """``show``, noting each of the agent's frames as it reaches the screen."""
@@ -315,6 +315,11 @@ class CallQualityMeter:
             await asyncio.wait(self._tasks)
 
     # --- internals ----------------------------------------------------------------------
+
+    def _sampling_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            logger.error("call quality sampling stopped", exc_info=exc)
 
     def _state_changed(self, pc: RTCPeerConnection) -> None:
         if pc.connectionState == "connected" and self.started_at is None:
