@@ -1,9 +1,10 @@
 """Benchmark: the server's time per dashboard page at 10,000 counters and 10,000 open alerts.
 
 Seeds ``COUNTERS`` counters (one open alert each), ``CLEARED_ALERTS`` cleared alerts,
-``CALLS`` calls in the call log (about a year of a busy fleet) and ``AUDIT_ENTRIES`` audit
-entries, then ``VACUUM ANALYZE`` on PostgreSQL (what its autovacuum does after such inserts
-on a live server; the test PostgreSQL here runs without autovacuum). Serves the real app in
+``CALLS`` calls in the call log (about a year of a busy fleet; answered ones with a quality
+summary, which the fleet table's weekly flag aggregates) and ``AUDIT_ENTRIES`` audit entries,
+then ``VACUUM ANALYZE`` on PostgreSQL (what its autovacuum does after such inserts on a live
+server; the test PostgreSQL here runs without autovacuum). Serves the real app in
 process (``TestClient``: session cookie, login, CSRF and security middlewares, the route, the
 queries and the template; no network) and times each page ``REQUESTS`` times, round-robin so
 a load spike on the machine hits every page alike.
@@ -96,8 +97,13 @@ def _seed(sessions: sessionmaker[Session]) -> None:
         device = devices[rng.randrange(COUNTERS)]
         requested = now - timedelta(seconds=rng.randrange(365 * 86_400))
         answered = requested + timedelta(seconds=rng.randrange(5, 300)) if n % 3 else None
+        measured = float(rng.randrange(30, 1200)) if answered else None
         calls.append(
             {
+                "measured_s": measured,
+                "frozen_s": measured * rng.random() * 0.05 if measured else None,
+                "video_kbps_avg": float(rng.randrange(150, 1500)) if measured else None,
+                "loss_pct": rng.random() * 8 if measured else None,
                 "id": uuid.UUID(int=rng.getrandbits(128)),
                 "device_id": device["id"],
                 "site": device["site"],

@@ -32,6 +32,17 @@ class EventField(StrEnum):
     REASON = "reason"  # a call's ``EndReason``
     FAILED = "failed"  # the self-test: checks failed (its other keys are ``Component``s)
     PASSED = "passed"
+    # A call's quality, in ``call_ended`` (``guichet/quality.py``: units and bounds).
+    MEASURED_S = "measured_s"
+    VIDEO_KBPS_AVG = "video_kbps_avg"
+    VIDEO_KBPS_MIN = "video_kbps_min"
+    LOSS_PCT = "loss_pct"
+    RTT_MS = "rtt_ms"
+    FREEZES = "freezes"
+    FROZEN_S = "frozen_s"
+    RUNG_STEPS = "rung_steps"
+    LOWEST_RUNG = "lowest_rung"
+    AUDIO_GAPS_PCT = "audio_gaps_pct"
 
 
 EVENT_FIELD_LABELS: dict[EventField, str] = {  # French, as a counter's page shows them
@@ -53,6 +64,16 @@ EVENT_FIELD_LABELS: dict[EventField, str] = {  # French, as a counter's page sho
     EventField.REASON: "Fin",
     EventField.FAILED: "Contrôles en échec",
     EventField.PASSED: "Autotest réussi",
+    EventField.MEASURED_S: "Durée mesurée",
+    EventField.VIDEO_KBPS_AVG: "Débit vidéo envoyé, moyenne (kbit/s)",
+    EventField.VIDEO_KBPS_MIN: "Débit vidéo envoyé, minimum (kbit/s)",
+    EventField.LOSS_PCT: "Paquets perdus (%)",
+    EventField.RTT_MS: "Aller-retour (ms)",
+    EventField.FREEZES: "Gels de l'image de l'agent",
+    EventField.FROZEN_S: "Image de l'agent gelée (s)",
+    EventField.RUNG_STEPS: "Changements de palier vidéo",
+    EventField.LOWEST_RUNG: "Palier vidéo le plus bas",
+    EventField.AUDIO_GAPS_PCT: "Voix de l'agent interrompue (% du temps)",
 }
 
 

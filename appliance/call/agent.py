@@ -327,6 +327,10 @@ class CallAgent:
         if handle is not None:
             handle.cancel()
 
+    def call_quality(self) -> dict[str, Scalar]:
+        peer = self._peer
+        return peer.meter.summary() if peer is not None else {}
+
     def release_media(self) -> None:
         self._call_ice_servers = None  # the call is over: its TURN credentials with it
         peer, self._peer = self._peer, None

@@ -3,7 +3,8 @@
 Pure: no I/O, no hardware, no asyncio. The driver (``agent.py``) feeds it inputs and
 carries out its effects (``CallEffects`` in ``phases.py``, with the phases and timer names):
 send a signalling message, set the light and the screen, publish a fleet event, start or
-cancel a named timer, release the media, queue answers, speak.
+cancel a named timer, read the call's quality summary (for ``call_ended``), release
+the media, queue answers, speak.
 
     out_of_service ⇄ idle → requesting → waiting → connecting → in_call → ended → idle
                                     (long press, missed, failure, agent hang-up) ↗
@@ -358,9 +359,10 @@ class CallMachine:
             return
         for name in (RESTORE, REQUEST, RING):
             self.effects.cancel_timer(name)
+        quality = self.effects.call_quality() if call.started_at is not None else {}
         self.effects.release_media()
         duration = 0.0 if call.started_at is None else self.clock() - call.started_at
-        data = call_event(call, duration_s=round(duration, 1), reason=reason)
+        data = quality | call_event(call, duration_s=round(duration, 1), reason=reason)
         self.effects.emit(EventKind.CALL_ENDED, data)
         logger.info("call ended (%s) after %.1f s", reason, duration)
         if call.answered and self.questionnaire is not None:

@@ -42,6 +42,7 @@ from aiortc import (
 
 from appliance.call.adaptation import RungClimber, VideoLimits, ladder_for
 from appliance.call.feedback import SenderFeedback, set_encoder_bitrate
+from appliance.call.quality import CallQualityMeter
 from appliance.call.tracks import CameraTrack, MicrophoneTrack, pump_audio, pump_video
 from appliance.errors import ApplianceError
 from appliance.hw.ports import (
@@ -108,7 +109,7 @@ class CallPeer:
         self._adaptation = adaptation
         self._video_sender: RTCRtpSender | None = None
         self.climber: RungClimber | None = None  # this call's, once the media are open
-        self.rung_listeners: list[Callable[[VideoRung], None]] = []  # e.g. the quality meter
+        self.rung_listeners: list[Callable[[VideoRung], None]] = []  # benches, tests
         self._on_channel = on_channel
         self._screen = screen
         self._ice_servers = ice_servers
@@ -123,6 +124,7 @@ class CallPeer:
         self._lock = asyncio.Lock()
         self._closed = False
         self.connections = 0  # peer connections made for this call (1 + ICE restarts)
+        self.meter = CallQualityMeter()  # the call's quality, across ICE restarts
 
     @property
     def speaker(self) -> AudioSink | None:
@@ -168,6 +170,7 @@ class CallPeer:
             pc, self._pc = self._pc, None
             if pc is not None:
                 await self._retire(pc)
+            await self.meter.close()
             for pump in list(self._pumps):
                 pump.cancel()
             if self._pumps:
@@ -204,6 +207,7 @@ class CallPeer:
                 ladder_for(limits.size, limits.fps), on_change=self._rung_changed
             )
             camera.set_rung(self.climber.rung)  # before open: the first picture is at it
+            self.meter.note_rung(self.climber.rung.name)
             logger.info("video starts at %s", self.climber.rung.name)
         await camera.open()
         await microphone.open()
@@ -240,6 +244,7 @@ class CallPeer:
             pc.on("datachannel", self._on_channel)
 
         self._pc = pc
+        self.meter.watch(pc)
         self.connections += 1
         return pc
 
@@ -267,6 +272,7 @@ class CallPeer:
         camera.set_rung(rung)
         if sender is not None and not camera.encoded:
             set_encoder_bitrate(sender, rung.bitrate_bps)
+        self.meter.note_rung(rung.name)
         for listener in self.rung_listeners:
             listener(rung)
 
@@ -284,12 +290,14 @@ class CallPeer:
         if track.kind == "video":
             screen = self._screen
             show: Callable[[av.VideoFrame], None] = screen.show_frame if screen else _discard
-            task = asyncio.create_task(pump_video(track, show), name="call:agent-video")
+            shown = self.meter.shown(show)
+            task = asyncio.create_task(pump_video(track, shown), name="call:agent-video")
         else:
             speaker = self._speaker
             if speaker is None:
                 return
-            task = asyncio.create_task(pump_audio(track, speaker.play), name="call:agent-audio")
+            heard = self.meter.heard(speaker.play)
+            task = asyncio.create_task(pump_audio(track, heard), name="call:agent-audio")
         self._pumps.add(task)
         task.add_done_callback(self._pump_done)
 

@@ -11,6 +11,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Date,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -151,3 +152,15 @@ class CallRecord(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     end_reason: Mapped[str | None] = mapped_column(String(32))
     agent_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # The counter's quality summary from its ``call_ended`` event (``guichet/quality.py``,
+    # docs/call-quality.md); all None for a call from an older counter or not connected.
+    measured_s: Mapped[float | None] = mapped_column(Float)
+    video_kbps_avg: Mapped[float | None] = mapped_column(Float)
+    video_kbps_min: Mapped[float | None] = mapped_column(Float)
+    loss_pct: Mapped[float | None] = mapped_column(Float)
+    rtt_ms: Mapped[float | None] = mapped_column(Float)
+    freezes: Mapped[int | None] = mapped_column(Integer)
+    frozen_s: Mapped[float | None] = mapped_column(Float)
+    rung_steps: Mapped[int | None] = mapped_column(Integer)
+    lowest_rung: Mapped[str | None] = mapped_column(String(16))
+    audio_gaps_pct: Mapped[float | None] = mapped_column(Float)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, Response
 
 from fleet_server.calls import admin as calls_admin
+from fleet_server.calls import quality as call_quality
 from fleet_server.calls import store as calls_store
 from fleet_server.models import Device
 from fleet_server.mqtt import queries
@@ -110,6 +111,7 @@ def device_page(
         "open_alerts": open_alerts,
         "past_alerts": past_alerts,
         "calls": calls_store.recent_calls(db, device_id),
+        "week_quality": call_quality.week_quality(db, [device_id], utcnow()).get(device_id),
         "services": services,
         "service_labels": {s.code: s.label for s in services},
     }

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from fleet_server.calls import quality as call_quality
 from fleet_server.mqtt import broker_link, queries
 from fleet_server.security.auth import Principal
 from fleet_server.security.roles import Role
@@ -51,8 +52,11 @@ def _page(request: Request, db: Db, user: Principal) -> dict[str, Any]:
         clean,
         lambda after, before: queries.fleet_page(db, flt, after=after, before=before),
     )
+    # One aggregate query for the page's counters (never one per row).
+    weak = call_quality.poor_lines(db, [d.id for d in page.items], utcnow())
     return {
         "page": page,
+        "weak": weak,
         "filters": clean,
         "counts": queries.state_counts(db, own_site),
         "open_alerts": queries.open_alert_count(db, own_site),

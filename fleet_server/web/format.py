@@ -17,6 +17,15 @@ from zoneinfo import ZoneInfo
 
 from fastapi.templating import Jinja2Templates
 
+from fleet_server.calls.quality import (
+    MIN_MEASURED_S,
+    POOR,
+    WEAKNESS_LABELS,
+    WEEK,
+    Weakness,
+    WeekQuality,
+)
+from fleet_server.models import CallRecord
 from fleet_server.mqtt.alert_rules import ALERT_LABELS
 from fleet_server.security import audit
 from fleet_server.security.roles import ROLE_LABELS, Role
@@ -244,6 +253,9 @@ def event_details(data: Mapping[str, object] | None, services: Mapping[str, str]
         EventField.DURATION_S: lambda v: (
             format_duration(v) if isinstance(v, int | float) else plain_value(v)
         ),
+        EventField.MEASURED_S: lambda v: (
+            format_duration(v) if isinstance(v, int | float) else plain_value(v)
+        ),
         EventField.COMPONENT: lambda v: COMPONENTS.get(str(v), plain_value(v)),
         EventField.KIND: lambda v: COMPONENTS.get(str(v), plain_value(v)),
     }
@@ -283,6 +295,79 @@ def _audit_order(key: str) -> tuple[int, str]:
     return (order.index(key), key) if key in order else (len(order), key)
 
 
+# --- call quality (docs/call-quality.md) ------------------------------------------------------
+
+WEAK_LINE = "Ligne faible cette semaine"
+# How each weakness's figure is said: unit, decimals, and "du temps" for a share of call time.
+WEAKNESS_WORDS: dict[Weakness, tuple[str, int, str]] = {
+    Weakness.FROZEN: ("%", 1, " du temps"),
+    Weakness.LOSS: ("%", 1, ""),
+    Weakness.BITRATE: ("kbit/s", 0, ""),
+    Weakness.AUDIO: ("%", 1, " du temps"),
+}
+
+
+def _count(n: int, one: str, many: str, none: str) -> str:
+    """``aucun gel``, ``1 gel``, ``3 gels``."""
+    return none if n == 0 else f"{n} {one if n == 1 else many}"
+
+
+def quality_line(call: CallRecord) -> str:
+    """A call's quality in one short French line (``Qualité : 780 kbit/s en moyenne (min
+    310), pertes 1,2 %, aller-retour 128 ms, 2 gels (1,4 s), 1 palier``); empty when its
+    counter sent no summary (an older counter, a call never connected)."""
+    parts = []
+    if call.video_kbps_avg is not None:
+        text = f"{number(call.video_kbps_avg, 'kbit/s')} en moyenne"
+        if call.video_kbps_min is not None and round(call.video_kbps_min) < round(
+            call.video_kbps_avg
+        ):
+            text += f" (min {number(call.video_kbps_min)})"
+        parts.append(text)
+    if call.loss_pct is not None:
+        parts.append(f"pertes {number(call.loss_pct, '%', 1)}")
+    if call.rtt_ms is not None:
+        parts.append(f"aller-retour {number(call.rtt_ms, 'ms')}")
+    if call.freezes is not None:
+        freezes = _count(call.freezes, "gel", "gels", "aucun gel")
+        if call.freezes and call.frozen_s is not None:
+            freezes += f" ({number(call.frozen_s, 's', 1)})"
+        parts.append(freezes)
+    if call.rung_steps:
+        steps = _count(call.rung_steps, "palier", "paliers", "")
+        parts.append(f"{steps} (jusqu'à {call.lowest_rung})" if call.lowest_rung else steps)
+    if call.audio_gaps_pct:
+        parts.append(f"voix coupée {number(call.audio_gaps_pct, '%', 1)} du temps")
+    return f"Qualité{NBSP}: {', '.join(parts)}" if parts else ""
+
+
+def _weakness(week: WeekQuality, weakness: Weakness) -> str:
+    unit, digits, share = WEAKNESS_WORDS[weakness]
+    threshold = POOR[weakness]
+    side = "plus de" if threshold.above else "moins de"
+    value = number(week.figure(weakness), unit, digits)
+    limit = number(threshold.limit, unit, 0)
+    return f"{WEAKNESS_LABELS[weakness]} {value}{share} (seuil{NBSP}: {side} {limit})"
+
+
+def week_quality_note(week: WeekQuality) -> str:
+    """A counter's week in French: its measured calls, then why its line is poor (each
+    figure with its threshold) or, when it is not, its main figures."""
+    calls = _count(week.calls, "appel mesuré", "appels mesurés", "aucun appel mesuré")
+    head = f"Sur les {WEEK.days} derniers jours ({calls})"
+    if week.weaknesses:
+        return f"{head}{NBSP}: {' ; '.join(_weakness(week, w) for w in week.weaknesses)}."
+    figures = [
+        f"{WEAKNESS_LABELS[w]} {number(week.figure(w), *WEAKNESS_WORDS[w][:2])}"
+        f"{WEAKNESS_WORDS[w][2]}"
+        for w in Weakness
+        if week.figure(w) is not None
+    ]
+    if week.measured_s < MIN_MEASURED_S:
+        figures.append("trop peu mesuré pour juger la ligne")
+    return f"{head}{NBSP}: {', '.join(figures) or 'rien de mesuré'}."
+
+
 # --- messages -----------------------------------------------------------------------------
 
 
@@ -319,10 +404,13 @@ def make_templates() -> Jinja2Templates:
         number=number,
         seconds=seconds,
         sentence=sentence,
+        quality_line=quality_line,
+        week_quality_note=week_quality_note,
     )
     env.globals["MISSING"] = MISSING
     env.globals["CLOCK_SKEW_FLAG_S"] = CLOCK_SKEW_FLAG_S
     env.globals["Role"] = Role
     env.globals["STATE_LABELS"] = STATE_LABELS
     env.globals["last_known"] = last_known
+    env.globals["WEAK_LINE"] = WEAK_LINE
     return templates

@@ -30,6 +30,7 @@ class Effects:
     releases: int = 0
     surveys: list[SurveyAnswer] = field(default_factory=list)
     spoken: list[str | None] = field(default_factory=list)
+    quality: dict[str, Scalar] = field(default_factory=dict)  # what call_quality() returns
 
     def send(self, message: sig.CounterToServer) -> None:
         self.sent.append(message)
@@ -51,6 +52,9 @@ class Effects:
 
     def release_media(self) -> None:
         self.releases += 1
+
+    def call_quality(self) -> dict[str, Scalar]:
+        return dict(self.quality)
 
     def survey(self, answer: SurveyAnswer) -> None:
         self.surveys.append(answer)
@@ -144,6 +148,30 @@ def test_long_press_in_call_hangs_up(machine: CallMachine, fx: Effects, clock: C
     machine.timer_fired(ENDED_SCREEN)
     assert machine.phase is Phase.IDLE
     assert fx.lights[-1] is LightPattern.IDLE
+
+
+def test_call_ended_carries_the_quality_summary(
+    machine: CallMachine, fx: Effects, clock: Clock
+) -> None:
+    fx.quality = {"video_kbps_avg": 780, "freezes": 2, "call_id": "not-this-one"}
+    in_call(machine)
+    clock.now += 30
+    machine.released(2.5)
+    kind, data = fx.events[-1]
+    assert kind is EventKind.CALL_ENDED
+    assert data["video_kbps_avg"] == 780
+    assert data["freezes"] == 2
+    assert data["call_id"] == str(CALL_ID)  # the call's own keys win
+    assert data["reason"] == "hangup_counter"
+
+
+def test_a_call_never_connected_sends_no_quality(machine: CallMachine, fx: Effects) -> None:
+    fx.quality = {"video_kbps_avg": 780}
+    machine.pressed()
+    machine.released(3.0)
+    kind, data = fx.events[-1]
+    assert kind is EventKind.CALL_ENDED
+    assert "video_kbps_avg" not in data
 
 
 def test_long_press_while_waiting_cancels(machine: CallMachine, fx: Effects) -> None:

@@ -86,6 +86,22 @@ async def test_press_answer_talk_and_hang_up_both_ways(tmp_path: Path) -> None:
             lambda: call_event_kinds(rig).count("call_ended") == 2, "call events over MQTT"
         )
         assert call_event_kinds(rig).count("call_started") == 2
+        # Each call's quality summary, measured by the counter, is on its row and its line
+        # on the call log (issue 19, item 7).
+        await wait_for(
+            lambda: all(kbps for kbps, _ in call_quality(rig)), "quality summaries on the calls"
+        )
+        assert all(measured and measured > 0 for _, measured in call_quality(rig))
+        await rig.page.goto(rig.live.url + "/calls")
+        await expect(rig.page.locator("#calls .quality")).to_have_count(2)
+        await expect(rig.page.locator("#calls .quality").first).to_contain_text("kbit/s")
+
+
+def call_quality(rig: CallRig) -> list[tuple[float | None, float | None]]:
+    """Each call's (average video bitrate sent, measured time), oldest first."""
+    with rig.live.sessions() as session:
+        rows = session.scalars(select(CallRecord).order_by(CallRecord.requested_at)).all()
+        return [(row.video_kbps_avg, row.measured_s) for row in rows]
 
 
 def set_loopback(up: bool) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
 from datetime import datetime
 
 from sqlalchemy import update
 
+from fleet_server.calls import quality as call_quality
 from fleet_server.models import (
     CommandRecord,
 )
@@ -177,9 +179,24 @@ def _apply_event(batch: Batch, item: Received) -> None:
             "received_at": item.received_at,
             "reported_at": event.at,
             "kind": event.kind.value,
-            "data": dict(event.data),
+            "data": _finite(event.data, item.device_id),
         }
     )
+    if event.kind is contract.EventKind.CALL_ENDED:  # its quality summary, on the call's row
+        call_quality.attach(batch.session, item.device_id, event.data)
+
+
+def _finite(data: dict[str, contract.Scalar], device_id: str) -> dict[str, contract.Scalar]:
+    """An event's data without NaN or infinities (JSON has none: PostgreSQL would refuse the
+    row, and the event with it); each one dropped is logged and stored as null."""
+    bad = [k for k, v in data.items() if isinstance(v, float) and not math.isfinite(v)]
+    if bad:
+        logger.warning(
+            "event values that are not numbers stored as null: %s",
+            ", ".join(sorted(bad)),
+            extra={"device_id": device_id},
+        )
+    return {k: None if k in bad else v for k, v in data.items()}
 
 
 def _apply_survey(batch: Batch, item: Received) -> None:
