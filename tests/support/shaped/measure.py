@@ -15,6 +15,7 @@ import logging
 import socket
 import statistics
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -180,6 +181,17 @@ def tcp_connects(network: ShapedNetwork, timeout_s: float = 2.0) -> bool:
         with conn:
             conn.sendall(b"!")
         return connecting.result(timeout_s + 5)
+
+
+def office_peers(port: int) -> set[str]:
+    """The addresses of the peers connected to a TCP port of the office (from ``ss``)."""
+    out = subprocess.run(
+        ["ss", "-Htn", "state", "established", f"( sport = :{port} )"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return {line.split()[-1].rsplit(":", 1)[0] for line in out.splitlines() if line.strip()}
 
 
 def counter_source_address(network: ShapedNetwork) -> str:
