@@ -12,7 +12,7 @@ its loop: ``run_on_counter``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
@@ -42,20 +42,23 @@ class CounterInNamespace:
         """Start the counter and wait until it is ready (or failed)."""
         self._thread = start_in_netns(self.netns, self._thread_main, thread_name="counter")
         thread = asyncio.wrap_future(self._thread)
-        created = asyncio.wrap_future(self._created)
-        done, _ = await asyncio.wait({thread, created}, return_when=asyncio.FIRST_COMPLETED)
-        if thread in done:
-            thread.result()  # run() failed or returned before it was ready
-            raise RuntimeError("the counter stopped while starting")
-        self._loop, self._appliance = created.result()
-        ready = asyncio.ensure_future(self.run_on_counter(self._appliance.wait_ready()))
-        async with asyncio.timeout(START_S):
-            done, _ = await asyncio.wait({thread, ready}, return_when=asyncio.FIRST_COMPLETED)
-        if thread in done:
-            ready.cancel()
-            thread.result()
-            raise RuntimeError("the counter stopped while starting")
+        created = await self._unless_stopped(thread, asyncio.wrap_future(self._created))
+        self._loop, self._appliance = created
+        await self._unless_stopped(thread, self.run_on_counter(self._appliance.wait_ready()))
         return self._appliance
+
+    @staticmethod
+    async def _unless_stopped(thread: asyncio.Future[None], step: Awaitable[T]) -> T:
+        """Wait for ``step``; raise the counter's error if its thread ends first."""
+        waiting = asyncio.ensure_future(step)
+        either: set[asyncio.Future[Any]] = {thread, waiting}
+        async with asyncio.timeout(START_S):
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if not waiting.done():
+            waiting.cancel()
+            thread.result()  # run() failed (raised here) or returned before it was ready
+            raise RuntimeError("the counter stopped while starting")
+        return waiting.result()
 
     async def run_on_counter(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine on the counter's loop and wait for it from this one."""
