@@ -25,7 +25,7 @@ from appliance.call.machine import Phase
 from appliance.hw.ports import ScreenState
 from tests.support.call_harness import CallRig, call_rig, wait_for
 from tests.support.shaped import measure
-from tests.support.shaped.profiles import COUPURE, CUT_KBIT
+from tests.support.shaped.profiles import COUPURE, CUT_KBIT, Step
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -116,10 +116,8 @@ async def test_coupure_call_keeps_media_while_the_uplink_falls(tmp_path: Path) -
         assert network is not None
         await connect_call(rig)
         # The schedule from its fall: 300 kbit/s for its length, then the ADSL rate again.
-        schedule = tuple(
-            type(step)(step.at_s - COUPURE.schedule[0].at_s, step.uplink_kbit)
-            for step in COUPURE.schedule
-        )
+        fall_s = COUPURE.schedule[0].at_s
+        schedule = [Step(step.at_s - fall_s, step.uplink_kbit) for step in COUPURE.schedule]
         playing = asyncio.create_task(network.play_schedule(schedule))
         try:
             await wait_for(lambda: network.profile.up.rate_kbit == CUT_KBIT, "uplink fallen", 5)
