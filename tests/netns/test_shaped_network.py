@@ -18,7 +18,9 @@ from tests.support.shaped.profiles import ADSL, MAUVAIS_JOUR, Profile, Step
 pytestmark = pytest.mark.slow
 
 RATE_TOLERANCE = 0.12  # measured rate within ±12 % of the profile's
-DELAY_TOLERANCE_MS = 6.0  # median one-way delay within this of the profile's
+DELAY_TOLERANCE_MS = 4.0  # median one-way delay within this plus half the jitter of the
+# profile's (100 delays: the median's own spread is about jitter/10; seen: +7.5 ms on
+# mauvais-jour's ± 20 ms with 50 delays and the machine's load average at 8)
 TIMER_SLACK_MS = 6.0  # the stage's sleep and the receiver's wake-up, beyond ± jitter
 # Not the maximum: on this shared 2-core machine a busy neighbour stalls a packet now and then
 # by tens of milliseconds (seen: one of 50 at +47 ms). Nine in ten must be in the range.
@@ -33,7 +35,8 @@ def assert_rate(measured_kbit: float, expected_kbit: int | None) -> None:
 
 def assert_delays(flow: measure.Flow, delay_ms: float, jitter_ms: float) -> None:
     assert flow.received > 0.8 * flow.sent
-    assert abs(flow.median_delay_ms - delay_ms) <= DELAY_TOLERANCE_MS, flow.median_delay_ms
+    tolerance = DELAY_TOLERANCE_MS + jitter_ms / 2
+    assert abs(flow.median_delay_ms - delay_ms) <= tolerance, flow.median_delay_ms
     assert min(flow.delays_ms) >= delay_ms - jitter_ms - 1.0
     in_range = [d for d in flow.delays_ms if d <= delay_ms + jitter_ms + TIMER_SLACK_MS]
     assert len(in_range) >= IN_RANGE_SHARE * len(flow.delays_ms), sorted(flow.delays_ms)

@@ -224,6 +224,7 @@ class Figures:
 
 
 DELAY_PPS = 25  # sparse: 40 ms apart, more than the jitter's range, so order-keeping is moot
+DELAY_S = 4.0  # 100 delays each way: their median is within ± jitter/10 at one sigma
 LOST_EXPECTED = 20  # packets a loss flow expects to lose: ± 4.5 at one sigma
 LOSS_PACKETS_MIN = 1000
 SMALL = 64  # bytes of payload of the delay and loss flows
@@ -248,7 +249,7 @@ def measure(network: ShapedNetwork, seconds: float = 3.0) -> Figures:
     down_rate = profile.down.rate_kbit or 50_000
     up, down = _both_ways(network, up_rate * 1.5, down_rate * 1.5, seconds)
     delay_kbit = DELAY_PPS * (SMALL + OVERHEAD_BYTES) * 8 / 1000
-    up_delay, down_delay = _both_ways(network, delay_kbit, delay_kbit, 2.0, SMALL)
+    up_delay, down_delay = _both_ways(network, delay_kbit, delay_kbit, DELAY_S, SMALL)
     # Well under the line's rate, so that every loss is the filter's; enough packets to
     # expect LOST_EXPECTED losses at the profile's rate.
     loss_pct = max(profile.up.loss_pct, profile.down.loss_pct, 1.0)
