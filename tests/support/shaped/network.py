@@ -35,18 +35,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tests.support.shaped.profiles import Direction, Profile, Step, profile_named
+from tests.support.shaped.rules import COUNTER_NET, OFFLOADS, filter_rules, nat_rules, ns_script
 
 logger = logging.getLogger(__name__)
 
 STAGE = Path(__file__).with_name("delay_stage.py")
-STAGE_READY_S = 10.0
 COMMAND_TIMEOUT_S = 10.0
 OFFICE_NET = "10.77.{n}"  # /24 between the office and the router, one per harness
-COUNTER_NET = "192.168.77"  # the counter's LAN, behind the router's NAT
-TABLE = "gpshape"  # the router's nftables table for loss, the UDP block and the cut
 BURST_MIN_BYTES = 3200  # two full frames: tbf needs at least one MTU
 BURST_S = 0.01  # the bucket holds 10 ms at the line's rate
-OFFLOADS = ("tx", "off", "tso", "off", "gso", "off", "gro", "off")
 NAME_RE = re.compile(r"^gp(\d+)-\d+-(rt|dl|ct)\b")
 
 _numbers = itertools.count()
@@ -245,7 +242,7 @@ class ShapedNetwork:
             rt,
             "sh",
             "-ec",
-            _ns_script(
+            ns_script(
                 ["r-office", "r-counter"],
                 f"""
             sysctl -qw net.ipv4.ip_forward=1
@@ -258,7 +255,7 @@ class ShapedNetwork:
             dl,
             "sh",
             "-ec",
-            _ns_script(
+            ns_script(
                 ["d-router", "d-counter"],
                 """
             ip link set d-router promisc on
@@ -270,7 +267,7 @@ class ShapedNetwork:
             ct,
             "sh",
             "-ec",
-            _ns_script(
+            ns_script(
                 ["c-line"],
                 f"""
             ip addr add {self.counter_address}/24 dev c-line
@@ -278,7 +275,7 @@ class ShapedNetwork:
         """,
             ),
         )
-        self._in(rt, "nft", "-f", "-", stdin=_nat_rules())
+        self._in(rt, "nft", "-f", "-", stdin=nat_rules())
 
     def _start_stage(self) -> None:
         command = [
@@ -355,61 +352,8 @@ class ShapedNetwork:
         self._expect_stage("ok")
 
     def _write_filter(self) -> None:
-        rules = _filter_rules(self.profile, link_up=self._live.link_up)
+        rules = filter_rules(self.profile, link_up=self._live.link_up)
         self._in(self.router_ns, "nft", "-f", "-", stdin=rules)
-
-
-def _ns_script(links: list[str], body: str) -> str:
-    """A namespace's set-up: lo up, no IPv6 (no stray link-local candidates, no router
-    solicitations through the stage), offloads off on its veths, then ``body``."""
-    lines = [
-        "ip link set lo up",
-        "sysctl -qw net.ipv6.conf.all.disable_ipv6=1",
-        "sysctl -qw net.ipv6.conf.default.disable_ipv6=1",
-    ]
-    for link in links:
-        lines += [f"ethtool -K {link} {' '.join(OFFLOADS)}", f"ip link set {link} up"]
-    return "\n".join(lines + [line.strip() for line in body.strip().splitlines()])
-
-
-def _nat_rules() -> str:
-    return f"""
-table ip gpnat {{
-  chain postrouting {{
-    type nat hook postrouting priority srcnat; policy accept;
-    oifname "r-office" ip saddr {COUNTER_NET}.0/24 masquerade
-  }}
-}}
-"""
-
-
-def _loss_rule(match: str, loss_pct: float) -> str:
-    if loss_pct <= 0:
-        return ""
-    per_100k = round(loss_pct * 1000)
-    return f"    {match} numgen random mod 100000 < {per_100k} drop\n"
-
-
-def _filter_rules(profile: Profile, *, link_up: bool) -> str:
-    """The router's filter, replaced atomically: add (so the delete cannot fail), delete,
-    re-create, in one nft transaction."""
-    body = ""
-    if not link_up:
-        body += '    iifname "r-counter" drop\n    oifname "r-counter" drop\n'
-    if profile.block_udp:
-        body += '    iifname "r-counter" meta l4proto udp drop\n'
-        body += '    oifname "r-counter" meta l4proto udp drop\n'
-    body += _loss_rule('iifname "r-counter"', profile.up.loss_pct)
-    body += _loss_rule('oifname "r-counter"', profile.down.loss_pct)
-    return f"""
-table inet {TABLE}
-delete table inet {TABLE}
-table inet {TABLE} {{
-  chain forward {{
-    type filter hook forward priority filter; policy accept;
-{body}  }}
-}}
-"""
 
 
 def _stop_process(process: subprocess.Popen[str]) -> None:
