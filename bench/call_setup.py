@@ -3,9 +3,10 @@ on both sides (Chromium decodes the counter's camera; the counter's screen gets 
 
 Runs the real fleet server, counter agent and headless Chromium in a loopback-only network
 namespace (it re-executes itself under ``unshare --net``; root needed), over CALLS calls,
-and prints median and p90 for each side.
+and prints median and p90 for each side. With PROFILE (``adsl``, ``mauvais-jour``…), the
+counter sits behind that shaped rural line instead (``docs/rural-network.md``).
 
-    .venv/bin/python bench/call_setup.py [CALLS]
+    .venv/bin/python bench/call_setup.py [CALLS] [PROFILE]
 """
 
 from __future__ import annotations
@@ -65,15 +66,16 @@ def p90(values: list[float]) -> float:
     return statistics.quantiles(values, n=10)[-1]
 
 
-async def measure(calls: int) -> None:
+async def measure(calls: int, profile: str | None) -> None:
     from tests.support.call_harness import call_rig
 
     with tempfile.TemporaryDirectory() as tmp:
-        async with call_rig(Path(tmp)) as rig:
+        async with call_rig(Path(tmp), network=profile) as rig:
             results = [await one_call(rig) for _ in range(calls)]
     browser = [b for b, _ in results]
     counter = [c for _, c in results]
-    print(f"calls: {calls} (Chromium agent ↔ counter, loopback, 640x360 test pattern)")
+    line = f"shaped line '{profile}'" if profile else "loopback"
+    print(f"calls: {calls} (Chromium agent ↔ counter, {line}, 640x360 test pattern)")
     for name, values in (("agent's browser", browser), ("counter's screen", counter)):
         print(
             f"{name:>17}: first decoded frame after 'Répondre' — "
@@ -86,7 +88,8 @@ def main() -> int:
         return in_namespace()
     sys.path.insert(0, str(ROOT))
     calls = int(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_CALLS
-    asyncio.run(measure(calls))
+    profile = sys.argv[2] if len(sys.argv) > 2 else None
+    asyncio.run(measure(calls, profile))
     return 0
 
 

@@ -3,6 +3,11 @@ Mosquitto, the real fleet server (uvicorn, SQLite), the real counter agent (test
 camera, test tone, its button on gpiozero's mock pins) and real headless Chromium logged in
 as a Caf agent with a fake camera and microphone.
 
+With ``network=`` (a profile name, a ``Profile`` or a started ``ShapedNetwork``), the counter
+sits behind the shaped line instead (``tests/support/shaped``): it runs in the counter's
+namespace on a loop of its own (``CounterInNamespace``) and reaches the server and the broker
+at the office's address, through the router's NAT; the browser stays in the office.
+
 Used by ``tests/netns`` and ``bench/call_setup.py``; both run under ``unshare --net``.
 """
 
@@ -20,12 +25,18 @@ from playwright.async_api import Page, expect
 
 from appliance.app import Appliance
 from appliance.call.agent import CallAgent
+from appliance.call.loopback import disable_loopback_candidates
 from appliance.call.machine import Phase
-from appliance.config import parse_config
+from appliance.config import ApplianceConfig, parse_config
 from appliance.hw.ports.screen import SimulatedScreen
+from image.enrol_rig import make_pki
 from tests.support.browser import async_chromium, wait_js
 from tests.support.live_server import LiveApp, live_app
 from tests.support.mosquitto import Broker
+from tests.support.shaped.counter import CounterInNamespace
+from tests.support.shaped.measure import office_peers
+from tests.support.shaped.network import ShapedNetwork, shaped_network
+from tests.support.shaped.profiles import Profile
 from tests.support.webapp import PASSWORD
 
 DEVICE_ID = "monts-de-chalus"
@@ -69,6 +80,8 @@ def counter_toml(
     extra: str = "",
     *,
     questionnaire: bool = False,
+    ice_loopback: bool = True,
+    adaptation: bool = True,
 ) -> str:
     """The counter's config; ``extra`` is appended: more [hardware] keys, then sections.
 
@@ -93,7 +106,8 @@ token = "{token}"
 long_press_s = {LONG_PRESS_S}
 reconnect_min_s = 0.2
 reconnect_max_s = 1.0
-ice_loopback = true
+ice_loopback = {"true" if ice_loopback else "false"}
+adaptation = {"true" if adaptation else "false"}
 
 [questionnaire]
 enabled = {"true" if questionnaire else "false"}
@@ -130,6 +144,7 @@ class CallRig:
     appliance: Appliance
     page: Page
     broker: Broker | None = None  # the private Mosquitto (tests stop and restart it)
+    network: ShapedNetwork | None = None  # the counter's shaped line, when it has one
 
     @property
     def agent(self) -> CallAgent:
@@ -205,15 +220,31 @@ async def call_rig(
     counter_extra: str = "",
     questionnaire: bool = False,
     counter_mqtt_url: Callable[[Broker], str] | None = None,
+    network: str | Profile | ShapedNetwork | None = None,
+    adaptation: bool = True,  # false: the video fixed whatever the line (the baseline)
     **server_settings: Any,
 ) -> AsyncIterator[CallRig]:
     async with AsyncExitStack() as stack:
-        broker = Broker(workdir=tmp_path / "mosquitto")
+        if network is not None and not isinstance(network, ShapedNetwork):
+            network = stack.enter_context(shaped_network(network))
+        # Behind a shaped line the counter reaches the office's address, not 127.0.0.1.
+        bind = "127.0.0.1" if network is None else "0.0.0.0"
+        office = "127.0.0.1" if network is None else network.office_address
+        broker = Broker(workdir=tmp_path / "mosquitto", bind_address=bind)
         broker.start()
         stack.callback(broker.stop)
+        tls = None
+        if network is not None:
+            # The counter refuses plain ws:// beyond loopback (its call token would travel
+            # in clear): the server speaks WSS with a test CA the counter is given.
+            tls = tmp_path / "pki"
+            await asyncio.to_thread(make_pki, tls, hosts=("127.0.0.1", office))
+            counter_extra += f'\n[fleet.tls]\nca_file = "{tls / "ca.pem"}"\n'
         live = await stack.enter_async_context(
             live_app(
                 f"sqlite:///{tmp_path / 'fleet.sqlite3'}",
+                host=bind,
+                tls=tls,
                 mqtt_url=broker.url,
                 ingest_enabled=True,
                 **server_settings,
@@ -222,28 +253,61 @@ async def call_rig(
         live.add_user("agent-caf", service="caf")
         token = live.add_counter(DEVICE_ID, "Monts de Châlus", "Mairie")
         text = counter_toml(
-            live.ws_url,
+            live.ws_url_at(office),
             token,
             tmp_path / "counter",
             camera_encoding,
             counter_extra,
             questionnaire=questionnaire,
+            ice_loopback=network is None,
+            adaptation=adaptation,
         )
         # The counter may reach the broker another way (e.g. a relay the test can cut).
-        mqtt_url = counter_mqtt_url(broker) if counter_mqtt_url is not None else broker.url
-        appliance = Appliance(parse_config(text.replace("{mqtt_url}", mqtt_url)))
-        running = asyncio.create_task(appliance.run())
-
-        async def _stop() -> None:
-            await appliance.stop()
-            await running
-
-        stack.push_async_callback(_stop)
-        await asyncio.wait_for(appliance.wait_ready(), WAIT_S)
+        mqtt_url = counter_mqtt_url(broker) if counter_mqtt_url is not None else None
+        config = parse_config(text.replace("{mqtt_url}", mqtt_url or broker.url_at(office)))
+        if network is None:
+            appliance = await _start_here(stack, Appliance(config))
+        else:
+            appliance = await _start_in_namespace(stack, network, config, live.port)
         browser = await stack.enter_async_context(async_chromium(WEBRTC_ARGS))
-        context = await browser.new_context(viewport={"width": 1400, "height": 900})
+        context = await browser.new_context(
+            viewport={"width": 1400, "height": 900}, ignore_https_errors=tls is not None
+        )
         page = await context.new_page()
         await _log_in(page, live, "agent-caf")
-        rig = CallRig(live, appliance, page, broker)
+        rig = CallRig(live, appliance, page, broker, network)
         await wait_for(lambda: rig.phase is Phase.IDLE, "counter idle with its service")
         yield rig
+
+
+async def _start_here(stack: AsyncExitStack, appliance: Appliance) -> Appliance:
+    """The counter on the test's own loop."""
+    running = asyncio.create_task(appliance.run())
+
+    async def _stop() -> None:
+        await appliance.stop()
+        await running
+
+    stack.push_async_callback(_stop)
+    await asyncio.wait_for(appliance.wait_ready(), WAIT_S)
+    return appliance
+
+
+async def _start_in_namespace(
+    stack: AsyncExitStack, network: ShapedNetwork, config: ApplianceConfig, server_port: int
+) -> Appliance:
+    """The counter on a loop of its own, in the shaped network's counter namespace."""
+    # Process-wide: an earlier loopback test may have made aioice offer 127.0.0.1, which
+    # means nothing across namespaces.
+    disable_loopback_candidates()
+    counter = CounterInNamespace(network.counter_ns, config)
+
+    async def _stop() -> None:
+        await counter.stop()
+        # Its WebSocket's close crosses the shaped line: let the server see it before it
+        # shuts down (uvicorn fails closing a socket already closing).
+        gone = network.counter_public_address
+        await wait_for(lambda: gone not in office_peers(server_port), "counter gone", 10)
+
+    stack.push_async_callback(_stop)
+    return await counter.start()

@@ -8,6 +8,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -37,6 +38,11 @@ class LiveApp:
     sessions: sessionmaker[Session]
     ctx: AppContext
     app: FastAPI  # e.g. for ``app.dependency_overrides`` (a pinned clock)
+    port: int = 0
+
+    def ws_url_at(self, host: str) -> str:
+        """The WebSocket base URL as reached at ``host`` (the server must listen there)."""
+        return f"{self.ws_url.split(':', 1)[0]}://{host}:{self.port}"
 
     def add_user(self, username: str, role: str = "agent", service: str | None = "caf") -> None:
         with self.sessions.begin() as session:
@@ -87,12 +93,26 @@ async def send(ws: ClientConnection, message: dict[str, Any]) -> None:
 
 
 @asynccontextmanager
-async def live_app(db_url: str, **overrides: Any) -> AsyncIterator[LiveApp]:
+async def live_app(
+    db_url: str, *, host: str = "127.0.0.1", tls: Path | None = None, **overrides: Any
+) -> AsyncIterator[LiveApp]:
+    """The app served on ``host`` (e.g. "0.0.0.0" for a shaped network's counter); its
+    ``url`` and ``ws_url`` stay on 127.0.0.1, for the browser and the tests.
+
+    With ``tls`` (a directory made by ``image.enrol_rig.make_pki``) it speaks HTTPS/WSS with
+    that directory's server certificate: the counter refuses plain ``ws://`` to anything
+    but a loopback address."""
     await asyncio.to_thread(migrate_fresh, db_url)
     app = create_app(test_settings(db_url, **overrides))
     port = free_port()
     # Served as ``guichet fleet serve`` serves it (no uvicorn proxy headers, frame limits).
-    config = uvicorn_config(app, host="127.0.0.1", port=port, log_level="warning")
+    certificates: dict[str, Any] = {}
+    if tls is not None:
+        certificates = {
+            "ssl_certfile": str(tls / "server.pem"),
+            "ssl_keyfile": str(tls / "server.key"),
+        }
+    config = uvicorn_config(app, host=host, port=port, log_level="warning", **certificates)
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
     async with asyncio.timeout(WAIT_S):
@@ -103,11 +123,12 @@ async def live_app(db_url: str, **overrides: Any) -> AsyncIterator[LiveApp]:
     engine = make_engine(db_url)
     try:
         yield LiveApp(
-            f"http://127.0.0.1:{port}",
-            f"ws://127.0.0.1:{port}",
+            f"{'https' if tls else 'http'}://127.0.0.1:{port}",
+            f"{'wss' if tls else 'ws'}://127.0.0.1:{port}",
             make_session_factory(engine),
             app.state.ctx,
             app,
+            port,
         )
     finally:
         server.should_exit = True

@@ -38,10 +38,15 @@ class Broker:
     port: int = field(default_factory=free_port)
     extra_config: str = ""
     process: subprocess.Popen[bytes] | None = None
+    bind_address: str = "127.0.0.1"  # "0.0.0.0": reachable from a shaped network's counter
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return self.url_at("127.0.0.1")
+
+    def url_at(self, host: str) -> str:
+        """The broker's URL as reached at ``host`` (one of the addresses it listens on)."""
+        return f"mqtt://{host}:{self.port}"
 
     @property
     def log_file(self) -> Path:
@@ -51,7 +56,7 @@ class Broker:
         self.workdir.mkdir(parents=True, exist_ok=True)
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(
-            f"listener {self.port} 127.0.0.1\n"
+            f"listener {self.port} {self.bind_address}\n"
             "allow_anonymous true\n"
             "persistence false\n"
             "user root\n"
