@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CALLS = 3
 DEFAULT_SECONDS = 30.0
 AFTER_CUT_S = 15.0  # coupure: the call goes on this long after the line comes back
-CAMERA = "camera_size = [1280, 720]\ncamera_fps = 30"
+CAMERA = (1280, 720)  # at 30 frames/s: the top of the ladder is 720p30
 PROFILES = ("adsl", "mauvais-jour", "coupure", "udp-bloque")
 
 
@@ -152,7 +152,7 @@ async def run_profile(
                 call_rig(
                     Path(tmp),
                     camera_encoding="h264",
-                    counter_extra=CAMERA,
+                    camera_size=CAMERA,
                     network=network,
                     adaptation=adaptation,
                     **settings,

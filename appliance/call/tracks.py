@@ -59,6 +59,8 @@ class MicrophoneTrack(MediaStreamTrack):
     def __init__(self, source: AudioSource, *, settings: SpeechSettings | None = None) -> None:
         super().__init__()
         self._source = source
+        if settings is None and not source.speech:  # a test signal: sent whole, no DTX
+            settings = SpeechSettings(dtx=False)
         self._encoder = OpusSpeechEncoder(settings)
         self._queue = PacketQueue()
         self.frames_dropped = 0

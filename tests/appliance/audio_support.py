@@ -109,6 +109,8 @@ def to_int16(signal: npt.NDArray[np.float64]) -> Samples:
 class ArraySource:
     """An ``AudioSource`` reading an array 20 ms at a time (no pacing: the test drives it)."""
 
+    speech = True
+
     def __init__(self, samples: Samples) -> None:
         self._samples = samples
         self._at = 0

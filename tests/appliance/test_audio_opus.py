@@ -90,6 +90,20 @@ async def test_microphone_track_hands_aiortc_opus_packets_on_the_48k_clock() -> 
         await track.recv()  # stopped
 
 
+async def test_a_test_tone_is_sent_whole_where_a_microphone_would_use_dtx() -> None:
+    """Opus's voice detector takes a steady tone for background noise: with DTX, after a
+    second it sent one packet in 21 and the agent's browser concealed 90 % of the tone."""
+    source = ToneSource()
+    await source.open()
+    track = MicrophoneTrack(source)
+    try:
+        packets = [await track.recv() for _ in range(100)]  # 2 s of tone
+    finally:
+        track.stop()
+        await source.close()
+    assert [b.pts - a.pts for a, b in itertools.pairwise(packets)] == [960] * 99
+
+
 async def test_microphone_track_skips_frames_it_cannot_use() -> None:
     class Bad(ArraySource):
         calls = 0

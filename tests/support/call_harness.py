@@ -82,6 +82,7 @@ def counter_toml(
     questionnaire: bool = False,
     ice_loopback: bool = True,
     adaptation: bool = True,
+    camera_size: tuple[int, int] = (640, 360),
 ) -> str:
     """The counter's config; ``extra`` is appended: more [hardware] keys, then sections.
 
@@ -120,7 +121,7 @@ button_pin = {BUTTON_PIN}
 screen = "simulated"
 camera = "test_pattern"
 camera_encoding = "{camera_encoding}"
-camera_size = [640, 360]
+camera_size = [{camera_size[0]}, {camera_size[1]}]
 camera_fps = 30
 audio_in = "test_tone"
 audio_out = "none"
@@ -222,6 +223,7 @@ async def call_rig(
     counter_mqtt_url: Callable[[Broker], str] | None = None,
     network: str | Profile | ShapedNetwork | None = None,
     adaptation: bool = True,  # false: the video fixed whatever the line (the baseline)
+    camera_size: tuple[int, int] = (640, 360),
     **server_settings: Any,
 ) -> AsyncIterator[CallRig]:
     async with AsyncExitStack() as stack:
@@ -261,6 +263,7 @@ async def call_rig(
             questionnaire=questionnaire,
             ice_loopback=network is None,
             adaptation=adaptation,
+            camera_size=camera_size,
         )
         # The counter may reach the broker another way (e.g. a relay the test can cut).
         mqtt_url = counter_mqtt_url(broker) if counter_mqtt_url is not None else None

@@ -57,6 +57,10 @@ class ProcessedMicrophone:
         self._worker = SerialWorker("audio-apm")
         self.dropped = _Dropped("microphone")
 
+    @property
+    def speech(self) -> bool:
+        return self._source.speech
+
     async def open(self) -> None:
         await self._source.open()
 

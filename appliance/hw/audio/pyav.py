@@ -38,7 +38,10 @@ def _audio_error(what: str, exc: BaseException) -> HardwareError:
 
 
 class ToneSource:
-    """A continuous 440 Hz tone, 20 ms per frame."""
+    """A continuous 440 Hz tone, 20 ms per frame: a test signal, not speech (Opus's voice
+    detector takes a steady tone for background noise and DTX would send almost none of it)."""
+
+    speech = False
 
     def __init__(self, *, frequency_hz: int = TONE_HZ) -> None:
         self._frequency_hz = frequency_hz
@@ -65,6 +68,8 @@ class ToneSource:
 
 class PyavAudioSource:
     """The microphone: ``device`` is an ALSA PCM ("default", "hw:1,0") or a Pulse source."""
+
+    speech = True
 
     def __init__(self, backend: AudioBackend, device: str = "default") -> None:
         self._backend: AudioBackend = backend
