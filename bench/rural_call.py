@@ -243,8 +243,15 @@ def main() -> int:
     parser.add_argument("calls", nargs="?", type=int, default=DEFAULT_CALLS)
     parser.add_argument("--seconds", type=float, default=DEFAULT_SECONDS)
     parser.add_argument("--profiles", default=",".join(PROFILES))
+    parser.add_argument("--log", help="the climber's log (every REMB, loss, step) to this file")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.log:
+        handler = logging.FileHandler(args.log)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        climber = logging.getLogger("appliance.call.adaptation")
+        climber.setLevel(logging.DEBUG)
+        climber.addHandler(handler)
     asyncio.run(measure(args.calls, args.seconds, args.profiles.split(",")))
     return 0
 

@@ -2,26 +2,30 @@
 
 The agent's Chromium, as the receiver of an aiortc answerer, estimates the path's capacity
 itself and sends it back as REMB (aiortc answers with ``goog-remb`` and ``abs-send-time``,
-never ``transport-cc``: seen four REMB and one receiver report a second). Its estimate
-only ever *decreases* when its delay detector sees the queue grow (overuse); otherwise it
-holds or climbs by ~8 %/s, capped at 1.5× what it receives. So the climber reads:
+never ``transport-cc``: seen four REMB and one receiver report a second). Its estimate is
+the rate it wants us to send: it starts low (~200 kbit/s whatever the line), climbs by
+~8 %/s while its delay detector sees no queue growing, and falls to 85 % of what it
+receives when it does (overuse). So the climber reads:
 
 - **congestion**: the REMB falls (by more than ``REMB_DROP``) while it is not far above what
-  we send, or a receiver report loses more than ``LOSS_CONGESTED`` of our packets, or the
-  round trip grows ``QUEUE_DELAY_S`` above its minimum (a modem's buffer filling). Then it
-  steps down at once — to the highest rung that fits ``REMB_HEADROOM`` × REMB, at least
-  one — and bars the rung it left for a while (``BAR_S``, doubled if that rung failed
-  again within ``BAR_MEMORY_S``), so a steady line is not probed every few seconds;
-- **room**: no congestion for ``CLIMB_AFTER_S``: one rung up, unless that rung is barred.
-  It does not wait for the REMB to catch up (it lags by seconds after a cut); a rung too
-  high shows as congestion within a second and is undone.
+  we send, or more than ``LOSS_CONGESTED`` of our packets were lost over the last second
+  (``appliance.call.feedback`` counts them from the receiver reports), or the round trip is
+  ``QUEUE_DELAY_S`` above its minimum (a modem's buffer filling). Then it steps down at
+  once — to the highest rung that fits ``REMB_HEADROOM`` × REMB, at least one — and bars
+  the rung it left for a while (``BAR_S``, doubled if that rung fails again within
+  ``BAR_MEMORY_S``), so a steady line is not probed every few seconds;
+- **room**: no congestion for ``CLIMB_AFTER_S``: one rung up, unless that rung is barred,
+  and — above the rung the line has already *held* (``HELD_S`` without congestion) — only
+  once the REMB says the rung fits (``REMB_CLIMB``). Back up to a held rung it does not wait
+  for the REMB: after a cut, Chromium's estimate climbs 8 %/s and would keep the video
+  down for tens of seconds on a line that is back; a rung that no longer fits shows as
+  congestion within a second, is undone, and stops counting as held.
 
 Audio has priority: every rung leaves ``AUDIO_RESERVE_BPS`` for the voice (Opus and its
 packet overhead); when even the lowest rung does not fit, the video stays there and the
 voice goes on.
 
 Pure: the clock is injected; ``RungClimber`` takes the feedback and calls ``on_change``.
-``appliance.call.feedback`` feeds it from aiortc's RTCP.
 """
 
 from __future__ import annotations
@@ -53,9 +57,13 @@ REMB_HEADROOM = 0.85  # step down to what fits this share of the new estimate
 LOSS_CONGESTED = 0.10  # a rural line loses a few % at random: that is not congestion
 QUEUE_DELAY_S = 0.15  # round trip this far above its minimum: a buffer is filling
 DOWN_SPACING_S = 1.0  # after a step down, let the queue drain before judging again
-CLIMB_AFTER_S = 2.0  # this long without congestion (and since the last step): one up
-BAR_S = 6.0  # a rung left for congestion is not tried again for this long…
-BAR_MAX_S = 48.0  # …doubled each time it fails again within BAR_MEMORY_S, up to this
+CLIMB_AFTER_S = 2.0  # this long without congestion (and since the last step): one up…
+RECLIMB_AFTER_S = 1.5  # …or this long, back up towards the rung the line has held
+REMB_CLIMB = 0.9  # above the held rung: only when the REMB covers this share of its cost
+HELD_S = 5.0  # a rung sent this long without congestion is one the line can hold…
+HELD_FAILURES = 3  # …until it fails this often within BAR_MEMORY_S
+BAR_S = 6.0  # a rung left for congestion is not tried again for this long (a held one
+BAR_MAX_S = 48.0  # always; above, doubled each time it fails again within BAR_MEMORY_S)
 BAR_MEMORY_S = 60.0
 
 
@@ -85,7 +93,7 @@ def consumption_bps(rung: VideoRung) -> int:
 class _Bar:
     until: float
     length_s: float
-    failed_at: float
+    failures: list[float]  # when it failed, within BAR_MEMORY_S
 
 
 class RungClimber:
@@ -113,6 +121,7 @@ class RungClimber:
         self._remb: int | None = None
         self._min_rtt_s: float | None = None
         self._bars: dict[int, _Bar] = {}
+        self._held = self._index  # the best rung the line has held (lower index: better)
         self.steps = 0  # rung changes this call
         self.lowest = self.rung
 
@@ -128,6 +137,7 @@ class RungClimber:
     # --- feedback ------------------------------------------------------------------------
 
     def remb(self, bitrate_bps: int) -> None:
+        logger.debug("REMB %d kbit/s at %s", bitrate_bps // 1000, self.rung.name)
         previous, self._remb = self._remb, bitrate_bps
         if previous is None or bitrate_bps >= previous * (1 - REMB_DROP):
             self._maybe_climb()
@@ -135,12 +145,14 @@ class RungClimber:
             self._congested(f"REMB {previous // 1000} → {bitrate_bps // 1000} kbit/s")
 
     def loss(self, fraction: float) -> None:
+        logger.debug("loss %.1f %%", fraction * 100)
         if fraction > LOSS_CONGESTED:
             self._congested(f"{fraction:.0%} lost")
         else:
             self._maybe_climb()
 
     def round_trip(self, rtt_s: float) -> None:
+        logger.debug("round trip %.0f ms", rtt_s * 1000)
         if self._min_rtt_s is None or rtt_s < self._min_rtt_s:
             self._min_rtt_s = rtt_s
         if rtt_s - self._min_rtt_s > QUEUE_DELAY_S:
@@ -167,21 +179,33 @@ class RungClimber:
 
     def _maybe_climb(self) -> None:
         now = self._clock()
-        if self._index == 0 or now - max(self._calm_since, self._changed_at) < CLIMB_AFTER_S:
-            return
+        calm_s = now - max(self._calm_since, self._changed_at)
+        if calm_s >= HELD_S and self._index < self._held:
+            self._held = self._index
         target = self._index - 1
+        wait_s = RECLIMB_AFTER_S if target >= self._held else CLIMB_AFTER_S
+        if self._index == 0 or calm_s < wait_s:
+            return
         bar = self._bars.get(target)
         if bar is not None and now < bar.until:
             return
+        cost = consumption_bps(self._ladder[target])
+        if target < self._held and self._remb is not None and self._remb < cost * REMB_CLIMB:
+            return  # new ground: wait for the receiver's estimate
         logger.info("room on the line: video up to %s", self._ladder[target].name)
         self._step(target, now)
 
     def _bar(self, index: int, now: float) -> None:
         bar = self._bars.get(index)
+        failures = [t for t in (bar.failures if bar else []) if now - t < BAR_MEMORY_S]
+        failures.append(now)
+        if index >= self._held and len(failures) >= HELD_FAILURES:
+            self._held = index + 1  # the line no longer holds it
+            logger.info("the line no longer holds %s", self._ladder[index].name)
         length = BAR_S
-        if bar is not None and now - bar.failed_at < BAR_MEMORY_S:
-            length = min(bar.length_s * 2, BAR_MAX_S)
-        self._bars[index] = _Bar(until=now + length, length_s=length, failed_at=now)
+        if index < self._held and bar is not None and len(failures) > 1:
+            length = min(bar.length_s * 2, BAR_MAX_S)  # new ground that failed again
+        self._bars[index] = _Bar(until=now + length, length_s=length, failures=failures)
 
     def _step(self, index: int, now: float) -> None:
         self._index = index

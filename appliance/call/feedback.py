@@ -15,6 +15,7 @@ and this module sets it back to the rung's (the climber already weighed the REMB
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -36,6 +37,7 @@ from appliance.hw.ports import FrameSource
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[AnyRtcpPacket], Coroutine[Any, Any, None]]
+LOSS_WINDOW_S = 1.0  # losses judged over this long, not report by report
 
 
 def set_encoder_bitrate(sender: RTCRtpSender, bitrate_bps: int) -> None:
@@ -48,6 +50,39 @@ def set_encoder_bitrate(sender: RTCRtpSender, bitrate_bps: int) -> None:
         encoder.target_bitrate = bitrate_bps
 
 
+class LossWindow:
+    """Our packets lost over about a second, from receiver reports' running counts.
+
+    A report's own ``fraction_lost`` covers the time since the receiver's previous report,
+    and Chromium adds report blocks to every compound RTCP packet (NACKs, PLIs): under loss
+    they come every few ms and their fractions swing between 0 and 80 %. The cumulative
+    counts (highest sequence received, packets lost) give a steady figure instead.
+    """
+
+    def __init__(
+        self, *, window_s: float = LOSS_WINDOW_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._window_s = window_s
+        self._clock = clock
+        self._start: tuple[float, int, int] | None = None
+
+    def update(self, highest_sequence: int, packets_lost: int) -> float | None:
+        """The share lost since the window opened, once it is ``window_s`` old (then a new
+        window opens); None meanwhile."""
+        now = self._clock()
+        if self._start is None or highest_sequence < self._start[1]:  # first, or a reset
+            self._start = (now, highest_sequence, packets_lost)
+            return None
+        started, sequence, lost = self._start
+        if now - started < self._window_s:
+            return None
+        self._start = (now, highest_sequence, packets_lost)
+        expected = highest_sequence - sequence
+        if expected <= 0:
+            return None
+        return min(1.0, max(0.0, (packets_lost - lost) / expected))
+
+
 class SenderFeedback:
     """Wraps one video sender's RTCP handling; one per peer connection's video sender."""
 
@@ -57,6 +92,7 @@ class SenderFeedback:
         self._sender = sender
         self._camera = camera
         self._climber = climber
+        self._losses = LossWindow()
         self._original: Handler = sender._handle_rtcp_packet
         setattr(sender, "_handle_rtcp_packet", self._handle)  # noqa: B010 - an instance override
 
@@ -83,10 +119,14 @@ class SenderFeedback:
                     set_encoder_bitrate(self._sender, climber.rung.bitrate_bps)
         elif isinstance(packet, RtcpRrPacket | RtcpSrPacket):
             for report in packet.reports:
-                if report.ssrc == ssrc:
-                    climber.loss(report.fraction_lost / 256)
-                    if (rtt_s := await self._round_trip()) is not None:
-                        climber.round_trip(rtt_s)
+                if report.ssrc != ssrc:
+                    continue
+                if (
+                    lost := self._losses.update(report.highest_sequence, report.packets_lost)
+                ) is not None:
+                    climber.loss(lost)
+                if (rtt_s := await self._round_trip()) is not None:
+                    climber.round_trip(rtt_s)
 
     async def _round_trip(self) -> float | None:
         """aiortc's smoothed round trip, updated from this very report."""

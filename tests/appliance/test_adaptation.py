@@ -116,30 +116,83 @@ def test_it_climbs_one_rung_after_calm_and_not_before(clock: Clock) -> None:
     assert len(changes) == 1
 
 
-def test_a_rung_left_for_congestion_is_barred_then_tried_again_with_a_longer_bar(
-    clock: Clock,
-) -> None:
-    made, _changes = climber(clock)
-    top = made.rung
-    clock.now += 1.5
+def climb_once(made: RungClimber, clock: Clock) -> None:
+    clock.now += adaptation.CLIMB_AFTER_S + 0.1
+    made.loss(0.0)
+
+
+def congest(made: RungClimber, clock: Clock) -> None:
+    clock.now += adaptation.DOWN_SPACING_S + 0.1
     made.loss(0.5)
-    assert made.rung != top
-    for _ in range(int(adaptation.BAR_S / 0.5) - 1):  # calm, but the rung is barred
+
+
+def calm_for(made: RungClimber, clock: Clock, seconds: float) -> None:
+    for _ in range(round(seconds / 0.5)):
         clock.now += 0.5
         made.loss(0.0)
-    assert made.rung != top
-    clock.now += 1.0
-    made.loss(0.0)
-    assert made.rung == top  # the bar is over: tried again
-    clock.now += 1.5
-    made.loss(0.5)  # …and it fails again: barred twice as long
-    assert made.rung != top
-    clock.now += adaptation.BAR_S + 1
-    made.loss(0.0)
-    assert made.rung != top
-    clock.now += adaptation.BAR_S
-    made.loss(0.0)
-    assert made.rung == top
+
+
+def test_new_ground_that_fails_is_barred_longer_each_time(clock: Clock) -> None:
+    made, _ = climber(clock)
+    start = made.rung
+    climb_once(made, clock)
+    above = made.rung
+    assert above != start  # above the rung the line has held: new ground
+    congest(made, clock)
+    assert made.rung == start
+    calm_for(made, clock, adaptation.BAR_S - 0.5)
+    assert made.rung == start  # barred
+    calm_for(made, clock, 1.0)
+    assert made.rung == above  # the bar is over: tried again
+    congest(made, clock)  # …and it fails again: barred twice as long
+    calm_for(made, clock, adaptation.BAR_S + 1)
+    assert made.rung == start
+    calm_for(made, clock, adaptation.BAR_S)
+    assert made.rung == above
+
+
+def test_back_to_a_held_rung_without_waiting_for_the_remb(clock: Clock) -> None:
+    """After a cut Chromium's estimate stays low for tens of seconds: a rung the line held
+    before is climbed back to on calm alone, each bar no longer than ``BAR_S``."""
+    made, _ = climber(clock)
+    above = LADDER[LADDER.index(made.rung) - 1]
+    made.remb(consumption_bps(above))  # room for one rung more, not two
+    calm_for(made, clock, adaptation.CLIMB_AFTER_S + adaptation.HELD_S + 0.5)
+    held = made.rung
+    assert held == above
+    made.remb(150_000)  # the cut: Chromium's estimate collapses, and stays there
+    assert made.rung.bitrate_bps < held.bitrate_bps
+    congest(made, clock)
+    congest(made, clock)
+    bottom = made.rung
+    assert bottom == LADDER[-1]
+    calm_for(made, clock, 30)  # the line is back; the REMB is not
+    assert made.rung == held
+
+
+def test_new_ground_waits_for_the_remb(clock: Clock) -> None:
+    made, _ = climber(clock)
+    start = made.rung
+    made.remb(consumption_bps(start))  # the receiver wants no more than we send
+    calm_for(made, clock, 10)
+    assert made.rung == start
+    above = LADDER[LADDER.index(start) - 1]
+    made.remb(int(consumption_bps(above) * adaptation.REMB_CLIMB) + 1)
+    calm_for(made, clock, adaptation.CLIMB_AFTER_S + 0.5)
+    assert made.rung == above
+
+
+def test_a_held_rung_that_keeps_failing_is_no_longer_held(clock: Clock) -> None:
+    made, _ = climber(clock)
+    start = made.rung
+    made.remb(consumption_bps(start))  # no room above
+    for _ in range(adaptation.HELD_FAILURES):
+        assert made.rung == start
+        congest(made, clock)
+        calm_for(made, clock, adaptation.BAR_S + adaptation.RECLIMB_AFTER_S + 0.5)
+    assert made.rung != start  # now new ground: its bar doubles
+    calm_for(made, clock, adaptation.BAR_S * 2)
+    assert made.rung == start
 
 
 def test_two_congestion_signals_in_a_burst_step_down_once(clock: Clock) -> None:
@@ -180,3 +233,19 @@ def test_a_climb_that_congests_the_line_is_undone_at_once(clock: Clock) -> None:
     made.loss(0.4)  # the rung above was too much
     assert made.rung == start
     assert len(changes) == 2
+
+
+def test_losses_are_judged_over_a_second_from_the_running_counts() -> None:
+    from appliance.call.feedback import LossWindow
+
+    clock = Clock()
+    window = LossWindow(clock=clock)
+    assert window.update(1000, 0) is None  # opens the window
+    clock.now += 0.3
+    assert window.update(1030, 20) is None  # a burst in a compound RTCP: not judged alone
+    clock.now += 0.8
+    assert window.update(1100, 20) == pytest.approx(0.2)
+    clock.now += 1.1
+    assert window.update(1200, 20) == 0.0
+    clock.now += 1.1
+    assert window.update(10, 0) is None  # the counts restarted (a new connection)

@@ -104,7 +104,16 @@ def encode_clip(
     encoder.bit_rate = bitrate
     encoder.gop_size = max(1, round(KEYFRAME_EVERY_S * fps))
     encoder.profile = "Baseline"
-    encoder.options = {"preset": "veryfast", "tune": "zerolatency", "level": "31"}
+    encoder.options = {
+        "preset": "veryfast",
+        "tune": "zerolatency",
+        "level": "31",
+        # Constant bitrate (filler where the picture is simple), as a camera's hardware
+        # encoder gives: the test pattern alone would take 60-85 % of its target.
+        "x264-params": "nal-hrd=cbr",
+        "maxrate": str(bitrate),
+        "bufsize": str(bitrate // 2),
+    }
     pictures: list[EncodedPicture] = []
     wanted = max(1, round(seconds * fps))
     with av.open(lavfi_testsrc(size, fps), format="lavfi") as container:
