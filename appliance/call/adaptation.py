@@ -190,8 +190,8 @@ class RungClimber:
         if bar is not None and now < bar.until:
             return
         cost = consumption_bps(self._ladder[target])
-        if target < self._held and self._remb is not None and self._remb < cost * REMB_CLIMB:
-            return  # new ground: wait for the receiver's estimate
+        if target < self._held and (self._remb is None or self._remb < cost * REMB_CLIMB):
+            return  # new ground: only with the receiver's estimate (its first within ~1 s)
         logger.info("room on the line: video up to %s", self._ladder[target].name)
         self._step(target, now)
 

@@ -106,14 +106,17 @@ def test_a_growing_round_trip_is_congestion(clock: Clock) -> None:
 def test_it_climbs_one_rung_after_calm_and_not_before(clock: Clock) -> None:
     made, changes = climber(clock)
     start = LADDER.index(made.rung)
+    clock.now += adaptation.CLIMB_AFTER_S * 2
+    made.loss(0.0)
+    assert changes == []  # new ground, and no estimate from the receiver yet
+    made.remb(5_000_000)  # calm for long, and room: one rung up at once
+    assert changes == [LADDER[start - 1].name]
     clock.now += adaptation.CLIMB_AFTER_S - 0.1
     made.loss(0.0)
-    assert changes == []
+    assert len(changes) == 1  # the climb itself restarts the wait
     clock.now += 0.2
     made.loss(0.0)
-    assert changes == [LADDER[start - 1].name]
-    made.loss(0.0)  # the climb itself restarts the wait
-    assert len(changes) == 1
+    assert changes == [LADDER[start - 1].name, LADDER[start - 2].name]
 
 
 def climb_once(made: RungClimber, clock: Clock) -> None:
@@ -134,6 +137,7 @@ def calm_for(made: RungClimber, clock: Clock, seconds: float) -> None:
 
 def test_new_ground_that_fails_is_barred_longer_each_time(clock: Clock) -> None:
     made, _ = climber(clock)
+    made.remb(5_000_000)
     start = made.rung
     climb_once(made, clock)
     above = made.rung
@@ -225,6 +229,7 @@ def test_an_empty_ladder_is_refused() -> None:
 
 def test_a_climb_that_congests_the_line_is_undone_at_once(clock: Clock) -> None:
     made, changes = climber(clock)
+    made.remb(5_000_000)
     start = made.rung
     clock.now += adaptation.CLIMB_AFTER_S + 0.1
     made.loss(0.0)
