@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from playwright.async_api import Page, expect
 
@@ -27,7 +27,7 @@ from appliance.app import Appliance
 from appliance.call.agent import CallAgent
 from appliance.call.loopback import disable_loopback_candidates
 from appliance.call.machine import Phase
-from appliance.config import ApplianceConfig, parse_config
+from appliance.config import parse_config
 from appliance.hw.ports.screen import SimulatedScreen
 from image.enrol_rig import make_pki
 from tests.support.browser import async_chromium, wait_js
@@ -38,6 +38,8 @@ from tests.support.shaped.measure import office_peers
 from tests.support.shaped.network import ShapedNetwork, shaped_network
 from tests.support.shaped.profiles import Profile
 from tests.support.webapp import PASSWORD
+
+T = TypeVar("T")
 
 DEVICE_ID = "monts-de-chalus"
 BUTTON_PIN = 17
@@ -146,6 +148,13 @@ class CallRig:
     page: Page
     broker: Broker | None = None  # the private Mosquitto (tests stop and restart it)
     network: ShapedNetwork | None = None  # the counter's shaped line, when it has one
+    counter: CounterInNamespace | None = None  # its thread and loop, behind that line
+
+    async def on_counter(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run ``coroutine`` where the counter runs (its own loop behind a shaped line)."""
+        if self.counter is None:
+            return await coroutine
+        return await self.counter.run_on_counter(coroutine)
 
     @property
     def agent(self) -> CallAgent:
@@ -268,17 +277,19 @@ async def call_rig(
         # The counter may reach the broker another way (e.g. a relay the test can cut).
         mqtt_url = counter_mqtt_url(broker) if counter_mqtt_url is not None else None
         config = parse_config(text.replace("{mqtt_url}", mqtt_url or broker.url_at(office)))
+        counter = None
         if network is None:
             appliance = await _start_here(stack, Appliance(config))
         else:
-            appliance = await _start_in_namespace(stack, network, config, live.port)
+            counter = CounterInNamespace(network.counter_ns, config)
+            appliance = await _start_in_namespace(stack, network, counter, live.port)
         browser = await stack.enter_async_context(async_chromium(WEBRTC_ARGS))
         context = await browser.new_context(
             viewport={"width": 1400, "height": 900}, ignore_https_errors=tls is not None
         )
         page = await context.new_page()
         await _log_in(page, live, "agent-caf")
-        rig = CallRig(live, appliance, page, broker, network)
+        rig = CallRig(live, appliance, page, broker, network, counter)
         await wait_for(lambda: rig.phase is Phase.IDLE, "counter idle with its service")
         yield rig
 
@@ -297,13 +308,12 @@ async def _start_here(stack: AsyncExitStack, appliance: Appliance) -> Appliance:
 
 
 async def _start_in_namespace(
-    stack: AsyncExitStack, network: ShapedNetwork, config: ApplianceConfig, server_port: int
+    stack: AsyncExitStack, network: ShapedNetwork, counter: CounterInNamespace, server_port: int
 ) -> Appliance:
     """The counter on a loop of its own, in the shaped network's counter namespace."""
     # Process-wide: an earlier loopback test may have made aioice offer 127.0.0.1, which
     # means nothing across namespaces.
     disable_loopback_candidates()
-    counter = CounterInNamespace(network.counter_ns, config)
 
     async def _stop() -> None:
         await counter.stop()
