@@ -18,6 +18,7 @@ from appliance.app import Appliance
 from appliance.boot_selftest import button_held_at_boot, run_boot_selftest
 from appliance.config import ApplianceConfig, load_config
 from appliance.errors import ApplianceError, ConfigError
+from appliance.hw.audio.runtime import release_native_runtime
 from guichet.errors import GuichetError
 from guichet.logs import device_id_var, setup_logging
 
@@ -78,6 +79,8 @@ def main(config_path: Path) -> int:
     except (ApplianceError, GuichetError, OSError) as exc:
         logger.critical("counter cannot run", extra={"error": str(exc)})
         return EXIT_FAILED
+    finally:
+        release_native_runtime()
     return EXIT_OK
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from appliance.hw.audio.runtime import release_native_runtime
 from tests.support import machine
 from tests.support.databases import fresh_database
 from tests.support.mosquitto import Broker
@@ -27,7 +28,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Tests never change the machine's own services' configuration: fail the run if they did."""
+    """Tests never change the machine's own services' configuration: fail the run if they did.
+
+    livekit's native runtime (the audio tests load it) is stopped here, before Python
+    finalizes: see ``release_native_runtime``."""
+    release_native_runtime()
     before = session.config.stash.get(_MACHINE_BEFORE, None)
     if before is None:
         return

@@ -211,3 +211,25 @@ def test_processing_off_or_a_test_tone_sends_the_sound_as_it_is() -> None:
     tone = _media('audio_in = "test_tone"\n')
     assert isinstance(tone.microphone(), ToneSource)
     assert isinstance(tone.speaker(), NullAudioSink)
+
+
+def test_the_native_runtime_is_released_before_python_finalizes() -> None:
+    """A process that used the echo canceller stops livekit's runtime itself and exits 0."""
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np\n"
+        "from appliance.hw.audio.webrtc import WebrtcAudioProcessing\n"
+        "from appliance.hw.audio.runtime import release_native_runtime\n"
+        "from livekit.rtc._ffi_client import FfiClient\n"
+        "apm = WebrtcAudioProcessing()\n"
+        "apm.process_capture(np.zeros(960, dtype=np.int16))\n"
+        "release_native_runtime()\n"
+        "release_native_runtime()  # idempotent\n"
+        "assert FfiClient._ffi_disposed\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
