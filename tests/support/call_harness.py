@@ -28,7 +28,9 @@ from appliance.call.agent import CallAgent
 from appliance.call.loopback import disable_loopback_candidates
 from appliance.call.machine import Phase
 from appliance.config import ApplianceConfig, parse_config
+from appliance.hw.ports.scanner import Scanner
 from appliance.hw.ports.screen import SimulatedScreen
+from appliance.wiring import Hardware, build_hardware
 from image.enrol_rig import make_pki
 from tests.support.browser import async_chromium, wait_js
 from tests.support.live_server import LiveApp, live_app
@@ -224,6 +226,7 @@ async def call_rig(
     network: str | Profile | ShapedNetwork | None = None,
     adaptation: bool = True,  # false: the video fixed whatever the line (the baseline)
     camera_size: tuple[int, int] = (640, 360),
+    scanner: Scanner | None = None,  # the counter's, instead of the simulated one
     **server_settings: Any,
 ) -> AsyncIterator[CallRig]:
     async with AsyncExitStack() as stack:
@@ -268,10 +271,11 @@ async def call_rig(
         # The counter may reach the broker another way (e.g. a relay the test can cut).
         mqtt_url = counter_mqtt_url(broker) if counter_mqtt_url is not None else None
         config = parse_config(text.replace("{mqtt_url}", mqtt_url or broker.url_at(office)))
+        build = _with_scanner(scanner)
         if network is None:
-            appliance = await _start_here(stack, Appliance(config))
+            appliance = await _start_here(stack, Appliance(config, build=build))
         else:
-            appliance = await _start_in_namespace(stack, network, config, live.port)
+            appliance = await _start_in_namespace(stack, network, config, live.port, build)
         browser = await stack.enter_async_context(async_chromium(WEBRTC_ARGS))
         context = await browser.new_context(
             viewport={"width": 1400, "height": 900}, ignore_https_errors=tls is not None
@@ -281,6 +285,22 @@ async def call_rig(
         rig = CallRig(live, appliance, page, broker, network)
         await wait_for(lambda: rig.phase is Phase.IDLE, "counter idle with its service")
         yield rig
+
+
+def _with_scanner(
+    scanner: Scanner | None,
+) -> Callable[[ApplianceConfig, asyncio.AbstractEventLoop], Hardware]:
+    """The counter's hardware as its config says, with ``scanner`` in place of its own
+    (a bench's realistic pages; the simulated scanner's are blank)."""
+    if scanner is None:
+        return build_hardware
+
+    def build(config: ApplianceConfig, loop: asyncio.AbstractEventLoop) -> Hardware:
+        hardware = build_hardware(config, loop)
+        hardware.scanner = scanner
+        return hardware
+
+    return build
 
 
 async def _start_here(stack: AsyncExitStack, appliance: Appliance) -> Appliance:
@@ -297,13 +317,17 @@ async def _start_here(stack: AsyncExitStack, appliance: Appliance) -> Appliance:
 
 
 async def _start_in_namespace(
-    stack: AsyncExitStack, network: ShapedNetwork, config: ApplianceConfig, server_port: int
+    stack: AsyncExitStack,
+    network: ShapedNetwork,
+    config: ApplianceConfig,
+    server_port: int,
+    build: Callable[[ApplianceConfig, asyncio.AbstractEventLoop], Hardware],
 ) -> Appliance:
     """The counter on a loop of its own, in the shaped network's counter namespace."""
     # Process-wide: an earlier loopback test may have made aioice offer 127.0.0.1, which
     # means nothing across namespaces.
     disable_loopback_candidates()
-    counter = CounterInNamespace(network.counter_ns, config)
+    counter = CounterInNamespace(network.counter_ns, config, build=build)
 
     async def _stop() -> None:
         await counter.stop()
