@@ -25,8 +25,8 @@ itself under ``unshare --net`` (root needed), as ``bench/rural_call.py`` does. P
   (``time.time()`` in its thread) to the console listing the PDF in
   ``window.guichetAgent.documents.state.scans`` (``Date.now()`` in the page, polled every
   ``POLL_MS``; the console lists it only once its SHA-256 and size match the counter's). The
-  browser and the bench share the machine's wall clock. The PDF is then read back from the
-  page and opened with pikepdf: one page, the scan's pixel size;
+  browser and the bench share the machine's wall clock. The PDF is then downloaded through
+  the console's link and opened with pikepdf: one page, the scan's pixel size;
 - the agent's received video (``tests/support/call_metrics.py``): frames presented per second
   and the frozen share (> 500 ms without a frame, the gap clipped to the window) during the
   transfer (end of scan → PDF at agent), ±``AROUND_S`` around it, before the click
@@ -34,9 +34,11 @@ itself under ``unshare --net`` (root needed), as ``bench/rural_call.py`` does. P
 - the rungs the counter's video took from the click to ``AFTER_S`` after the PDF
   (``peer.rung_listeners``).
 
-It prints each run, then the median and maximum of each column. No goal is asserted.
+It prints each run, then the median and maximum of each column ("on wire": from the
+console's receiving the PDF's announcement to its check, the console's own count; the rest of
+"scan→PDF" is the counter encoding and assembling the page). No goal is asserted.
 
-    .venv/bin/python bench/documents.py --shaped adsl [RUNS]
+    .venv/bin/python bench/documents.py --shaped adsl [RUNS] [--settle S] [--log FILE]
 """
 
 from __future__ import annotations
@@ -210,7 +212,7 @@ SHAPED_RUNS = 3
 CAMERA = (1280, 720)  # at 30 frames/s: the top of the ladder is 720p30, as in rural_call.py
 GREY_300 = ScanSettings(300, "gray", "flatbed")
 CALL_WAIT_S = 60.0  # connecting through a lossy line with 120 ms of round trip
-SETTLE_S = 8.0  # the video climbs from its starting rung (360p20) to what the line holds
+SETTLE_S = 20.0  # from its first rung (360p20) the video climbs to what the line holds (360p30)
 BEFORE_S = 5.0  # the video before the click, the reference
 AROUND_S = 3.0  # the transfer's neighbourhood: a freeze just before or after counts too
 AFTER_S = 5.0  # the video after the PDF: back at its rung?
@@ -222,7 +224,7 @@ PDF_ARRIVED_JS = """
   const scans = window.guichetAgent.documents.state.scans;
   if (scans.length <= before) { return false; }
   const s = scans[scans.length - 1];
-  return {at: Date.now() / 1000, size: s.size, pages: s.pages, sha256: s.sha256};
+  return {at: Date.now() / 1000, size: s.size, sha256: s.sha256, wire: s.seconds};
 }
 """
 
@@ -239,6 +241,7 @@ def in_namespace() -> int:
 class ShapedRun:
     pdf_kb: float
     to_agent_s: float  # end of scan → checked PDF at the agent
+    wire_s: float  # of which the PDF's bytes on the channel (the console's own count)
     frozen_transfer: float  # share of the window
     frozen_around: float
     fps_before: float
@@ -309,7 +312,7 @@ async def start_call(rig: Any) -> None:
     )
 
 
-async def shaped_run(rig: Any, scanner: TextPageScanner) -> ShapedRun:
+async def shaped_run(rig: Any, scanner: TextPageScanner, settle_s: float) -> ShapedRun:
     from tests.support import call_metrics as cm
 
     await cm.take(rig.page)  # forget the previous call's frames
@@ -319,7 +322,7 @@ async def shaped_run(rig: Any, scanner: TextPageScanner) -> ShapedRun:
     if peer is not None and peer.climber is not None:
         rungs.append((time.time(), peer.climber.rung.name))
         peer.rung_listeners.append(lambda r: rungs.append((time.time(), r.name)))
-    await asyncio.sleep(SETTLE_S)
+    await asyncio.sleep(settle_s)
     page = rig.page
     await page.select_option("#scan-resolution", "300")
     await page.select_option("#scan-mode", "gray")
@@ -348,6 +351,7 @@ async def shaped_run(rig: Any, scanner: TextPageScanner) -> ShapedRun:
     return ShapedRun(
         pdf_kb=pdf["size"] / 1024,
         to_agent_s=at - ended,
+        wire_s=pdf["wire"],
         frozen_transfer=frozen_in(frames, ended, at) / (at - ended),
         frozen_around=frozen_in(frames, ended - AROUND_S, at + AROUND_S)
         / (at - ended + 2 * AROUND_S),
@@ -363,6 +367,7 @@ async def shaped_run(rig: Any, scanner: TextPageScanner) -> ShapedRun:
 SHAPED_COLUMNS = (  # (header, width, format, the run's figure)
     ("PDF KB", 7, "{:7.0f}", lambda r: r.pdf_kb),
     ("scan→PDF", 9, "{:7.2f} s", lambda r: r.to_agent_s),
+    ("on wire", 9, "{:7.2f} s", lambda r: r.wire_s),
     ("frozen xfer", 11, "{:11.1%}", lambda r: r.frozen_transfer),
     (f"±{AROUND_S:.0f} s", 7, "{:7.1%}", lambda r: r.frozen_around),
     ("fps before", 10, "{:10.1f}", lambda r: r.fps_before),
@@ -384,7 +389,7 @@ def shaped_report(profile: str, runs: list[ShapedRun]) -> None:
         print(f"{name:7} {cells}")
 
 
-async def shaped_main(profile: str, runs: int) -> None:
+async def shaped_main(profile: str, runs: int, settle_s: float) -> None:
     from tests.support import call_metrics as cm
     from tests.support.call_harness import call_rig
 
@@ -394,7 +399,7 @@ async def shaped_main(profile: str, runs: int) -> None:
     print(
         f"{runs} call(s) on {profile}: Chromium agent ↔ counter (H.264 test pattern up to "
         f"720p30, adaptation on); A4 grey 300 dpi, 1 page, scanned {SCAN_S_PER_PAGE:.0f} s "
-        f"after the click; video settled {SETTLE_S:.0f} s first; 'xfer' = end of scan → PDF"
+        f"after the click; video settled {settle_s:.0f} s first; 'xfer' = end of scan → PDF"
     )
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -407,7 +412,7 @@ async def shaped_main(profile: str, runs: int) -> None:
         ) as rig:
             await cm.install(rig.page)
             for _ in range(runs):
-                results.append(await shaped_run(rig, scanner))
+                results.append(await shaped_run(rig, scanner, settle_s))
     shaped_report(profile, results)
 
 
@@ -415,13 +420,28 @@ def cli() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("runs", nargs="?", type=int, help="runs per case (loopback: 5, shaped: 3)")
     parser.add_argument("--shaped", metavar="PROFILE", help="a call on this line (adsl…)")
+    parser.add_argument(
+        "--settle", type=float, default=SETTLE_S, help="shaped: seconds of video first"
+    )
+    parser.add_argument("--log", help="shaped: the climber's and the documents' log to this file")
     args = parser.parse_args()
     if args.shaped is None:
         asyncio.run(main(args.runs or DEFAULT_RUNS))
         return 0
     if os.environ.get("GUICHET_IN_NETNS") != "1":
         return in_namespace()
-    asyncio.run(shaped_main(args.shaped, args.runs or SHAPED_RUNS))
+    if args.log:
+        handler = logging.FileHandler(args.log)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+        for name, level in (
+            ("appliance.call.adaptation", "DEBUG"),
+            ("appliance.call.documents", "INFO"),
+        ):
+            logger = logging.getLogger(name)
+            logger.setLevel(level)
+            logger.addHandler(handler)
+            logger.propagate = False  # to the file only
+    asyncio.run(shaped_main(args.shaped, args.runs or SHAPED_RUNS, args.settle))
     return 0
 
 
