@@ -27,8 +27,10 @@ from appliance.app import Appliance
 from appliance.call.agent import CallAgent
 from appliance.call.loopback import disable_loopback_candidates
 from appliance.call.machine import Phase
-from appliance.config import parse_config
+from appliance.config import ApplianceConfig, parse_config
+from appliance.hw.ports.scanner import Scanner
 from appliance.hw.ports.screen import SimulatedScreen
+from appliance.wiring import Hardware, build_hardware
 from image.enrol_rig import make_pki
 from tests.support.browser import async_chromium, wait_js
 from tests.support.live_server import LiveApp, live_app
@@ -233,6 +235,7 @@ async def call_rig(
     network: str | Profile | ShapedNetwork | None = None,
     adaptation: bool = True,  # false: the video fixed whatever the line (the baseline)
     camera_size: tuple[int, int] = (640, 360),
+    scanner: Scanner | None = None,  # the counter's, instead of the simulated one
     **server_settings: Any,
 ) -> AsyncIterator[CallRig]:
     async with AsyncExitStack() as stack:
@@ -277,11 +280,12 @@ async def call_rig(
         # The counter may reach the broker another way (e.g. a relay the test can cut).
         mqtt_url = counter_mqtt_url(broker) if counter_mqtt_url is not None else None
         config = parse_config(text.replace("{mqtt_url}", mqtt_url or broker.url_at(office)))
+        build = _with_scanner(scanner)
         counter = None
         if network is None:
-            appliance = await _start_here(stack, Appliance(config))
+            appliance = await _start_here(stack, Appliance(config, build=build))
         else:
-            counter = CounterInNamespace(network.counter_ns, config)
+            counter = CounterInNamespace(network.counter_ns, config, build=build)
             appliance = await _start_in_namespace(stack, network, counter, live.port)
         browser = await stack.enter_async_context(async_chromium(WEBRTC_ARGS))
         context = await browser.new_context(
@@ -292,6 +296,22 @@ async def call_rig(
         rig = CallRig(live, appliance, page, broker, network, counter)
         await wait_for(lambda: rig.phase is Phase.IDLE, "counter idle with its service")
         yield rig
+
+
+def _with_scanner(
+    scanner: Scanner | None,
+) -> Callable[[ApplianceConfig, asyncio.AbstractEventLoop], Hardware]:
+    """The counter's hardware as its config says, with ``scanner`` in place of its own
+    (a bench's realistic pages; the simulated scanner's are blank)."""
+    if scanner is None:
+        return build_hardware
+
+    def build(config: ApplianceConfig, loop: asyncio.AbstractEventLoop) -> Hardware:
+        hardware = build_hardware(config, loop)
+        hardware.scanner = scanner
+        return hardware
+
+    return build
 
 
 async def _start_here(stack: AsyncExitStack, appliance: Appliance) -> Appliance:

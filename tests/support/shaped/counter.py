@@ -12,12 +12,13 @@ its loop: ``run_on_counter``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from appliance.app import Appliance
 from appliance.config import ApplianceConfig
+from appliance.wiring import Hardware, build_hardware
 from tests.support.shaped.netns import start_in_netns
 
 T = TypeVar("T")
@@ -25,9 +26,16 @@ START_S = 20.0
 
 
 class CounterInNamespace:
-    def __init__(self, netns: str, config: ApplianceConfig) -> None:
+    def __init__(
+        self,
+        netns: str,
+        config: ApplianceConfig,
+        *,
+        build: Callable[[ApplianceConfig, asyncio.AbstractEventLoop], Hardware] = build_hardware,
+    ) -> None:
         self.netns = netns
         self.config = config
+        self.build = build  # the counter's hardware, as ``Appliance`` takes it
         self._created: Future[tuple[asyncio.AbstractEventLoop, Appliance]] = Future()
         self._thread: Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -77,6 +85,6 @@ class CounterInNamespace:
         asyncio.run(self._main())
 
     async def _main(self) -> None:
-        appliance = Appliance(self.config)
+        appliance = Appliance(self.config, build=self.build)
         self._created.set_result((asyncio.get_running_loop(), appliance))
         await appliance.run()
