@@ -260,7 +260,11 @@ class CallAgent:
             return
         call_id = str(self.machine.call_id) if self.machine.call_id else None
         session = DocumentSession(
-            AiortcChannel(channel), settings, self._document_hint, call_id=call_id
+            AiortcChannel(channel),
+            settings,
+            self._document_hint,
+            call_id=call_id,
+            make_room=peer.make_room if peer is not None else None,
         )
         previous, self._documents = self._documents, session
         if previous is not None:

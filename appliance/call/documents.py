@@ -40,6 +40,7 @@ from guichet.logs import call_id_var
 
 logger = logging.getLogger(__name__)
 
+ROOM_AFTER_S = 1.5  # after the last chunk is queued, the PDF still crosses the line this long
 JOB_POLL_S = 0.5  # CUPS answers a job query in ~1 ms; a page takes seconds to print
 
 HINT_FLATBED = "Posez votre document face vers la vitre du scanner, en haut à gauche."
@@ -77,6 +78,10 @@ class _Incoming:
     refused: bool = False
 
 
+def _no_room(active: bool) -> None:
+    """No video to step down (tests, a session without a call's peer)."""
+
+
 class DocumentSession:
     def __init__(
         self,
@@ -85,8 +90,10 @@ class DocumentSession:
         hint: Callable[[str | None], None],
         *,
         call_id: str | None = None,
+        make_room: Callable[[bool], None] | None = None,
     ) -> None:
         self._call_id = call_id  # tags the log lines of the session's tasks
+        self._make_room = make_room or _no_room
         self._channel = channel
         self._settings = settings
         self._hint = hint
@@ -192,6 +199,7 @@ class DocumentSession:
             finally:
                 scanned.put_nowait(None)
             end_of_scan = asyncio.get_running_loop().time()
+            self._make_room(True)  # the video leaves the uplink to the PDF
             self._send(doc.Progress(id=request.id, stage="assembling", done=0, total=pages_seen))
             data = await asyncio.to_thread(pdf.assemble, await encoder)
             self._hint(HINT_SCANNED)
@@ -211,6 +219,8 @@ class DocumentSession:
         finally:
             encoder.cancel()
             self._scanning = False
+            # The last chunks are still in SCTP's queue and on the line for a moment.
+            asyncio.get_running_loop().call_later(ROOM_AFTER_S, self._make_room, False)
 
     async def _encode_pages(
         self, transfer_id: str, scanned: asyncio.Queue[ScannedPage | None]

@@ -163,6 +163,11 @@ class CallPeer:
             description = pc.localDescription
             return str(description.sdp)
 
+    def make_room(self, active: bool) -> None:
+        """A document starts or stops crossing the uplink (``DocumentSession``)."""
+        if self.climber is not None:
+            self.climber.make_room(active)
+
     async def close(self) -> None:
         """Stop the media and release camera, microphone and loudspeaker; idempotent."""
         async with self._lock:

@@ -63,6 +63,13 @@ class CheckedPdf:
     pages: int
 
 
+# zlib's level 8, not 9: a dense grey A4 text page at 300 dpi is 144 KB instead of 140 KB
+# (the budget is 150) in 0.18 s instead of 0.43-0.77 s here, about 3× that on a Pi 4's
+# core — time the citizen and the agent wait on a rural line (bench/documents.py --shaped).
+# A 4-bit palette PNG of the same 16 greys compresses worse (166 KB at level 6).
+PNG_LEVEL = 8
+
+
 def encode_page(page: ScannedPage) -> bytes:
     """One page as the image stream the PDF will carry: CCITT G4 TIFF (black and white),
     the smaller of a 16-level PNG and a JPEG (grey: text favours the PNG, photos the
@@ -78,7 +85,7 @@ def encode_page(page: ScannedPage) -> bytes:
         image = image.point(_PAPER_LUT)
         if page.dpi >= DESPECKLE_MIN_DPI:
             image = image.filter(ImageFilter.MedianFilter(3))
-        png = _save(image.point(_GREY_LEVELS_LUT), "PNG", page.dpi, compress_level=9)
+        png = _save(image.point(_GREY_LEVELS_LUT), "PNG", page.dpi, compress_level=PNG_LEVEL)
         jpeg = _save(image, "JPEG", page.dpi, quality=JPEG_QUALITY, optimize=True)
         return png if len(png) <= len(jpeg) else jpeg
     image = Image.eval(image.convert("RGB"), lambda v: 255 if v >= PAPER_WHITE else v)

@@ -254,3 +254,23 @@ def test_losses_are_judged_over_a_second_from_the_running_counts() -> None:
     assert window.update(1200, 20) == 0.0
     clock.now += 1.1
     assert window.update(10, 0) is None  # the counts restarted (a new connection)
+
+
+def test_a_document_crossing_the_line_gets_room_then_the_video_climbs_back(
+    clock: Clock,
+) -> None:
+    made, changes = climber(clock)
+    above = LADDER[LADDER.index(made.rung) - 1]
+    made.remb(consumption_bps(above))
+    calm_for(made, clock, adaptation.CLIMB_AFTER_S + adaptation.HELD_S + 0.5)
+    held = made.rung
+    assert held == above
+    made.make_room(True)
+    assert consumption_bps(made.rung) <= adaptation.DOCUMENT_ROOM_BPS
+    calm_for(made, clock, 10)
+    assert consumption_bps(made.rung) <= adaptation.DOCUMENT_ROOM_BPS  # no climb meanwhile
+    made.make_room(False)
+    steps = LADDER.index(made.rung) - LADDER.index(held)
+    calm_for(made, clock, steps * adaptation.RECLIMB_AFTER_S + 1)  # no bar: nothing failed
+    assert made.rung == held
+    assert len(changes) == 1 + 1 + steps

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pikepdf
@@ -98,7 +98,12 @@ class Rig:
         return [m for m in self.channel.messages if isinstance(m, doc.Error)]
 
 
-async def _rig(tmp_path: Path, printer: object, scanner: object) -> AsyncIterator[Rig]:
+async def _rig(
+    tmp_path: Path,
+    printer: object,
+    scanner: object,
+    make_room: Callable[[bool], None] | None = None,
+) -> AsyncIterator[Rig]:
     channel = MemoryChannel()
     hints: list[str | None] = []
     settings = DocumentSettings(
@@ -108,7 +113,7 @@ async def _rig(tmp_path: Path, printer: object, scanner: object) -> AsyncIterato
         private_dir=tmp_path / "private",
         job_timeout_s=WAIT_S,
     )
-    session = DocumentSession(channel, settings, hints.append)
+    session = DocumentSession(channel, settings, hints.append, make_room=make_room)
     try:
         yield Rig(session, channel, hints)
     finally:
@@ -292,6 +297,29 @@ async def test_the_simulated_devices_scan_and_print(tmp_path: Path) -> None:
         rig.send_pdf("stopped", pdf_of(1))
         await rig.channel.wait(doc.Error, 2)
         assert sorted(e.code for e in rig.errors()) == ["printer_unavailable", "scanner_cover_open"]
+
+
+async def test_the_video_leaves_room_while_a_scan_crosses_the_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From the end of the scan until the PDF has crossed, the call's video steps down."""
+    from appliance.call import documents
+
+    monkeypatch.setattr(documents, "ROOM_AFTER_S", 0.05)
+    room: list[tuple[bool, int]] = []  # (asked, Done messages sent by then)
+    rig_box: list[Rig] = []
+
+    def make_room(active: bool) -> None:
+        room.append((active, len(rig_box[0].channel.of(doc.Done)) if rig_box else -1))
+
+    async for rig in _rig(tmp_path, SimulatedPrinter(), SimulatedScanner(), make_room):
+        rig_box.append(rig)
+        rig.session.received(doc.dump(doc.ScanRequest(id="room", resolution=150)))
+        await rig.channel.wait(doc.Done)
+        async with asyncio.timeout(WAIT_S):
+            while len(room) < 2:
+                await asyncio.sleep(0.01)
+    assert room == [(True, 0), (False, 1)]  # down before the PDF, back once it is sent
 
 
 async def test_a_scan_arrives_as_one_checked_pdf(tmp_path: Path, sane_test_backend: str) -> None:
