@@ -38,6 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CALLS = 3
 DEFAULT_SECONDS = 30.0
 AFTER_CUT_S = 15.0  # coupure: the call goes on this long after the line comes back
+CUT_AFTER_S = 20.0  # coupure: the line falls this long after the first frame (the video
+# has settled at the rung the line holds; the profile's own schedule falls at 10 s)
 CAMERA = (1280, 720)  # at 30 frames/s: the top of the ladder is 720p30
 PROFILES = ("adsl", "mauvais-jour", "coupure", "udp-bloque")
 
@@ -67,7 +69,7 @@ async def one_call(rig: Any, seconds: float, *, coupure: bool) -> CallFigures:
     from appliance.call.machine import Phase
     from tests.support import call_metrics as cm
     from tests.support.call_harness import wait_for
-    from tests.support.shaped.profiles import CUT_LENGTH_S, CUT_START_S
+    from tests.support.shaped.profiles import CUT_KBIT, CUT_LENGTH_S, Step
 
     screen_clock = cm.CounterScreenClock()
     screen_clock.attach(rig.screen)
@@ -94,8 +96,9 @@ async def one_call(rig: Any, seconds: float, *, coupure: bool) -> CallFigures:
         rungs.append((time.time(), climber.rung.name, climber.rung.bitrate_bps))
         peer.rung_listeners.append(lambda r: rungs.append((time.time(), r.name, r.bitrate_bps)))
     media_start = time.time()
-    schedule = asyncio.create_task(rig.network.play_schedule()) if coupure else None
-    length = CUT_START_S + CUT_LENGTH_S + AFTER_CUT_S if coupure else seconds
+    steps = [Step(CUT_AFTER_S, CUT_KBIT), Step(CUT_AFTER_S + CUT_LENGTH_S, None)]
+    schedule = asyncio.create_task(rig.network.play_schedule(steps)) if coupure else None
+    length = CUT_AFTER_S + CUT_LENGTH_S + AFTER_CUT_S if coupure else seconds
     await asyncio.sleep(length)
     end = time.time()
     frames, samples = await cm.take(rig.page)
@@ -106,7 +109,8 @@ async def one_call(rig: Any, seconds: float, *, coupure: bool) -> CallFigures:
     first_frame = min(frames) if frames else end
     back = None
     if coupure and rungs:
-        cut_at, restored_at = media_start + CUT_START_S, media_start + CUT_START_S + CUT_LENGTH_S
+        cut_at = media_start + CUT_AFTER_S
+        restored_at = cut_at + CUT_LENGTH_S
         before_cut = [b for t, _, b in rungs if t <= cut_at][-1]
         back = back_at_rung(rungs, before_cut, restored_at)
     return CallFigures(

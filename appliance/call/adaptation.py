@@ -61,7 +61,7 @@ CLIMB_AFTER_S = 2.0  # this long without congestion (and since the last step): o
 RECLIMB_AFTER_S = 1.5  # …or this long, back up towards the rung the line has held
 REMB_CLIMB = 0.9  # above the held rung: only when the REMB covers this share of its cost
 HELD_S = 3.0  # a rung sent this long without congestion is one the line can hold…
-HELD_FAILURES = 3  # …until it fails this often within BAR_MEMORY_S
+HELD_FAILURES = 6  # …until it fails this often within BAR_MEMORY_S (~45 s of failing)
 BAR_S = 6.0  # a rung left for congestion is not tried again for this long (a held one
 BAR_MAX_S = 48.0  # always; above, doubled each time it fails again within BAR_MEMORY_S)
 BAR_MEMORY_S = 60.0
@@ -179,6 +179,7 @@ class RungClimber:
 
     def _congested(self, why: str) -> None:
         now = self._clock()
+        self._note_held(now)  # it was held until now, if long enough
         self._calm_since = now
         if now - self._down_at < DOWN_SPACING_S or self._index == len(self._ladder) - 1:
             return  # the last step down is still draining the queue, or nowhere to go
@@ -192,11 +193,14 @@ class RungClimber:
         self._down_at = now
         self._step(target, now)
 
+    def _note_held(self, now: float) -> None:
+        if now - max(self._calm_since, self._changed_at) >= HELD_S and self._index < self._held:
+            self._held = self._index
+
     def _maybe_climb(self) -> None:
         now = self._clock()
+        self._note_held(now)
         calm_s = now - max(self._calm_since, self._changed_at)
-        if calm_s >= HELD_S and self._index < self._held:
-            self._held = self._index
         target = self._index - 1
         if target < self._ceiling:
             return  # a document is crossing the line
