@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import logging
 import os
 import statistics
@@ -38,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CALLS = 3
 DEFAULT_SECONDS = 30.0
 AFTER_CUT_S = 15.0  # coupure: the call goes on this long after the line comes back
+SETTLED_S = 10.0  # coupure: "its rung before the cut" is the one sent longest in this window
 CUT_AFTER_S = 20.0  # coupure: the line falls this long after the first frame (the video
 # has settled at the rung the line holds; the profile's own schedule falls at 10 s)
 CAMERA = (1280, 720)  # at 30 frames/s: the top of the ladder is 720p30
@@ -111,8 +113,7 @@ async def one_call(rig: Any, seconds: float, *, coupure: bool) -> CallFigures:
     if coupure and rungs:
         cut_at = media_start + CUT_AFTER_S
         restored_at = cut_at + CUT_LENGTH_S
-        before_cut = [b for t, _, b in rungs if t <= cut_at][-1]
-        back = back_at_rung(rungs, before_cut, restored_at)
+        back = back_at_rung(rungs, settled_rung(rungs, cut_at), restored_at)
     return CallFigures(
         browser_first_s=browser_first,
         counter_first_s=counter_first,
@@ -125,6 +126,18 @@ async def one_call(rig: Any, seconds: float, *, coupure: bool) -> CallFigures:
         back_after_cut_s=back,
         relayed=bool(samples[-1]["relay"]) if samples else None,
     )
+
+
+def settled_rung(rungs: list[tuple[float, str, int]], cut_at: float) -> int:
+    """The bitrate of the rung sent longest in the ``SETTLED_S`` before the cut: where the
+    video had settled (a probe of the rung above, undone within a second, is not it)."""
+    spans: dict[int, float] = {}
+    edges = [*rungs, (cut_at, "", 0)]
+    for (start, _, bitrate), (end, _, _) in itertools.pairwise(edges):
+        start, end = max(start, cut_at - SETTLED_S), min(end, cut_at)
+        if end > start:
+            spans[bitrate] = spans.get(bitrate, 0.0) + end - start
+    return max(spans, key=lambda bitrate: spans[bitrate])
 
 
 def back_at_rung(rungs: list[tuple[float, str, int]], bitrate: int, restored_at: float) -> float:
@@ -202,7 +215,10 @@ def report(profile: str, capacity_kbit: int | None, rows: dict[str, list[CallFig
         for index, r in enumerate(results, 1):
             extra = ""
             if r.back_after_cut_s is not None:
-                extra += f"; back at its pre-cut rung {r.back_after_cut_s:.1f} s after the cut"
+                extra += (
+                    f"; back at its rung of before the cut {r.back_after_cut_s:.1f} s"
+                    " after the line came back"
+                )
             if r.relayed is not None:
                 extra += f"; through TURN: {'yes' if r.relayed else 'no'}"
             print(f"   {mode} call {index}: rungs {' → '.join(r.rungs) or '(fixed)'}{extra}")
