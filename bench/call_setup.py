@@ -12,9 +12,7 @@ counter sits behind that shaped rural line instead (``docs/rural-network.md``).
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,13 +21,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CALLS = 12
 POLL_S = 0.01
-
-
-def in_namespace() -> int:
-    command = ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"]
-    command += [sys.executable, *sys.argv]
-    env = {**os.environ, "GUICHET_IN_NETNS": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.run(command, env=env, check=False).returncode
 
 
 async def one_call(rig: object) -> tuple[float, float]:
@@ -84,9 +75,11 @@ async def measure(calls: int, profile: str | None) -> None:
 
 
 def main() -> int:
-    if os.environ.get("GUICHET_IN_NETNS") != "1":
-        return in_namespace()
     sys.path.insert(0, str(ROOT))
+    from tests.support.own_netns import inside, run_again_inside
+
+    if not inside():
+        return run_again_inside()
     calls = int(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_CALLS
     profile = sys.argv[2] if len(sys.argv) > 2 else None
     asyncio.run(measure(calls, profile))

@@ -47,9 +47,7 @@ import argparse
 import asyncio
 import itertools
 import logging
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -227,14 +225,6 @@ PDF_ARRIVED_JS = """
   return {at: Date.now() / 1000, size: s.size, sha256: s.sha256, wire: s.seconds};
 }
 """
-
-
-def in_namespace() -> int:
-    """Run this very command again in a network namespace of its own (as rural_call.py)."""
-    command = ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"]
-    command += [sys.executable, *sys.argv]
-    env = {**os.environ, "GUICHET_IN_NETNS": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.run(command, env=env, check=False).returncode
 
 
 @dataclass
@@ -428,8 +418,10 @@ def cli() -> int:
     if args.shaped is None:
         asyncio.run(main(args.runs or DEFAULT_RUNS))
         return 0
-    if os.environ.get("GUICHET_IN_NETNS") != "1":
-        return in_namespace()
+    from tests.support.own_netns import inside, run_again_inside
+
+    if not inside():
+        return run_again_inside()
     if args.log:
         handler = logging.FileHandler(args.log)
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))

@@ -24,9 +24,7 @@ import argparse
 import asyncio
 import itertools
 import logging
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,13 +42,6 @@ CUT_AFTER_S = 20.0  # coupure: the line falls this long after the first frame (t
 # has settled at the rung the line holds; the profile's own schedule falls at 10 s)
 CAMERA = (1280, 720)  # at 30 frames/s: the top of the ladder is 720p30
 PROFILES = ("adsl", "mauvais-jour", "coupure", "udp-bloque")
-
-
-def in_namespace() -> int:
-    command = ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"]
-    command += [sys.executable, *sys.argv]
-    env = {**os.environ, "GUICHET_IN_NETNS": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.run(command, env=env, check=False).returncode
 
 
 @dataclass
@@ -256,9 +247,11 @@ async def measure(calls: int, seconds: float, profiles: list[str]) -> None:
 
 
 def main() -> int:
-    if os.environ.get("GUICHET_IN_NETNS") != "1":
-        return in_namespace()
     sys.path.insert(0, str(ROOT))
+    from tests.support.own_netns import inside, run_again_inside
+
+    if not inside():
+        return run_again_inside()
     parser = argparse.ArgumentParser()
     parser.add_argument("calls", nargs="?", type=int, default=DEFAULT_CALLS)
     parser.add_argument("--seconds", type=float, default=DEFAULT_SECONDS)

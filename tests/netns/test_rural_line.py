@@ -37,23 +37,6 @@ SHAPED_WAIT_S = 30.0
 SETTLE_S = 30.0  # the climber's steps down take a second or two each
 WINDOW_S = 6.0  # what the counter sent is measured over this long
 
-SELECTED_PAIR_JS = """
-async () => {
-  const pc = window.guichetAgent.call && window.guichetAgent.call.pc;
-  if (!pc) { return null; }
-  const stats = await pc.getStats();
-  let pair = null;
-  stats.forEach((s) => {
-    if (s.type === "transport" && s.selectedCandidatePairId) {
-      pair = stats.get(s.selectedCandidatePairId);
-    }
-  });
-  if (!pair) { return null; }
-  return {local: stats.get(pair.localCandidateId).candidateType,
-          remote: stats.get(pair.remoteCandidateId).candidateType};
-}
-"""
-
 
 async def connect_call(rig: CallRig, *, frames: int = FRAMES) -> None:
     rig.press()
@@ -119,8 +102,8 @@ async def test_with_udp_blocked_the_call_goes_through_the_relay(tmp_path: Path) 
         settings = turn.server_settings(("tcp", "udp"))
         async with call_rig(tmp_path / "rig", network=network, **settings) as rig:
             await connect_call(rig)
-            pair = await rig.page.evaluate(SELECTED_PAIR_JS)
+            pair = await rig.selected_pair()
             assert pair is not None
-            assert pair["remote"] == "relay"  # the counter's side: its TURN allocation
+            assert pair["remoteType"] == "relay"  # the counter's side: its TURN allocation
             await wait_for(lambda: rig.screen.frames > FRAMES, "agent's video at the counter")
     assert ".counter" in turn.log()  # the counter allocated with its call's credentials

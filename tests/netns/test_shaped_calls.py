@@ -36,24 +36,6 @@ SHAPED_WAIT_S = 30.0  # connecting through 120-300 ms of round trip and a lossy 
 CUT_S = 10.0  # issue 19, item 6
 BACK_WITHIN_S = 40.0  # generous: the goal (3 s) is measured and logged, not asserted here
 
-# The selected ICE pair as the browser sees it.
-BROWSER_PAIR_JS = """
-async () => {
-  const pc = window.guichetAgent.call && window.guichetAgent.call.pc;
-  if (!pc) { return null; }
-  const stats = await pc.getStats();
-  let pair = null;
-  stats.forEach((s) => {
-    if (s.type === "transport" && s.selectedCandidatePairId) {
-      pair = stats.get(s.selectedCandidatePairId);
-    }
-  });
-  if (!pair) { return null; }
-  const remote = stats.get(pair.remoteCandidateId);
-  return {remoteType: remote.candidateType, remoteAddress: remote.address || null};
-}
-"""
-
 
 async def connect_call(rig: CallRig) -> None:
     """Press, answer, and wait for media both ways."""
@@ -94,7 +76,7 @@ async def test_adsl_call_connects_through_nat_and_hangs_up(tmp_path: Path) -> No
         assert rig.screen.state is ScreenState.IN_CALL
         # ICE gathered in the counter's namespace; the browser reached it through NAT.
         assert counter_host_candidates(rig) == {network.counter_address}
-        pair = await rig.page.evaluate(BROWSER_PAIR_JS)
+        pair = await rig.selected_pair()
         assert pair is not None
         assert pair["remoteAddress"] in (None, network.counter_public_address)
 

@@ -76,6 +76,26 @@ async () => {
 """
 
 
+# The ICE pair the browser's connection chose: its candidates' types, the counter's address.
+SELECTED_PAIR_JS = """
+async () => {
+  const pc = window.guichetAgent.call && window.guichetAgent.call.pc;
+  if (!pc) { return null; }
+  const stats = await pc.getStats();
+  let pair = null;
+  stats.forEach((s) => {
+    if (s.type === "transport" && s.selectedCandidatePairId) {
+      pair = stats.get(s.selectedCandidatePairId);
+    }
+  });
+  if (!pair) { return null; }
+  const local = stats.get(pair.localCandidateId), remote = stats.get(pair.remoteCandidateId);
+  return {localType: local.candidateType, remoteType: remote.candidateType,
+          remoteAddress: remote.address || null};
+}
+"""
+
+
 def counter_toml(
     ws_url: str,
     token: str,
@@ -195,6 +215,11 @@ class CallRig:
         row = self.page.locator("#queue li").first
         await expect(row).to_be_visible(timeout=WAIT_S * 1000)
         await row.get_by_role("button", name="Répondre").click()
+
+    async def selected_pair(self) -> dict[str, Any] | None:
+        """The browser's chosen ICE pair (``SELECTED_PAIR_JS``), None before there is one."""
+        pair: dict[str, Any] | None = await self.page.evaluate(SELECTED_PAIR_JS)
+        return pair
 
     async def browser_stats(self) -> dict[str, Any] | None:
         stats: dict[str, Any] | None = await self.page.evaluate(BROWSER_STATS_JS)
