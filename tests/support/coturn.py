@@ -36,6 +36,7 @@ from typing import Any, Literal
 from aioice import stun, turn
 
 from tests.support.mosquitto import free_port
+from tests.support.processes import stop_process
 from tests.support.secure_broker import make_certificates
 
 TURNSERVER = shutil.which("turnserver") or "/usr/bin/turnserver"
@@ -196,12 +197,7 @@ def coturn(
         _wait_ready(turn)
         yield turn
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 @contextmanager

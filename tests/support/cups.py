@@ -34,6 +34,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.processes import stop_process
+
 CUPSD = "/usr/sbin/cupsd"
 LPADMIN = shutil.which("lpadmin") or "/usr/sbin/lpadmin"
 UNSHARE = shutil.which("unshare") or "/usr/bin/unshare"
@@ -134,12 +136,7 @@ class PrivateCups:
         return self.process.poll() is None and Path(self.socket).exists()
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=START_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, START_TIMEOUT_S)
 
 
 def _server_bin(root: Path) -> Path:

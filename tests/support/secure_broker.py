@@ -21,6 +21,7 @@ from pathlib import Path
 
 from image.enrol_rig import DEPLOY_CONF, make_pki, mosquitto_conf
 from tests.support.mosquitto import MOSQUITTO, free_port, wait_port
+from tests.support.processes import stop_process
 
 SERVER_USER = "guichet-fleet-server"
 
@@ -88,11 +89,6 @@ def secure_broker(passwords: str, acl: str) -> Iterator[SecureBroker]:
             wait_port(port)
             yield SecureBroker(workdir, port, process)
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
