@@ -26,6 +26,7 @@ from fleet_server.models import (
     SurveyRecord,
     TelemetrySample,
 )
+from fleet_server.mqtt.store import bulk
 from fleet_server.settings import Settings
 from guichet import contract
 from guichet.contract import DeviceState, Kind, StatusReason
@@ -114,8 +115,11 @@ def load(session: Session, settings: Settings, items: Sequence[Received]) -> Bat
         devices.update(load_devices(session, missing))
     a = ALERTS.c
     open_alerts = session.execute(
-        select(a.id, a.device_id, a.kind, a.detail).where(
-            a.device_id.in_(ids), a.cleared_at.is_(None)
+        bulk.among(
+            session,
+            select(a.id, a.device_id, a.kind, a.detail).where(a.cleared_at.is_(None)),
+            a.device_id,
+            ids,
         )
     )
     alerts = {
@@ -127,11 +131,8 @@ def load(session: Session, settings: Settings, items: Sequence[Received]) -> Bat
 
 def load_devices(session: Session, ids: list[str]) -> dict[str, DeviceRow]:
     d = DEVICES.c
-    found = session.execute(
-        select(
-            d.id, d.state, d.state_since, d.site, d.status_reported_at, d.status_reported_state
-        ).where(d.id.in_(ids))
-    )
+    columns = (d.id, d.state, d.state_since, d.site, d.status_reported_at, d.status_reported_state)
+    found = session.execute(bulk.among(session, select(*columns), d.id, ids))
     return {
         i: DeviceRow(i, state, since, site or "", reported_at, reported_state)
         for i, state, since, site, reported_at, reported_state in found

@@ -159,7 +159,7 @@ def _sync_alert(batch: Batch, device_id: str, kind: str, detail: str | None, at:
             alert.changed = "b_id" in alert.row
     elif alert is not None:
         if "b_id" in alert.row:
-            batch.closed_alerts.append({"b_id": alert.row["b_id"], "b_at": at})
+            batch.closed_alerts.append({"id": alert.row["b_id"], "cleared_at": at})
         else:
             alert.row["cleared_at"] = at  # raised and cleared within this batch
         del batch.alerts[key]

@@ -7,10 +7,11 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from fleet_server.mqtt.alert_rules import is_throttled, printer_detail
+from fleet_server.mqtt.store import bulk
 from fleet_server.mqtt.store.batch import (
     ALERTS,
     DEVICES,
@@ -22,7 +23,6 @@ from fleet_server.mqtt.store.batch import (
     Batch,
     DeviceRow,
     Received,
-    insert_ignore,
 )
 from guichet import contract
 from guichet.contract import Kind
@@ -34,61 +34,41 @@ logger = logging.getLogger(__name__)
 
 
 def write(batch: Batch, items: Sequence[Received]) -> list[bool]:
+    """Every table in one statement (PostgreSQL: one round trip each; :mod:`.bulk`)."""
     session = batch.session
     _update_devices(session, batch.devices.values())
     _write_alerts(batch)
     adjust_open_alerts(session, batch.alert_delta.items())
-    if batch.status_rows:
-        session.execute(insert(STATUS_CHANGES), batch.status_rows)
-    if batch.sample_rows:
-        session.execute(insert(SAMPLES), batch.sample_rows)
-    new_ids = insert_ignore(session, EVENTS, batch.event_rows, key="id")
-    new_ids |= insert_ignore(session, SURVEYS, batch.survey_rows, key="id")
+    bulk.append(session, STATUS_CHANGES, batch.status_rows)
+    bulk.append(session, SAMPLES, batch.sample_rows)
+    new_ids = bulk.insert_new(session, EVENTS, batch.event_rows, key="id")
+    new_ids |= bulk.insert_new(session, SURVEYS, batch.survey_rows, key="id")
     return _duplicate_flags(items, new_ids)
 
 
 def _update_devices(session: Session, devices: Iterable[DeviceRow]) -> None:
-    """One executemany UPDATE per distinct set of changed columns (usually one or two)."""
+    """One UPDATE per distinct set of changed columns (usually one or two)."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for device in devices:
         if device.telemetry is not None:
             device.changes.update(telemetry_columns(device.telemetry))
         if not device.changes:
             continue
-        columns = tuple(sorted(device.changes))
-        row = {f"v_{name}": value for name, value in device.changes.items()}
-        row["b_id"] = device.id
-        groups.setdefault(columns, []).append(row)
-    for columns, rows in groups.items():
-        stmt = (
-            update(DEVICES)
-            .where(DEVICES.c.id == bindparam("b_id"))
-            .values({name: bindparam(f"v_{name}") for name in columns})
+        groups.setdefault(tuple(sorted(device.changes)), []).append(
+            {"id": device.id, **device.changes}
         )
-        session.connection().execute(stmt, rows)
+    for rows in groups.values():
+        bulk.update(session, DEVICES, rows)
 
 
 def _write_alerts(batch: Batch) -> None:
-    connection = batch.session.connection()
-    if batch.new_alerts:
-        connection.execute(insert(ALERTS), batch.new_alerts)
-    if batch.closed_alerts:
-        stmt = (
-            update(ALERTS)
-            .where(ALERTS.c.id == bindparam("b_id"))
-            .values(cleared_at=bindparam("b_at"))
-        )
-        connection.execute(stmt, batch.closed_alerts)
+    session = batch.session
+    bulk.append(session, ALERTS, batch.new_alerts)
+    bulk.update(session, ALERTS, batch.closed_alerts)
     changed = [
-        {"b_id": a.row["b_id"], "b_detail": a.detail} for a in batch.alerts.values() if a.changed
+        {"id": a.row["b_id"], "detail": a.detail} for a in batch.alerts.values() if a.changed
     ]
-    if changed:
-        stmt = (
-            update(ALERTS)
-            .where(ALERTS.c.id == bindparam("b_id"))
-            .values(detail=bindparam("b_detail"))
-        )
-        connection.execute(stmt, changed)
+    bulk.update(session, ALERTS, changed)
 
 
 def _duplicate_flags(items: Sequence[Received], new_ids: set[uuid.UUID]) -> list[bool]:
