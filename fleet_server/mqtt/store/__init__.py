@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
+from fleet_server.mqtt.store import bulk
 from fleet_server.mqtt.store.batch import (
     DEVICE_STATES,
     STATE_OFFLINE,
@@ -60,6 +61,7 @@ def apply_batch(session: Session, items: Sequence[Received], settings: Settings)
     """Apply messages in order; one flag per message, True for a duplicate. No commit."""
     if not items:
         return []
+    bulk.plan_each(session)
     batch = load(session, settings, items)
     for item in items:
         APPLY[item.kind](batch, item)

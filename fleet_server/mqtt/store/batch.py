@@ -115,11 +115,8 @@ def load(session: Session, settings: Settings, items: Sequence[Received]) -> Bat
         devices.update(load_devices(session, missing))
     a = ALERTS.c
     open_alerts = session.execute(
-        bulk.among(
-            session,
-            select(a.id, a.device_id, a.kind, a.detail).where(a.cleared_at.is_(None)),
-            a.device_id,
-            ids,
+        select(a.id, a.device_id, a.kind, a.detail).where(
+            bulk.among(session, a.device_id, ids), a.cleared_at.is_(None)
         )
     )
     alerts = {
@@ -132,7 +129,7 @@ def load(session: Session, settings: Settings, items: Sequence[Received]) -> Bat
 def load_devices(session: Session, ids: list[str]) -> dict[str, DeviceRow]:
     d = DEVICES.c
     columns = (d.id, d.state, d.state_since, d.site, d.status_reported_at, d.status_reported_state)
-    found = session.execute(bulk.among(session, select(*columns), d.id, ids))
+    found = session.execute(select(*columns).where(bulk.among(session, d.id, ids)))
     return {
         i: DeviceRow(i, state, since, site or "", reported_at, reported_state)
         for i, state, since, site, reported_at, reported_state in found

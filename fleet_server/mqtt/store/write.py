@@ -116,5 +116,5 @@ def telemetry_columns(tel: contract.Telemetry) -> dict[str, Any]:
         "printer_detail": printer_detail(peripherals.printer),
         "scanner_health": peripherals.scanner.health.value,
         "button_health": peripherals.button.health.value,
-        "last_telemetry": tel.model_dump(mode="json"),
+        "last_telemetry": bulk.JsonText(tel.model_dump_json()),
     }
