@@ -10,13 +10,17 @@ subscribers receive the same stream, each in its own process:
 - a bare paho subscriber to the same filter that only counts.
 
 Prints per database: messages/s stored, the bare subscriber's receive rate in the same run,
-their ratio, and the ingest process's CPU seconds per 1,000 messages.
-Run: ``.venv/bin/python bench/fleet_ingest.py`` (about a minute).
+their ratio, and the ingest process's CPU seconds per 1,000 messages; with ``--runs N``, each
+database N times and the medians. ``--phases`` adds where the ingest's writer thread spends
+its time (``bench/ingest_phases.py``) and the CPU of its two threads.
+Run: ``.venv/bin/python bench/fleet_ingest.py`` (about a minute; ``--help``).
 """
 
 from __future__ import annotations
 
+import argparse
 import multiprocessing as mp
+import statistics
 import sys
 import tempfile
 import threading
@@ -24,7 +28,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -43,6 +47,9 @@ from guichet.contract import Kind  # noqa: E402
 from tests.support.databases import fresh_database, postgres_available  # noqa: E402
 from tests.support.mosquitto import Broker  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+import ingest_phases  # noqa: E402
+
 COUNTERS = 2_000
 ROUNDS = 5  # telemetry + event per counter per round
 PUBLISHERS = 4  # publishing clients, one thread each
@@ -58,6 +65,7 @@ class Result:
     first: float  # wall-clock time of the first message handled
     last: float  # ... and of the last
     cpu_s: float
+    phases: list[str] = field(default_factory=list)  # --phases: lines to print
 
     @property
     def rate(self) -> float:
@@ -67,7 +75,9 @@ class Result:
 # --- subscriber processes ---------------------------------------------------------------
 
 
-def _ingest_child(db_url: str, mqtt_url: str, pipe: Connection) -> None:
+def _ingest_child(db_url: str, mqtt_url: str, phases: bool, pipe: Connection) -> None:
+    if phases:
+        ingest_phases.install()
     migrate(db_url)
     engine = make_engine(db_url)
     settings = Settings(
@@ -89,6 +99,11 @@ def _ingest_child(db_url: str, mqtt_url: str, pipe: Connection) -> None:
 
     result = _watch(handled)
     result.cpu_s = time.process_time() - cpu0
+    if phases:
+        cpu = ingest_phases.thread_cpu()
+        if (server := ingest_phases.postgres_cpu(engine)) is not None:
+            cpu["PostgreSQL backends"] = server
+        result.phases = ingest_phases.report(result.messages, cpu)
     ingest.stop()
     engine.dispose()
     pipe.send(result)
@@ -197,14 +212,15 @@ def _child(target: object, *args: object) -> Iterator[Connection]:
             process.kill()
 
 
-def run(label: str, db_url: str, workdir: Path) -> None:
+def run(label: str, db_url: str, workdir: Path, phases: bool) -> tuple[Result, Result]:
+    """One run against a fresh broker; (stored, received)."""
     broker = Broker(workdir=workdir / f"mosquitto-{label}")
     broker.start()
     try:
         ids = [f"bench-{i:05d}" for i in range(COUNTERS)]
         batches = [_payloads(ids[i::PUBLISHERS]) for i in range(PUBLISHERS)]
         with (
-            _child(_ingest_child, db_url, broker.url) as ingest,
+            _child(_ingest_child, db_url, broker.url, phases) as ingest,
             _child(_bare_child, broker.url) as bare,
         ):
             started = time.time()
@@ -219,6 +235,7 @@ def run(label: str, db_url: str, workdir: Path) -> None:
     finally:
         broker.stop()
     _report(label, published, stored, received)
+    return stored, received
 
 
 def _report(label: str, published_s: float, stored: Result, received: Result) -> None:
@@ -231,18 +248,48 @@ def _report(label: str, published_s: float, stored: Result, received: Result) ->
     print(f"ingest CPU                {stored.cpu_s:8.2f} s   {per_k:.3f} CPU s / 1,000 msgs")
     bare_k = received.cpu_s / max(received.messages, 1) * 1000
     print(f"bare subscriber CPU       {received.cpu_s:8.2f} s   {bare_k:.3f} CPU s / 1,000 msgs")
+    for line in stored.phases:
+        print(line)
+
+
+def _medians(label: str, runs: list[tuple[Result, Result]]) -> None:
+    ratios = [stored.rate / received.rate for stored, received in runs]
+    stored_rate = statistics.median(stored.rate for stored, _ in runs)
+    bare_rate = statistics.median(received.rate for _, received in runs)
+    cpu = statistics.median(s.cpu_s / max(s.messages, 1) * 1000 for s, _ in runs)
+    print(f"\n== {label}, median of {len(runs)} runs ==")
+    print(f"ingest stored {stored_rate:,.0f} msg/s, bare subscriber {bare_rate:,.0f} msg/s")
+    print(f"ratio stored / bare: median {statistics.median(ratios):.2f}", end="")
+    print(f" (runs: {', '.join(f'{r:.2f}' for r in ratios)})")
+    print(f"ingest CPU: median {cpu:.3f} CPU s / 1,000 msgs")
 
 
 def main() -> int:
-    with tempfile.TemporaryDirectory(prefix="guichet-bench-") as tmp:
-        workdir = Path(tmp)
-        with fresh_database("sqlite", workdir) as url:
-            run("SQLite", url, workdir)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--runs", type=int, default=1, help="runs per database (medians)")
+    parser.add_argument("--phases", action="store_true", help="where the ingest's time goes")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--sqlite-only", action="store_true")
+    only.add_argument("--postgres-only", action="store_true")
+    args = parser.parse_args()
+    backends = [] if args.postgres_only else [("SQLite", "sqlite")]
+    if not args.sqlite_only:
         if postgres_available():
-            with fresh_database("postgresql", workdir) as url:
-                run("PostgreSQL", url, workdir)
+            backends.append(("PostgreSQL", "postgresql"))
         else:
             print("\nPostgreSQL not reachable: skipped")
+    with tempfile.TemporaryDirectory(prefix="guichet-bench-") as tmp:
+        workdir = Path(tmp)
+        for label, backend in backends:
+            runs = []
+            for n in range(args.runs):
+                (workdir / f"{backend}-{n}").mkdir()
+                with fresh_database(backend, workdir / f"{backend}-{n}") as url:
+                    runs.append(
+                        run(f"{label}-{n}" if args.runs > 1 else label, url, workdir, args.phases)
+                    )
+            if args.runs > 1:
+                _medians(label, runs)
     return 0
 
 
