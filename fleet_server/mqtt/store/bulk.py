@@ -19,13 +19,16 @@ parameter bookkeeping is skipped.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
+import psycopg
 from psycopg.types.json import Json
 from sqlalchemy import JSON, Column, ColumnElement, Float, Table, any_, bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from fleet_server.errors import FleetError
@@ -43,59 +46,133 @@ class JsonText(str):
     __slots__ = ()
 
 
-def append(session: Session, table: Table, rows: Sequence[Row]) -> None:
-    """INSERT every row (all with the same keys: the columns written)."""
-    if not rows:
-        return
-    connection, columns = session.connection(), list(rows[0])
-    values = _values(connection.dialect, table, columns, rows)
-    if _is_postgresql(connection):
-        connection.exec_driver_sql(_pg_insert(table, tuple(columns), ""), tuple(values))
-    else:
-        connection.exec_driver_sql(
-            _sqlite_insert(table, tuple(columns)), list(zip(*values, strict=True))
-        )
+@dataclass(slots=True)
+class Inserted:
+    """What an ``insert_new`` inserted: its ``key`` values, as given, once the writes ran."""
+
+    keys: set[Any] = field(default_factory=set)
+    given: dict[Any, Any] = field(default_factory=dict)  # bound key value → as given
 
 
-def insert_new(session: Session, table: Table, rows: Sequence[Row], key: str) -> set[Any]:
-    """INSERT … ON CONFLICT DO NOTHING; the ``key`` values (as given) of the rows inserted."""
-    if not rows:
-        return set()
-    connection, columns = session.connection(), list(rows[0])
-    values = _values(connection.dialect, table, columns, rows)
-    given = dict(zip(values[columns.index(key)], (row[key] for row in rows), strict=True))
-    if _is_postgresql(connection):
-        sql = _pg_insert(
-            table,
-            tuple(columns),
-            f" ON CONFLICT DO NOTHING RETURNING {_PG.identifier_preparer.quote(key)}",
-        )
-        inserted = connection.exec_driver_sql(sql, tuple(values)).scalars().all()
-    else:
+@dataclass(slots=True)
+class _Statement:
+    sql: str
+    params: Any  # one tuple, or a list of them (executemany)
+    inserted: Inserted | None = None  # INSERT … RETURNING key
+
+
+class Writes:
+    """A batch's INSERTs and UPDATEs, one statement per table, sent together by :meth:`run`.
+
+    On PostgreSQL they go in one psycopg pipeline: one round trip for them all, where each
+    statement was one (each costs the writer thread a wait for the server and then for the
+    GIL, which paho's network thread holds while messages pour in). On SQLite they run one
+    after the other (in-process: no round trips).
+    """
+
+    def __init__(self, session: Session) -> None:
+        self._connection = session.connection()
+        self._dialect = self._connection.dialect
+        self._postgresql = _is_postgresql(self._connection)
+        self._statements: list[_Statement] = []
+
+    def append(self, table: Table, rows: Sequence[Row]) -> None:
+        """INSERT every row (all with the same keys: the columns written; no defaults added)."""
+        if not rows:
+            return
+        columns = tuple(rows[0])
+        values = _values(self._dialect, table, columns, rows)
+        if self._postgresql:
+            self._add(_pg_insert(table, columns, ""), tuple(values))
+        else:
+            self._add(_sqlite_insert(table, columns), list(zip(*values, strict=True)))
+
+    def insert_new(self, table: Table, rows: Sequence[Row], key: str) -> Inserted:
+        """INSERT … ON CONFLICT DO NOTHING; which ``key`` values were new, after :meth:`run`."""
+        inserted = Inserted()
+        if not rows:
+            return inserted
+        columns = tuple(rows[0])
+        values = _values(self._dialect, table, columns, rows)
+        bound = values[columns.index(key)]
+        inserted.given = dict(zip(bound, (row[key] for row in rows), strict=True))
+        if self._postgresql:
+            returning = f" ON CONFLICT DO NOTHING RETURNING {_PG.identifier_preparer.quote(key)}"
+            self._add(_pg_insert(table, columns, returning), tuple(values), inserted)
+            return inserted
         records = list(zip(*values, strict=True))
         per_statement = SQLITE_MAX_PARAMETERS // len(columns)
-        inserted = []
         for start in range(0, len(records), per_statement):
             chunk = records[start : start + per_statement]
-            sql = _sqlite_insert(table, tuple(columns), len(chunk), key)
-            flat = [value for record in chunk for value in record]
-            inserted += connection.exec_driver_sql(sql, tuple(flat)).scalars().all()
-    return {given[value] for value in inserted}
+            flat = tuple(value for record in chunk for value in record)
+            self._add(_sqlite_insert(table, columns, len(chunk), key), flat, inserted)
+        return inserted
+
+    def update(self, table: Table, rows: Sequence[Row], key: str = "id") -> None:
+        """UPDATE each row's columns where ``key`` matches (all rows with the same keys)."""
+        if not rows:
+            return
+        columns = (key, *(name for name in rows[0] if name != key))
+        values = _values(self._dialect, table, columns, rows)
+        if self._postgresql:
+            self._add(_pg_update(table, columns), tuple(values))
+        else:
+            records = [(*record[1:], record[0]) for record in zip(*values, strict=True)]
+            self._add(_sqlite_update(table, columns), records)
+
+    def run(self) -> None:
+        """Send every statement, in the order given; fills each ``Inserted``."""
+        if self._postgresql:
+            self._run_pipeline()
+        else:
+            for statement in self._statements:
+                result = self._connection.exec_driver_sql(statement.sql, statement.params)
+                if statement.inserted is not None:
+                    _collect(statement.inserted, result.scalars().all())
+        self._statements.clear()
+
+    def _add(self, sql: str, params: Any, inserted: Inserted | None = None) -> None:
+        self._statements.append(_Statement(sql, params, inserted))
+
+    def _run_pipeline(self) -> None:
+        raw = self._connection.connection.dbapi_connection
+        assert isinstance(raw, psycopg.Connection)
+        cursors = []
+        try:
+            with raw.pipeline():
+                for statement in self._statements:
+                    cursor = raw.cursor()
+                    cursor.execute(statement.sql, statement.params)
+                    cursors.append(cursor)
+            for statement, cursor in zip(self._statements, cursors, strict=True):
+                if statement.inserted is not None:
+                    _collect(statement.inserted, [row[0] for row in cursor.fetchall()])
+        except psycopg.Error as exc:  # as SQLAlchemy would have raised it (the writer's retry)
+            raise self._translate(exc) from exc
+        finally:
+            for cursor in cursors:
+                cursor.close()
+
+    def _translate(self, exc: psycopg.Error) -> DBAPIError:
+        raw = self._connection.connection.dbapi_connection
+        lost = self._dialect.is_disconnect(cast(Any, exc), raw, None)
+        if lost:
+            self._connection.invalidate(exc)
+        error = DBAPIError.instance(
+            None,
+            None,
+            exc,
+            psycopg.Error,
+            hide_parameters=True,
+            connection_invalidated=lost,
+            dialect=self._dialect,
+        )
+        assert isinstance(error, DBAPIError)  # it is one: a psycopg.Error was given
+        return error
 
 
-def update(session: Session, table: Table, rows: Sequence[Row], key: str = "id") -> None:
-    """UPDATE each row's columns where ``key`` matches (all rows with the same keys)."""
-    if not rows:
-        return
-    connection, columns = session.connection(), list(rows[0])
-    columns.remove(key)
-    columns.insert(0, key)
-    values = _values(connection.dialect, table, columns, rows)
-    if _is_postgresql(connection):
-        connection.exec_driver_sql(_pg_update(table, tuple(columns)), tuple(values))
-    else:
-        records = [(*record[1:], record[0]) for record in zip(*values, strict=True)]
-        connection.exec_driver_sql(_sqlite_update(table, tuple(columns)), records)
+def _collect(inserted: Inserted, keys: Sequence[Any]) -> None:
+    inserted.keys.update(inserted.given[key] for key in keys)
 
 
 def plan_each(session: Session) -> None:
@@ -124,7 +201,7 @@ def among(
 
 
 def _values(
-    dialect: Dialect, table: Table, columns: list[str], rows: Sequence[Row]
+    dialect: Dialect, table: Table, columns: tuple[str, ...], rows: Sequence[Row]
 ) -> list[list[Any]]:
     """One list per column, each value as the column's bind processor makes it."""
     out = []

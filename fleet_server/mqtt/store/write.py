@@ -34,19 +34,21 @@ logger = logging.getLogger(__name__)
 
 
 def write(batch: Batch, items: Sequence[Received]) -> list[bool]:
-    """Every table in one statement (PostgreSQL: one round trip each; :mod:`.bulk`)."""
+    """Every table in one statement, all sent together (:class:`.bulk.Writes`)."""
     session = batch.session
-    _update_devices(session, batch.devices.values())
-    _write_alerts(batch)
     adjust_open_alerts(session, batch.alert_delta.items())
-    bulk.append(session, STATUS_CHANGES, batch.status_rows)
-    bulk.append(session, SAMPLES, batch.sample_rows)
-    new_ids = bulk.insert_new(session, EVENTS, batch.event_rows, key="id")
-    new_ids |= bulk.insert_new(session, SURVEYS, batch.survey_rows, key="id")
-    return _duplicate_flags(items, new_ids)
+    writes = bulk.Writes(session)
+    _update_devices(writes, batch.devices.values())
+    _write_alerts(writes, batch)
+    writes.append(STATUS_CHANGES, batch.status_rows)
+    writes.append(SAMPLES, batch.sample_rows)
+    events = writes.insert_new(EVENTS, batch.event_rows, key="id")
+    answers = writes.insert_new(SURVEYS, batch.survey_rows, key="id")
+    writes.run()
+    return _duplicate_flags(items, events.keys | answers.keys)
 
 
-def _update_devices(session: Session, devices: Iterable[DeviceRow]) -> None:
+def _update_devices(writes: bulk.Writes, devices: Iterable[DeviceRow]) -> None:
     """One UPDATE per distinct set of changed columns (usually one or two)."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for device in devices:
@@ -58,17 +60,16 @@ def _update_devices(session: Session, devices: Iterable[DeviceRow]) -> None:
             {"id": device.id, **device.changes}
         )
     for rows in groups.values():
-        bulk.update(session, DEVICES, rows)
+        writes.update(DEVICES, rows)
 
 
-def _write_alerts(batch: Batch) -> None:
-    session = batch.session
-    bulk.append(session, ALERTS, batch.new_alerts)
-    bulk.update(session, ALERTS, batch.closed_alerts)
+def _write_alerts(writes: bulk.Writes, batch: Batch) -> None:
+    writes.append(ALERTS, batch.new_alerts)
+    writes.update(ALERTS, batch.closed_alerts)
     changed = [
         {"id": a.row["b_id"], "detail": a.detail} for a in batch.alerts.values() if a.changed
     ]
-    bulk.update(session, ALERTS, changed)
+    writes.update(ALERTS, changed)
 
 
 def _duplicate_flags(items: Sequence[Received], new_ids: set[uuid.UUID]) -> list[bool]:
