@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
-from fleet_server.mqtt import ingest, writer
+from fleet_server.mqtt import ingest, store, writer
 
 WALL: Counter[str] = Counter()  # seconds of wall time per phase, nested phases excluded
 CPU: Counter[str] = Counter()  # seconds of the writer thread's CPU per phase, the same way
@@ -72,6 +72,8 @@ def install() -> None:
     _wrap(writer, "decode", "decode (pydantic, topic)")
     _wrap(writer.BatchWriter, "_store", "store: Python (apply, rows)")
     _wrap(Session, "execute", "SQL: loading devices and open alerts")
+    if writes := getattr(getattr(store, "bulk", None), "Writes", None):  # since issue 16
+        _wrap(writes, "run", "SQL: the batch's writes, together")
     _wrap(Connection, "exec_driver_sql", _statement)
     _wrap(Connection, "_commit_impl", "SQL: COMMIT")
     _wrap(writer.BatchWriter, "_count", "metrics")
