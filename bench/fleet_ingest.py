@@ -12,7 +12,9 @@ subscribers receive the same stream, each in its own process:
 Prints per database: messages/s stored, the bare subscriber's receive rate in the same run,
 their ratio, and the ingest process's CPU seconds per 1,000 messages; with ``--runs N``, each
 database N times and the medians. ``--phases`` adds where the ingest's writer thread spends
-its time (``bench/ingest_phases.py``) and the CPU of its two threads.
+its time (``bench/ingest_phases.py``) and the CPU of its two threads; ``--no-store`` runs the
+same ingest with a store that writes nothing (decode, count, acknowledge): the ratio no
+storage could exceed on this machine.
 Run: ``.venv/bin/python bench/fleet_ingest.py`` (about a minute; ``--help``).
 """
 
@@ -40,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from fleet_server.db import make_engine, make_session_factory, migrate  # noqa: E402
 from fleet_server.metrics import Metrics  # noqa: E402
+from fleet_server.mqtt import store  # noqa: E402
 from fleet_server.mqtt.ingest import Ingest  # noqa: E402
 from fleet_server.settings import Settings  # noqa: E402
 from guichet import contract  # noqa: E402
@@ -75,9 +78,17 @@ class Result:
 # --- subscriber processes ---------------------------------------------------------------
 
 
-def _ingest_child(db_url: str, mqtt_url: str, phases: bool, pipe: Connection) -> None:
-    if phases:
+@dataclass(frozen=True)
+class Options:
+    phases: bool = False  # --phases
+    no_store: bool = False  # --no-store
+
+
+def _ingest_child(db_url: str, mqtt_url: str, options: Options, pipe: Connection) -> None:
+    if options.phases:
         ingest_phases.install()
+    if options.no_store:  # decode, count and acknowledge; write nothing
+        store.apply_batch = lambda _session, items, _settings: [False] * len(items)
     migrate(db_url)
     engine = make_engine(db_url)
     settings = Settings(
@@ -99,7 +110,7 @@ def _ingest_child(db_url: str, mqtt_url: str, phases: bool, pipe: Connection) ->
 
     result = _watch(handled)
     result.cpu_s = time.process_time() - cpu0
-    if phases:
+    if options.phases:
         cpu = ingest_phases.thread_cpu()
         if (server := ingest_phases.postgres_cpu(engine)) is not None:
             cpu["PostgreSQL backends"] = server
@@ -212,7 +223,7 @@ def _child(target: object, *args: object) -> Iterator[Connection]:
             process.kill()
 
 
-def run(label: str, db_url: str, workdir: Path, phases: bool) -> tuple[Result, Result]:
+def run(label: str, db_url: str, workdir: Path, options: Options) -> tuple[Result, Result]:
     """One run against a fresh broker; (stored, received)."""
     broker = Broker(workdir=workdir / f"mosquitto-{label}")
     broker.start()
@@ -220,7 +231,7 @@ def run(label: str, db_url: str, workdir: Path, phases: bool) -> tuple[Result, R
         ids = [f"bench-{i:05d}" for i in range(COUNTERS)]
         batches = [_payloads(ids[i::PUBLISHERS]) for i in range(PUBLISHERS)]
         with (
-            _child(_ingest_child, db_url, broker.url, phases) as ingest,
+            _child(_ingest_child, db_url, broker.url, options) as ingest,
             _child(_bare_child, broker.url) as bare,
         ):
             started = time.time()
@@ -268,10 +279,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=1, help="runs per database (medians)")
     parser.add_argument("--phases", action="store_true", help="where the ingest's time goes")
+    parser.add_argument(
+        "--no-store",
+        action="store_true",
+        help="the ingest with a store that writes nothing: the ratio it cannot exceed here",
+    )
     only = parser.add_mutually_exclusive_group()
     only.add_argument("--sqlite-only", action="store_true")
     only.add_argument("--postgres-only", action="store_true")
     args = parser.parse_args()
+    options = Options(phases=args.phases, no_store=args.no_store)
     backends = [] if args.postgres_only else [("SQLite", "sqlite")]
     if not args.sqlite_only:
         if postgres_available():
@@ -286,7 +303,7 @@ def main() -> int:
                 (workdir / f"{backend}-{n}").mkdir()
                 with fresh_database(backend, workdir / f"{backend}-{n}") as url:
                     runs.append(
-                        run(f"{label}-{n}" if args.runs > 1 else label, url, workdir, args.phases)
+                        run(f"{label}-{n}" if args.runs > 1 else label, url, workdir, options)
                     )
             if args.runs > 1:
                 _medians(label, runs)
