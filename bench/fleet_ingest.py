@@ -14,7 +14,8 @@ their ratio, and the ingest process's CPU seconds per 1,000 messages; with ``--r
 database N times and the medians. ``--phases`` adds where the ingest's writer thread spends
 its time (``bench/ingest_phases.py``) and the CPU of its two threads; ``--no-store`` runs the
 same ingest with a store that writes nothing (decode, count, acknowledge): the ratio no
-storage could exceed on this machine.
+storage could exceed on this machine; ``--writer-only`` replays the same messages through the
+writer alone, in this process (no broker, no paho): the write path's own rate and CPU.
 Run: ``.venv/bin/python bench/fleet_ingest.py`` (about a minute; ``--help``).
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import queue
 import statistics
 import sys
 import tempfile
@@ -42,8 +44,9 @@ sys.path.insert(0, str(ROOT))
 
 from fleet_server.db import make_engine, make_session_factory, migrate  # noqa: E402
 from fleet_server.metrics import Metrics  # noqa: E402
-from fleet_server.mqtt import store  # noqa: E402
+from fleet_server.mqtt import store, writer  # noqa: E402
 from fleet_server.mqtt.ingest import Ingest  # noqa: E402
+from fleet_server.mqtt.writer import Incoming  # noqa: E402
 from fleet_server.settings import Settings  # noqa: E402
 from guichet import contract  # noqa: E402
 from guichet.contract import Kind  # noqa: E402
@@ -275,10 +278,42 @@ def _medians(label: str, runs: list[tuple[Result, Result]]) -> None:
     print(f"ingest CPU: median {cpu:.3f} CPU s / 1,000 msgs")
 
 
+def writer_only(label: str, db_url: str) -> tuple[float, float]:
+    """The same messages through the writer alone (decode, store, commit; no broker, no
+    paho): (messages/s, CPU µs per message), in this process."""
+    migrate(db_url)
+    engine = make_engine(db_url)
+    settings = Settings(database_url=db_url, mqtt_url="mqtt://127.0.0.1:1", demo=True)
+    ids = [f"bench-{i:05d}" for i in range(COUNTERS)]
+    sent = [m for i in range(PUBLISHERS) for m in _payloads(ids[i::PUBLISHERS])]
+    items = [Incoming(t, p, q, n, r, 0, contract.utcnow()) for n, (t, p, q, r) in enumerate(sent)]
+    batch = writer.BatchWriter(
+        settings,
+        make_session_factory(engine),
+        Metrics(),
+        queue.Queue(),
+        threading.Event(),
+        lambda _acked: None,
+    )
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    for start in range(0, len(items), writer.BATCH_MAX_MESSAGES):
+        batch._handle(items[start : start + writer.BATCH_MAX_MESSAGES])
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    engine.dispose()
+    rate, per_message = len(items) / wall, cpu / len(items) * 1e6
+    print(f"{label}: writer alone {rate:8,.0f} msg/s  {per_message:6.0f} CPU µs / msg")
+    return rate, per_message
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=1, help="runs per database (medians)")
     parser.add_argument("--phases", action="store_true", help="where the ingest's time goes")
+    parser.add_argument(
+        "--writer-only",
+        action="store_true",
+        help="the same messages through the ingest's writer alone (no broker)",
+    )
     parser.add_argument(
         "--no-store",
         action="store_true",
@@ -298,14 +333,25 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="guichet-bench-") as tmp:
         workdir = Path(tmp)
         for label, backend in backends:
-            runs = []
+            runs: list[tuple[Result, Result]] = []
+            alone: list[tuple[float, float]] = []
             for n in range(args.runs):
                 (workdir / f"{backend}-{n}").mkdir()
                 with fresh_database(backend, workdir / f"{backend}-{n}") as url:
+                    if args.writer_only:
+                        alone.append(writer_only(f"{label}-{n}", url))
+                        continue
                     runs.append(
                         run(f"{label}-{n}" if args.runs > 1 else label, url, workdir, options)
                     )
-            if args.runs > 1:
+            if alone:
+                rate = statistics.median(r for r, _ in alone)
+                cpu = statistics.median(c for _, c in alone)
+                print(
+                    f"== {label}, writer alone, median of {len(alone)}: {rate:,.0f} msg/s,", end=""
+                )
+                print(f" {cpu:.0f} CPU µs / msg")
+            elif args.runs > 1:
                 _medians(label, runs)
     return 0
 
