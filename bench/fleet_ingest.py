@@ -22,6 +22,7 @@ Run: ``.venv/bin/python bench/fleet_ingest.py`` (about a minute; ``--help``).
 from __future__ import annotations
 
 import argparse
+import gc
 import multiprocessing as mp
 import queue
 import statistics
@@ -99,6 +100,7 @@ def _ingest_child(db_url: str, mqtt_url: str, options: Options, pipe: Connection
     )
     metrics = Metrics()
     ingest = Ingest(settings, make_session_factory(engine), metrics)
+    gc.freeze()  # as `guichet fleet ingest` and `serve` do once started
     cpu0 = time.process_time()
     ingest.start()
     ingest.wait_connected(10)
@@ -295,6 +297,7 @@ def writer_only(label: str, db_url: str) -> tuple[float, float]:
         threading.Event(),
         lambda _acked: None,
     )
+    gc.freeze()  # as `guichet fleet ingest` and `serve` do once started
     wall0, cpu0 = time.perf_counter(), time.process_time()
     for start in range(0, len(items), writer.BATCH_MAX_MESSAGES):
         batch._handle(items[start : start + writer.BATCH_MAX_MESSAGES])

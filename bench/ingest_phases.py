@@ -2,12 +2,14 @@
 
 Installed in the ingest's own process before it starts: it wraps the writer thread's steps
 (waiting for messages, decoding, the store's Python, each of its SQL statements, the
-commit, the metrics, the acknowledgements) and reads the CPU time of the writer and of
-paho's network thread. Bench-only instrumentation: the server's code is not changed.
+commit, the metrics, the acknowledgements), times the garbage collector, and reads the CPU
+time of the writer, of paho's network thread and of PostgreSQL's backends. Bench-only
+instrumentation: the server's code is not changed.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
@@ -66,8 +68,22 @@ def _statement(_connection: Connection, sql: str, *_args: Any) -> str:
     return "SQL: " + " ".join(words[:3] if words[0] == "INSERT" else words[:2])
 
 
+_gc_started = [0.0]
+GC: Counter[str] = Counter()  # seconds in the garbage collector, any thread, per generation
+
+
+def _on_gc(phase: str, info: dict[str, int]) -> None:
+    if phase == "start":
+        _gc_started[0] = time.perf_counter()
+    else:
+        GC[f"garbage collector, generation {info['generation']}"] += (
+            time.perf_counter() - _gc_started[0]
+        )
+
+
 def install() -> None:
     """Wrap the writer's steps; call before ``Ingest.start``."""
+    gc.callbacks.append(_on_gc)
     _wrap(writer.BatchWriter, "_next_batch", "waiting for messages")
     _wrap(writer, "decode", "decode (pydantic, topic)")
     _wrap(writer.BatchWriter, "_store", "store: Python (apply, rows)")
@@ -122,6 +138,9 @@ def report(messages: int, threads: dict[str, float]) -> list[str]:
     lines = ["  writer thread, per 1,000 messages:       wall ms    CPU ms"]
     for name, wall in sorted(WALL.items(), key=lambda item: -item[1]):
         lines.append(f"    {name:<36} {wall * 1000 * per_k:8.1f}  {CPU[name] * 1000 * per_k:8.1f}")
+    lines.append("  any thread, per 1,000 messages:          wall ms")
+    for name, wall in sorted(GC.items()):
+        lines.append(f"    {name:<36} {wall * 1000 * per_k:8.1f}")
     for label, cpu in sorted(threads.items()):
         lines.append(f"  {label + ' CPU':<38} {cpu * 1000 * per_k:18.1f}")
     return lines

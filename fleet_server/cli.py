@@ -13,6 +13,7 @@ included) starts at WARNING. ``GUICHET_LOG_LEVEL`` sets the level for all of the
 from __future__ import annotations
 
 import argparse
+import gc
 import getpass
 import logging
 import os
@@ -130,6 +131,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     host = os.environ.get("GUICHET_HOST", DEFAULT_HOST)
     # log_config=None keeps our JSON logging instead of uvicorn's own configuration.
     config = uvicorn_config(create_app(settings), host=host, port=args.port, log_config=None)
+    gc.freeze()  # what start-up built lives on: out of every collection (docs/decisions.md)
     uvicorn.Server(config).run()
     return EXIT_OK
 

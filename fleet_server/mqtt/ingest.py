@@ -18,6 +18,7 @@ the broker redelivers the others.
 
 from __future__ import annotations
 
+import gc
 import logging
 import queue
 import signal
@@ -284,6 +285,7 @@ def run_standalone(settings: Settings) -> int:
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     ingest = Ingest(settings, sessions, metrics)
+    gc.freeze()  # what start-up built lives on: out of every collection (docs/decisions.md)
     ingest.start()
     checks.start()
     try:
