@@ -52,6 +52,8 @@ class CallFigures:
     counter_frozen: float
     concealment: float
     longest_concealment_s: float
+    audio_lost: float  # share of the voice's packets lost on the line
+    audio_fec: int  # Opus FEC copies Chromium received
     received_kbps: float
     rungs: list[str] = field(default_factory=list)
     back_after_cut_s: float | None = None  # coupure only
@@ -112,6 +114,8 @@ async def one_call(rig: Any, seconds: float, *, coupure: bool) -> CallFigures:
         counter_frozen=cm.frozen_s(screen_clock.times, media_start, end) / (end - media_start),
         concealment=cm.concealment_ratio(samples),
         longest_concealment_s=cm.longest_concealment_s(samples),
+        audio_lost=cm.audio_loss(samples)[0],
+        audio_fec=cm.audio_loss(samples)[1],
         received_kbps=cm.received_kbps(samples),
         rungs=[name for _, name, _ in rungs],
         back_after_cut_s=back,
@@ -204,7 +208,10 @@ def report(profile: str, capacity_kbit: int | None, rows: dict[str, list[CallFig
         )
     for mode, results in rows.items():
         for index, r in enumerate(results, 1):
-            extra = ""
+            extra = (
+                f"; voice: {r.audio_lost:.2%} of packets lost, {r.concealment:.2%} concealed,"
+                f" {r.audio_fec} FEC copies received"
+            )
             if r.back_after_cut_s is not None:
                 extra += (
                     f"; back at its rung of before the cut {r.back_after_cut_s:.1f} s"

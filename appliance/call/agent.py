@@ -207,6 +207,9 @@ class CallAgent:
         elif isinstance(message, sig.CallAnswered):
             self._call_ice_servers = (message.call_id, list(message.ice_servers))
             self._input(machine.answered, message)
+            if machine.call_id == message.call_id and machine.phase is Phase.CONNECTING:
+                # The agent's browser now makes its offer: get ready meanwhile.
+                self._start(self._call_peer(message.call_id).prepare())
         elif isinstance(message, sig.CallEnded):
             self._input(machine.ended_by_server, message)
         elif isinstance(message, sig.Error):
@@ -218,7 +221,8 @@ class CallAgent:
             else:
                 logger.info("offer for a call that is not ours ignored")
 
-    async def _answer(self, call_id: uuid.UUID, offer_sdp: str) -> None:
+    def _call_peer(self, call_id: uuid.UUID) -> CallPeer:
+        """This call's peer, made at the first need (the agent's answer, or an offer)."""
         peer = self._peer
         if peer is None:
             peer = self._peer = CallPeer(
@@ -230,6 +234,10 @@ class CallAgent:
                 on_channel=lambda channel: self._channel_opened(peer, channel),
                 adaptation=self._adaptation,
             )
+        return peer
+
+    async def _answer(self, call_id: uuid.UUID, offer_sdp: str) -> None:
+        peer = self._call_peer(call_id)
         try:
             answer_sdp = await peer.answer(offer_sdp)
         except (MediaNegotiationError, ApplianceError) as exc:

@@ -39,6 +39,7 @@ INSTALL_JS = """
     if (!pc) { return; }
     const s = {t: performance.timeOrigin + performance.now(), framesDecoded: 0,
                videoBytes: 0, audioBytes: 0, concealed: 0, samples: 0,
+               audioPackets: 0, audioLost: 0, audioFec: 0,
                width: null, height: null, relay: null};
     const stats = await pc.getStats();
     stats.forEach((r) => {
@@ -52,6 +53,8 @@ INSTALL_JS = """
         // only the rest is loss concealment.
         s.concealed += (r.concealedSamples || 0) - (r.silentConcealedSamples || 0);
         s.samples += r.totalSamplesReceived || 0;
+        s.audioPackets += r.packetsReceived || 0; s.audioLost += r.packetsLost || 0;
+        s.audioFec += r.fecPacketsReceived || 0;  // Opus in-band FEC copies NetEq received
       }
       if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded") {
         const local = stats.get(r.localCandidateId), remote = stats.get(r.remoteCandidateId);
@@ -128,6 +131,17 @@ def concealment_ratio(samples: Sequence[dict[str, Any]]) -> float:
     total = samples[-1]["samples"] - samples[0]["samples"]
     concealed = samples[-1]["concealed"] - samples[0]["concealed"]
     return concealed / total if total > 0 else 0.0
+
+
+def audio_loss(samples: Sequence[dict[str, Any]]) -> tuple[float, int]:
+    """The share of the voice's packets lost on the way (what concealment has to cover) and
+    the Opus FEC copies NetEq received over the samples."""
+    if len(samples) < 2:
+        return 0.0, 0
+    first, last = samples[0], samples[-1]
+    lost = last["audioLost"] - first["audioLost"]
+    sent = lost + last["audioPackets"] - first["audioPackets"]
+    return (lost / sent if sent > 0 else 0.0), last["audioFec"] - first["audioFec"]
 
 
 def received_kbps(samples: Sequence[dict[str, Any]]) -> float:
