@@ -46,6 +46,7 @@ from fleet_server.security.auth import (
 )
 from fleet_server.security.proxies import TrustedProxies
 from fleet_server.settings import Settings
+from fleet_server.web import accessibility as web_accessibility
 from fleet_server.web import account as web_account
 from fleet_server.web import admin as web_admin
 from fleet_server.web import agent as web_agent
@@ -175,6 +176,7 @@ def create_app(settings: Settings) -> FastAPI:
         web_schedules.router,
         web_reception.router,
         web_questionnaire.router,
+        web_accessibility.router,
         signalling_ws.router,
     ):
         app.include_router(router)

@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     # with SIGHUP to the pid in broker_pid_file. Unset: the broker is managed elsewhere.
     broker_files_dir: Path | None = None
     broker_pid_file: Path | None = None
+    # The accessibility statement (/accessibilite, docs/accessibility.md): who runs this
+    # server, and how a person who cannot use a page reaches them (an e-mail address, a web
+    # address or a phone number).
+    operator_name: str | None = Field(default=None, max_length=200)
+    accessibility_contact: str | None = Field(default=None, max_length=200)
 
     @model_validator(mode="after")
     def _no_default_secret_in_production(self) -> Settings:

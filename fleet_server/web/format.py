@@ -382,6 +382,12 @@ def sentence(text: str | None) -> str:
     return text if text.endswith(SENTENCE_ENDS) else text + "."
 
 
+# The accessibility statement's compliance state, said in every page's footer (RGAA 4.1):
+# "non conforme" while no audit of the RGAA's 106 criteria has been made, whatever the
+# automated audit finds (fleet_server/web/accessibility.py, docs/accessibility.md).
+ACCESSIBILITY_COMPLIANCE = "non conforme"
+
+
 def make_templates() -> Jinja2Templates:
     """The Jinja environment with the dashboard's filters (autoescaping on)."""
     templates = Jinja2Templates(directory=TEMPLATES_DIR)
@@ -413,4 +419,5 @@ def make_templates() -> Jinja2Templates:
     env.globals["STATE_LABELS"] = STATE_LABELS
     env.globals["last_known"] = last_known
     env.globals["WEAK_LINE"] = WEAK_LINE
+    env.globals["ACCESSIBILITY_COMPLIANCE"] = ACCESSIBILITY_COMPLIANCE
     return templates

@@ -74,6 +74,7 @@ POLICY: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("POST", "/account/totp/disable"): ADMIN,
     ("GET", "/api/v1/openapi.json"): PUBLIC,
     ("GET", "/api/v1/docs"): PUBLIC,
+    ("GET", "/accessibilite"): PUBLIC,  # the accessibility statement, as the RGAA asks
     ("GET", "/api/v1/devices"): READERS,
     ("GET", "/api/v1/devices/{device_id}"): READERS,
     ("GET", "/api/v1/alerts"): READERS,
