@@ -38,6 +38,7 @@ from fleet_server.mqtt import health
 from fleet_server.mqtt.broker_files import BrokerFiles
 from fleet_server.mqtt.config_push import ConfigPusher, schedule_options
 from fleet_server.mqtt.ingest import Ingest
+from fleet_server.mqtt.notify.worker import DeliveryWorker
 from fleet_server.scheme import appointments
 from fleet_server.security.auth import (
     IP_THROTTLE_MAX_FAILURES,
@@ -200,7 +201,8 @@ def _broker_files(settings: Settings) -> BrokerFiles | None:
 
 @asynccontextmanager
 async def _background(ctx: AppContext) -> AsyncIterator[None]:
-    """Run the ingest, the periodic health checks and the call manager while the app serves."""
+    """Run the ingest, the periodic health checks, the notifications' delivery worker and the
+    call manager while the app serves."""
     ingest: Ingest | None = None
     if ctx.settings.ingest_enabled:
         ingest = Ingest(ctx.settings, ctx.sessions, ctx.metrics)
@@ -212,6 +214,8 @@ async def _background(ctx: AppContext) -> AsyncIterator[None]:
         except OSError:
             logger.exception("broker files not synchronised at start-up")
     checks = asyncio.create_task(_health_checks_forever(ctx), name="health-checks")
+    notifier = ctx.notifier = DeliveryWorker(ctx.sessions, ctx.settings)
+    deliveries = asyncio.create_task(notifier.run_forever(), name="notifications")
     await ctx.calls.start()
     pusher = ctx.config_pusher = ConfigPusher(ctx)  # counters' configs: now and periodically
     pusher.start()
@@ -223,7 +227,10 @@ async def _background(ctx: AppContext) -> AsyncIterator[None]:
             ctx.config_pusher = None
         await ctx.calls.stop()
         checks.cancel()
-        await asyncio.gather(checks, return_exceptions=True)
+        deliveries.cancel()
+        await asyncio.gather(checks, deliveries, return_exceptions=True)
+        if ctx.notifier is notifier:
+            ctx.notifier = None
         if ingest is not None:
             ctx.ingest = None
             await asyncio.to_thread(ingest.stop)

@@ -43,6 +43,7 @@ from fleet_server.models import User
 from fleet_server.mqtt.broker_files import BrokerFiles
 from fleet_server.mqtt.config_push import ConfigPusher
 from fleet_server.mqtt.ingest import Ingest
+from fleet_server.mqtt.notify.worker import DeliveryWorker
 from fleet_server.security import auth
 from fleet_server.security.roles import DASHBOARD_ROLES, Role
 from fleet_server.settings import Settings
@@ -69,6 +70,7 @@ class AppContext:
     broker: BrokerFiles | None = None
     ingest: Ingest | None = None  # set while the app runs with its MQTT ingest
     config_pusher: ConfigPusher | None = None  # set while the app runs (config_push.py)
+    notifier: DeliveryWorker | None = None  # set while the app runs (notify/worker.py)
     flashes: FlashStore = field(default_factory=FlashStore)  # forms' messages (flash.py)
 
 
