@@ -30,6 +30,7 @@ from starlette.responses import Response
 
 from fleet_server.api import enrol as api_enrol
 from fleet_server.api import fleet as api
+from fleet_server.api import notifications as api_notifications
 from fleet_server.calls.manager import CallManager
 from fleet_server.calls.store import CallJournal
 from fleet_server.db import in_thread, make_engine, make_session_factory
@@ -57,6 +58,7 @@ from fleet_server.web import device as web_device
 from fleet_server.web import enrolment as web_enrolment
 from fleet_server.web import fleet as web_fleet
 from fleet_server.web import login as web_auth
+from fleet_server.web import notifications as web_notifications
 from fleet_server.web import questionnaire as web_questionnaire
 from fleet_server.web import reception as web_reception
 from fleet_server.web import schedules as web_schedules
@@ -176,11 +178,13 @@ def create_app(settings: Settings) -> FastAPI:
         web_schedules.router,
         web_reception.router,
         web_questionnaire.router,
+        web_notifications.router,
         signalling_ws.router,
     ):
         app.include_router(router)
     app.include_router(api_enrol.router)
     app.include_router(api.router)
+    app.include_router(api_notifications.router)
     app.include_router(api.metrics_router)
     _install_error_pages(app)
     return app

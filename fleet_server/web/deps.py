@@ -150,6 +150,15 @@ def api_principal(
     return auth.principal_of(user, via_token=via_token)
 
 
+def api_admin_principal(
+    user: Annotated[auth.Principal, Depends(api_principal)],
+) -> auth.Principal:
+    """For API routes that change the setup: an administrator (auditors only read)."""
+    if user.role != Role.ADMIN:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "Réservé aux administrateurs.")
+    return user
+
+
 def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(
         status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"}
@@ -209,6 +218,7 @@ CallLogUser = Annotated[auth.Principal, Depends(call_log_principal)]
 AdminUser = Annotated[auth.Principal, Depends(admin_principal)]
 AgentUser = Annotated[auth.Principal, Depends(agent_principal)]
 ApiUser = Annotated[auth.Principal, Depends(api_principal)]
+ApiAdmin = Annotated[auth.Principal, Depends(api_admin_principal)]
 
 
 MESSAGE_KEYS = ("error", "message")  # what render() says as sentences

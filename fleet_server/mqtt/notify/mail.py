@@ -77,9 +77,8 @@ def digest_message(
     ordered = sorted(deliveries, key=lambda d: (d.at, d.id))
     raised = sum(1 for d in ordered if d.event == AlertEvent.RAISED)
     cleared = len(ordered) - raised
-    subject = f"{SUBJECT_PREFIX} Récapitulatif : {_count(raised, 'ouverte')}, " + _count(
-        cleared, "levée"
-    )
+    counts = [_count(raised, "ouverte"), _count(cleared, "levée")]
+    subject = f"{SUBJECT_PREFIX} Récapitulatif : " + ", ".join(c for c in counts if c)
     intro = (
         "Voici les alertes ouvertes et levées pendant vos heures calmes."
         if quiet
@@ -95,6 +94,9 @@ def digest_message(
 
 
 def _count(n: int, word: str) -> str:
+    """``1 alerte levée``, ``3 alertes ouvertes``; nothing for none."""
+    if n == 0:
+        return ""
     return f"{n} alerte {word}" if n == 1 else f"{n} alertes {word}s"
 
 

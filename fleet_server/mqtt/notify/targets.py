@@ -158,3 +158,29 @@ def _quiet_hours(start: str, end: str, channel: Channel) -> tuple[str | None, st
     if begin == finish:
         raise TargetError("le début et la fin des heures calmes sont identiques")
     return begin.strftime("%H:%M"), finish.strftime("%H:%M")
+
+
+def audit_detail(target: NotificationTarget) -> dict[str, object]:
+    """What the audit log keeps of a target: never the webhook's secret, nor its URL's path
+    (chat services put their own secret there) — only its host."""
+    address = target.address
+    if target.channel == Channel.WEBHOOK:
+        parts = urlsplit(address)
+        address = f"{parts.scheme}://{parts.netloc}/…"
+    quiet = f"{target.quiet_start}–{target.quiet_end}" if target.quiet_start else None
+    return {
+        "channel": target.channel,
+        "address": address,
+        "site": target.site or None,
+        "kinds": list(target.kinds),
+        "quiet_hours": quiet,
+        "digest": target.digest,
+    }
+
+
+def audit_name(target: NotificationTarget) -> str:
+    """How the audit log names a target: its label, its e-mail address, or its number (a
+    webhook's URL may carry the receiver's own secret)."""
+    if target.label:
+        return target.label
+    return target.address if target.channel == Channel.EMAIL else f"webhook n° {target.id}"
