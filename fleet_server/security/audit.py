@@ -59,6 +59,8 @@ ACTIONS: Final = {
     "appointment.purge": "Données des usagers effacées (rendez-vous passés)",
     "questionnaire.save": "Questionnaire enregistré",
     "ical.rotate": "Lien d'agenda renouvelé",
+    "notification.target_create": "Destinataire d'alertes ajouté",
+    "notification.target_delete": "Destinataire d'alertes supprimé",
 }
 # French labels of the details' keys, for the page (the CSV keeps the keys, as JSON).
 DETAIL_LABELS: Final = {
@@ -94,6 +96,11 @@ DETAIL_LABELS: Final = {
     "half": "Demi-journée",
     "agents": "Agents (n°)",
     "kind": "Type",
+    "channel": "Canal",
+    "address": "Adresse",
+    "kinds": "Types d'alerte",
+    "quiet_hours": "Heures calmes",
+    "digest": "Récapitulatif",
 }
 # French words for the details' coded values, by key (roles, services, access modes and
 # dates are the page's own vocabularies: see fleet_server.web.format).
@@ -102,6 +109,7 @@ DETAIL_VALUES: Final = {
     "command": {"rotate_credentials": "renouveler les identifiants"},
     "half": {"am": "matin", "pm": "après-midi"},
     "kind": {"closed": "fermeture", "open": "ouverture exceptionnelle"},
+    "channel": {"email": "courriel", "webhook": "webhook"},
 }
 
 

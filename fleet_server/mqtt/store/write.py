@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, insert, update
 from sqlalchemy.orm import Session
 
 from fleet_server.mqtt.alert_rules import is_throttled, printer_detail
+from fleet_server.mqtt.notify import outbox
 from fleet_server.mqtt.store.batch import (
     ALERTS,
     DEVICES,
@@ -38,6 +40,7 @@ def write(batch: Batch, items: Sequence[Received]) -> list[bool]:
     _update_devices(session, batch.devices.values())
     _write_alerts(batch)
     adjust_open_alerts(session, batch.alert_delta.items())
+    _notify(batch)
     if batch.status_rows:
         session.execute(insert(STATUS_CHANGES), batch.status_rows)
     if batch.sample_rows:
@@ -71,7 +74,11 @@ def _update_devices(session: Session, devices: Iterable[DeviceRow]) -> None:
 def _write_alerts(batch: Batch) -> None:
     connection = batch.session.connection()
     if batch.new_alerts:
-        connection.execute(insert(ALERTS), batch.new_alerts)
+        # Their ids, in order, for the notifications' outbox.
+        returning = insert(ALERTS).returning(ALERTS.c.id, sort_by_parameter_order=True)
+        ids = connection.execute(returning, batch.new_alerts).scalars().all()
+        for row, alert_id in zip(batch.new_alerts, ids, strict=True):
+            row["id"] = alert_id
     if batch.closed_alerts:
         stmt = (
             update(ALERTS)
@@ -89,6 +96,18 @@ def _write_alerts(batch: Batch) -> None:
             .values(detail=bindparam("b_detail"))
         )
         connection.execute(stmt, changed)
+
+
+def _notify(batch: Batch) -> None:
+    """Queue the notifications of this batch's raised and cleared alerts, in its transaction."""
+    if not batch.transitions:
+        return
+    changes = [
+        outbox.AlertChange(t.alert_id, t.device_id, t.kind, t.detail, t.event, t.at)
+        for t in batch.transitions
+    ]
+    window = timedelta(minutes=batch.settings.notify_digest_min)
+    outbox.enqueue(batch.session, changes, window)
 
 
 def _duplicate_flags(items: Sequence[Received], new_ids: set[uuid.UUID]) -> list[bool]:
