@@ -43,6 +43,7 @@ AUDITED_PAGES: Final[dict[str, str]] = {
     "/admin/enrolment": "Administration : enrôlement des guichets",
     "/admin/users": "Administration : utilisateurs",
     "/admin/audit": "Administration : journal d'audit",
+    "/admin/notifications": "Administration : notifications des alertes",
     "/account/totp": "Mon compte : second facteur",
     "/api/v1/docs": "Documentation de l'API",
     "/accessibilite": "Déclaration d'accessibilité",

@@ -75,6 +75,7 @@ PAGES: dict[str, tuple[str, ...]] = {
     "/admin/enrolment": ("/admin/enrolment",),
     "/admin/users": ("/admin/users",),
     "/admin/audit": ("/admin/audit",),
+    "/admin/notifications": ("/admin/notifications",),
     "/api/v1/docs": ("/api/v1/docs",),
     "/accessibilite": ("/accessibilite",),
 }
@@ -87,6 +88,8 @@ NOT_PAGES: dict[str, str] = {
     "/api/v1/devices": "JSON API",
     "/api/v1/devices/{device_id}": "JSON API",
     "/api/v1/alerts": "JSON API",
+    "/api/v1/notifications/targets": "JSON API",
+    "/api/v1/notifications/deliveries": "JSON API",
     "/api/v1/openapi.json": "JSON API (its reference page is /api/v1/docs)",
     "/metrics": "Prometheus exposition",
 }
