@@ -39,7 +39,8 @@ INSTALL_JS = """
     if (!pc) { return; }
     const s = {t: performance.timeOrigin + performance.now(), framesDecoded: 0,
                videoBytes: 0, audioBytes: 0, concealed: 0, samples: 0,
-               audioPackets: 0, audioLost: 0, audioFec: 0,
+               audioPackets: 0, audioLost: 0, audioFec: 0, audioLate: 0, audioEvents: 0,
+               audioBufferS: 0, audioEmitted: 0,
                width: null, height: null, relay: null};
     const stats = await pc.getStats();
     stats.forEach((r) => {
@@ -55,6 +56,10 @@ INSTALL_JS = """
         s.samples += r.totalSamplesReceived || 0;
         s.audioPackets += r.packetsReceived || 0; s.audioLost += r.packetsLost || 0;
         s.audioFec += r.fecPacketsReceived || 0;  // Opus in-band FEC copies NetEq received
+        s.audioLate += r.packetsDiscarded || 0;  // arrived too late to be played
+        s.audioEvents += r.concealmentEvents || 0;
+        s.audioBufferS += r.jitterBufferDelay || 0;
+        s.audioEmitted += r.jitterBufferEmittedCount || 0;
       }
       if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded") {
         const local = stats.get(r.localCandidateId), remote = stats.get(r.remoteCandidateId);
@@ -133,15 +138,33 @@ def concealment_ratio(samples: Sequence[dict[str, Any]]) -> float:
     return concealed / total if total > 0 else 0.0
 
 
-def audio_loss(samples: Sequence[dict[str, Any]]) -> tuple[float, int]:
-    """The share of the voice's packets lost on the way (what concealment has to cover) and
-    the Opus FEC copies NetEq received over the samples."""
+@dataclass(frozen=True)
+class VoiceFigures:
+    lost: float  # share of the voice's packets lost on the line (what concealment covers)
+    late: float  # share that arrived too late to be played (NetEq discarded them)
+    fec: int  # Opus in-band FEC copies NetEq received
+    events: int  # concealment events (each a stretch of made-up sound)
+    buffer_ms: float  # NetEq's average jitter buffer delay
+
+
+def voice_figures(samples: Sequence[dict[str, Any]]) -> VoiceFigures:
+    """What happened to the voice's packets over the samples (Chromium's inbound-rtp)."""
     if len(samples) < 2:
-        return 0.0, 0
+        return VoiceFigures(0.0, 0.0, 0, 0, 0.0)
     first, last = samples[0], samples[-1]
-    lost = last["audioLost"] - first["audioLost"]
-    sent = lost + last["audioPackets"] - first["audioPackets"]
-    return (lost / sent if sent > 0 else 0.0), last["audioFec"] - first["audioFec"]
+
+    def delta(key: str) -> float:
+        return float(last[key] - first[key])
+
+    sent = delta("audioLost") + delta("audioPackets")
+    emitted = delta("audioEmitted")
+    return VoiceFigures(
+        lost=delta("audioLost") / sent if sent > 0 else 0.0,
+        late=delta("audioLate") / sent if sent > 0 else 0.0,
+        fec=int(delta("audioFec")),
+        events=int(delta("audioEvents")),
+        buffer_ms=1000 * delta("audioBufferS") / emitted if emitted > 0 else 0.0,
+    )
 
 
 def received_kbps(samples: Sequence[dict[str, Any]]) -> float:
