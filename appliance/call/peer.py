@@ -26,7 +26,9 @@ gathering is complete (aiortc's ``setLocalDescription`` waits for it; no trickle
   (``appliance.call.adaptation``) reads the browser's REMB, losses and round trips and moves
   the camera along its ladder; it outlives an ICE restart, as the camera does. Without it,
   the camera sends what it was built for, whatever the line (as before issue 19).
-- The agent's video goes to ``Screen.show_frame``; the agent's audio to the loudspeaker.
+- The agent's video goes to ``Screen.show_frame`` (through aiortc's jitter buffer, guarded
+  against waiting behind lost packets: ``appliance.call.jitter``); the agent's audio to the
+  loudspeaker.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from aiortc import (
 
 from appliance.call.adaptation import RungClimber, VideoLimits, ladder_for
 from appliance.call.feedback import SenderFeedback, set_encoder_bitrate
+from appliance.call.jitter import skip_holes
 from appliance.call.quality import CallQualityMeter
 from appliance.call.sctp import start_like_the_browser
 from appliance.call.tracks import CameraTrack, MicrophoneTrack, pump_audio, pump_video
@@ -278,6 +281,10 @@ class CallPeer:
             screen = self._screen
             preview = (lambda frame: screen.show_frame(frame, self_view=True)) if screen else None
             self._add_camera(pc, CameraTrack(camera, preview=preview), camera)
+
+        for transceiver in pc.getTransceivers():
+            if transceiver.kind == "video":  # the agent's video: never stuck behind a hole
+                skip_holes(transceiver.receiver)
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
