@@ -104,9 +104,11 @@ def _buttons(
     return made[0], made[1:]
 
 
-def _speaker(hw: HardwareSection) -> Speaker:
+def _speaker(config: ApplianceConfig) -> Speaker:
+    hw = config.hardware
     if hw.speech == "espeak-ng":
-        return EspeakSpeaker(voice=hw.speech_voice)
+        volume = config.accessibility.speech_volume_pct
+        return EspeakSpeaker(voice=hw.speech_voice, volume_pct=volume)
     return SilentSpeaker()
 
 
@@ -198,7 +200,7 @@ def build_hardware(config: ApplianceConfig, loop: asyncio.AbstractEventLoop) -> 
         media=build_media(config),
         pin_factory=factory,
         choice_buttons=choice_buttons,
-        speaker=_speaker(hw),
+        speaker=_speaker(config),
     )
     logger.info("hardware: %s", hw.model_dump_json())
     return hardware

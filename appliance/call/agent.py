@@ -12,7 +12,10 @@ when the server sends none; none at all when ``[questionnaire] enabled = false``
 questionnaire's answers go to ``submit_survey`` (the fleet link's outbox), without call id.
 Extra choice buttons (``choice_buttons``, when wired) are inputs of the machine like the call
 button; the questionnaire is read aloud by ``speaker`` when the fleet's questionnaire says
-``spoken`` (or the counter's ``[questionnaire] spoken`` overrides it).
+``spoken`` (or the counter's ``[questionnaire] spoken`` overrides it). With ``speech`` (the
+counter's ``[accessibility] speech``) every screen is said aloud, the questionnaire with them
+unless ``[questionnaire] spoken = false``; the speaker never talks while the call's media
+are up.
 """
 
 from __future__ import annotations
@@ -84,12 +87,14 @@ class CallAgent:
         choice_buttons: Sequence[Button] = (),
         speaker: Speaker | None = None,
         spoken: bool | None = None,
+        speech: bool = False,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._button = button
         self._choice_buttons = list(choice_buttons)
         self._speaker = speaker
         self._spoken = spoken  # None: as the questionnaire says
+        self._speech = speech and speaker is not None
         self._settings = settings
         self._submit_survey = submit_survey
         self._questionnaire_enabled = questionnaire_enabled and submit_survey is not None
@@ -123,6 +128,7 @@ class CallAgent:
             timings or CallTimings(),
             clock=lambda: asyncio.get_running_loop().time(),
             choice_buttons=len(self._choice_buttons),
+            speech=self._speech,
         )
         self._configure()
 
@@ -172,8 +178,9 @@ class CallAgent:
         if self._questionnaire_enabled:
             sent = config.questionnaire if config is not None else None
             questionnaire = sent or default_questionnaire()
-            if self._spoken is not None:
-                questionnaire = questionnaire.model_copy(update={"spoken": self._spoken})
+            spoken = self._spoken if self._spoken is not None else (self._speech or None)
+            if spoken is not None:
+                questionnaire = questionnaire.model_copy(update={"spoken": spoken})
         self._input(self.machine.configure, schedule, questionnaire)
 
     async def _follow_config(self) -> None:
@@ -355,7 +362,7 @@ class CallAgent:
     def speak(self, text: str | None) -> None:
         if self._speaker is None:
             return
-        if text is None:
+        if text is None or self.machine.phase is Phase.IN_CALL:  # the call has the speaker
             self._speaker.stop()
         else:
             self._speaker.say(text)

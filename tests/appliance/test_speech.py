@@ -125,7 +125,7 @@ async def test_a_missing_binary_is_an_absent_speaker_logged_once(
         await speaker.wait_done()
     assert not speaker.present
     assert [r.getMessage() for r in caplog.records] == [
-        "espeak-ng-not-installed not found: the questionnaire is not read aloud"
+        "espeak-ng-not-installed not found: nothing is read aloud"
     ]
     speaker.close()
 

@@ -43,6 +43,9 @@ class ScreenInfo(TypedDict, total=False):
 
     service: str  # the service the button calls: "Caf — Allocations familiales"
     waited_s: float  # WAITING: seconds already waited; the screen counts on from here
+    position: int  # WAITING: the call's place in its service's queue (1: the next one)
+    estimated_wait_s: int  # WAITING: the server's rough estimate of the wait, in seconds
+    more_time: int  # SURVEY, CHOICE: seconds left before the timeout; a short press adds more
     reason: str  # OUT_OF_SERVICE: an OutOfServiceReason or a short French sentence;
     #              ENDED/MISSED: why, in French (e.g. "La communication a été coupée.")
     next_opening: str  # MISSED: "lundi 2 décembre à 9 h"

@@ -53,8 +53,14 @@ def waiting(canvas: Canvas, info: ScreenInfo, elapsed_s: float) -> None:
         canvas.text(service, size=BODY, top=y + 10, colour=YELLOW, bold=True)
     spinner(canvas, centre_y=530, radius=110, elapsed_s=elapsed_s)
     waited = texts.mm_ss(info.get("waited_s", 0.0) + elapsed_s)
-    canvas.text(f"{texts.WAITED} : {waited}", size=EMPHASIS, top=720, bold=True)
-    canvas.text(texts.STAY, size=BODY, top=850, colour=SOFT_WHITE)
+    standing = texts.queue_position(info.get("position"))
+    top = 690 if standing else 720
+    y = canvas.text(f"{texts.WAITED} : {waited}", size=EMPHASIS, top=top, bold=True)
+    if standing:
+        wait = texts.estimate(info, spoken=False)
+        line = f"{standing} {wait}" if wait else standing
+        y = canvas.text(line, size=BODY, top=y + 15, colour=YELLOW, bold=True)
+    canvas.text(texts.STAY, size=BODY, top=y + 30 if standing else 850, colour=SOFT_WHITE)
 
 
 def ended(canvas: Canvas, info: ScreenInfo, elapsed_s: float) -> None:
