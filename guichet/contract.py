@@ -334,6 +334,9 @@ class DeviceConfig(WireMessage):
     # The counter's openings and appointments for the next days (None: the server has none).
     schedule: CounterSchedule | None = None
     questionnaire: Questionnaire | None = None
+    # Added within v1 (issue 15; an older counter ignores it): every screen said aloud, as
+    # the counter's page sets it; None: as the counter's own ``[accessibility] speech``.
+    speech: bool | None = None
 
 
 # --- the table of kinds -----------------------------------------------------------------

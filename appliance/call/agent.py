@@ -12,10 +12,10 @@ when the server sends none; none at all when ``[questionnaire] enabled = false``
 questionnaire's answers go to ``submit_survey`` (the fleet link's outbox), without call id.
 Extra choice buttons (``choice_buttons``, when wired) are inputs of the machine like the call
 button; the questionnaire is read aloud by ``speaker`` when the fleet's questionnaire says
-``spoken`` (or the counter's ``[questionnaire] spoken`` overrides it). With ``speech`` (the
-counter's ``[accessibility] speech``) every screen is said aloud, the questionnaire with them
-unless ``[questionnaire] spoken = false``; the speaker never talks while the call's media
-are up.
+``spoken`` (or the counter's ``[questionnaire] spoken`` overrides it). With ``speech``
+(the counter's ``[accessibility] speech``, or the fleet's choice for this counter in its
+``config``) every screen is said aloud, the questionnaire with them unless
+``[questionnaire] spoken = false``; the speaker never talks while the call's media are up.
 """
 
 from __future__ import annotations
@@ -174,14 +174,19 @@ class CallAgent:
         """Give the machine the schedule and questionnaire of the current configuration."""
         config = self._settings.device_config if self._settings is not None else None
         schedule = config.schedule if config is not None else None
+        # Every screen aloud: the counter page's choice, else this counter's own setting.
+        sent_speech = config.speech if config is not None else None
+        speech = self._speaker is not None and (
+            sent_speech if sent_speech is not None else self._speech
+        )
         questionnaire = None
         if self._questionnaire_enabled:
             sent = config.questionnaire if config is not None else None
             questionnaire = sent or default_questionnaire()
-            spoken = self._spoken if self._spoken is not None else (self._speech or None)
+            spoken = self._spoken if self._spoken is not None else (speech or None)
             if spoken is not None:
                 questionnaire = questionnaire.model_copy(update={"spoken": spoken})
-        self._input(self.machine.configure, schedule, questionnaire)
+        self._input(self.machine.configure, schedule, questionnaire, speech)
 
     async def _follow_config(self) -> None:
         settings = self._settings

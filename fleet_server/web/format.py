@@ -277,6 +277,7 @@ def audit_details(detail: Mapping[str, object] | None, services: Mapping[str, st
         "mode": lambda v: MODE_LABELS.get(str(v), plain_value(v)),
         "weekday": lambda v: WEEKDAYS[v] if isinstance(v, int) and 0 <= v < 7 else plain_value(v),
         "fallback_s": lambda v: seconds(v) if isinstance(v, int | float) else plain_value(v),
+        "speech": lambda v: "comme le réglage du guichet" if v is None else plain_value(v),
     }
     items = []
     for key in sorted(detail or {}, key=_audit_order):
