@@ -148,6 +148,11 @@ class HardwareSection(_Section):
     audio_in_device: str = "default"
     audio_out: Literal["alsa", "pulse", "none"] = "none"
     audio_out_device: str = "default"
+    # Private listening (issue 15): a USB headset (or USB sound card) plugged in takes the
+    # call's audio and the speakers go quiet (ALSA or no loudspeaker only). Its device:
+    # "auto" (the sound card the kernel makes for it) or an ALSA name. "none": never.
+    headset: Literal["usb", "none"] = "usb"
+    headset_device: str = "auto"
     # A real microphone's speech goes through WebRTC's processing (echo cancellation against
     # the loudspeaker, noise suppression, gain control: docs/audio.md); "none" sends it raw.
     # The test tone and the silence never do: the processing would take them for noise.

@@ -58,6 +58,7 @@ VARIANTS: dict[str, tuple[ScreenState, ScreenInfo]] = {
         ScreenState.WAITING,
         {"service": SERVICE, "waited_s": 83, "position": 2, "estimated_wait_s": 480},
     ),
+    "in-call-headset": (ScreenState.IN_CALL, {"service": SERVICE, "headset": True}),
     "choice-more-time": (
         ScreenState.CHOICE,
         {"choices": [SERVICE, "MSA", "France Travail"], "selected": 1, "more_time": 10},
@@ -102,6 +103,9 @@ def save_all(out: Path, size: tuple[int, int], driver: str = "dummy") -> list[Pa
             logger.info("wrote %s", path)
         for name, (state, info) in VARIANTS.items():
             screen.show(state, **info)
+            if state == ScreenState.IN_CALL:
+                screen.show_frame(agent)
+                screen.show_frame(me, self_view=True)
             path = out / f"screen-{name}.png"
             screen.screenshot(path)
             written.append(path)

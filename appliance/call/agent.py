@@ -45,7 +45,7 @@ from appliance.hw.ports import (
     StatusLight,
 )
 from guichet import signalling as sig
-from guichet.contract import EventKind, Scalar, SurveyAnswer
+from guichet.contract import AudioRoute, EventKind, Scalar, SurveyAnswer
 from guichet.logs import call_id_var
 from guichet.questionnaire import default_questionnaire
 
@@ -303,6 +303,10 @@ class CallAgent:
         """Leave the questionnaire on screen, if any (the demo's ``skip_survey``)."""
         return self._input(self.machine.skip_survey)
 
+    def audio_route_changed(self, route: AudioRoute) -> None:
+        """A headset was plugged in or out (``AudioRouting``): the screen says so."""
+        self._input(self.machine.headset_changed, route is AudioRoute.HEADSET)
+
     def devices_changed(self) -> None:
         """A USB device came or went: the agent's console learns what it can use now."""
         if self._documents is not None:
@@ -314,6 +318,8 @@ class CallAgent:
         if self._screen is None or call is None or self.machine.phase is not Phase.IN_CALL:
             return
         info: ScreenInfo = {"service": call.service_label} if call.service_label else {}
+        if self.machine.headset:
+            info["headset"] = True
         if text:
             info["document"] = text
         self._screen.show(ScreenState.IN_CALL, **info)

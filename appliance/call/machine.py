@@ -88,6 +88,7 @@ class CallMachine:
     questioning: Questioning | None = None  # the questionnaire on screen (SURVEY)
     choice_buttons: int = 0  # extra buttons wired: button N chooses the N-th option
     speech: bool = False  # every screen said aloud (the counter's setting, or the fleet's)
+    headset: bool = False  # plugged in: the call is heard there alone (the screen says so)
     _idle: IdleState = field(default_factory=IdleState, init=False)  # the screen, the list
     _voice: Voice = field(default_factory=Voice, init=False)
     _choice_wait: Countdown = field(init=False)  # the service list's timeout
@@ -287,6 +288,12 @@ class CallMachine:
             logger.error("media negotiation failed: %s", detail)
             self._hangup_and_end(sig.EndReason.FAILED)
 
+    def headset_changed(self, plugged: bool) -> None:
+        """A headset was plugged in or out: the call's screens say where it is heard."""
+        self.headset = plugged
+        if self.phase in ACTIVE:
+            self._show()
+
     # --- inputs: timers ---------------------------------------------------------------------
 
     def timer_fired(self, name: str) -> None:
@@ -461,7 +468,10 @@ class CallMachine:
             self._display(ScreenState.OUT_OF_SERVICE, {"reason": reason})
         elif phase is Phase.IDLE:
             self._show_idle(refresh=False)
-        elif call is not None and (shown := call_screen(phase, call, self.clock)) is not None:
+        elif (
+            call is not None
+            and (shown := call_screen(phase, call, self.clock, headset=self.headset)) is not None
+        ):
             self._display(*shown)
 
     def _display(self, state: ScreenState, info: ScreenInfo) -> None:

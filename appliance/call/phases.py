@@ -120,10 +120,19 @@ def service_info(call: Call) -> ScreenInfo:
 
 
 def call_screen(
-    phase: Phase, call: Call, clock: Callable[[], float]
+    phase: Phase, call: Call, clock: Callable[[], float], *, headset: bool = False
 ) -> tuple[ScreenState, ScreenInfo] | None:
     """What the screen says during a call: WAITING (and the time waited) until the media
-    connect, then IN_CALL; None in the other phases."""
+    connect, then IN_CALL; None in the other phases. ``headset``: one is plugged in."""
+    shown = _call_screen(phase, call, clock)
+    if shown is not None and headset:
+        shown[1]["headset"] = True
+    return shown
+
+
+def _call_screen(
+    phase: Phase, call: Call, clock: Callable[[], float]
+) -> tuple[ScreenState, ScreenInfo] | None:
     if phase in (Phase.REQUESTING, Phase.WAITING, Phase.CONNECTING):
         info = service_info(call) | {"waited_s": max(0.0, clock() - call.requested_at)}
         if call.position is not None:

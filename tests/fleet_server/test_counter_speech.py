@@ -1,5 +1,6 @@
-"""Issue 15: the counter page turns a counter's spoken screens on or off (admin only, CSRF,
-audited), and the counter's retained config carries the choice (None: the counter's own)."""
+"""Issue 15 on the counter page: its spoken screens turned on or off (admin only, CSRF,
+audited), the counter's retained config carrying the choice (None: the counter's own); and
+where the counter's call is heard, from its telemetry."""
 
 from __future__ import annotations
 
@@ -58,3 +59,14 @@ def test_the_admin_sets_speech_and_the_config_carries_it(web: WebApp) -> None:
     assert "Choix inconnu." in odd.text
     nowhere = web.client.post("/devices/nope/speech", data={"speech": "on", "csrf_token": csrf})
     assert nowhere.status_code == 404
+
+
+def test_the_counter_page_says_where_the_call_is_heard(web: WebApp) -> None:
+    """Issue 15, private listening: the last telemetry's audio route, in French."""
+    web.login()
+    with web.sessions.begin() as session:
+        device = session.get(Device, DEVICE)
+        assert device is not None
+        device.last_telemetry = (device.last_telemetry or {}) | {"audio_route": "headset"}
+    page = web.client.get(f"/devices/{DEVICE}").text
+    assert "<dt>Son de l'appel</dt><dd>Casque (écoute privée)</dd>" in page

@@ -127,9 +127,12 @@ def in_call(
     video: pygame.Surface | None,
     self_view: pygame.Surface | None,
     document: str | None = None,
+    *,
+    headset: bool = False,
 ) -> None:
     """The agent full screen (letterboxed), oneself small bottom right, a discreet hint;
-    over the top, what to do with a document while the agent scans or prints."""
+    over the top, what to do with a document while the agent scans or prints; with a
+    headset plugged in, that the call is heard there alone."""
     surface = canvas.surface
     if video is None:
         canvas.text(texts.CONNECTING, size=EMPHASIS, top=480, bold=True)
@@ -142,7 +145,7 @@ def in_call(
         surface.blit(self_view, rect)
     if document:
         _document_banner(canvas, document)
-    _hang_up_hint(canvas)
+    _hang_up_hint(canvas, texts.HEADSET_ON if headset else None)
 
 
 def _document_banner(canvas: Canvas, text: str) -> None:
@@ -168,16 +171,21 @@ def _document_banner(canvas: Canvas, text: str) -> None:
         canvas.text_rects.append(rect)
 
 
-def _hang_up_hint(canvas: Canvas) -> None:
+def _hang_up_hint(canvas: Canvas, headset: str | None = None) -> None:
+    """The hang-up hint bottom left; above it, in yellow, the headset's line when plugged."""
     px = canvas.px(HINT)
-    line = canvas.fonts.line(texts.HANG_UP_HINT, px, bold=False, colour=HINT_GREY)
     pad = canvas.px(14)
-    rect = line.get_rect(bottomleft=(canvas.px(32) + pad, canvas.height - canvas.px(32) - pad))
-    backdrop = pygame.Surface(rect.inflate(2 * pad, 2 * pad).size, pygame.SRCALPHA)
-    backdrop.fill(HINT_BACKDROP)
-    canvas.surface.blit(backdrop, rect.inflate(2 * pad, 2 * pad))
-    canvas.surface.blit(line, rect)
-    canvas.text_rects.append(rect)
+    bottom = canvas.height - canvas.px(32) - pad
+    lines = [(texts.HANG_UP_HINT, HINT_GREY)] + ([(headset, YELLOW)] if headset else [])
+    for words, colour in lines:
+        line = canvas.fonts.line(words, px, bold=colour == YELLOW, colour=colour)
+        rect = line.get_rect(bottomleft=(canvas.px(32) + pad, bottom))
+        backdrop = pygame.Surface(rect.inflate(2 * pad, 2 * pad).size, pygame.SRCALPHA)
+        backdrop.fill(HINT_BACKDROP)
+        canvas.surface.blit(backdrop, rect.inflate(2 * pad, 2 * pad))
+        canvas.surface.blit(line, rect)
+        canvas.text_rects.append(rect)
+        bottom = rect.top - 3 * pad
 
 
 SceneFn = Callable[[Canvas, ScreenInfo, float], None]

@@ -24,6 +24,7 @@ ANSWERED = "Un conseiller vous répond"  # spoken, before the call's audio
 
 CONNECTING = "Connexion en cours…"
 HANG_UP_HINT = "Appui long sur le bouton pour raccrocher"
+HEADSET_ON = "Casque branché : écoute privée, haut-parleurs coupés"
 
 THANKS = "Merci, au revoir"
 SEE_YOU = "Vous pouvez rappeler à tout moment avec le bouton."
