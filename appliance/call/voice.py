@@ -8,7 +8,9 @@ shown, what to say now:
 
 - a new screen: its whole text, cutting whatever was being said;
 - the same CHOICE list with the highlight moved: the highlighted service alone;
-- the same WAITING screen with a new place in the queue: the place and the wait alone;
+- the same WAITING screen with a new place in the queue: the place and the wait alone (the
+  first place the server gives says the whole screen again: it comes a moment after the
+  request and would cut "Nous appelons un conseiller" short);
 - the same screen again (the minute refresh, the waiting clock): nothing;
 - a screen with nothing to say (IN_CALL: the call's audio has the loudspeaker): silence.
 
@@ -168,6 +170,10 @@ class Voice:
             return KEEP
         if state is ScreenState.CHOICE and before_info.get("choices") == info.get("choices"):
             return choice_item(info)
-        if state is ScreenState.WAITING and before_info.get("service") == info.get("service"):
+        if (
+            state is ScreenState.WAITING
+            and before_info.get("service") == info.get("service")
+            and before_info.get("position") is not None
+        ):
             return position_words(info)
         return words(state, info)

@@ -89,8 +89,10 @@ def test_a_whole_call_is_said_screen_by_screen_and_falls_silent_for_the_call(
         "position": 3,
         "estimated_wait_s": 960,
     }
-    assert fx.spoken[-1] == (
-        "Vous êtes en position 3 dans la file d’attente. Attente estimée : environ 16 minutes."
+    assert fx.spoken[-1] == (  # the first place comes a moment later: the whole screen again
+        "Nous appelons un conseiller. Caf. Vous êtes en position 3 dans la file d’attente. "
+        "Attente estimée : environ 16 minutes. "
+        "Restez devant l’écran, un conseiller va vous répondre."
     )
     machine.queued(queued(1, 0))  # the server's update: the calls ahead were answered
     assert machine.phase is Phase.WAITING
