@@ -218,6 +218,9 @@ class Appliance:
         link = FleetLink(self.config, outbox, self.settings, commands)
         self._link = link
         hardware.hotplug.watch(self._on_usb_change)
+        if hardware.audio_routing is not None:  # a headset already plugged in takes the call
+            for usb in await hardware.hotplug.devices():
+                hardware.audio_routing.usb_changed(UsbChange.ADDED, usb)
         self.clock_synchronised = await _clock_synchronised(hardware)
         self.emit(
             contract.EventKind.COUNTER_STARTED,

@@ -15,7 +15,7 @@ import pytest
 
 from appliance.app import Appliance
 from appliance.call.machine import CallMachine, Phase
-from appliance.config import parse_config
+from appliance.config import ApplianceConfig, parse_config
 from appliance.errors import HardwareError
 from appliance.hw.audio.pyav import NullAudioSink
 from appliance.hw.audio.routed import RETRY_S, RoutedSpeaker, alsa_headset_device
@@ -23,7 +23,7 @@ from appliance.hw.camera.devices import ConfiguredMedia
 from appliance.hw.ports import AudioSink, ScreenState, UsbChange, UsbDevice
 from appliance.hw.ports.headset import AudioRouting
 from appliance.hw.ports.hotplug import SimulatedHotPlug
-from appliance.wiring import audio_routing
+from appliance.wiring import Hardware, audio_routing, build_hardware
 from guichet import contract
 from guichet import signalling as sig
 from guichet.contract import AudioRoute
@@ -237,5 +237,24 @@ async def test_a_plugged_headset_moves_the_route_and_the_telemetry_reports_it(
             assert routing.route is AudioRoute.HEADSET
             hotplug.unplug(HEADSET.path)
             await route_reported(observer, AudioRoute.SPEAKERS)
+    finally:
+        observer.stop()
+
+
+@pytest.mark.slow
+async def test_a_headset_plugged_before_the_start_takes_the_call_from_the_start(
+    broker: Broker, tmp_path: Path
+) -> None:
+    def with_headset(config: ApplianceConfig, loop: asyncio.AbstractEventLoop) -> Hardware:
+        hardware = build_hardware(config, loop)
+        assert isinstance(hardware.hotplug, SimulatedHotPlug)
+        hardware.hotplug.plug(HEADSET)  # no one watches yet: only listed
+        return hardware
+
+    observer = Observer(broker.port, [f"guichet/v1/{DEVICE}/#"]).start()
+    try:
+        config = make_config(tmp_path, broker.url, interval_s=1)
+        async with running(Appliance(config, build=with_headset)):
+            assert (await next_telemetry(observer)).audio_route is AudioRoute.HEADSET
     finally:
         observer.stop()

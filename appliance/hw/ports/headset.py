@@ -1,12 +1,13 @@
 """Private listening (issue 15): where the call's audio goes, and the headset that moves it.
 
 ``AudioRouting`` is plain shared state, not an adapter: the app feeds it the hot-plug port's
-USB changes (a USB *audio* device plugged in is taken for a headset; unplugged, the speakers
-again), the call's loudspeaker (``appliance/hw/audio/routed.py``) plays to whatever it says
-now, the telemetry reports its route and the call agent tells the screen. The ALSA device of
-a headset comes from ``device_of`` (the adapter's: the sound card under the USB device's
-sysfs path, which the kernel makes a moment after the USB device: asked each time the
-loudspeaker opens, never cached), so this module reads nothing itself.
+USB changes and, at start, the devices already there (a USB *audio* device plugged in is
+taken for a headset; unplugged, the speakers again), the call's loudspeaker
+(``appliance/hw/audio/routed.py``) plays to whatever it says now, the telemetry reports its
+route and the call agent tells the screen. The ALSA device of a headset comes from
+``device_of`` (the adapter's: the sound card under the USB device's sysfs path, which the
+kernel makes a moment after the USB device: asked each time the loudspeaker opens, never
+cached), so this module reads nothing itself.
 
 The Raspberry Pi's own 3.5 mm jack cannot sense a plug; a headset on a USB sound card, or a
 USB headset, can (docs/technicien.md).
