@@ -38,6 +38,7 @@ ACTIONS: Final = {
     "api_token.create": "Jeton d'API créé",
     "service.create": "Service créé",
     "device.service": "Service d'un guichet choisi",
+    "device.speech": "Lecture à voix haute d'un guichet réglée",
     "device.identity": "Site et nom d'un guichet modifiés",
     "device.call_token": "Jeton d'appel généré",
     "enrolment_token.create": "Jeton d'enrôlement créé",
@@ -66,6 +67,7 @@ ACTIONS: Final = {
 DETAIL_LABELS: Final = {
     "role": "Rôle",
     "service": "Service",
+    "speech": "Lecture à voix haute",
     "site": "Site",
     "name": "Nom",
     "label": "Libellé",

@@ -55,6 +55,7 @@ POLICY: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("GET", "/admin/services"): ADMIN,
     ("POST", "/admin/services"): ADMIN,
     ("POST", "/devices/{device_id}/service"): ADMIN,
+    ("POST", "/devices/{device_id}/speech"): ADMIN,
     ("POST", "/devices/{device_id}/identity"): ADMIN,
     ("POST", "/devices/{device_id}/call-token"): ADMIN,
     ("GET", "/agent"): CONSOLE,
