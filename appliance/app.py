@@ -218,6 +218,9 @@ class Appliance:
         link = FleetLink(self.config, outbox, self.settings, commands)
         self._link = link
         hardware.hotplug.watch(self._on_usb_change)
+        if hardware.audio_routing is not None:  # a headset already plugged in takes the call
+            for usb in await hardware.hotplug.devices():
+                hardware.audio_routing.usb_changed(UsbChange.ADDED, usb)
         self.clock_synchronised = await _clock_synchronised(hardware)
         self.emit(
             contract.EventKind.COUNTER_STARTED,
@@ -233,6 +236,8 @@ class Appliance:
         if agent is not None:
             self.call_agent = agent
             components["call"] = agent.run
+            if hardware.audio_routing is not None:  # the screen says where the call is heard
+                hardware.audio_routing.when_changed(agent.audio_route_changed)
         else:
             components["status-light"] = self._show_fleet_state
         if isinstance(hardware.button, SimulatedButton):
@@ -273,7 +278,10 @@ class Appliance:
     async def _report_telemetry(self) -> None:
         hw = self.hardware
         while True:
-            telemetry = await collect(hw.system, hw.camera, hw.printer, hw.scanner, hw.button)
+            route = hw.audio_routing.route if hw.audio_routing is not None else None
+            telemetry = await collect(
+                hw.system, hw.camera, hw.printer, hw.scanner, hw.button, audio_route=route
+            )
             self.clock_synchronised = telemetry.clock_synchronised
             self._note_peripherals(telemetry.peripherals)
             self._note_outbox_drops()
@@ -327,6 +335,8 @@ class Appliance:
     # --- callbacks (on the loop) ----------------------------------------------------------
 
     def _on_usb_change(self, change: UsbChange, device: UsbDevice) -> None:
+        if self.hardware.audio_routing is not None:  # a headset plugged in or out
+            self.hardware.audio_routing.usb_changed(change, device)
         scanner = self.hardware.scanner
         if isinstance(scanner, SaneScanner):
             scanner.invalidate()  # a scanner plugged in is seen at once, not in 5 minutes

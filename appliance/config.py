@@ -129,7 +129,8 @@ class HardwareSection(_Section):
     # Extra buttons, one per option (BCM GPIOs, same adapter as the call button): on the
     # service choice and the questionnaire, the N-th calls/chooses the N-th option at once.
     choice_pins: tuple[GpioPin, ...] = Field(default=(), max_length=MAX_CHOICE_BUTTONS)
-    # The questionnaire read aloud (when it is ``spoken``): espeak-ng, or "none".
+    # Spoken prompts (the questionnaire when ``spoken``, every screen with [accessibility]
+    # speech): espeak-ng, or "none".
     speech: Literal["espeak-ng", "none"] = "none"
     speech_voice: str = Field(default="fr", pattern=r"^[a-z][a-z0-9+_-]{0,31}$")
     gpio_pin_factory: Literal["default", "mock"] = "default"
@@ -147,6 +148,11 @@ class HardwareSection(_Section):
     audio_in_device: str = "default"
     audio_out: Literal["alsa", "pulse", "none"] = "none"
     audio_out_device: str = "default"
+    # Private listening (issue 15): a USB headset (or USB sound card) plugged in takes the
+    # call's audio and the speakers go quiet (ALSA or no loudspeaker only). Its device:
+    # "auto" (the sound card the kernel makes for it) or an ALSA name. "none": never.
+    headset: Literal["usb", "none"] = "usb"
+    headset_device: str = "auto"
     # A real microphone's speech goes through WebRTC's processing (echo cancellation against
     # the loudspeaker, noise suppression, gain control: docs/audio.md); "none" sends it raw.
     # The test tone and the silence never do: the processing would take them for noise.
@@ -187,7 +193,9 @@ class CallSection(_Section):
 
     server_url: str | None = None  # ws(s)://server/ws/counter
     token: str | None = Field(default=None, min_length=16)  # the counter's call token
-    long_press_s: float = Field(default=2.0, ge=0.5, le=10)  # a press this long hangs up
+    # A press this long hangs up, chooses a service or an answer; shorter moves (issue 15:
+    # longer for citizens who press slowly).
+    long_press_s: float = Field(default=2.0, ge=0.5, le=10)
     restore_timeout_s: float = Field(default=30.0, ge=5, le=300)  # link/media back by then
     request_timeout_s: float = Field(default=10.0, ge=2, le=120)  # request acknowledged by then
     ring_grace_s: float = Field(default=15.0, ge=0, le=300)  # beyond the server's ring timeout
@@ -226,6 +234,23 @@ class QuestionnaireSection(_Section):
     spoken: bool | None = None
 
 
+class AccessibilitySection(_Section):
+    """Issue 15: the counter's screens said aloud, and more time for those who need it."""
+
+    # Every screen said aloud by default (needs [hardware] speech = "espeak-ng"); the fleet
+    # server's counter page may turn it on or off for this counter.
+    speech: bool = False
+    # The spoken prompts' loudness, 0-100 % of espeak-ng's range (50: its own default); the
+    # call's audio keeps its own level (the loudspeaker's mixer).
+    speech_volume_pct: int = Field(default=50, ge=0, le=100)
+    # The service list returns to its first service this long after a press moved it.
+    choice_timeout_s: float = Field(default=60.0, ge=10, le=600)
+    # Each question of the questionnaire: unset follows the fleet's questionnaire.
+    question_timeout_s: float | None = Field(default=None, ge=10, le=600)
+    # A timeout's last seconds, when the screen offers more time for a short press.
+    more_time_warning_s: float = Field(default=10.0, ge=3, le=60)
+
+
 class DocumentsSection(_Section):
     """Remote scan and print during a call (``appliance/call/documents.py``)."""
 
@@ -249,6 +274,7 @@ class ApplianceConfig(_Section):
     call: CallSection = CallSection()
     documents: DocumentsSection = DocumentsSection()
     questionnaire: QuestionnaireSection = QuestionnaireSection()
+    accessibility: AccessibilitySection = AccessibilitySection()
     logging: LoggingSection = LoggingSection()
 
     @field_validator("call")

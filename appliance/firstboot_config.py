@@ -148,6 +148,25 @@ class SystemeSection(_Section):
         return value
 
 
+class AccessibiliteSection(_Section):
+    """Issue 15: the screens said aloud, how loud, and the citizen's time (``[accessibility]``
+    and ``[call] long_press_s`` of the agent's configuration)."""
+
+    parole: bool = False  # every screen said aloud
+    volume_parole: int = Field(default=50, ge=0, le=100)  # percent of espeak-ng's range
+    appui_long_s: float = Field(default=2.0, ge=0.5, le=10)
+    delai_choix_s: float = Field(default=60.0, ge=10, le=600)
+    delai_question_s: float = Field(default=0.0, ge=0, le=600)  # 0: the fleet's questionnaire
+    plus_de_temps_s: float = Field(default=10.0, ge=3, le=60)
+
+    @field_validator("delai_question_s")
+    @classmethod
+    def _delai_question(cls, value: float) -> float:
+        if 0 < value < 10:
+            raise ValueError("0 (le délai du questionnaire du Pays) ou au moins 10 secondes")
+        return value
+
+
 class EssaiSection(_Section):
     """For the image check in a virtual machine only: simulated button, light, camera…"""
 
@@ -159,6 +178,7 @@ class BootConfig(_Section):
     flotte: FlotteSection
     reseau: ReseauSection = ReseauSection()
     systeme: SystemeSection = SystemeSection()
+    accessibilite: AccessibiliteSection = AccessibiliteSection()
     essai: EssaiSection = EssaiSection()
 
 
@@ -314,9 +334,12 @@ def to_appliance_toml(config: BootConfig, *, data_dir: str, ca_file: str | None 
         lines.append(f"enrolment_token = {_q(flotte.jeton)}")
     if ca_file is not None:
         lines += ["", "[fleet.tls]", f"ca_file = {_q(ca_file)}"]
+    access = config.accessibilite
+    lines += ["", "[call]", f"long_press_s = {access.appui_long_s}"]
     if flotte.site_web and flotte.jeton:  # the call token comes with enrolment
-        lines += ["", "[call]", f"server_url = {_q(signalling_url(flotte.site_web))}"]
+        lines.append(f"server_url = {_q(signalling_url(flotte.site_web))}")
     lines += ["", "[hardware]", *_hardware(simulated=config.essai.materiel_simule)]
+    lines += ["", "[accessibility]", *_accessibility(access)]
     lines += ["", "[logging]", 'level = "INFO"', "json_lines = true", ""]
     return "\n".join(lines)
 
@@ -345,6 +368,18 @@ def _hardware(*, simulated: bool) -> list[str]:
         'audio_out = "alsa"',
         'speech = "espeak-ng"',
     ]
+
+
+def _accessibility(access: AccessibiliteSection) -> list[str]:
+    lines = [
+        f"speech = {'true' if access.parole else 'false'}",
+        f"speech_volume_pct = {access.volume_parole}",
+        f"choice_timeout_s = {access.delai_choix_s}",
+        f"more_time_warning_s = {access.plus_de_temps_s}",
+    ]
+    if access.delai_question_s:
+        lines.append(f"question_timeout_s = {access.delai_question_s}")
+    return lines
 
 
 def wpa_supplicant_conf(reseau: ReseauSection) -> str:

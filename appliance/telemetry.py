@@ -16,6 +16,7 @@ from typing import TypeVar
 from appliance.hw._bridge import short_error
 from appliance.hw.ports import Button, Camera, Printer, Scanner, SystemProbe, SystemSnapshot
 from guichet.contract import (
+    AudioRoute,
     ButtonState,
     DeviceHealth,
     NetworkInterface,
@@ -103,7 +104,12 @@ def _pct(value: float) -> float:
 
 
 async def collect(
-    probe: SystemProbe, camera: Camera, printer: Printer, scanner: Scanner, button: Button
+    probe: SystemProbe,
+    camera: Camera,
+    printer: Printer,
+    scanner: Scanner,
+    button: Button,
+    audio_route: AudioRoute | None = None,
 ) -> Telemetry:
     """One telemetry message; never raises except on cancellation."""
     system, camera_state, printer_state, scanner_state, button_state = await asyncio.gather(
@@ -127,4 +133,5 @@ async def collect(
             camera=camera_state, printer=printer_state, scanner=scanner_state, button=button_state
         ),
         clock_synchronised=system.clock_synchronised,
+        audio_route=audio_route,
     )

@@ -32,6 +32,7 @@ from appliance.hw.ports import (
 )
 from appliance.hw.ports.camera import SimulatedCamera
 from appliance.hw.ports.controls import SimulatedButton, SimulatedLight
+from appliance.hw.ports.headset import AudioRouting
 from appliance.hw.ports.hotplug import SimulatedHotPlug
 from appliance.hw.ports.printer import SimulatedPrinter
 from appliance.hw.ports.scanner import SimulatedScanner
@@ -67,6 +68,8 @@ class Hardware:
     # Extra buttons, in the order of ``[hardware] choice_pins``: one per option on screen.
     choice_buttons: list[Button] = field(default_factory=list)
     speaker: Speaker = field(default_factory=SilentSpeaker)  # the questionnaire read aloud
+    # Where the call's audio goes (private listening); None: always the speakers.
+    audio_routing: AudioRouting | None = None
 
     def close(self) -> None:
         """Release pins and stop watcher threads; safe to call twice."""
@@ -104,9 +107,11 @@ def _buttons(
     return made[0], made[1:]
 
 
-def _speaker(hw: HardwareSection) -> Speaker:
+def _speaker(config: ApplianceConfig) -> Speaker:
+    hw = config.hardware
     if hw.speech == "espeak-ng":
-        return EspeakSpeaker(voice=hw.speech_voice)
+        volume = config.accessibility.speech_volume_pct
+        return EspeakSpeaker(voice=hw.speech_voice, volume_pct=volume)
     return SilentSpeaker()
 
 
@@ -120,7 +125,9 @@ def _camera(hw: HardwareSection) -> Camera:
     return AbsentCamera()
 
 
-def build_media(config: ApplianceConfig) -> MediaDevices | None:
+def build_media(
+    config: ApplianceConfig, routing: AudioRouting | None = None
+) -> MediaDevices | None:
     """The call's camera, microphone and loudspeaker factories; None without calls.
 
     Imported here, not at the top: PyAV is only needed on a counter that makes calls.
@@ -129,7 +136,22 @@ def build_media(config: ApplianceConfig) -> MediaDevices | None:
         return None
     from appliance.hw.camera.devices import ConfiguredMedia
 
-    return ConfiguredMedia(config.hardware)
+    return ConfiguredMedia(config.hardware, routing)
+
+
+def audio_routing(hw: HardwareSection) -> AudioRouting | None:
+    """Private listening: a USB headset takes the call's audio (ALSA, or no loudspeaker at
+    all: the demo and tests); None where it cannot (``headset = "none"``, PulseAudio)."""
+    if hw.headset == "none" or hw.audio_out == "pulse":
+        return None
+    if hw.audio_out == "none":
+        return AudioRouting(device_of=lambda usb: "null")  # nothing plays: the route alone
+    if hw.headset_device != "auto":
+        fixed = hw.headset_device
+        return AudioRouting(device_of=lambda usb: fixed)
+    from appliance.hw.audio.routed import alsa_headset_device
+
+    return AudioRouting(device_of=alsa_headset_device)
 
 
 def _printer(hw: HardwareSection) -> Printer:
@@ -186,6 +208,7 @@ def build_hardware(config: ApplianceConfig, loop: asyncio.AbstractEventLoop) -> 
         if hw.system == "real"
         else SimulatedSystemProbe(seed=zlib.crc32(config.device.id.encode()))
     )
+    routing = audio_routing(hw)
     hardware = Hardware(
         button=button,
         light=light,
@@ -195,10 +218,11 @@ def build_hardware(config: ApplianceConfig, loop: asyncio.AbstractEventLoop) -> 
         hotplug=hotplug,
         system=system,
         screen=screen,
-        media=build_media(config),
+        media=build_media(config, routing),
+        audio_routing=routing,
         pin_factory=factory,
         choice_buttons=choice_buttons,
-        speaker=_speaker(hw),
+        speaker=_speaker(config),
     )
     logger.info("hardware: %s", hw.model_dump_json())
     return hardware

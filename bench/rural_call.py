@@ -6,7 +6,12 @@ and — side by side, in the same run — with it fixed as before issue 19.
 Per profile and mode, over CALLS calls of SECONDS each, it prints:
 - time from "Répondre" to the first frame, both ways (median, p90);
 - share of the call with the video frozen (> 500 ms without a new frame), each side;
-- audio concealment at the agent (concealed / received samples) and its longest stretch;
+- audio concealment at the agent (concealed / received samples) and its longest stretch,
+  beside the share of the voice's packets the line lost and the Opus FEC copies Chromium
+  received. The counter's microphone says French speech (espeak-ng, the citizen's voice,
+  in a loop with pauses: ``tests.appliance.audio_support.PacedSpeechSource``), since Opus
+  codes in-band FEC only for what its voice detector takes for speech; ``--voice tone``
+  sends the counter's 440 Hz test tone instead (no DTX, and almost no FEC);
 - what reached the agent (kbit/s, video and voice) against the line's uplink;
 - the rungs the counter's video took; on ``coupure``, how long after the line came back the
   video was at its rung of before the cut again; on ``udp-bloque``, whether the call went
@@ -16,6 +21,7 @@ Runs in a network namespace of its own (it re-executes itself under ``unshare --
 root needed), as the tests of ``tests/netns`` do.
 
     .venv/bin/python bench/rural_call.py [CALLS] [--seconds S] [--profiles adsl,coupure]
+        [--voice speech|tone]
 """
 
 from __future__ import annotations
@@ -28,10 +34,15 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from appliance.hw.ports import AudioSource
+    from tests.support import call_metrics as cm
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CALLS = 3
@@ -41,6 +52,7 @@ SETTLED_S = 10.0  # coupure: "its rung before the cut" is the one sent longest i
 CUT_AFTER_S = 20.0  # coupure: the line falls this long after the first frame (the video
 # has settled at the rung the line holds; the profile's own schedule falls at 10 s)
 CAMERA = (1280, 720)  # at 30 frames/s: the top of the ladder is 720p30
+SPEECH_LOOP_S = 60.0  # the speech's loop (pauses included); each call reads it from the start
 PROFILES = ("adsl", "mauvais-jour", "coupure", "udp-bloque")
 
 
@@ -52,6 +64,7 @@ class CallFigures:
     counter_frozen: float
     concealment: float
     longest_concealment_s: float
+    voice: cm.VoiceFigures  # the voice's packets: lost, late, FEC copies, NetEq's buffer
     received_kbps: float
     rungs: list[str] = field(default_factory=list)
     back_after_cut_s: float | None = None  # coupure only
@@ -112,6 +125,7 @@ async def one_call(rig: Any, seconds: float, *, coupure: bool) -> CallFigures:
         counter_frozen=cm.frozen_s(screen_clock.times, media_start, end) / (end - media_start),
         concealment=cm.concealment_ratio(samples),
         longest_concealment_s=cm.longest_concealment_s(samples),
+        voice=cm.voice_figures(samples),
         received_kbps=cm.received_kbps(samples),
         rungs=[name for _, name, _ in rungs],
         back_after_cut_s=back,
@@ -140,8 +154,28 @@ def back_at_rung(rungs: list[tuple[float, str, int]], bitrate: int, restored_at:
     return later[0] - restored_at if later else float("inf")
 
 
+def speech_microphone() -> Callable[[], AudioSource]:
+    """Each call's microphone: the citizen's French speech, looped (made once)."""
+    from tests.appliance.audio_support import (
+        FAR_TEXT,
+        NEAR_TEXT,
+        NEAR_VOICE,
+        PacedSpeechSource,
+        looped,
+        speech,
+    )
+
+    samples = looped(speech(NEAR_TEXT + " " + FAR_TEXT, NEAR_VOICE), SPEECH_LOOP_S)
+    return lambda: PacedSpeechSource(samples)
+
+
 async def run_profile(
-    profile: str, *, adaptation: bool, calls: int, seconds: float
+    profile: str,
+    *,
+    adaptation: bool,
+    calls: int,
+    seconds: float,
+    microphone: Callable[[], AudioSource] | None,
 ) -> list[CallFigures]:
     from tests.support import call_metrics as cm
     from tests.support.call_harness import call_rig
@@ -163,6 +197,7 @@ async def run_profile(
                     camera_size=CAMERA,
                     network=network,
                     adaptation=adaptation,
+                    microphone=microphone,
                     **settings,
                 )
             )
@@ -204,7 +239,12 @@ def report(profile: str, capacity_kbit: int | None, rows: dict[str, list[CallFig
         )
     for mode, results in rows.items():
         for index, r in enumerate(results, 1):
-            extra = ""
+            v = r.voice
+            extra = (
+                f"; voice: {v.lost:.2%} of packets lost, {v.late:.2%} too late,"
+                f" {r.concealment:.2%} concealed in {v.events} stretches,"
+                f" {v.fec} FEC copies received, buffer {v.buffer_ms:.0f} ms"
+            )
             if r.back_after_cut_s is not None:
                 extra += (
                     f"; back at its rung of before the cut {r.back_after_cut_s:.1f} s"
@@ -223,14 +263,15 @@ def report(profile: str, capacity_kbit: int | None, rows: dict[str, list[CallFig
         )
 
 
-async def measure(calls: int, seconds: float, profiles: list[str]) -> None:
+async def measure(calls: int, seconds: float, profiles: list[str], voice: str) -> None:
     from tests.support.shaped.profiles import profile_named
 
     print(
         f"{calls} call(s) per profile and mode, {seconds:.0f} s each (coupure: its schedule); "
         "Chromium agent ↔ counter, H.264 test pattern up to 720p30; "
-        "first-frame columns: median / p90"
+        f"the counter's voice: {voice}; first-frame columns: median / p90"
     )
+    microphone = speech_microphone() if voice == "speech" else None
     for profile in profiles:
         modes = (
             {"adaptive": True} if profile == "udp-bloque" else {"adaptive": True, "fixed": False}
@@ -242,6 +283,7 @@ async def measure(calls: int, seconds: float, profiles: list[str]) -> None:
                 adaptation=adaptation,
                 calls=calls,
                 seconds=seconds,
+                microphone=microphone,
             )
         report(profile, profile_named(profile).up.rate_kbit, rows)
 
@@ -256,6 +298,7 @@ def main() -> int:
     parser.add_argument("calls", nargs="?", type=int, default=DEFAULT_CALLS)
     parser.add_argument("--seconds", type=float, default=DEFAULT_SECONDS)
     parser.add_argument("--profiles", default=",".join(PROFILES))
+    parser.add_argument("--voice", choices=("speech", "tone"), default="speech")
     parser.add_argument("--log", help="the climber's log (every REMB, loss, step) to this file")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -265,7 +308,7 @@ def main() -> int:
         climber = logging.getLogger("appliance.call.adaptation")
         climber.setLevel(logging.DEBUG)
         climber.addHandler(handler)
-    asyncio.run(measure(args.calls, args.seconds, args.profiles.split(",")))
+    asyncio.run(measure(args.calls, args.seconds, args.profiles.split(","), args.voice))
     return 0
 
 

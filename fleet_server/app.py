@@ -30,6 +30,7 @@ from starlette.responses import Response
 
 from fleet_server.api import enrol as api_enrol
 from fleet_server.api import fleet as api
+from fleet_server.api import notifications as api_notifications
 from fleet_server.calls.manager import CallManager
 from fleet_server.calls.store import CallJournal
 from fleet_server.db import in_thread, make_engine, make_session_factory
@@ -38,6 +39,7 @@ from fleet_server.mqtt import health
 from fleet_server.mqtt.broker_files import BrokerFiles
 from fleet_server.mqtt.config_push import ConfigPusher, schedule_options
 from fleet_server.mqtt.ingest import Ingest
+from fleet_server.mqtt.notify.worker import DeliveryWorker
 from fleet_server.scheme import appointments
 from fleet_server.security.auth import (
     IP_THROTTLE_MAX_FAILURES,
@@ -46,6 +48,7 @@ from fleet_server.security.auth import (
 )
 from fleet_server.security.proxies import TrustedProxies
 from fleet_server.settings import Settings
+from fleet_server.web import accessibility as web_accessibility
 from fleet_server.web import account as web_account
 from fleet_server.web import admin as web_admin
 from fleet_server.web import agent as web_agent
@@ -56,6 +59,7 @@ from fleet_server.web import device as web_device
 from fleet_server.web import enrolment as web_enrolment
 from fleet_server.web import fleet as web_fleet
 from fleet_server.web import login as web_auth
+from fleet_server.web import notifications as web_notifications
 from fleet_server.web import questionnaire as web_questionnaire
 from fleet_server.web import reception as web_reception
 from fleet_server.web import schedules as web_schedules
@@ -175,11 +179,14 @@ def create_app(settings: Settings) -> FastAPI:
         web_schedules.router,
         web_reception.router,
         web_questionnaire.router,
+        web_accessibility.router,
+        web_notifications.router,
         signalling_ws.router,
     ):
         app.include_router(router)
     app.include_router(api_enrol.router)
     app.include_router(api.router)
+    app.include_router(api_notifications.router)
     app.include_router(api.metrics_router)
     _install_error_pages(app)
     return app
@@ -200,7 +207,8 @@ def _broker_files(settings: Settings) -> BrokerFiles | None:
 
 @asynccontextmanager
 async def _background(ctx: AppContext) -> AsyncIterator[None]:
-    """Run the ingest, the periodic health checks and the call manager while the app serves."""
+    """Run the ingest, the periodic health checks, the notifications' delivery worker and the
+    call manager while the app serves."""
     ingest: Ingest | None = None
     if ctx.settings.ingest_enabled:
         ingest = Ingest(ctx.settings, ctx.sessions, ctx.metrics)
@@ -212,6 +220,8 @@ async def _background(ctx: AppContext) -> AsyncIterator[None]:
         except OSError:
             logger.exception("broker files not synchronised at start-up")
     checks = asyncio.create_task(_health_checks_forever(ctx), name="health-checks")
+    notifier = ctx.notifier = DeliveryWorker(ctx.sessions, ctx.settings)
+    deliveries = asyncio.create_task(notifier.run_forever(), name="notifications")
     await ctx.calls.start()
     pusher = ctx.config_pusher = ConfigPusher(ctx)  # counters' configs: now and periodically
     pusher.start()
@@ -223,7 +233,10 @@ async def _background(ctx: AppContext) -> AsyncIterator[None]:
             ctx.config_pusher = None
         await ctx.calls.stop()
         checks.cancel()
-        await asyncio.gather(checks, return_exceptions=True)
+        deliveries.cancel()
+        await asyncio.gather(checks, deliveries, return_exceptions=True)
+        if ctx.notifier is notifier:
+            ctx.notifier = None
         if ingest is not None:
             ctx.ingest = None
             await asyncio.to_thread(ingest.stop)

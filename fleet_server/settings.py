@@ -75,6 +75,32 @@ class Settings(BaseSettings):
     # with SIGHUP to the pid in broker_pid_file. Unset: the broker is managed elsewhere.
     broker_files_dir: Path | None = None
     broker_pid_file: Path | None = None
+    # The accessibility statement (/accessibilite, docs/accessibility.md): who runs this
+    # server, and how a person who cannot use a page reaches them (an e-mail address, a web
+    # address or a phone number).
+    operator_name: str | None = Field(default=None, max_length=200)
+    accessibility_contact: str | None = Field(default=None, max_length=200)
+    # Notifications of alerts (docs/notifications.md). E-mail goes through this SMTP relay
+    # with STARTTLS ("starttls", port 587) or implicit TLS ("tls", 465), and a login when a
+    # username is given; "none" (clear text) is accepted to a loopback relay only. The
+    # relay's certificate is checked against the system's CAs, or smtp_ca_file.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr = SecretStr("")
+    smtp_from: str = ""  # the From: address, e.g. "Guichet Proche <alertes@pays.fr>"
+    smtp_ca_file: Path | None = None
+    smtp_timeout_s: float = Field(default=30.0, gt=0)
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    # The delivery worker looks for due deliveries this often; a digest recipient's alerts
+    # are gathered this long; a failed delivery is tried again after base × 2^(n-1)
+    # seconds (at most notify_retry_max_s), notify_max_attempts times in all.
+    notify_poll_s: float = Field(default=5.0, gt=0)
+    notify_digest_min: float = Field(default=15.0, ge=0, le=24 * 60)
+    notify_retry_base_s: float = Field(default=30.0, gt=0)
+    notify_retry_max_s: float = Field(default=3600.0, gt=0)
+    notify_max_attempts: int = Field(default=10, ge=1, le=100)
 
     @model_validator(mode="after")
     def _no_default_secret_in_production(self) -> Settings:
@@ -102,7 +128,23 @@ class Settings(BaseSettings):
                 f"GUICHET_SECRET_KEY is too short ({MIN_SECRET_CHARS} characters at least)"
             )
         self._check_turn()
+        self._check_smtp()
         return self
+
+    def _check_smtp(self) -> None:
+        if not self.smtp_host:
+            return
+        if not self.smtp_from:
+            raise ValueError("GUICHET_SMTP_HOST needs GUICHET_SMTP_FROM (the From: address)")
+        if bool(self.smtp_username) != bool(self.smtp_password.get_secret_value()):
+            raise ValueError(
+                "GUICHET_SMTP_USERNAME and GUICHET_SMTP_PASSWORD go together (or neither)"
+            )
+        if self.smtp_security == "none" and not proxies.is_loopback_host(self.smtp_host):
+            raise ValueError(
+                "GUICHET_SMTP_SECURITY=none sends passwords and alerts in clear: only to a "
+                "relay on this machine (127.0.0.1); use starttls or tls"
+            )
 
     def _check_turn(self) -> None:
         for server in self.ice_servers:

@@ -236,6 +236,19 @@ class Peripherals(BaseModel):
     button: ButtonState
 
 
+class AudioRoute(StrEnum):
+    """Where the call's audio goes (issue 15, private listening)."""
+
+    SPEAKERS = "speakers"
+    HEADSET = "headset"  # a headset is plugged in: the speakers are quiet
+
+
+AUDIO_ROUTE_LABELS: dict[AudioRoute, str] = {  # French, as a counter's page shows them
+    AudioRoute.SPEAKERS: "Haut-parleurs",
+    AudioRoute.HEADSET: "Casque (écoute privée)",
+}
+
+
 class Telemetry(WireMessage):
     at: datetime
     uptime_s: float = Field(ge=0)
@@ -250,6 +263,10 @@ class Telemetry(WireMessage):
     # Added within v1 (default None: not said, an older counter): whether the counter's
     # clock is synchronised (NTP), as its kernel says.
     clock_synchronised: bool | None = None
+    # Added within v1 (issue 15): where the call's audio goes now — the speakers, or a
+    # headset plugged in. None: not said (an older counter, or one where a headset cannot
+    # take the call: ``[hardware] headset = "none"``, PulseAudio).
+    audio_route: AudioRoute | None = None
 
 
 # --- events and survey ------------------------------------------------------------------
@@ -334,6 +351,9 @@ class DeviceConfig(WireMessage):
     # The counter's openings and appointments for the next days (None: the server has none).
     schedule: CounterSchedule | None = None
     questionnaire: Questionnaire | None = None
+    # Added within v1 (issue 15; an older counter ignores it): every screen said aloud, as
+    # the counter's page sets it; None: as the counter's own ``[accessibility] speech``.
+    speech: bool | None = None
 
 
 # --- the table of kinds -----------------------------------------------------------------

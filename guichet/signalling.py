@@ -147,6 +147,12 @@ class CallQueued(_Msg):
     service: str
     service_label: str
     requested_at: datetime
+    # Added within v1 with defaults (an older server sends neither; an older counter ignores
+    # them): where the call stands in its service's queue (1: the next one answered) and a
+    # rough wait in seconds (None: no agent connected, nobody can say). Sent again whenever
+    # either changes while the call waits.
+    position: int | None = Field(default=None, ge=1)
+    estimated_wait_s: int | None = Field(default=None, ge=0)
 
 
 class CallAnswered(_Msg):

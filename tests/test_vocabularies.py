@@ -37,6 +37,7 @@ STATIC = ROOT / "fleet_server" / "web" / "static"
         (events.Component, events.COMPONENT_LABELS),
         (events.CheckOutcome, events.CHECK_OUTCOME_LABELS),
         (schedule.AccessMode, schedule.ACCESS_MODE_LABELS),
+        (contract.AudioRoute, contract.AUDIO_ROUTE_LABELS),
     ],
     ids=lambda v: getattr(v, "__name__", ""),
 )

@@ -52,6 +52,30 @@ EXAMPLES: dict[ScreenState, ScreenInfo] = {
     },
 }
 
+# Named variants of a state (issue 15): docs/screenshots/screen-<name>.png.
+VARIANTS: dict[str, tuple[ScreenState, ScreenInfo]] = {
+    "waiting-queue": (
+        ScreenState.WAITING,
+        {"service": SERVICE, "waited_s": 83, "position": 2, "estimated_wait_s": 480},
+    ),
+    "in-call-headset": (ScreenState.IN_CALL, {"service": SERVICE, "headset": True}),
+    "choice-more-time": (
+        ScreenState.CHOICE,
+        {"choices": [SERVICE, "MSA", "France Travail"], "selected": 1, "more_time": 10},
+    ),
+    "survey-more-time": (
+        ScreenState.SURVEY,
+        {
+            "question": "Votre demande a-t-elle été traitée ?",
+            "choices": ["Oui", "En partie", "Non"],
+            "selected": 1,
+            "step": 1,
+            "steps": 3,
+            "more_time": 10,
+        },
+    ),
+}
+
 
 def lavfi_frame(source: str) -> av.VideoFrame:
     """One frame of an FFmpeg test source, e.g. ``testsrc2=size=1280x720``."""
@@ -74,6 +98,15 @@ def save_all(out: Path, size: tuple[int, int], driver: str = "dummy") -> list[Pa
                 screen.show_frame(agent)
                 screen.show_frame(me, self_view=True)
             path = out / f"screen-{state.value.replace('_', '-')}.png"
+            screen.screenshot(path)
+            written.append(path)
+            logger.info("wrote %s", path)
+        for name, (state, info) in VARIANTS.items():
+            screen.show(state, **info)
+            if state == ScreenState.IN_CALL:
+                screen.show_frame(agent)
+                screen.show_frame(me, self_view=True)
+            path = out / f"screen-{name}.png"
             screen.screenshot(path)
             written.append(path)
             logger.info("wrote %s", path)

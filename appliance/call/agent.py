@@ -12,7 +12,10 @@ when the server sends none; none at all when ``[questionnaire] enabled = false``
 questionnaire's answers go to ``submit_survey`` (the fleet link's outbox), without call id.
 Extra choice buttons (``choice_buttons``, when wired) are inputs of the machine like the call
 button; the questionnaire is read aloud by ``speaker`` when the fleet's questionnaire says
-``spoken`` (or the counter's ``[questionnaire] spoken`` overrides it).
+``spoken`` (or the counter's ``[questionnaire] spoken`` overrides it). With ``speech``
+(the counter's ``[accessibility] speech``, or the fleet's choice for this counter in its
+``config``) every screen is said aloud, the questionnaire with them unless
+``[questionnaire] spoken = false``; the speaker never talks while the call's media are up.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from appliance.hw.ports import (
     StatusLight,
 )
 from guichet import signalling as sig
-from guichet.contract import EventKind, Scalar, SurveyAnswer
+from guichet.contract import AudioRoute, EventKind, Scalar, SurveyAnswer
 from guichet.logs import call_id_var
 from guichet.questionnaire import default_questionnaire
 
@@ -84,12 +87,14 @@ class CallAgent:
         choice_buttons: Sequence[Button] = (),
         speaker: Speaker | None = None,
         spoken: bool | None = None,
+        speech: bool = False,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._button = button
         self._choice_buttons = list(choice_buttons)
         self._speaker = speaker
         self._spoken = spoken  # None: as the questionnaire says
+        self._speech = speech and speaker is not None
         self._settings = settings
         self._submit_survey = submit_survey
         self._questionnaire_enabled = questionnaire_enabled and submit_survey is not None
@@ -123,6 +128,7 @@ class CallAgent:
             timings or CallTimings(),
             clock=lambda: asyncio.get_running_loop().time(),
             choice_buttons=len(self._choice_buttons),
+            speech=self._speech,
         )
         self._configure()
 
@@ -168,13 +174,19 @@ class CallAgent:
         """Give the machine the schedule and questionnaire of the current configuration."""
         config = self._settings.device_config if self._settings is not None else None
         schedule = config.schedule if config is not None else None
+        # Every screen aloud: the counter page's choice, else this counter's own setting.
+        sent_speech = config.speech if config is not None else None
+        speech = self._speaker is not None and (
+            sent_speech if sent_speech is not None else self._speech
+        )
         questionnaire = None
         if self._questionnaire_enabled:
             sent = config.questionnaire if config is not None else None
             questionnaire = sent or default_questionnaire()
-            if self._spoken is not None:
-                questionnaire = questionnaire.model_copy(update={"spoken": self._spoken})
-        self._input(self.machine.configure, schedule, questionnaire)
+            spoken = self._spoken if self._spoken is not None else (speech or None)
+            if spoken is not None:
+                questionnaire = questionnaire.model_copy(update={"spoken": spoken})
+        self._input(self.machine.configure, schedule, questionnaire, speech)
 
     async def _follow_config(self) -> None:
         settings = self._settings
@@ -207,6 +219,9 @@ class CallAgent:
         elif isinstance(message, sig.CallAnswered):
             self._call_ice_servers = (message.call_id, list(message.ice_servers))
             self._input(machine.answered, message)
+            if machine.call_id == message.call_id and machine.phase is Phase.CONNECTING:
+                # The agent's browser now makes its offer: get ready meanwhile.
+                self._start(self._call_peer(message.call_id).prepare())
         elif isinstance(message, sig.CallEnded):
             self._input(machine.ended_by_server, message)
         elif isinstance(message, sig.Error):
@@ -218,7 +233,8 @@ class CallAgent:
             else:
                 logger.info("offer for a call that is not ours ignored")
 
-    async def _answer(self, call_id: uuid.UUID, offer_sdp: str) -> None:
+    def _call_peer(self, call_id: uuid.UUID) -> CallPeer:
+        """This call's peer, made at the first need (the agent's answer, or an offer)."""
         peer = self._peer
         if peer is None:
             peer = self._peer = CallPeer(
@@ -230,6 +246,10 @@ class CallAgent:
                 on_channel=lambda channel: self._channel_opened(peer, channel),
                 adaptation=self._adaptation,
             )
+        return peer
+
+    async def _answer(self, call_id: uuid.UUID, offer_sdp: str) -> None:
+        peer = self._call_peer(call_id)
         try:
             answer_sdp = await peer.answer(offer_sdp)
         except (MediaNegotiationError, ApplianceError) as exc:
@@ -283,6 +303,10 @@ class CallAgent:
         """Leave the questionnaire on screen, if any (the demo's ``skip_survey``)."""
         return self._input(self.machine.skip_survey)
 
+    def audio_route_changed(self, route: AudioRoute) -> None:
+        """A headset was plugged in or out (``AudioRouting``): the screen says so."""
+        self._input(self.machine.headset_changed, route is AudioRoute.HEADSET)
+
     def devices_changed(self) -> None:
         """A USB device came or went: the agent's console learns what it can use now."""
         if self._documents is not None:
@@ -294,6 +318,8 @@ class CallAgent:
         if self._screen is None or call is None or self.machine.phase is not Phase.IN_CALL:
             return
         info: ScreenInfo = {"service": call.service_label} if call.service_label else {}
+        if self.machine.headset:
+            info["headset"] = True
         if text:
             info["document"] = text
         self._screen.show(ScreenState.IN_CALL, **info)
@@ -347,7 +373,7 @@ class CallAgent:
     def speak(self, text: str | None) -> None:
         if self._speaker is None:
             return
-        if text is None:
+        if text is None or self.machine.phase is Phase.IN_CALL:  # the call has the speaker
             self._speaker.stop()
         else:
             self._speaker.say(text)

@@ -191,6 +191,9 @@ class DocumentSession:
             scanned.put_nowait(page)
 
         encoder = asyncio.create_task(self._encode_pages(request.id, scanned))
+        # The video steps down as the scan starts, not when it ends: by the time the PDF is
+        # ready, the camera has switched rungs (at a keyframe) and the line's queue has drained.
+        self._make_room(True)
         try:
             self._hint(HINT_SCANNING)
             self._send(doc.Progress(id=request.id, stage="scanning", done=0))
@@ -199,7 +202,6 @@ class DocumentSession:
             finally:
                 scanned.put_nowait(None)
             end_of_scan = asyncio.get_running_loop().time()
-            self._make_room(True)  # the video leaves the uplink to the PDF
             self._send(doc.Progress(id=request.id, stage="assembling", done=0, total=pages_seen))
             data = await asyncio.to_thread(pdf.assemble, await encoder)
             self._hint(HINT_SCANNED)

@@ -17,6 +17,10 @@ After a call that was answered, the questionnaire (``survey.py``) takes the butt
 question left without a press for ``timeout_s`` abandons the rest. Answers given are sent
 (``survey`` effect), then "Merci" (ENDED) and IDLE. No call starts during the questionnaire.
 
+Every screen is also said aloud when ``speech`` is on (``voice.py`` decides what is new to
+say; nothing is said while the call's media are up), and the timeouts a citizen reads
+against offer more time in their last seconds (``more_time.py``).
+
 A dropped signalling link or media path during a call starts the ``restore`` timer; the
 link's return sends ``Resume`` (the citizen presses nothing); if both are not back when it
 fires, the call ends with reason ``failed``.
@@ -31,14 +35,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from appliance.call.idle import IdleState, current_route, idle_screen, is_choice, next_minute_s
+from appliance.call.more_time import Countdown
 from appliance.call.phases import (
     ACTIVE,
+    CHOICE,
+    CHOICE_WARNING,
     ENDED_SCREEN,
     LIGHT,
     MINUTE,
     MINUTE_MARGIN_S,
     OUT_OF_SERVICE,
     QUESTION,
+    QUESTION_WARNING,
     REQUEST,
     RESTORE,
     RING,
@@ -51,7 +59,9 @@ from appliance.call.phases import (
     ended_screen,
 )
 from appliance.call.survey import Questioning, SurveyRun
+from appliance.call.voice import KEEP, Voice
 from appliance.hw.ports import OutOfServiceReason, ScreenInfo, ScreenState
+from appliance.hw.screen_pygame import texts
 from guichet import signalling as sig
 from guichet.contract import EventKind
 from guichet.questionnaire import Questionnaire
@@ -77,10 +87,20 @@ class CallMachine:
     questionnaire: Questionnaire | None = None  # None: no questionnaire after calls
     questioning: Questioning | None = None  # the questionnaire on screen (SURVEY)
     choice_buttons: int = 0  # extra buttons wired: button N chooses the N-th option
+    speech: bool = False  # every screen said aloud (the counter's setting, or the fleet's)
+    headset: bool = False  # plugged in: the call is heard there alone (the screen says so)
     _idle: IdleState = field(default_factory=IdleState, init=False)  # the screen, the list
+    _voice: Voice = field(default_factory=Voice, init=False)
+    _choice_wait: Countdown = field(init=False)  # the service list's timeout
 
     def __post_init__(self) -> None:
-        self._show()
+        timings = self.timings
+        self._choice_wait = Countdown(
+            CHOICE, CHOICE_WARNING, timings.choice_timeout_s, timings.more_time_warning_s
+        )
+        speech, self.speech = self.speech, False  # the start-up screen is not said: the
+        self._show()  # link comes within a second (a lasting outage is, by its timer)
+        self.speech = speech
 
     @property
     def call_id(self) -> uuid.UUID | None:
@@ -118,10 +138,19 @@ class CallMachine:
     # --- inputs: the fleet's configuration ---------------------------------------------
 
     def configure(
-        self, schedule: CounterSchedule | None, questionnaire: Questionnaire | None
+        self,
+        schedule: CounterSchedule | None,
+        questionnaire: Questionnaire | None,
+        speech: bool | None = None,
     ) -> None:
-        """The schedule and questionnaire of the latest ``config`` (None: none)."""
+        """The schedule and questionnaire of the latest ``config`` (None: none); ``speech``:
+        whether screens are said aloud (None: unchanged)."""
         self.schedule, self.questionnaire = schedule, questionnaire
+        if speech is not None and speech != self.speech:
+            self.speech = speech
+            self._voice.forget()
+            if not speech:
+                self.effects.speak(None)
         if self.phase is Phase.IDLE:
             self._show_idle(refresh=True)
 
@@ -196,7 +225,11 @@ class CallMachine:
 
     def queued(self, message: sig.CallQueued) -> None:
         call = self._current(message.call_id)
-        if call is None or self.phase is not Phase.REQUESTING:
+        if call is None or self.phase not in (Phase.REQUESTING, Phase.WAITING):
+            return
+        call.position, call.estimated_wait_s = message.position, message.estimated_wait_s
+        if self.phase is Phase.WAITING:  # the call's place in the queue changed
+            self._show()
             return
         call.service, call.service_label = message.service, message.service_label
         self.effects.cancel_timer(REQUEST)
@@ -255,6 +288,12 @@ class CallMachine:
             logger.error("media negotiation failed: %s", detail)
             self._hangup_and_end(sig.EndReason.FAILED)
 
+    def headset_changed(self, plugged: bool) -> None:
+        """A headset was plugged in or out: the call's screens say where it is heard."""
+        self.headset = plugged
+        if self.phase in ACTIVE:
+            self._show()
+
     # --- inputs: timers ---------------------------------------------------------------------
 
     def timer_fired(self, name: str) -> None:
@@ -265,6 +304,11 @@ class CallMachine:
             if self.phase is Phase.SURVEY:
                 logger.info("questionnaire left unanswered: abandoned")
                 self._finish_survey()
+        elif name == QUESTION_WARNING:
+            if self.phase is Phase.SURVEY and self.questioning is not None:
+                self.questioning.warn()
+        elif name in (CHOICE, CHOICE_WARNING):
+            self._choice_timer(name)
         elif name == OUT_OF_SERVICE and not self.link_up and self.phase is Phase.IDLE:
             self._enter(Phase.OUT_OF_SERVICE)
         elif name == ENDED_SCREEN and self.phase is Phase.ENDED:
@@ -303,12 +347,35 @@ class CallMachine:
         if route is None or not is_choice(route) or not self.link_up:
             self._show()  # the hours changed under the finger: show what is true now
             return
+        if not long and self._choice_wait.warned:  # more time, and nothing else
+            self._choice_wait.start(self.effects)
+            self._show_idle(refresh=False)
+            self._say(texts.MORE_TIME_GIVEN)
+            return
         chosen = self._idle.release(route.services, long=long)
         if chosen is None:  # a short press: the highlight moved on
+            self._choice_wait.start(self.effects)
             self._show_idle(refresh=False)
         else:
             logger.info("service chosen", extra={"service": chosen})
             self._request(route, chosen)
+
+    def _choice_timer(self, name: str) -> None:
+        """The service list's timeout: its warning (more time offered), then the list back
+        at its first service for whoever comes next."""
+        if self.phase is not Phase.IDLE or not is_choice(self.route()):
+            self._choice_wait.stop(self.effects)
+            return
+        if name == CHOICE_WARNING:
+            self._choice_wait.warn(self.effects)
+            self._show_idle(refresh=False)
+            self._say(texts.MORE_TIME_SPOKEN.format(seconds=self._choice_wait.left_s))
+        else:
+            logger.info("service list left: back to its first service")
+            self._choice_wait.stop(self.effects)
+            self._idle.selected = None
+            self._voice.forget()  # whoever comes next hears the whole list
+            self._show_idle(refresh=False)
 
     def _back_to_list(self) -> None:
         self.effects.cancel_timer(ENDED_SCREEN)
@@ -317,7 +384,14 @@ class CallMachine:
 
     def _start_survey(self, call: Call, questionnaire: Questionnaire) -> None:
         run = SurveyRun(questionnaire, call.service)
-        self.questioning = Questioning(self.effects, run, numbered=self.choice_buttons)
+        self.questioning = Questioning(
+            self.effects,
+            run,
+            numbered=self.choice_buttons,
+            timeout_s=self.timings.question_timeout_s,
+            warning_s=self.timings.more_time_warning_s,
+        )
+        self._voice.forget()  # the questionnaire speaks for itself
         logger.info("call phase %s → %s", self.phase.value, Phase.SURVEY.value)
         self.phase = Phase.SURVEY
         self.effects.light(LIGHT[Phase.SURVEY])
@@ -326,6 +400,7 @@ class CallMachine:
     def _finish_survey(self) -> None:
         questioning, self.questioning = self.questioning, None
         self.effects.cancel_timer(QUESTION)
+        self.effects.cancel_timer(QUESTION_WARNING)
         if questioning is not None:
             questioning.finish(self.wall_clock())  # sends the answers given, if any
         self._show_ended(ScreenState.ENDED, {})
@@ -373,7 +448,7 @@ class CallMachine:
     def _show_ended(self, state: ScreenState, info: ScreenInfo) -> None:
         self.phase = Phase.ENDED
         self.effects.light(LIGHT[Phase.ENDED])
-        self.effects.screen(state, info)
+        self._display(state, info)
         self.effects.start_timer(ENDED_SCREEN, self.timings.ended_screen_s)
 
     def _enter(self, phase: Phase) -> None:
@@ -381,6 +456,8 @@ class CallMachine:
             logger.info("call phase %s → %s", self.phase.value, phase.value)
         self.phase = phase
         self._idle.armed = False
+        if phase is not Phase.IDLE:
+            self._choice_wait.stop(self.effects)
         self._show()
 
     def _show(self) -> None:
@@ -388,11 +465,32 @@ class CallMachine:
         self.effects.light(LIGHT[phase])
         if phase is Phase.OUT_OF_SERVICE:
             reason = OutOfServiceReason.FLEET_UNREACHABLE.value
-            self.effects.screen(ScreenState.OUT_OF_SERVICE, {"reason": reason})
+            self._display(ScreenState.OUT_OF_SERVICE, {"reason": reason})
         elif phase is Phase.IDLE:
             self._show_idle(refresh=False)
-        elif call is not None and (shown := call_screen(phase, call, self.clock)) is not None:
-            self.effects.screen(*shown)
+        elif (
+            call is not None
+            and (shown := call_screen(phase, call, self.clock, headset=self.headset)) is not None
+        ):
+            self._display(*shown)
+
+    def _display(self, state: ScreenState, info: ScreenInfo) -> None:
+        """Show a screen and, with speech on, say what is new on it (``voice.py``); never
+        while the call's media are up: entering the call silences the voice."""
+        self.effects.screen(state, info)
+        if not self.speech:
+            return
+        if self.phase is Phase.IN_CALL:
+            self._voice.forget()
+            self.effects.speak(None)
+            return
+        said = self._voice.next(state, info, answered=self.phase is Phase.CONNECTING)
+        if said is not KEEP:
+            self.effects.speak(said if isinstance(said, str) else None)
+
+    def _say(self, text: str) -> None:
+        if self.speech and self.phase is not Phase.IN_CALL:
+            self.effects.speak(text)
 
     def _show_idle(self, *, refresh: bool) -> None:
         """The idle screen the schedule calls for now; ``refresh``: only if it changed."""
@@ -404,7 +502,9 @@ class CallMachine:
             now=self.wall_clock(),
             numbered=self.choice_buttons,
         )
+        if shown[0] is ScreenState.CHOICE and self._choice_wait.warned:
+            shown[1]["more_time"] = self._choice_wait.left_s
         if self._idle.changed(shown) or not refresh:
-            self.effects.screen(*shown)
+            self._display(*shown)
         if self.schedule is not None:
             self.effects.start_timer(MINUTE, next_minute_s(self.wall_clock()) + MINUTE_MARGIN_S)

@@ -4,6 +4,15 @@ One ``CallPeer`` per call. It opens the camera, microphone and loudspeaker at th
 offer and releases them in ``close()``, whatever happened. Each offer is answered once ICE
 gathering is complete (aiortc's ``setLocalDescription`` waits for it; no trickle ICE).
 
+- Ready before the offer (``prepare()``, called as soon as the agent answers): while the
+  agent's browser opens its camera and gathers its candidates, the counter opens its media,
+  builds the connection and gathers its own candidates — on a rural line a TURN allocation
+  alone is 2–3 round trips. The offer then only has to be applied and answered. (aiortc
+  makes one transport per kind until the offer says they are bundled; both are gathered,
+  and the one the offer's bundle leaves out is closed, freeing its relay. aiortc 1.16's
+  ``max-bundle`` would make one, but drops it when the offer's first m-line is not the
+  first transceiver's kind.)
+
 - Renegotiation (same ICE credentials): answered on the same ``RTCPeerConnection``.
 - ICE restart (new ``ice-ufrag`` in the offer) or a failed connection: aiortc 1.16 cannot
   restart ICE on a connection (its ICE transport starts once), so the offer is answered by
@@ -17,7 +26,9 @@ gathering is complete (aiortc's ``setLocalDescription`` waits for it; no trickle
   (``appliance.call.adaptation``) reads the browser's REMB, losses and round trips and moves
   the camera along its ladder; it outlives an ICE restart, as the camera does. Without it,
   the camera sends what it was built for, whatever the line (as before issue 19).
-- The agent's video goes to ``Screen.show_frame``; the agent's audio to the loudspeaker.
+- The agent's video goes to ``Screen.show_frame`` (through aiortc's jitter buffer, guarded
+  against waiting behind lost packets: ``appliance.call.jitter``); the agent's audio to the
+  loudspeaker.
 """
 
 from __future__ import annotations
@@ -42,7 +53,9 @@ from aiortc import (
 
 from appliance.call.adaptation import RungClimber, VideoLimits, ladder_for
 from appliance.call.feedback import SenderFeedback, set_encoder_bitrate
+from appliance.call.jitter import skip_holes
 from appliance.call.quality import CallQualityMeter
+from appliance.call.sctp import start_like_the_browser
 from appliance.call.tracks import CameraTrack, MicrophoneTrack, pump_audio, pump_video
 from appliance.errors import ApplianceError
 from appliance.hw.ports import (
@@ -58,6 +71,7 @@ from guichet.signalling import IceServer
 logger = logging.getLogger(__name__)
 
 PREFERRED_H264_PROFILE = "42e01f"  # constrained baseline 3.1: every browser decodes it
+PREPARED_KINDS = frozenset({"audio", "video"})  # every offer of the agent's console has both
 _UFRAG = re.compile(r"^a=ice-ufrag:(\S+)", re.MULTILINE)
 _MLINE = re.compile(r"^m=(\w+) ", re.MULTILINE)
 
@@ -120,6 +134,8 @@ class CallPeer:
         self._speaker: AudioSink | None = None
         self._pc: RTCPeerConnection | None = None
         self._remote_ufrag: str | None = None
+        self._prepared: asyncio.Task[bool] | None = None  # early gathering of the unused pc
+        self._prepare_error: ApplianceError | None = None
         self._pumps: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
         self._closed = False
@@ -135,21 +151,44 @@ class CallPeer:
     def camera(self) -> FrameSource | None:
         return self._camera
 
+    async def prepare(self) -> None:
+        """Open the media and build and gather the first connection before its offer comes.
+
+        A failure is kept for ``answer()`` to report; nothing here raises."""
+        async with self._lock:
+            if self._closed or self._pc is not None:
+                return
+            try:
+                await self._open_media()
+                pc = self._new_connection(set(PREPARED_KINDS))
+            except ApplianceError as exc:
+                self._prepare_error = exc
+                return
+            except Exception as exc:  # a device or aiortc failing in an unforeseen way
+                logger.exception("preparing the call's media failed")
+                self._prepare_error = MediaNegotiationError(f"{type(exc).__name__}: {exc}")
+                return
+            self._prepared = asyncio.create_task(_gather(pc), name="call:gather")
+
     async def answer(self, offer_sdp: str) -> str:
         """Apply the browser's offer; return our complete answer (all candidates in it)."""
         async with self._lock:
             if self._closed:
                 raise MediaNegotiationError("the call is over")
+            if self._prepare_error is not None:
+                raise self._prepare_error
             await self._open_media()
             ufrag = ice_ufrag(offer_sdp)
             pc = self._pc
-            if (
-                pc is None
-                or ufrag != self._remote_ufrag
-                or pc.connectionState in ("failed", "closed")
-            ):
+            prepared, self._prepared = self._prepared, None
+            if prepared is not None:  # the first offer: the connection made for it, if fit
+                fits = await prepared and media_kinds(offer_sdp) >= PREPARED_KINDS
+            else:  # the same ICE session: renegotiation on the same connection
+                fits = ufrag == self._remote_ufrag
+            if pc is None or not fits or pc.connectionState in ("failed", "closed"):
                 if pc is not None:
-                    logger.info("ICE restart: answering with a new peer connection")
+                    why = "does not fit the offer" if prepared else "ICE restart"
+                    logger.info("%s: answering with a new peer connection", why)
                     await self._retire(pc)
                 pc = self._new_connection(media_kinds(offer_sdp))
             self._remote_ufrag = ufrag
@@ -173,6 +212,9 @@ class CallPeer:
         async with self._lock:
             self._closed = True
             pc, self._pc = self._pc, None
+            if self._prepared is not None:
+                self._prepared.cancel()
+                self._prepared = None
             if pc is not None:
                 await self._retire(pc)
             await self.meter.close()
@@ -223,7 +265,10 @@ class CallPeer:
             RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
             for s in self._ice_servers
         ]
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=servers or None))
+        # An empty list, not None: aiortc's default is Google's public STUN server, which a
+        # counter must not contact (and, where it is unreachable, costs 5 s of gathering).
+        configuration = RTCConfiguration(iceServers=servers)
+        pc = RTCPeerConnection(configuration)
         camera, microphone = self._camera, self._microphone
         if camera is None or microphone is None:
             raise MediaNegotiationError("media not open")
@@ -237,6 +282,10 @@ class CallPeer:
             preview = (lambda frame: screen.show_frame(frame, self_view=True)) if screen else None
             self._add_camera(pc, CameraTrack(camera, preview=preview), camera)
 
+        for transceiver in pc.getTransceivers():
+            if transceiver.kind == "video":  # the agent's video: never stuck behind a hole
+                skip_holes(transceiver.receiver)
+
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
             self._start_pump(track)
@@ -246,7 +295,13 @@ class CallPeer:
             self._on_state(pc)
 
         if self._on_channel is not None:  # the browser's "documents" channel
-            pc.on("datachannel", self._on_channel)
+            on_channel = self._on_channel
+
+            @pc.on("datachannel")
+            def on_datachannel(channel: RTCDataChannel) -> None:
+                if pc.sctp is not None:
+                    start_like_the_browser(pc.sctp)
+                on_channel(channel)
 
         self._pc = pc
         self.meter.watch(pc)
@@ -314,6 +369,18 @@ class CallPeer:
     async def _retire(self, pc: RTCPeerConnection) -> None:
         with contextlib.suppress(Exception):  # closing a broken connection may raise anything
             await pc.close()
+
+
+async def _gather(pc: RTCPeerConnection) -> bool:
+    """Gather the candidates of ``pc``'s transports now; aiortc's ``setLocalDescription``
+    then finds them gathered. False if gathering failed (the offer gets a new connection)."""
+    gatherers = {t.sender.transport.transport.iceGatherer for t in pc.getTransceivers()}
+    try:
+        await asyncio.gather(*(g.gather() for g in gatherers))
+    except Exception:  # aioice may raise anything from a socket or a TURN server
+        logger.exception("early ICE gathering failed")
+        return False
+    return True
 
 
 def _discard(frame: object) -> None:

@@ -51,6 +51,9 @@ RESTORE, REQUEST, RING, ENDED_SCREEN, OUT_OF_SERVICE = (
 )
 MINUTE = "minute"  # the idle screen is re-decided just after each minute boundary
 QUESTION = "question"  # a question of the questionnaire left unanswered this long: abandoned
+CHOICE = "choice"  # the service list left this long after a press: back to its first service
+# A timeout's last seconds, when the screen offers more time (``more_time.py``).
+QUESTION_WARNING, CHOICE_WARNING = "question_warning", "choice_warning"
 MINUTE_MARGIN_S = 0.2  # fire just after the boundary, never just before it
 
 FAILED_TEXT = "La communication a été coupée et n'a pas pu reprendre."
@@ -64,6 +67,12 @@ class CallTimings:
     ring_grace_s: float = 15.0  # beyond the server's ring timeout, give up locally
     ended_screen_s: float = 6.0  # "Merci" stays this long before the welcome screen
     out_of_service_after_s: float = 10.0  # a blip of the link must not flash "hors service"
+    # Issue 15, more time: the service list's timeout once a press moved its highlight; each
+    # question's (None: the questionnaire's own ``timeout_s``); and the last seconds of
+    # either, when the screen says a short press gives more time.
+    choice_timeout_s: float = 60.0
+    question_timeout_s: float | None = None
+    more_time_warning_s: float = 10.0
 
 
 class CallEffects(Protocol):
@@ -97,6 +106,8 @@ class Call:
     service_label: str | None = None
     answered: bool = False
     requested_at: float = 0.0  # monotonic, for the waiting screen
+    position: int | None = None  # in the service's queue, as the server last said
+    estimated_wait_s: int | None = None
     started_at: float | None = None  # media first connected (monotonic)
     link_lost: bool = False
     media_lost: bool = False
@@ -109,13 +120,26 @@ def service_info(call: Call) -> ScreenInfo:
 
 
 def call_screen(
-    phase: Phase, call: Call, clock: Callable[[], float]
+    phase: Phase, call: Call, clock: Callable[[], float], *, headset: bool = False
 ) -> tuple[ScreenState, ScreenInfo] | None:
     """What the screen says during a call: WAITING (and the time waited) until the media
-    connect, then IN_CALL; None in the other phases."""
+    connect, then IN_CALL; None in the other phases. ``headset``: one is plugged in."""
+    shown = _call_screen(phase, call, clock)
+    if shown is not None and headset:
+        shown[1]["headset"] = True
+    return shown
+
+
+def _call_screen(
+    phase: Phase, call: Call, clock: Callable[[], float]
+) -> tuple[ScreenState, ScreenInfo] | None:
     if phase in (Phase.REQUESTING, Phase.WAITING, Phase.CONNECTING):
-        waited = max(0.0, clock() - call.requested_at)
-        return ScreenState.WAITING, service_info(call) | {"waited_s": waited}
+        info = service_info(call) | {"waited_s": max(0.0, clock() - call.requested_at)}
+        if call.position is not None:
+            info["position"] = call.position
+        if call.estimated_wait_s is not None:
+            info["estimated_wait_s"] = call.estimated_wait_s
+        return ScreenState.WAITING, info
     if phase is Phase.IN_CALL:
         return ScreenState.IN_CALL, service_info(call)
     return None

@@ -58,6 +58,9 @@ def build_call_agent(
             ring_grace_s=call.ring_grace_s,
             ended_screen_s=call.ended_screen_s,
             out_of_service_after_s=call.out_of_service_after_s,
+            choice_timeout_s=config.accessibility.choice_timeout_s,
+            question_timeout_s=config.accessibility.question_timeout_s,
+            more_time_warning_s=config.accessibility.more_time_warning_s,
         ),
         reconnect_min_s=call.reconnect_min_s,
         reconnect_max_s=call.reconnect_max_s,
@@ -67,6 +70,7 @@ def build_call_agent(
         choice_buttons=hardware.choice_buttons,
         speaker=hardware.speaker,
         spoken=config.questionnaire.spoken,
+        speech=config.accessibility.speech,
         # wss:// to the fleet server: the Pays's own CA when it has one (as for mqtts://)
         ssl_context=https_context(config.fleet.tls) if call.server_url.startswith("wss:") else None,
     )

@@ -9,7 +9,9 @@ service, nothing that points to the call, the agent or the citizen.
 ``Questioning`` puts it before the citizen through the machine's effects: the question on the
 screen (options numbered when choice buttons are wired), its timeout, and — when the
 questionnaire is ``spoken`` — the question and the highlighted option read aloud, each new
-utterance cutting the previous one.
+utterance cutting the previous one. Each question's timeout runs in two stages
+(``more_time.py``): in its last seconds the screen (and the voice) offers more time, and a
+short press then restarts it instead of moving the highlight.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from appliance.call.phases import QUESTION, CallEffects
+from appliance.call.more_time import Countdown
+from appliance.call.phases import QUESTION, QUESTION_WARNING, CallEffects
 from appliance.hw.ports import ScreenInfo, ScreenState
+from appliance.hw.screen_pygame import texts
 from guichet.contract import Scalar, SurveyAnswer
 from guichet.questionnaire import Choice, Question, Questionnaire
 
@@ -101,6 +105,13 @@ class Questioning:
     effects: CallEffects
     run: SurveyRun
     numbered: int = 0  # the first options an extra choice button chooses (buttons wired)
+    timeout_s: float | None = None  # each question's; None: the questionnaire's own
+    warning_s: float = 10.0  # the timeout's last seconds, when more time is offered
+    countdown: Countdown = field(init=False)
+
+    def __post_init__(self) -> None:
+        timeout_s = self.timeout_s or self.run.questionnaire.timeout_s
+        self.countdown = Countdown(QUESTION, QUESTION_WARNING, timeout_s, self.warning_s)
 
     @property
     def spoken(self) -> bool:
@@ -110,12 +121,25 @@ class Questioning:
         self._show(new_question=True)
 
     def press(self, *, long: bool) -> bool:
-        """The call button released: a short press moves, a long one chooses; True: done."""
+        """The call button released: a short press moves, a long one chooses; True: done.
+        While more time is offered, a short press gives it and does nothing else."""
+        if not long and self.countdown.warned:
+            self._show(new_question=False, spoken=texts.MORE_TIME_GIVEN)
+            return False
         if long:
             self.run.choose()
         else:
             self.run.move()
         return self._next(new_question=long)
+
+    def warn(self) -> None:
+        """The question's timeout is near: offer more time (the QUESTION_WARNING timer)."""
+        self.countdown.warn(self.effects)
+        info = self._info()
+        info["more_time"] = self.countdown.left_s
+        self.effects.screen(ScreenState.SURVEY, info)
+        if self.spoken:
+            self.effects.speak(texts.MORE_TIME_SPOKEN.format(seconds=self.countdown.left_s))
 
     def pick(self, option: int) -> bool:
         """Extra choice button ``option`` (from 0) chooses that option; True: done."""
@@ -126,7 +150,7 @@ class Questioning:
     def finish(self, at: datetime) -> None:
         """Ended or abandoned: send the answers given, if any (a fresh id: nothing leads to
         the call)."""
-        self.effects.cancel_timer(QUESTION)
+        self.countdown.stop(self.effects)
         if self.spoken:
             self.effects.speak(THANKS)
         answer = self.run.answer(uuid.uuid4(), at)
@@ -140,15 +164,17 @@ class Questioning:
         self._show(new_question=new_question)
         return False
 
-    def _show(self, *, new_question: bool) -> None:
-        run = self.run
-        info = run.screen_info()
+    def _info(self) -> ScreenInfo:
+        info = self.run.screen_info()
         if self.numbered:
             info["numbered"] = self.numbered
-        self.effects.screen(ScreenState.SURVEY, info)
-        self.effects.start_timer(QUESTION, run.questionnaire.timeout_s)
+        return info
+
+    def _show(self, *, new_question: bool, spoken: str | None = None) -> None:
+        self.effects.screen(ScreenState.SURVEY, self._info())
+        self.countdown.start(self.effects)
         if self.spoken:
-            self.effects.speak(self._words(new_question=new_question))
+            self.effects.speak(spoken or self._words(new_question=new_question))
 
     def _words(self, *, new_question: bool) -> str:
         """The question and its options (numbered ones by number) or the highlighted one."""

@@ -7,6 +7,9 @@ a new ``say`` cuts the previous utterance — its process is killed and reaped b
 one starts — as when the citizen moves to the next option before the last was read out.
 The text goes in on stdin (UTF-8), never on the command line.
 
+How loud: ``volume_pct`` (0-100, the administrator's ``[accessibility] speech_volume_pct``)
+is espeak-ng's amplitude (``-a``, 0-200; 50 % is its own default of 100).
+
 Where the sound goes: espeak-ng's own audio output (the default ALSA/PulseAudio device), or,
 with ``output``, a WAV file (``-w``) — for tests, or to check a voice without a loudspeaker.
 
@@ -28,21 +31,25 @@ BINARY = "espeak-ng"
 DEFAULT_VOICE = "fr"
 DEFAULT_WPM = 150  # espeak-ng's default is 175 words a minute: a little slower is clearer
 UTF8_INPUT = "1"  # espeak-ng's ``-b 1``: the text on stdin is UTF-8
+DEFAULT_VOLUME_PCT = 50  # espeak-ng's own amplitude (100 of 200)
+MAX_AMPLITUDE = 200  # espeak-ng's ``-a`` range is 0-200
 
 
 class EspeakSpeaker:
-    """The questionnaire read aloud by ``espeak-ng -v fr``."""
+    """The counter's screens and questionnaire read aloud by ``espeak-ng -v fr``."""
 
     def __init__(
         self,
         *,
         voice: str = DEFAULT_VOICE,
         words_per_minute: int = DEFAULT_WPM,
+        volume_pct: int = DEFAULT_VOLUME_PCT,
         output: Path | None = None,
         binary: str = BINARY,
     ) -> None:
         self._voice = voice
         self._wpm = words_per_minute
+        self._amplitude = round(max(0, min(100, volume_pct)) * MAX_AMPLITUDE / 100)
         self._output = output
         self._binary = shutil.which(binary)
         self._task: asyncio.Task[None] | None = None
@@ -91,7 +98,8 @@ class EspeakSpeaker:
         return task
 
     def _command(self, binary: str) -> list[str]:
-        command = [binary, "-v", self._voice, "-s", str(self._wpm), "-b", UTF8_INPUT]
+        command = [binary, "-v", self._voice, "-s", str(self._wpm), "-a", str(self._amplitude)]
+        command += ["-b", UTF8_INPUT]
         if self._output is not None:
             command += ["-w", str(self._output)]
         return command
@@ -132,4 +140,4 @@ class EspeakSpeaker:
 
     @staticmethod
     def _absent(binary: str) -> None:
-        logger.warning("%s not found: the questionnaire is not read aloud", binary)
+        logger.warning("%s not found: nothing is read aloud", binary)

@@ -64,6 +64,16 @@ def set_device_service(session: Session, device_id: str, code: str | None) -> No
     logger.info("counter service set", extra={"device_id": device_id, "service": code})
 
 
+def set_device_speech(session: Session, device_id: str, speech: bool | None) -> None:
+    """Whether the counter says every screen aloud (None: as its own configuration says);
+    the caller commits and pushes the counter's config."""
+    device = session.get(Device, device_id)
+    if device is None:
+        raise CallSetupError(f"guichet inconnu « {device_id} »")
+    device.speech = speech
+    logger.info("counter speech set", extra={"device_id": device_id, "speech": speech})
+
+
 def new_call_token(session: Session, device_id: str, *, create: bool = False) -> str:
     """A fresh call token for the counter (the previous one stops working); commits.
 

@@ -33,6 +33,7 @@ from fleet_server.calls.parties import (
     error,
     queue_message,
     queued_message,
+    standing,
     taken_message,
 )
 from fleet_server.calls.store import CallJournal, ServiceInfo
@@ -204,7 +205,7 @@ class CallManager:
         self._timers.end_after(call, "ring", self.ring_timeout_s, EndReason.MISSED)
         if call.exclusive:
             self._timers.after(call, "fallback", routed.fallback_s, self._offer_to_all)
-        counter.link.send(queued_message(call))
+        counter.link.send(queued_message(call, self._standing(call)))
         logger.info(
             "call queued",
             extra={
@@ -231,7 +232,7 @@ class CallManager:
         self._timers.cancel(call, "counter_lost")
         logger.info("counter resumed the call", extra={"state": call.state})
         if call.state is CallState.QUEUED:
-            counter.link.send(queued_message(call))
+            counter.link.send(queued_message(call, self._standing(call)))
             return
         counter.link.send(answered_message(call))
         if call.pending_to_counter is not None:
@@ -378,6 +379,21 @@ class CallManager:
         for agent in [only] if only is not None else self._agents_of(service):
             mine = [c for c in waiting if c.offered_to(agent)]
             agent.link.send(queue_message(service, mine, missed))
+        for call in waiting:  # the counters whose place in the queue changed learn it
+            told = call.told_standing
+            if call.counter is not None and told is not None and self._standing(call) != told:
+                call.counter.link.send(queued_message(call, call.told_standing))
+
+    def _standing(self, call: Call) -> tuple[int, int | None]:
+        """The call's place in its service's queue and estimated wait, remembered as told."""
+        waiting = [
+            c
+            for c in self._calls.values()
+            if c.state is CallState.QUEUED and c.service.code == call.service.code
+        ]
+        agents = sum(1 for a in self._agents_of(call.service.code) if a.can_answer)
+        call.told_standing = standing(call, waiting, agents)
+        return call.told_standing
 
     def _agents_of(self, service: str) -> list[AgentSession]:
         return [a for a in self._agents if a.service == service]

@@ -16,6 +16,11 @@ from fleet_server.calls.store import CounterInfo, ServiceInfo
 from guichet import signalling as sig
 from guichet.logs import call_id_var
 
+# A rough length of an answered call, for the wait a queued counter shows (the statistics
+# of the Pays' pilot put most calls between 5 and 12 minutes). An estimate, said as such.
+TYPICAL_CALL_S = 8 * 60
+Standing = tuple[int, int | None]  # (position from 1, estimated wait in seconds or None)
+
 # Why an agent may not answer a call yet (``reserved``), in French for their console.
 RESERVED_TEXT = (
     "Cet appel est d'abord proposé à l'agent du rendez-vous ou de permanence ; "
@@ -66,6 +71,8 @@ class Call:
     # credentials of its own, expiring; calls/turn.py) and sent again on a resume.
     counter_ice_servers: list[sig.IceServer] = field(default_factory=list)
     agent_ice_servers: list[sig.IceServer] = field(default_factory=list)
+    # The queue position and estimated wait last told to the counter (``call_queued``).
+    told_standing: Standing | None = None
 
     def offered_to(self, agent: AgentSession) -> bool:
         """Whether ``agent``'s console lists this call (watchers see every call)."""
@@ -90,12 +97,26 @@ def agent_label(call: Call) -> str:
     return f"Conseiller {call.service.label}"
 
 
-def queued_message(call: Call) -> sig.CallQueued:
+def standing(call: Call, waiting: Sequence[Call], agents: int) -> Standing:
+    """Where ``call`` stands among its service's ``waiting`` calls (1: next) and a rough
+    wait: each call ahead keeps one of the ``agents`` busy for about ``TYPICAL_CALL_S``;
+    None when no agent is connected (nobody can say)."""
+    ahead = sum(1 for c in waiting if c.requested_at < call.requested_at and c.id != call.id)
+    if agents <= 0:
+        return ahead + 1, None
+    rounds = -(-ahead // agents)  # ceiling: four calls ahead, two agents: two rounds
+    return ahead + 1, rounds * TYPICAL_CALL_S
+
+
+def queued_message(call: Call, told: Standing | None = None) -> sig.CallQueued:
+    position, estimate = told if told is not None else (None, None)
     return sig.CallQueued(
         call_id=call.id,
         service=call.service.code,
         service_label=call.service.label,
         requested_at=call.requested_at,
+        position=position,
+        estimated_wait_s=estimate,
     )
 
 

@@ -17,6 +17,7 @@ from fleet_server.models.fleet import (
     SurveyRecord,
     TelemetrySample,
 )
+from fleet_server.models.notify import NotificationDelivery, NotificationTarget
 from fleet_server.models.scheme import (
     Appointment,
     CallRecord,
@@ -48,6 +49,8 @@ __all__ = [
     "EnrolmentRequest",
     "EnrolmentToken",
     "EventRecord",
+    "NotificationDelivery",
+    "NotificationTarget",
     "Permanence",
     "QuestionnaireVersion",
     "ScheduleException",

@@ -55,6 +55,8 @@ class Device(Base):
     open_alerts: Mapped[int] = mapped_column(Integer, default=0, index=True)
     last_telemetry: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     service: Mapped[str | None] = mapped_column(String(64))
+    # Every screen said aloud (issue 15): None follows the counter's own configuration.
+    speech: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     # SHA-256 of the counter's call token (``/ws/counter``); the clear token is shown once.
     call_token_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
     # Enrolment: the hardware identity it presented, and its broker password as Mosquitto's

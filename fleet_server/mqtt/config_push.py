@@ -1,4 +1,5 @@
-"""Every counter's retained ``config`` message: its next days' schedule and the questionnaire.
+"""Every counter's retained ``config`` message: its next days' schedule, the questionnaire and
+whether its screens are said aloud (the counter page's choice; None: the counter's own).
 
 The counter shows what its button does (open services, appointment, next openings) from
 this message alone, so it stays right while the server is unreachable. One ``ConfigPusher``
@@ -213,11 +214,13 @@ class ConfigPusher:
             return None
         version = max(int(now.timestamp() * 1000), self._versions.get(device_id, 0) + 1)
         self._versions[device_id] = version
+        device = session.get(Device, device_id)
         return contract.DeviceConfig(
             version=version,
             issued_at=now,
             schedule=schedule,
             questionnaire=questionnaire,
+            speech=device.speech if device is not None else None,
         )
 
 

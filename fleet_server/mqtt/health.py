@@ -41,6 +41,8 @@ from fleet_server.models import Alert, Device, StatusChange, TelemetrySample
 from fleet_server.mqtt import broker_link, queries
 from fleet_server.mqtt.alert_rules import PRESENCE_ALERTS, AlertKind
 from fleet_server.mqtt.broker_link import LinkView
+from fleet_server.mqtt.notify import outbox
+from fleet_server.mqtt.notify.vocab import AlertEvent
 from fleet_server.mqtt.store import (
     DEVICE_STATES,
     STATE_ONLINE,
@@ -55,6 +57,7 @@ logger = logging.getLogger(__name__)
 
 REASON_NO_TELEMETRY = StatusReason.NO_TELEMETRY.value  # the server declares silence
 PRUNE_CHUNK_ROWS = 10_000  # rows deleted per statement, so one prune never locks for long
+READ_CHUNK_IDS = 1_000  # ids per IN (…) list, under SQLite's parameter limit
 PRUNE_MAX_CHUNKS = 50  # per run; a huge backlog is worked off over several runs
 STOP_TIMEOUT_S = 2.0  # HealthLoop.stop waits this long for a check in progress
 PRESENCE_DETAIL = {
@@ -169,29 +172,38 @@ def mark_silent(
 def sync_presence_alerts(
     session: Session, settings: Settings, now: datetime, link: LinkView | None = None
 ) -> tuple[int, int]:
-    """Raise offline/silent alerts that lasted too long, clear those back online."""
+    """Raise offline/silent alerts that lasted too long, clear those back online; their
+    notifications are queued in the same transaction (:mod:`.notify.outbox`)."""
     cutoff = now - timedelta(minutes=settings.alert_offline_after_min)
     raised = (
-        _raise_presence_alerts(session, cutoff, now) if _heard_since_before(link, cutoff) else set()
+        _raise_presence_alerts(session, cutoff, now) if _heard_since_before(link, cutoff) else []
     )
     back_online = exists().where(
         _devices.c.id == _alerts.c.device_id, _devices.c.state == STATE_ONLINE
     )
+    a = _alerts.c
     clear_stmt = (
         update(_alerts)
-        .where(_alerts.c.cleared_at.is_(None), _alerts.c.kind.in_(PRESENCE_ALERTS), back_online)
+        .where(a.cleared_at.is_(None), a.kind.in_(PRESENCE_ALERTS), back_online)
         .values(cleared_at=now)
-        .returning(_alerts.c.device_id)
+        .returning(a.id, a.device_id, a.kind, a.detail)
     )
-    cleared = list(session.execute(clear_stmt).scalars())
-    deltas: Counter[str] = Counter(raised)
-    deltas.subtract(cleared)
+    cleared = [
+        outbox.AlertChange(i, device_id, kind, detail, AlertEvent.CLEARED, now)
+        for i, device_id, kind, detail in session.execute(clear_stmt)
+    ]
+    deltas: Counter[str] = Counter(c.device_id for c in raised)
+    deltas.subtract(c.device_id for c in cleared)
     adjust_open_alerts(session, deltas.items())
+    window = timedelta(minutes=settings.notify_digest_min)
+    outbox.enqueue(session, [*raised, *cleared], window)
     return len(raised), len(cleared)
 
 
-def _raise_presence_alerts(session: Session, cutoff: datetime, now: datetime) -> set[str]:
-    """Two indexed reads and one bulk insert-or-ignore; the ids of the counters alerted.
+def _raise_presence_alerts(
+    session: Session, cutoff: datetime, now: datetime
+) -> list[outbox.AlertChange]:
+    """Two indexed reads and one bulk insert-or-ignore; the alerts actually raised.
 
     The "no open alert yet" difference is taken here rather than by a NOT EXISTS: on a
     table without statistics yet, PostgreSQL planned that anti-join as a nested loop
@@ -216,7 +228,16 @@ def _raise_presence_alerts(session: Session, cutoff: datetime, now: datetime) ->
         for device_id, state in absent
         if (device_id, state) not in already
     ]
-    return insert_ignore(session, _alerts, rows, key="device_id")
+    ids = sorted(insert_ignore(session, _alerts, rows, key="id"))
+    found: list[outbox.AlertChange] = []
+    for start in range(0, len(ids), READ_CHUNK_IDS):
+        chunk = ids[start : start + READ_CHUNK_IDS]
+        query = select(a.id, a.device_id, a.kind, a.detail).where(a.id.in_(chunk))
+        found.extend(
+            outbox.AlertChange(i, device_id, kind, detail, AlertEvent.RAISED, now)
+            for i, device_id, kind, detail in session.execute(query)
+        )
+    return found
 
 
 def prune_telemetry(sessions: sessionmaker[Session], settings: Settings, now: datetime) -> int:

@@ -38,6 +38,7 @@ ACTIONS: Final = {
     "api_token.create": "Jeton d'API créé",
     "service.create": "Service créé",
     "device.service": "Service d'un guichet choisi",
+    "device.speech": "Lecture à voix haute d'un guichet réglée",
     "device.identity": "Site et nom d'un guichet modifiés",
     "device.call_token": "Jeton d'appel généré",
     "enrolment_token.create": "Jeton d'enrôlement créé",
@@ -59,11 +60,14 @@ ACTIONS: Final = {
     "appointment.purge": "Données des usagers effacées (rendez-vous passés)",
     "questionnaire.save": "Questionnaire enregistré",
     "ical.rotate": "Lien d'agenda renouvelé",
+    "notification.target_create": "Destinataire d'alertes ajouté",
+    "notification.target_delete": "Destinataire d'alertes supprimé",
 }
 # French labels of the details' keys, for the page (the CSV keeps the keys, as JSON).
 DETAIL_LABELS: Final = {
     "role": "Rôle",
     "service": "Service",
+    "speech": "Lecture à voix haute",
     "site": "Site",
     "name": "Nom",
     "label": "Libellé",
@@ -94,6 +98,11 @@ DETAIL_LABELS: Final = {
     "half": "Demi-journée",
     "agents": "Agents (n°)",
     "kind": "Type",
+    "channel": "Canal",
+    "address": "Adresse",
+    "kinds": "Types d'alerte",
+    "quiet_hours": "Heures calmes",
+    "digest": "Récapitulatif",
 }
 # French words for the details' coded values, by key (roles, services, access modes and
 # dates are the page's own vocabularies: see fleet_server.web.format).
@@ -102,6 +111,7 @@ DETAIL_VALUES: Final = {
     "command": {"rotate_credentials": "renouveler les identifiants"},
     "half": {"am": "matin", "pm": "après-midi"},
     "kind": {"closed": "fermeture", "open": "ouverture exceptionnelle"},
+    "channel": {"email": "courriel", "webhook": "webhook"},
 }
 
 

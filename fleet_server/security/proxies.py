@@ -27,6 +27,17 @@ def networks(trusted: Sequence[str]) -> list[Network]:
     return [ipaddress.ip_network(item.strip(), strict=False) for item in trusted]
 
 
+def is_loopback_host(host: str) -> bool:
+    """``localhost`` or a loopback address: a peer on this machine (notifications' clear-text
+    rule: an SMTP relay or a webhook here may be reached without TLS)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _is_trusted(address: str, trusted: Sequence[Network]) -> bool:
     try:
         ip = ipaddress.ip_address(address)

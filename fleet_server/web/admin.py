@@ -102,6 +102,47 @@ async def set_service(
     return redirect_to(request, page, form="service", notice=notice)
 
 
+SPEECH_CHOICES = {"": None, "on": True, "off": False}  # the form's values
+SPEECH_NOTICES = {
+    None: "Lecture à voix haute : comme le réglage du guichet.",
+    True: "Lecture à voix haute activée : chaque écran est lu.",
+    False: "Lecture à voix haute désactivée.",
+}
+
+
+@router.post("/devices/{device_id}/speech")
+async def set_speech(
+    request: Request,
+    device_id: str,
+    ctx: Ctx,
+    user: AdminUser,
+    speech: Annotated[str, Form(max_length=8)] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    """Whether the counter says every screen aloud (issue 15); sent in its retained config."""
+    check_csrf(request, csrf_token)
+    page = f"/devices/{device_id}#appels"
+    if speech not in SPEECH_CHOICES:
+        return redirect_to(request, page, form="speech", error="Choix inconnu.")
+    chosen = SPEECH_CHOICES[speech]
+
+    def save() -> None:
+        with ctx.sessions.begin() as session:
+            calls_admin.set_device_speech(session, device_id, chosen)
+            audit.record(
+                session, user.username, "device.speech", device_id,
+                actor_user_id=user.user_id, speech=chosen,
+            )  # fmt: skip
+
+    try:
+        await asyncio.to_thread(save)
+    except calls_admin.CallSetupError:
+        _known_device(ctx, device_id)
+        raise
+    config_push.request_push(ctx, [device_id])  # the counter follows its retained config
+    return redirect_to(request, page, form="speech", notice=SPEECH_NOTICES[chosen])
+
+
 @router.post("/devices/{device_id}/identity")
 async def set_identity(
     request: Request,

@@ -43,6 +43,7 @@ from fleet_server.models import User
 from fleet_server.mqtt.broker_files import BrokerFiles
 from fleet_server.mqtt.config_push import ConfigPusher
 from fleet_server.mqtt.ingest import Ingest
+from fleet_server.mqtt.notify.worker import DeliveryWorker
 from fleet_server.security import auth
 from fleet_server.security.roles import DASHBOARD_ROLES, Role
 from fleet_server.settings import Settings
@@ -69,6 +70,7 @@ class AppContext:
     broker: BrokerFiles | None = None
     ingest: Ingest | None = None  # set while the app runs with its MQTT ingest
     config_pusher: ConfigPusher | None = None  # set while the app runs (config_push.py)
+    notifier: DeliveryWorker | None = None  # set while the app runs (notify/worker.py)
     flashes: FlashStore = field(default_factory=FlashStore)  # forms' messages (flash.py)
 
 
@@ -148,6 +150,15 @@ def api_principal(
     return auth.principal_of(user, via_token=via_token)
 
 
+def api_admin_principal(
+    user: Annotated[auth.Principal, Depends(api_principal)],
+) -> auth.Principal:
+    """For API routes that change the setup: an administrator (auditors only read)."""
+    if user.role != Role.ADMIN:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "Réservé aux administrateurs.")
+    return user
+
+
 def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(
         status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"}
@@ -207,6 +218,7 @@ CallLogUser = Annotated[auth.Principal, Depends(call_log_principal)]
 AdminUser = Annotated[auth.Principal, Depends(admin_principal)]
 AgentUser = Annotated[auth.Principal, Depends(agent_principal)]
 ApiUser = Annotated[auth.Principal, Depends(api_principal)]
+ApiAdmin = Annotated[auth.Principal, Depends(api_admin_principal)]
 
 
 MESSAGE_KEYS = ("error", "message")  # what render() says as sentences

@@ -31,6 +31,7 @@ from fleet_server.security import audit
 from fleet_server.security.roles import ROLE_LABELS, Role
 from guichet import signalling
 from guichet.contract import (
+    AUDIO_ROUTE_LABELS,
     DEVICE_HEALTH_LABELS,
     DEVICE_STATE_LABELS,
     EVENT_KIND_LABELS,
@@ -80,6 +81,11 @@ MODE_LABELS: dict[str, str] = {m.value: label for m, label in ACCESS_MODE_LABELS
 
 def state_label(state: str | None) -> str:
     return STATE_LABELS.get(state or DeviceState.UNKNOWN, state or MISSING)
+
+
+def audio_route_label(route: str | None) -> str:
+    """Where the counter's call audio goes (its last telemetry): speakers or a headset."""
+    return AUDIO_ROUTE_LABELS.get(route, route) if route else MISSING  # type: ignore[call-overload]
 
 
 def health_label(health: str | None) -> str:
@@ -277,6 +283,7 @@ def audit_details(detail: Mapping[str, object] | None, services: Mapping[str, st
         "mode": lambda v: MODE_LABELS.get(str(v), plain_value(v)),
         "weekday": lambda v: WEEKDAYS[v] if isinstance(v, int) and 0 <= v < 7 else plain_value(v),
         "fallback_s": lambda v: seconds(v) if isinstance(v, int | float) else plain_value(v),
+        "speech": lambda v: "comme le réglage du guichet" if v is None else plain_value(v),
     }
     items = []
     for key in sorted(detail or {}, key=_audit_order):
@@ -382,6 +389,12 @@ def sentence(text: str | None) -> str:
     return text if text.endswith(SENTENCE_ENDS) else text + "."
 
 
+# The accessibility statement's compliance state, said in every page's footer (RGAA 4.1):
+# "non conforme" while no audit of the RGAA's 106 criteria has been made, whatever the
+# automated audit finds (fleet_server/web/accessibility.py, docs/accessibility.md).
+ACCESSIBILITY_COMPLIANCE = "non conforme"
+
+
 def make_templates() -> Jinja2Templates:
     """The Jinja environment with the dashboard's filters (autoescaping on)."""
     templates = Jinja2Templates(directory=TEMPLATES_DIR)
@@ -389,6 +402,7 @@ def make_templates() -> Jinja2Templates:
     env.filters.update(
         state_label=state_label,
         health_label=health_label,
+        audio_route_label=audio_route_label,
         alert_label=alert_label,
         event_label=event_label,
         end_reason_label=end_reason_label,
@@ -413,4 +427,5 @@ def make_templates() -> Jinja2Templates:
     env.globals["STATE_LABELS"] = STATE_LABELS
     env.globals["last_known"] = last_known
     env.globals["WEAK_LINE"] = WEAK_LINE
+    env.globals["ACCESSIBILITY_COMPLIANCE"] = ACCESSIBILITY_COMPLIANCE
     return templates

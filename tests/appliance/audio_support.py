@@ -26,6 +26,7 @@ from appliance.hw.audio.opus import OpusDecoder, OpusSpeechEncoder, SpeechSettin
 from appliance.hw.audio.processed import ProcessedMicrophone, ProcessedSpeaker
 from appliance.hw.audio.pyav import NullAudioSink
 from appliance.hw.audio.webrtc import WebrtcAudioProcessing
+from appliance.hw.pacing import Pacer
 
 FRAME = 960  # 20 ms, what aiortc's decoder and the microphone hand over
 FAR_VOICE = "fr+f3"  # the agent
@@ -126,6 +127,26 @@ class ArraySource:
 
     async def close(self) -> None:
         pass
+
+
+class PacedSpeechSource(ArraySource):
+    """French speech in a loop, 20 ms a frame in real time, as a microphone gives it: the
+    voice of a call on a shaped line (benches), where a test tone would not do — Opus codes
+    its in-band FEC only for frames its voice detector takes for speech."""
+
+    def __init__(self, samples: Samples) -> None:
+        super().__init__(samples)
+        self._pacer = Pacer(FRAME / SAMPLE_RATE)
+        self._sent = 0  # samples sent: the frames' timestamps go on across the loops
+
+    async def read(self) -> av.AudioFrame:
+        await self._pacer.tick()
+        if self._at + FRAME > len(self._samples):
+            self._at = 0
+        block = self._samples[self._at : self._at + FRAME]
+        self._at += FRAME
+        self._sent += FRAME
+        return mono_frame(block, self._sent - FRAME)
 
 
 def stereo_frame(block: Samples) -> av.AudioFrame:

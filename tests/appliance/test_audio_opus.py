@@ -14,7 +14,7 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError
 
 from appliance.call.tracks import MicrophoneTrack
-from appliance.hw.audio.opus import OpusSpeechEncoder, SpeechSettings
+from appliance.hw.audio.opus import DTX_BYTES, OpusSpeechEncoder, SpeechSettings
 from appliance.hw.audio.pyav import ToneSource
 from tests.appliance.audio_support import (
     FAR_TEXT,
@@ -59,7 +59,29 @@ def test_silence_is_not_sent_with_dtx() -> None:
         frame.sample_rate, frame.pts, frame.time_base = RATE, i * 960, Fraction(1, RATE)
         sent += len(encoder.encode(frame))
     assert encoder.packets_dtx >= 100
-    assert 2 <= sent <= 20  # a comfort-noise update every 400 ms, not 50 packets a second
+    # a comfort-noise update every 400 ms, each followed by one DTX mark (WebRTC's rule, next
+    # test): not 50 packets a second
+    assert 2 <= sent <= 20 * 2
+
+
+def test_each_silence_starts_with_one_dtx_packet_so_the_browser_knows_it_is_no_loss() -> None:
+    """WebRTC's rule (``opus_interface.cc``): the first DTX frame after a sent frame goes
+    out (the receiver's decoder switches to comfort noise), the ones after it stay home.
+    Without it, Chromium concealed every pause of a call's speech as if packets were lost.
+    (libopus sends a comfort-noise update every 400 ms of silence; a mark follows each.)"""
+    encoder = OpusSpeechEncoder()
+    noise = np.random.default_rng(1).normal(0, 6000, 960 * 50).astype(np.int16)  # 1 s
+    signal = np.concatenate([noise, np.zeros(960 * 150, np.int16)] * 2)  # (1 s, 3 s silent) × 2
+    sent: list[bytes] = []
+    for i in range(len(signal) // 960):
+        block = signal[i * 960 : (i + 1) * 960].reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(block, format="s16", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = RATE, i * 960, Fraction(1, RATE)
+        sent += [bytes(p) for p in encoder.encode(frame)]
+    marks = [len(payload) <= DTX_BYTES for payload in sent]
+    assert sum(marks) >= 2  # each silence starts with one
+    assert not any(a and b for a, b in itertools.pairwise(marks))  # never two in a row
+    assert encoder.packets_dtx >= 200  # the rest of the silences stayed home
 
 
 async def test_microphone_track_hands_aiortc_opus_packets_on_the_48k_clock() -> None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from appliance.call.machine import CallMachine, CallTimings, Phase
-from appliance.call.phases import ENDED_SCREEN, MINUTE, QUESTION
+from appliance.call.phases import ENDED_SCREEN, MINUTE, QUESTION, QUESTION_WARNING
 from appliance.call.summary import PHASE_SUMMARIES, SURVEY_SUMMARY, summary
 from appliance.hw.ports import LightPattern, ScreenState
 from guichet import signalling as sig
@@ -26,6 +26,7 @@ from tests.appliance.test_call_machine import CALL_ID, WELCOME, Clock, Effects
 # Tuesday 13 January 2026, Paris = UTC+1 in winter.
 MONDAY = datetime(2026, 1, 12, tzinfo=UTC)
 SHORT, LONG = 0.2, 2.5  # held seconds; the machine's long press is 2 s
+WARNING_S = CallTimings().more_time_warning_s
 
 
 def at(day: int, hour: int, minute: int = 0) -> datetime:
@@ -225,7 +226,7 @@ def test_questionnaire_after_an_answered_call_sends_the_answers_once(
     answered_call(machine)
     assert machine.phase is Phase.SURVEY
     assert fx.lights[-1] is LightPattern.IDLE
-    assert fx.timers[QUESTION] == 30
+    assert fx.timers[QUESTION_WARNING] + WARNING_S == 30  # the last 10 s offer more time
     state, info = fx.screens[-1]
     assert state is ScreenState.SURVEY
     assert info == {
@@ -252,6 +253,7 @@ def test_questionnaire_after_an_answered_call_sends_the_answers_once(
     assert machine.phase is Phase.ENDED
     assert fx.screens[-1] == (ScreenState.ENDED, {})
     assert QUESTION not in fx.timers
+    assert QUESTION_WARNING not in fx.timers
     [answer] = fx.surveys
     assert answer.answers == {"dealt_with": "partly", "satisfaction": "4", "travel": "lt10"}
     assert (answer.questionnaire_version, answer.service, answer.at) == (1, "caf", wall.now)
@@ -303,7 +305,7 @@ def test_the_servers_questionnaire_and_its_version_are_used(
     )
     machine.configure(schedule(), custom)
     answered_call(machine, service="msa")
-    assert fx.timers[QUESTION] == 12
+    assert fx.timers[QUESTION_WARNING] + WARNING_S == 12
     assert fx.screens[-1][1]["steps"] == 1
     machine.released(SHORT)
     machine.released(LONG)
@@ -376,6 +378,7 @@ def test_skipping_the_questionnaire_sends_what_was_given_and_ends_it(
     assert machine.skip_survey()
     assert machine.phase is Phase.ENDED
     assert QUESTION not in fx.timers
+    assert QUESTION_WARNING not in fx.timers
     [answer] = fx.surveys
     assert answer.answers == {"dealt_with": "yes"}
     assert summary(machine) == "écran de fin d'appel"

@@ -156,8 +156,9 @@ async def test_the_counter_relays_with_the_credentials_of_its_call(
     counter: Counter, turn_server: Coturn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The browser may use only the relay (TCP); the counter gets TURN over TLS in
-    ``call_answered`` and nothing in ``welcome``: the call connects, media flows both ways,
-    and coturn saw the counter allocate under that call's name."""
+    ``call_answered`` and nothing in ``welcome``: it allocates its relay under that call's
+    name as soon as the agent answers, before the offer; the call connects, media flows both
+    ways."""
     monkeypatch.setenv("SSL_CERT_FILE", str(turn_server.ca_file))  # aiortc's default context
     await counter.server.connected.wait()
     await counter.wait_phase(Phase.IDLE)
@@ -180,6 +181,11 @@ async def test_the_counter_relays_with_the_credentials_of_its_call(
                 call_id=call_id, agent_label="Conseiller Caf", ice_servers=[for_counter]
             )
         )
+        # The counter gets ready while the browser makes its offer: it allocates its relay
+        # before any offer exists.
+        async with asyncio.timeout(10):
+            while f"{call_id}.counter" not in turn_server.log():
+                await asyncio.sleep(0.05)
         offer = sig.SessionDescription(type="offer", sdp=await browser.offer())
         await counter.server.send(sig.Description(call_id=call_id, description=offer))
         answer = await counter.server.expect(sig.Description, timeout=20)

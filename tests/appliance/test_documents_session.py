@@ -302,15 +302,16 @@ async def test_the_simulated_devices_scan_and_print(tmp_path: Path) -> None:
 async def test_the_video_leaves_room_while_a_scan_crosses_the_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """From the end of the scan until the PDF has crossed, the call's video steps down."""
+    """From the start of the scan until the PDF has crossed, the call's video steps down."""
     from appliance.call import documents
 
     monkeypatch.setattr(documents, "ROOM_AFTER_S", 0.05)
-    room: list[tuple[bool, int]] = []  # (asked, Done messages sent by then)
+    room: list[tuple[bool, int, int]] = []  # (asked, pages and Done messages sent by then)
     rig_box: list[Rig] = []
 
     def make_room(active: bool) -> None:
-        room.append((active, len(rig_box[0].channel.of(doc.Done)) if rig_box else -1))
+        channel = rig_box[0].channel
+        room.append((active, len(channel.of(doc.ScanPage)), len(channel.of(doc.Done))))
 
     async for rig in _rig(tmp_path, SimulatedPrinter(), SimulatedScanner(), make_room):
         rig_box.append(rig)
@@ -319,7 +320,8 @@ async def test_the_video_leaves_room_while_a_scan_crosses_the_line(
         async with asyncio.timeout(WAIT_S):
             while len(room) < 2:
                 await asyncio.sleep(0.01)
-    assert room == [(True, 0), (False, 1)]  # down before the PDF, back once it is sent
+    # down before the first page is scanned, back once the PDF is sent
+    assert room == [(True, 0, 0), (False, 1, 1)]
 
 
 async def test_a_scan_arrives_as_one_checked_pdf(tmp_path: Path, sane_test_backend: str) -> None:

@@ -119,6 +119,28 @@ def test_each_state_has_its_background_and_large_high_contrast_text(
     assert has_yellow == (state in YELLOW_EXPECTED)
 
 
+@pytest.mark.parametrize(
+    ("state", "extra"),
+    [
+        (ScreenState.WAITING, {"position": 2, "estimated_wait_s": 480}),
+        (ScreenState.CHOICE, {"more_time": 10}),
+        (ScreenState.SURVEY, {"more_time": 10}),
+        (ScreenState.IN_CALL, {"headset": True}),
+    ],
+)
+def test_the_queue_and_more_time_show_in_yellow_in_the_lower_part(
+    screen: PygameScreen, tmp_path: Path, state: ScreenState, extra: ScreenInfo
+) -> None:
+    """Issue 15: the place in the queue under the waiting clock; "Appui court : plus de
+    temps" in place of the short press's hint; the headset's line over the hang-up hint."""
+    lower = slice(SIZE[1] * 6 // 10, SIZE[1])
+    screen.show(state, **EXAMPLES[state])
+    before = np.all(shot(screen, tmp_path / "before.png")[lower] == YELLOW, axis=-1).sum()
+    screen.show(state, **(EXAMPLES[state] | extra))
+    after = np.all(shot(screen, tmp_path / "after.png")[lower] == YELLOW, axis=-1).sum()
+    assert after > before + 1_000
+
+
 def test_states_differ_from_each_other(screen: PygameScreen, tmp_path: Path) -> None:
     seen = set()
     for state in ScreenState:

@@ -125,7 +125,7 @@ async def test_a_missing_binary_is_an_absent_speaker_logged_once(
         await speaker.wait_done()
     assert not speaker.present
     assert [r.getMessage() for r in caplog.records] == [
-        "espeak-ng-not-installed not found: the questionnaire is not read aloud"
+        "espeak-ng-not-installed not found: nothing is read aloud"
     ]
     speaker.close()
 
@@ -221,3 +221,35 @@ async def test_the_counters_setting_overrides_the_questionnaires(
     agent.speak("Bonjour")
     agent.speak(None)
     assert speaker.said == ["Bonjour"]
+
+
+@pytest.mark.parametrize(
+    ("own", "sent", "expected"),
+    [(False, None, False), (True, None, True), (False, True, True), (True, False, False)],
+)
+async def test_the_fleets_choice_overrides_the_counters_speech(
+    own: bool, sent: bool | None, expected: bool
+) -> None:
+    """Issue 15: the counter page's choice (in the retained config) beats ``[accessibility]
+    speech``; None leaves the counter's own. The questionnaire follows."""
+    from appliance.fleet.settings import RuntimeSettings
+    from guichet.contract import DeviceConfig, utcnow
+
+    settings = RuntimeSettings(30)
+    settings.device_config = DeviceConfig(version=1, issued_at=utcnow(), speech=sent)
+    agent = CallAgent(
+        server_url="ws://127.0.0.1:9/ws/counter",
+        token="counter-token-0123456789",
+        button=SimulatedButton(loop=asyncio.get_running_loop()),
+        light=SimulatedLight(),
+        screen=None,
+        media=TestMedia(),
+        emit=lambda kind, data: None,
+        settings=settings,
+        submit_survey=lambda answer: None,
+        speaker=SilentSpeaker(),
+        speech=own,
+    )
+    assert agent.machine.speech is expected
+    assert agent.machine.questionnaire is not None
+    assert agent.machine.questionnaire.spoken is expected

@@ -55,6 +55,7 @@ POLICY: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("GET", "/admin/services"): ADMIN,
     ("POST", "/admin/services"): ADMIN,
     ("POST", "/devices/{device_id}/service"): ADMIN,
+    ("POST", "/devices/{device_id}/speech"): ADMIN,
     ("POST", "/devices/{device_id}/identity"): ADMIN,
     ("POST", "/devices/{device_id}/call-token"): ADMIN,
     ("GET", "/agent"): CONSOLE,
@@ -74,6 +75,7 @@ POLICY: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("POST", "/account/totp/disable"): ADMIN,
     ("GET", "/api/v1/openapi.json"): PUBLIC,
     ("GET", "/api/v1/docs"): PUBLIC,
+    ("GET", "/accessibilite"): PUBLIC,  # the accessibility statement, as the RGAA asks
     ("GET", "/api/v1/devices"): READERS,
     ("GET", "/api/v1/devices/{device_id}"): READERS,
     ("GET", "/api/v1/alerts"): READERS,
@@ -101,6 +103,13 @@ POLICY: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("POST", "/reception/appointments/{appointment_id}/cancel"): RECEPTION,
     ("POST", "/agent/agenda-link"): frozenset({"agent"}),  # an admin has no calendar
     ("GET", "/ical/{token}.ics"): NOBODY,  # the secret in the URL is the credential
+    ("GET", "/admin/notifications"): ADMIN,
+    ("POST", "/admin/notifications/targets"): ADMIN,
+    ("POST", "/admin/notifications/targets/{target_id}/delete"): ADMIN,
+    ("GET", "/api/v1/notifications/targets"): ADMIN,
+    ("POST", "/api/v1/notifications/targets"): ADMIN,
+    ("DELETE", "/api/v1/notifications/targets/{target_id}"): ADMIN,
+    ("GET", "/api/v1/notifications/deliveries"): ADMIN,
 }
 # Routes whose credential is a secret in the path: a wrong one is 404 for everyone.
 SECRET_IN_PATH: Final = frozenset({("GET", "/ical/{token}.ics")})
@@ -114,6 +123,7 @@ PARAMS = {
     "kind": "rules",
     "appointment_id": "999",
     "token": "gpi_" + "x" * 43,
+    "target_id": "999",
 }
 JSON_PREFIXES = ("/api/", "/metrics")
 

@@ -139,3 +139,28 @@ def test_strip_secrets_keeps_layout_and_comments() -> None:
 )
 def test_slug(text: str, expected: str) -> None:
     assert slug(text) == expected
+
+
+def test_accessibility_reaches_the_agents_configuration() -> None:
+    """Issue 15: speech, its volume and the citizen's time, from the technician's file."""
+    text = _read("valide-ethernet.toml") + (
+        "\n[accessibilite]\nparole = true\nvolume_parole = 80\nappui_long_s = 3\n"
+        "delai_choix_s = 120\ndelai_question_s = 90\nplus_de_temps_s = 15\n"
+    )
+    appliance = parse_config(to_appliance_toml(parse_boot_config(text), data_dir="/d"))
+    access = appliance.accessibility
+    assert (access.speech, access.speech_volume_pct) == (True, 80)
+    assert (access.choice_timeout_s, access.question_timeout_s) == (120, 90)
+    assert access.more_time_warning_s == 15
+    assert appliance.call.long_press_s == 3
+    default = parse_config(
+        to_appliance_toml(parse_boot_config(_read("valide-ethernet.toml")), data_dir="/d")
+    )
+    assert (default.accessibility.speech, default.accessibility.question_timeout_s) == (False, None)
+    assert default.call.long_press_s == 2.0
+
+
+def test_a_question_delay_under_ten_seconds_is_refused_in_french() -> None:
+    text = _read("valide-ethernet.toml") + "\n[accessibilite]\ndelai_question_s = 5\n"
+    with pytest.raises(BootConfigError, match="au moins 10 secondes"):
+        parse_boot_config(text)

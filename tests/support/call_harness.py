@@ -28,6 +28,7 @@ from appliance.call.agent import CallAgent
 from appliance.call.loopback import disable_loopback_candidates
 from appliance.call.machine import Phase
 from appliance.config import ApplianceConfig, parse_config
+from appliance.hw.ports import AudioSink, AudioSource, FrameSource, MediaDevices
 from appliance.hw.ports.scanner import Scanner
 from appliance.hw.ports.screen import SimulatedScreen
 from appliance.wiring import Hardware, build_hardware
@@ -261,6 +262,7 @@ async def call_rig(
     adaptation: bool = True,  # false: the video fixed whatever the line (the baseline)
     camera_size: tuple[int, int] = (640, 360),
     scanner: Scanner | None = None,  # the counter's, instead of the simulated one
+    microphone: Callable[[], AudioSource] | None = None,  # instead of the test tone
     **server_settings: Any,
 ) -> AsyncIterator[CallRig]:
     async with AsyncExitStack() as stack:
@@ -305,7 +307,7 @@ async def call_rig(
         # The counter may reach the broker another way (e.g. a relay the test can cut).
         mqtt_url = counter_mqtt_url(broker) if counter_mqtt_url is not None else None
         config = parse_config(text.replace("{mqtt_url}", mqtt_url or broker.url_at(office)))
-        build = _with_scanner(scanner)
+        build = _with_parts(scanner, microphone)
         counter = None
         if network is None:
             appliance = await _start_here(stack, Appliance(config, build=build))
@@ -323,20 +325,41 @@ async def call_rig(
         yield rig
 
 
-def _with_scanner(
-    scanner: Scanner | None,
+def _with_parts(
+    scanner: Scanner | None, microphone: Callable[[], AudioSource] | None
 ) -> Callable[[ApplianceConfig, asyncio.AbstractEventLoop], Hardware]:
     """The counter's hardware as its config says, with ``scanner`` in place of its own
-    (a bench's realistic pages; the simulated scanner's are blank)."""
-    if scanner is None:
+    (a bench's realistic pages; the simulated scanner's are blank) and each call's
+    microphone made by ``microphone`` (a bench's speech instead of the test tone)."""
+    if scanner is None and microphone is None:
         return build_hardware
 
     def build(config: ApplianceConfig, loop: asyncio.AbstractEventLoop) -> Hardware:
         hardware = build_hardware(config, loop)
-        hardware.scanner = scanner
+        if scanner is not None:
+            hardware.scanner = scanner
+        if microphone is not None and hardware.media is not None:
+            hardware.media = _OwnMicrophone(hardware.media, microphone)
         return hardware
 
     return build
+
+
+class _OwnMicrophone:
+    """``MediaDevices`` whose microphone is made by the test."""
+
+    def __init__(self, media: MediaDevices, microphone: Callable[[], AudioSource]) -> None:
+        self._media = media
+        self._microphone = microphone
+
+    def camera(self) -> FrameSource:
+        return self._media.camera()
+
+    def microphone(self) -> AudioSource:
+        return self._microphone()
+
+    def speaker(self) -> AudioSink:
+        return self._media.speaker()
 
 
 async def _start_here(stack: AsyncExitStack, appliance: Appliance) -> Appliance:

@@ -39,6 +39,8 @@ INSTALL_JS = """
     if (!pc) { return; }
     const s = {t: performance.timeOrigin + performance.now(), framesDecoded: 0,
                videoBytes: 0, audioBytes: 0, concealed: 0, samples: 0,
+               audioPackets: 0, audioLost: 0, audioFec: 0, audioLate: 0, audioEvents: 0,
+               audioBufferS: 0, audioEmitted: 0,
                width: null, height: null, relay: null};
     const stats = await pc.getStats();
     stats.forEach((r) => {
@@ -52,6 +54,12 @@ INSTALL_JS = """
         // only the rest is loss concealment.
         s.concealed += (r.concealedSamples || 0) - (r.silentConcealedSamples || 0);
         s.samples += r.totalSamplesReceived || 0;
+        s.audioPackets += r.packetsReceived || 0; s.audioLost += r.packetsLost || 0;
+        s.audioFec += r.fecPacketsReceived || 0;  // Opus in-band FEC copies NetEq received
+        s.audioLate += r.packetsDiscarded || 0;  // arrived too late to be played
+        s.audioEvents += r.concealmentEvents || 0;
+        s.audioBufferS += r.jitterBufferDelay || 0;
+        s.audioEmitted += r.jitterBufferEmittedCount || 0;
       }
       if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded") {
         const local = stats.get(r.localCandidateId), remote = stats.get(r.remoteCandidateId);
@@ -128,6 +136,35 @@ def concealment_ratio(samples: Sequence[dict[str, Any]]) -> float:
     total = samples[-1]["samples"] - samples[0]["samples"]
     concealed = samples[-1]["concealed"] - samples[0]["concealed"]
     return concealed / total if total > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class VoiceFigures:
+    lost: float  # share of the voice's packets lost on the line (what concealment covers)
+    late: float  # share that arrived too late to be played (NetEq discarded them)
+    fec: int  # Opus in-band FEC copies NetEq received
+    events: int  # concealment events (each a stretch of made-up sound)
+    buffer_ms: float  # NetEq's average jitter buffer delay
+
+
+def voice_figures(samples: Sequence[dict[str, Any]]) -> VoiceFigures:
+    """What happened to the voice's packets over the samples (Chromium's inbound-rtp)."""
+    if len(samples) < 2:
+        return VoiceFigures(0.0, 0.0, 0, 0, 0.0)
+    first, last = samples[0], samples[-1]
+
+    def delta(key: str) -> float:
+        return float(last[key] - first[key])
+
+    sent = delta("audioLost") + delta("audioPackets")
+    emitted = delta("audioEmitted")
+    return VoiceFigures(
+        lost=delta("audioLost") / sent if sent > 0 else 0.0,
+        late=delta("audioLate") / sent if sent > 0 else 0.0,
+        fec=int(delta("audioFec")),
+        events=int(delta("audioEvents")),
+        buffer_ms=1000 * delta("audioBufferS") / emitted if emitted > 0 else 0.0,
+    )
 
 
 def received_kbps(samples: Sequence[dict[str, Any]]) -> float:

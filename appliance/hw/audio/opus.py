@@ -47,7 +47,9 @@ FRAME_SAMPLES = 960  # 20 ms: WebRTC's Opus frame; FEC carries one frame back
 BITRATE_BPS = 28_000  # wideband speech with room for the FEC copy (Opus at 24–32 k is toll+)
 EXPECTED_LOSS_PCT = 10  # makes libopus add FEC; tuned for the rural profiles' 1–3 % loss
 MAX_PACKET_BYTES = 1_275  # RFC 6716's largest Opus frame
-DTX_BYTES = 2  # a packet this small is a DTX frame: not sent (as WebRTC does)
+DTX_BYTES = 2  # a packet this small is a DTX frame: only the first of a silence is sent, to
+# tell the receiver's decoder that silence starts (as WebRTC's opus_interface does); without
+# it, the browser takes each pause for lost packets and conceals it
 
 if TYPE_CHECKING:
     from av.stream import Stream
@@ -154,6 +156,7 @@ class OpusSpeechEncoder:
         self._out = ctypes.create_string_buffer(MAX_PACKET_BYTES)
         self.packets_sent = 0
         self.packets_dtx = 0  # 20 ms frames not sent: silence
+        self._in_dtx = False  # the receiver has been told silence started
 
     def encode(self, frame: av.AudioFrame) -> list[Packet]:
         """The packets to send for ``frame`` (none while it fills a 20 ms frame, or in DTX)."""
@@ -165,9 +168,11 @@ class OpusSpeechEncoder:
             block, self._pending = self._pending[:FRAME_SAMPLES], self._pending[FRAME_SAMPLES:]
             pts = self._clock.take(FRAME_SAMPLES)
             payload = self.encode_block(block)
-            if len(payload) <= DTX_BYTES:
+            dtx = len(payload) <= DTX_BYTES
+            if dtx and self._in_dtx:
                 self.packets_dtx += 1
                 continue
+            self._in_dtx = dtx
             packet = av.Packet(payload)
             packet.pts = pts
             packet.time_base = TIME_BASE

@@ -18,11 +18,14 @@ import logging
 from appliance.config import HardwareSection
 from appliance.hw.audio.processed import ProcessedMicrophone, ProcessedSpeaker
 from appliance.hw.audio.pyav import NullAudioSink, PyavAudioSink, PyavAudioSource, ToneSource
+from appliance.hw.audio.routed import RoutedSpeaker
 from appliance.hw.audio.webrtc import WebrtcAudioProcessing, load
 from appliance.hw.camera.pattern import H264TestPatternSource, TestPatternSource
 from appliance.hw.camera.pi_camera import Picamera2Source
 from appliance.hw.camera.v4l2 import V4l2Format, V4l2Source
 from appliance.hw.ports import AudioSink, AudioSource, FrameSource
+from appliance.hw.ports.headset import AudioRouting
+from guichet.contract import AudioRoute
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +38,9 @@ class SilenceSource(ToneSource):
 
 
 class ConfiguredMedia:
-    def __init__(self, hw: HardwareSection) -> None:
+    def __init__(self, hw: HardwareSection, routing: AudioRouting | None = None) -> None:
         self._hw = hw
+        self._routing = routing  # private listening: a headset takes the call's audio
         # One call's processing, made by whichever of microphone()/speaker() came first.
         self._for_speaker: WebrtcAudioProcessing | None = None
         self._for_microphone: WebrtcAudioProcessing | None = None
@@ -61,6 +65,15 @@ class ConfiguredMedia:
         # "none" still sends the test pattern: the agent sees that the counter has no camera.
         return TestPatternSource(size, hw.camera_fps)
 
+    def _sink(self, route: AudioRoute, headset_device: str | None) -> AudioSink:
+        """The speakers, or (``HEADSET``) the headset's ALSA device."""
+        hw = self._hw
+        if hw.audio_out not in ("alsa", "pulse"):
+            return NullAudioSink()
+        if route is AudioRoute.HEADSET and headset_device is not None:
+            return PyavAudioSink("alsa", headset_device)
+        return PyavAudioSink(hw.audio_out, hw.audio_out_device)
+
     def microphone(self) -> AudioSource:
         hw = self._hw
         if hw.audio_in in ("alsa", "pulse"):
@@ -76,12 +89,11 @@ class ConfiguredMedia:
         return SilenceSource()
 
     def speaker(self) -> AudioSink:
-        hw = self._hw
-        sink: AudioSink
-        if hw.audio_out in ("alsa", "pulse"):
-            sink = PyavAudioSink(hw.audio_out, hw.audio_out_device)
-        else:
-            sink = NullAudioSink()
+        sink: AudioSink = (
+            self._sink(AudioRoute.SPEAKERS, None)
+            if self._routing is None
+            else RoutedSpeaker(self._routing, self._sink)
+        )
         if not self._processes():
             return sink
         processing, self._for_speaker = self._for_speaker, None

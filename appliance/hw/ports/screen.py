@@ -43,11 +43,15 @@ class ScreenInfo(TypedDict, total=False):
 
     service: str  # the service the button calls: "Caf — Allocations familiales"
     waited_s: float  # WAITING: seconds already waited; the screen counts on from here
+    position: int  # WAITING: the call's place in its service's queue (1: the next one)
+    estimated_wait_s: int  # WAITING: the server's rough estimate of the wait, in seconds
+    more_time: int  # SURVEY, CHOICE: seconds left before the timeout; a short press adds more
     reason: str  # OUT_OF_SERVICE: an OutOfServiceReason or a short French sentence;
     #              ENDED/MISSED: why, in French (e.g. "La communication a été coupée.")
     next_opening: str  # MISSED: "lundi 2 décembre à 9 h"
     phone: str  # MISSED, CLOSED: a number the citizen can call instead, "32 30"
     document: str  # IN_CALL: what to do with a document now ("Posez votre document…")
+    headset: bool  # WAITING, IN_CALL: a headset is plugged in, the call is heard there alone
     choices: list[str]  # CHOICE: the open services' labels; SURVEY: the question's options
     selected: int  # CHOICE, SURVEY: the index of the highlighted entry of ``choices``
     lines: list[str]  # CLOSED: the next openings, "Caf : mardi 14 h"

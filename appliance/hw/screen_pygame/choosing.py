@@ -52,7 +52,7 @@ def choice(canvas: Canvas, info: ScreenInfo, elapsed_s: float) -> None:
     numbered = info.get("numbered", 0)
     choices, selected = info.get("choices", []), info.get("selected", 0)
     option_list(canvas, choices, selected, y + 30, LIST_BOTTOM, numbered=numbered)
-    _hints(canvas, texts.SHORT_PRESS_NEXT, texts.LONG_PRESS_CALL, numbered=numbered)
+    _hints(canvas, texts.SHORT_PRESS_NEXT, texts.LONG_PRESS_CALL, numbered, info.get("more_time"))
 
 
 def closed(canvas: Canvas, info: ScreenInfo, elapsed_s: float) -> None:
@@ -84,7 +84,7 @@ def survey(canvas: Canvas, info: ScreenInfo, elapsed_s: float) -> None:
             canvas.text(choices[selected], size=EMPHASIS, top=label_top, colour=YELLOW, bold=True)
     else:
         option_list(canvas, choices, selected, y + 30, LIST_BOTTOM, numbered=numbered)
-    _hints(canvas, texts.SHORT_PRESS_MOVE, texts.LONG_PRESS_CHOOSE, numbered=numbered)
+    _hints(canvas, texts.SHORT_PRESS_MOVE, texts.LONG_PRESS_CHOOSE, numbered, info.get("more_time"))
 
 
 # --- pieces ------------------------------------------------------------------------------------
@@ -186,8 +186,16 @@ def _face(
         pygame.draw.arc(surface, BLACK, mouth, 0.0, math.pi, line)
 
 
-def _hints(canvas: Canvas, short: str, long: str, *, numbered: int = 0) -> None:
-    y = canvas.text(short, size=BODY, top=HINTS_TOP, colour=SOFT_WHITE, max_lines=1)
+def _hints(
+    canvas: Canvas, short: str, long: str, numbered: int = 0, more_time: int | None = None
+) -> None:
+    """The press hints; while a timeout's warning runs (``more_time``: seconds left), the
+    short press's line says it gives more time, in yellow."""
+    if more_time is not None:
+        line = texts.MORE_TIME.format(seconds=more_time)
+        y = canvas.text(line, size=BODY, top=HINTS_TOP, colour=YELLOW, bold=True, max_lines=1)
+    else:
+        y = canvas.text(short, size=BODY, top=HINTS_TOP, colour=SOFT_WHITE, max_lines=1)
     y = canvas.text(long, size=BODY, top=y, colour=SOFT_WHITE, bold=True, max_lines=1)
     if numbered:
         canvas.text(texts.NUMBERED_BUTTONS, size=HINT, top=y, colour=SOFT_WHITE, max_lines=1)

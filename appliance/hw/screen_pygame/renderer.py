@@ -65,7 +65,13 @@ class Renderer:
         self.surface.fill(BACKGROUND[self.state])
         canvas = Canvas(self.surface, self.fonts)
         if self.state == ScreenState.IN_CALL:
-            scenes.in_call(canvas, self._video, self._self_view, self.info.get("document"))
+            scenes.in_call(
+                canvas,
+                self._video,
+                self._self_view,
+                self.info.get("document"),
+                headset=self.info.get("headset", False),
+            )
         else:
             scenes.SCENES[self.state](canvas, self.info, max(0.0, now - self._since))
         self.text_rects = canvas.text_rects

@@ -53,8 +53,14 @@ def waiting(canvas: Canvas, info: ScreenInfo, elapsed_s: float) -> None:
         canvas.text(service, size=BODY, top=y + 10, colour=YELLOW, bold=True)
     spinner(canvas, centre_y=530, radius=110, elapsed_s=elapsed_s)
     waited = texts.mm_ss(info.get("waited_s", 0.0) + elapsed_s)
-    canvas.text(f"{texts.WAITED} : {waited}", size=EMPHASIS, top=720, bold=True)
-    canvas.text(texts.STAY, size=BODY, top=850, colour=SOFT_WHITE)
+    standing = texts.queue_position(info.get("position"))
+    top = 690 if standing else 720
+    y = canvas.text(f"{texts.WAITED} : {waited}", size=EMPHASIS, top=top, bold=True)
+    if standing:
+        wait = texts.estimate(info, spoken=False)
+        line = f"{standing} {wait}" if wait else standing
+        y = canvas.text(line, size=BODY, top=y + 15, colour=YELLOW, bold=True)
+    canvas.text(texts.STAY, size=BODY, top=y + 30 if standing else 850, colour=SOFT_WHITE)
 
 
 def ended(canvas: Canvas, info: ScreenInfo, elapsed_s: float) -> None:
@@ -121,9 +127,12 @@ def in_call(
     video: pygame.Surface | None,
     self_view: pygame.Surface | None,
     document: str | None = None,
+    *,
+    headset: bool = False,
 ) -> None:
     """The agent full screen (letterboxed), oneself small bottom right, a discreet hint;
-    over the top, what to do with a document while the agent scans or prints."""
+    over the top, what to do with a document while the agent scans or prints; with a
+    headset plugged in, that the call is heard there alone."""
     surface = canvas.surface
     if video is None:
         canvas.text(texts.CONNECTING, size=EMPHASIS, top=480, bold=True)
@@ -136,7 +145,7 @@ def in_call(
         surface.blit(self_view, rect)
     if document:
         _document_banner(canvas, document)
-    _hang_up_hint(canvas)
+    _hang_up_hint(canvas, texts.HEADSET_ON if headset else None)
 
 
 def _document_banner(canvas: Canvas, text: str) -> None:
@@ -162,16 +171,21 @@ def _document_banner(canvas: Canvas, text: str) -> None:
         canvas.text_rects.append(rect)
 
 
-def _hang_up_hint(canvas: Canvas) -> None:
+def _hang_up_hint(canvas: Canvas, headset: str | None = None) -> None:
+    """The hang-up hint bottom left; above it, in yellow, the headset's line when plugged."""
     px = canvas.px(HINT)
-    line = canvas.fonts.line(texts.HANG_UP_HINT, px, bold=False, colour=HINT_GREY)
     pad = canvas.px(14)
-    rect = line.get_rect(bottomleft=(canvas.px(32) + pad, canvas.height - canvas.px(32) - pad))
-    backdrop = pygame.Surface(rect.inflate(2 * pad, 2 * pad).size, pygame.SRCALPHA)
-    backdrop.fill(HINT_BACKDROP)
-    canvas.surface.blit(backdrop, rect.inflate(2 * pad, 2 * pad))
-    canvas.surface.blit(line, rect)
-    canvas.text_rects.append(rect)
+    bottom = canvas.height - canvas.px(32) - pad
+    lines = [(texts.HANG_UP_HINT, HINT_GREY)] + ([(headset, YELLOW)] if headset else [])
+    for words, colour in lines:
+        line = canvas.fonts.line(words, px, bold=colour == YELLOW, colour=colour)
+        rect = line.get_rect(bottomleft=(canvas.px(32) + pad, bottom))
+        backdrop = pygame.Surface(rect.inflate(2 * pad, 2 * pad).size, pygame.SRCALPHA)
+        backdrop.fill(HINT_BACKDROP)
+        canvas.surface.blit(backdrop, rect.inflate(2 * pad, 2 * pad))
+        canvas.surface.blit(line, rect)
+        canvas.text_rects.append(rect)
+        bottom = rect.top - 3 * pad
 
 
 SceneFn = Callable[[Canvas, ScreenInfo, float], None]

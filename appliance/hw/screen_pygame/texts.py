@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
-from appliance.hw.ports import OutOfServiceReason
+import math
+
+from appliance.hw.ports import OutOfServiceReason, ScreenInfo
 
 WELCOME = "Bienvenue"
 CONNECTS_YOU_WITH = "Ce bouton vous met en relation avec"
 ANY_SERVICE = "un conseiller des services publics"
 PRESS_THE_BUTTON = "Appuyez sur le bouton"
+PRESS_TO_CALL = "Pour appeler, appuyez sur le bouton."  # spoken
+
 
 CALLING = "Nous appelons un conseiller…"
 WAITED = "Temps d’attente"
 STAY = "Restez devant l’écran, un conseiller va vous répondre."
+NEXT_IN_LINE = "Vous êtes le prochain."
+IN_LINE = "Vous êtes en position {position} dans la file d’attente."
+ESTIMATED_WAIT = "Attente estimée : environ {minutes} min"
+ESTIMATED_WAIT_SPOKEN = "Attente estimée : environ {minutes} minutes."
+ANSWERED = "Un conseiller vous répond"  # spoken, before the call's audio
 
 CONNECTING = "Connexion en cours…"
 HANG_UP_HINT = "Appui long sur le bouton pour raccrocher"
+HEADSET_ON = "Casque branché : écoute privée, haut-parleurs coupés"
 
 THANKS = "Merci, au revoir"
 SEE_YOU = "Vous pouvez rappeler à tout moment avec le bouton."
@@ -30,6 +40,13 @@ PRESS_FOR_APPOINTMENT = "Appuyez sur le bouton pour commencer"
 CHOOSE_SERVICE = "Choisissez un service"
 SHORT_PRESS_NEXT = "Appui court : service suivant"
 LONG_PRESS_CALL = "Appui long : appeler ce service"
+SERVICES_OPEN = "{count} services répondent maintenant."  # spoken
+
+MORE_TIME = "Encore {seconds} secondes. Appui court : plus de temps"
+MORE_TIME_SPOKEN = (
+    "Il vous reste {seconds} secondes. Pour avoir plus de temps, appuyez brièvement sur le bouton."
+)
+MORE_TIME_GIVEN = "Vous avez plus de temps."  # spoken
 
 CLOSED = "Guichet fermé"
 NEXT_OPENINGS = "Prochaines ouvertures :"
@@ -65,6 +82,27 @@ REASONS: dict[str, str] = {
 def reason_text(reason: str) -> str:
     """A known reason in words; any other text is already a sentence for the citizen."""
     return REASONS.get(reason, reason)
+
+
+def queue_position(position: int | None) -> str:
+    """WAITING: where the citizen stands in the queue; empty when the server did not say."""
+    if position is None:
+        return ""
+    return NEXT_IN_LINE if position == 1 else IN_LINE.format(position=position)
+
+
+def estimate(info: ScreenInfo, *, spoken: bool = True) -> str:
+    """WAITING: the estimated wait in whole minutes (rounded up); empty when unknown or
+    when the citizen is next."""
+    wait_s = info.get("estimated_wait_s")
+    if not wait_s:
+        return ""
+    minutes = max(1, math.ceil(wait_s / 60))
+    return (ESTIMATED_WAIT_SPOKEN if spoken else ESTIMATED_WAIT).format(minutes=minutes)
+
+
+def services_open(count: int) -> str:
+    return SERVICES_OPEN.format(count=count)
 
 
 def mm_ss(seconds: float) -> str:

@@ -26,6 +26,7 @@ from fleet_server.models import (
     SurveyRecord,
     TelemetrySample,
 )
+from fleet_server.mqtt.notify.vocab import AlertEvent
 from fleet_server.mqtt.store import bulk
 from fleet_server.settings import Settings
 from guichet import contract
@@ -82,6 +83,22 @@ class OpenAlert:
     changed: bool = False
 
 
+@dataclass(slots=True)
+class AlertTransition:
+    """An alert raised or cleared by this batch, to be notified once its id is known."""
+
+    row: dict[str, Any]  # the alert's row: "id" set once inserted, or {"b_id": id}
+    device_id: str
+    kind: str
+    detail: str
+    event: AlertEvent
+    at: datetime
+
+    @property
+    def alert_id(self) -> int:
+        return int(self.row["id"] if "id" in self.row else self.row["b_id"])
+
+
 @dataclass
 class Batch:
     """What one batch has loaded and what it will write, all in bulk at the end."""
@@ -93,6 +110,7 @@ class Batch:
     alert_delta: Counter[str] = field(default_factory=Counter)
     new_alerts: list[dict[str, Any]] = field(default_factory=list)
     closed_alerts: list[dict[str, Any]] = field(default_factory=list)
+    transitions: list[AlertTransition] = field(default_factory=list)  # to notify
     status_rows: list[dict[str, Any]] = field(default_factory=list)
     sample_rows: list[dict[str, Any]] = field(default_factory=list)
     event_rows: list[dict[str, Any]] = field(default_factory=list)

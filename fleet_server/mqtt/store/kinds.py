@@ -16,10 +16,12 @@ from fleet_server.mqtt.alert_rules import (
     DETAIL_MAX_CHARS,
     telemetry_conditions,
 )
+from fleet_server.mqtt.notify.vocab import AlertEvent
 from fleet_server.mqtt.store.batch import (
     REASON_TELEMETRY,
     STATE_ONLINE,
     STATE_UNKNOWN,
+    AlertTransition,
     Batch,
     DeviceRow,
     OpenAlert,
@@ -153,6 +155,9 @@ def _sync_alert(batch: Batch, device_id: str, kind: str, detail: str | None, at:
             batch.new_alerts.append(row)
             batch.alerts[key] = OpenAlert(row=row, detail=detail)
             batch.alert_delta[device_id] += 1
+            batch.transitions.append(
+                AlertTransition(row, device_id, kind, detail, AlertEvent.RAISED, at)
+            )
             logger.info("alert raised", extra={"device_id": device_id, "alert": kind})
         elif alert.detail != detail:
             alert.detail = alert.row["detail"] = detail
@@ -164,6 +169,9 @@ def _sync_alert(batch: Batch, device_id: str, kind: str, detail: str | None, at:
             alert.row["cleared_at"] = at  # raised and cleared within this batch
         del batch.alerts[key]
         batch.alert_delta[device_id] -= 1
+        batch.transitions.append(
+            AlertTransition(alert.row, device_id, kind, alert.detail, AlertEvent.CLEARED, at)
+        )
         logger.info("alert cleared", extra={"device_id": device_id, "alert": kind})
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
 
 from fleet_server.mqtt.alert_rules import is_throttled, printer_detail
+from fleet_server.mqtt.notify import outbox
 from fleet_server.mqtt.store import bulk
 from fleet_server.mqtt.store.batch import (
     ALERTS,
@@ -37,6 +39,8 @@ def write(batch: Batch, items: Sequence[Received]) -> list[bool]:
     """Every table in one statement, all sent together (:class:`.bulk.Writes`)."""
     session = batch.session
     adjust_open_alerts(session, batch.alert_delta.items())
+    _insert_new_alerts(batch)
+    _notify(batch)
     writes = bulk.Writes(session)
     _update_devices(writes, batch.devices.values())
     _write_alerts(writes, batch)
@@ -63,13 +67,34 @@ def _update_devices(writes: bulk.Writes, devices: Iterable[DeviceRow]) -> None:
         writes.update(DEVICES, rows)
 
 
+def _insert_new_alerts(batch: Batch) -> None:
+    """The alerts this batch raised, before the other writes: the notifications' outbox
+    names them by id. Rare (an alert is raised once), so a statement of its own."""
+    if batch.new_alerts:
+        returning = insert(ALERTS).returning(ALERTS.c.id, sort_by_parameter_order=True)
+        ids = batch.session.connection().execute(returning, batch.new_alerts).scalars().all()
+        for row, alert_id in zip(batch.new_alerts, ids, strict=True):
+            row["id"] = alert_id
+
+
 def _write_alerts(writes: bulk.Writes, batch: Batch) -> None:
-    writes.append(ALERTS, batch.new_alerts)
     writes.update(ALERTS, batch.closed_alerts)
     changed = [
         {"id": a.row["b_id"], "detail": a.detail} for a in batch.alerts.values() if a.changed
     ]
     writes.update(ALERTS, changed)
+
+
+def _notify(batch: Batch) -> None:
+    """Queue the notifications of this batch's raised and cleared alerts, in its transaction."""
+    if not batch.transitions:
+        return
+    changes = [
+        outbox.AlertChange(t.alert_id, t.device_id, t.kind, t.detail, t.event, t.at)
+        for t in batch.transitions
+    ]
+    window = timedelta(minutes=batch.settings.notify_digest_min)
+    outbox.enqueue(batch.session, changes, window)
 
 
 def _duplicate_flags(items: Sequence[Received], new_ids: set[uuid.UUID]) -> list[bool]:

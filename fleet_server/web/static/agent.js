@@ -3,7 +3,9 @@
 // quality indicator, mute buttons and "Raccrocher". Messages mirror guichet/signalling.py.
 // The notice above says how the last call ended, or that a call was missed (the queue's
 // missed count went up); a new ring clears it. window.guichetAgent exposes the state for
-// tests.
+// tests. Keyboard (docs/accessibility.md): a new call is announced to screen readers, a
+// re-drawn queue keeps the focused "Répondre", answering moves the focus to the call's
+// heading and the end of a call back to the queue's.
 (function () {
   "use strict";
   const root = document.getElementById("agent-console");
@@ -107,8 +109,16 @@
     return "attend depuis " + mmss(Date.now() - Date.parse(requestedAt));
   }
 
+  // The call whose "Répondre" has the focus, if any: the queue is re-drawn on each message.
+  function focusedCallId() {
+    const active = document.activeElement;
+    const li = active && active.closest ? active.closest("#queue li") : null;
+    return li ? li.dataset.callId : null;
+  }
+
   function renderQueue() {
     const list = $("queue");
+    const focused = focusedCallId();
     list.replaceChildren();
     for (const c of state.queue) {
       const li = document.createElement("li");
@@ -141,6 +151,10 @@
       }
       list.append(li);
     }
+    if (focused !== null) {
+      const same = list.querySelector('li[data-call-id="' + CSS.escape(focused) + '"] button');
+      (same && !same.disabled ? same : $("waiting-title")).focus();
+    }
     $("queue-count").textContent = String(state.queue.length);
     $("queue-empty").hidden = state.queue.length > 0;
     $("missed-today").textContent = String(state.missedToday);
@@ -171,6 +185,11 @@
     }
     if (fresh.length > 0) {
       beep();
+      $("queue-announce").textContent = fresh
+        .map(function (c) {
+          return "Nouvel appel : " + (c.site || c.counter_name) + " (" + c.counter_name + ").";
+        })
+        .join(" ");
     }
   }
 
@@ -197,6 +216,7 @@
     state.answeredAt = Date.now();
     showCall(message);
     renderQueue();
+    $("call-title").focus(); // the keyboard is now in the call, before its controls
     const call = new window.GuichetAgentCall(message.call_id, message.ice_servers, {
       send: send,
       onRemoteStream: function (stream) {
@@ -245,7 +265,12 @@
     state.lastEndReason = reason;
     $("remote-video").srcObject = null;
     $("local-video").srcObject = null;
+    const focusWasInCall =
+      $("call").contains(document.activeElement) || document.activeElement === document.body;
     $("call").hidden = true;
+    if (focusWasInCall) {
+      $("waiting-title").focus(); // not lost with the hidden call: back to the queue
+    }
     root.dataset.state = "idle";
     say("Appel terminé. " + (END_LABELS[reason] || ""), "ended");
     renderQueue();

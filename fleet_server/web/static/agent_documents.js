@@ -26,6 +26,16 @@
     return document.getElementById(id);
   };
 
+  // "Numériser" and "Imprimer" are busy during a scan or a print: aria-disabled, not
+  // disabled, so that a keyboard user's focus stays on them (a disabled button loses it).
+  function setUnavailable(button, unavailable) {
+    button.setAttribute("aria-disabled", unavailable ? "true" : "false");
+  }
+
+  function unavailable(button) {
+    return button.getAttribute("aria-disabled") === "true";
+  }
+
   async function sha256Hex(buffer) {
     const digest = await crypto.subtle.digest("SHA-256", buffer);
     return Array.from(new Uint8Array(digest))
@@ -102,9 +112,14 @@
       self.status("Consigne affichée sur l'écran du guichet.");
     };
     $("scan").onclick = function () {
-      self.scan();
+      if (!unavailable($("scan"))) {
+        self.scan();
+      }
     };
     $("print").onclick = function () {
+      if (unavailable($("print"))) {
+        return;
+      }
       const file = $("print-file").files[0];
       if (!file) {
         self.status("Choisissez d'abord un fichier PDF.");
@@ -132,9 +147,9 @@
     const open = this.state.open;
     const scanOk = open && device && device.scanner.available;
     const printOk = open && device && device.printer.available;
-    $("scan").disabled = !scanOk || this.state.busy === "scan";
+    setUnavailable($("scan"), !scanOk || this.state.busy === "scan");
     $("scan-hint").disabled = !scanOk;
-    $("print").disabled = !printOk || this.state.busy === "print";
+    setUnavailable($("print"), !printOk || this.state.busy === "print");
     $("scanner-state").textContent = !open
       ? "Liaison documents en cours…"
       : device && !device.scanner.available

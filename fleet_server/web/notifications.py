@@ -1,0 +1,117 @@
+"""``/admin/notifications``: who is told about alerts (e-mail recipients and webhooks, per
+site and alert kind, with quiet hours), and the delivery log. Administrators only; every
+change in the audit log. A new webhook's signing secret is shown once, on the answer page."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, Response
+
+from fleet_server.mqtt.alert_rules import ALERT_LABELS
+from fleet_server.mqtt.notify import targets
+from fleet_server.mqtt.notify.vocab import (
+    ALERT_EVENT_LABELS,
+    CHANNEL_LABELS,
+    DELIVERY_STATUS_LABELS,
+    URGENT_KINDS,
+    Channel,
+)
+from fleet_server.security import audit, sites
+from fleet_server.web.deps import (
+    AdminUser,
+    Ctx,
+    Db,
+    SubmittedForm,
+    check_csrf,
+    redirect_to,
+    render,
+)
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(include_in_schema=False)
+PAGE = "/admin/notifications"
+
+
+@router.get(PAGE, response_class=HTMLResponse)
+def notifications_page(request: Request, ctx: Ctx, db: Db, user: AdminUser) -> Response:
+    settings = ctx.settings
+    context = {
+        "section": "notifications",
+        "targets": targets.all_targets(db),
+        "deliveries": targets.recent_deliveries(db),
+        "sites": sites.known_sites(db),
+        "kinds": ALERT_LABELS,
+        "urgent": [ALERT_LABELS[k] for k in sorted(URGENT_KINDS)],
+        "channels": CHANNEL_LABELS,
+        "events": ALERT_EVENT_LABELS,
+        "statuses": DELIVERY_STATUS_LABELS,
+        "smtp_host": settings.smtp_host,
+        "smtp_from": settings.smtp_from,
+        "digest_min": settings.notify_digest_min,
+        "max_attempts": settings.notify_max_attempts,
+    }
+    return render(request, "notifications.html", context, principal=user)
+
+
+@router.post(f"{PAGE}/targets", response_class=HTMLResponse)
+def create_target(
+    request: Request,
+    db: Db,
+    user: AdminUser,
+    typed: SubmittedForm,
+    channel: Annotated[str, Form(max_length=16)] = "",
+    address: Annotated[str, Form(max_length=targets.MAX_ADDRESS)] = "",
+    label: Annotated[str, Form(max_length=targets.MAX_LABEL)] = "",
+    site: Annotated[str, Form(max_length=sites.MAX_SITE)] = "",
+    kinds: Annotated[list[str] | None, Form()] = None,
+    quiet_start: Annotated[str, Form(max_length=5)] = "",
+    quiet_end: Annotated[str, Form(max_length=5)] = "",
+    digest: Annotated[str, Form(max_length=8)] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, csrf_token)
+    spec = targets.TargetSpec(
+        channel, address, label, site, kinds or [], quiet_start, quiet_end, digest == "on"
+    )
+    try:
+        target = targets.create(db, spec)
+    except targets.TargetError as exc:
+        db.rollback()
+        url = f"{PAGE}#nouveau-destinataire"
+        return redirect_to(request, url, form="target", error=str(exc), values=typed)
+    audit.record(
+        db, user.username, "notification.target_create", targets.audit_name(target),
+        actor_user_id=user.user_id, **targets.audit_detail(target),
+    )  # fmt: skip
+    db.commit()
+    if target.channel == Channel.WEBHOOK:  # its secret, once, on this answer (never a flash)
+        context = {"section": "notifications", "target": target, "secret": target.secret}
+        return render(request, "notification_secret.html", context, principal=user)
+    notice = f"Destinataire « {target.label or target.address} » ajouté."
+    return redirect_to(request, PAGE, form="targets", notice=notice, changed=str(target.id))
+
+
+@router.post(f"{PAGE}/targets/{{target_id}}/delete")
+def delete_target(
+    request: Request,
+    target_id: int,
+    db: Db,
+    user: AdminUser,
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, csrf_token)
+    try:
+        target = targets.delete(db, target_id)
+    except targets.TargetNotFoundError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "Destinataire inconnu.") from None
+    audit.record(
+        db, user.username, "notification.target_delete", targets.audit_name(target),
+        actor_user_id=user.user_id, **targets.audit_detail(target),
+    )  # fmt: skip
+    db.commit()
+    notice = f"Destinataire « {target.label or targets.audit_name(target)} » retiré."
+    return redirect_to(request, PAGE, form="targets", notice=notice)
