@@ -37,7 +37,8 @@ from appliance.hw.ports.printer import SimulatedPrinter
 from appliance.hw.ports.scanner import SimulatedScanner
 from appliance.hw.ports.screen import SimulatedScreen
 from appliance.hw.ports.speaker import SilentSpeaker
-from appliance.hw.ports.system import SimulatedSystemProbe
+from appliance.hw.ports.system import SimulatedSystemPower, SimulatedSystemProbe, SystemPower
+from appliance.hw.power import SystemctlPower
 from appliance.hw.sane.scanner import SaneScanner
 from appliance.hw.screen_pygame.adapter import PygameScreen
 from appliance.hw.speech import EspeakSpeaker
@@ -67,6 +68,7 @@ class Hardware:
     # Extra buttons, in the order of ``[hardware] choice_pins``: one per option on screen.
     choice_buttons: list[Button] = field(default_factory=list)
     speaker: Speaker = field(default_factory=SilentSpeaker)  # the questionnaire read aloud
+    power: SystemPower = field(default_factory=SimulatedSystemPower)  # remote support's reboot
 
     def close(self) -> None:
         """Release pins and stop watcher threads; safe to call twice."""
@@ -199,6 +201,7 @@ def build_hardware(config: ApplianceConfig, loop: asyncio.AbstractEventLoop) -> 
         pin_factory=factory,
         choice_buttons=choice_buttons,
         speaker=_speaker(hw),
+        power=SystemctlPower() if hw.system == "real" else SimulatedSystemPower(),
     )
     logger.info("hardware: %s", hw.model_dump_json())
     return hardware

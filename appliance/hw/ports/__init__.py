@@ -23,7 +23,7 @@ from appliance.hw.ports.printer import DocumentPrinter, Printer, PrintJobStatus
 from appliance.hw.ports.scanner import DocumentScanner, ScannedPage, Scanner, ScanSettings
 from appliance.hw.ports.screen import OutOfServiceReason, Screen, ScreenInfo, ScreenState
 from appliance.hw.ports.speaker import Speaker
-from appliance.hw.ports.system import SystemProbe, SystemSnapshot
+from appliance.hw.ports.system import SystemPower, SystemProbe, SystemSnapshot
 
 __all__ = [
     "AudioSink",
@@ -47,6 +47,7 @@ __all__ = [
     "ScreenState",
     "Speaker",
     "StatusLight",
+    "SystemPower",
     "SystemProbe",
     "SystemSnapshot",
     "UsbChange",
