@@ -28,6 +28,7 @@ from fleet_server.mqtt.config_push import ConfigPusher, latest_questionnaire
 from fleet_server.mqtt.publisher import CommandNotSentError
 from fleet_server.security.auth import Principal
 from fleet_server.web.deps import AdminUser, AppContext, Ctx, Db, redirect_to, render
+from fleet_server.web.format import sentence
 from guichet import contract
 from guichet.actions import ACTION_LABELS, Action
 from guichet.contract import utcnow
@@ -134,11 +135,15 @@ async def device_action(
             raise HTTPException(exc.status, "Guichet inconnu.") from None
         message = f"« {label} » refusé : {exc}"
         if _wants_json(request):
-            return JSONResponse({"error": message}, status_code=exc.status)
+            return JSONResponse({"error": sentence(message)}, status_code=exc.status)
         return redirect_to(request, _page_of(device_id) + "#actions", form="actions", error=message)
     notice = f"« {label} » envoyé au guichet"
     if _wants_json(request):
-        body = {"request_id": str(sent.request_id), "state": sent.state, "message": notice}
+        body = {
+            "request_id": str(sent.request_id),
+            "state": sent.state,
+            "message": sentence(notice),
+        }
         return JSONResponse(body, status_code=status.HTTP_202_ACCEPTED)
     return redirect_to(request, _page_of(device_id) + "#actions", form="actions", notice=notice)
 

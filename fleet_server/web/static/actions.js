@@ -78,9 +78,9 @@
         body = {};
       }
       if (response.ok) {
-        say((body.message || "Action envoyée") + ".", false);
+        say(body.message || "Action envoyée.", false);
       } else {
-        say((body.error || body.detail || "Action refusée (" + response.status + ")") + ".", true);
+        say(body.error || body.detail || "Action refusée (erreur " + response.status + ").", true);
       }
     } catch (error) {
       say("Connexion au serveur perdue : l'action n'a pas été envoyée.", true);
