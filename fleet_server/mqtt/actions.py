@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from fleet_server.errors import FleetError
-from fleet_server.models import CommandRecord, Device
+from fleet_server.models import AuditEntry, CommandRecord, Device
 from fleet_server.security import audit
 from guichet import contract
 from guichet.actions import ACTION_LABELS, ACTION_TIMEOUT_S, DISRUPTIVE, Action
@@ -107,9 +107,18 @@ def view(record: CommandRecord, now: datetime) -> ActionView:
     )
 
 
-def send_action(
+@dataclass(frozen=True)
+class Prepared:
+    """An action recorded and audited, not yet published."""
+
+    view: ActionView
+    command: contract.Command
+    config: contract.DeviceConfig | None
+    audit_id: int
+
+
+def prepare_action(
     session: Session,
-    sender: Sender,
     device_id: str,
     action: Action,
     *,
@@ -117,9 +126,9 @@ def send_action(
     actor_user_id: int | None,
     in_call: Callable[[str], bool],
     build_config: BuildConfig,
-) -> ActionView:
-    """Check, record, audit and publish one action; the caller commits (a publish that
-    fails raises ``CommandNotSentError`` and the caller rolls back)."""
+) -> Prepared:
+    """Check, record and audit one action; the caller commits, then ``publish``es it — after
+    the commit, so that an ack faster than the commit still finds its row."""
     device = session.get(Device, device_id)
     if device is None or device.revoked_at is not None:
         raise ActionRefusedError("guichet inconnu ou retiré du service", 404)
@@ -151,15 +160,29 @@ def send_action(
         actor=actor,
     )
     session.add(record)
-    audit.record(
+    entry = audit.record(
         session, actor, "command.send", device_id, actor_user_id=actor_user_id,
         command=command.name, request_id=str(command.request_id),
     )  # fmt: skip
     session.flush()
-    if config is not None:
-        sender.publish_config(device_id, config)
-    sender.send_command(device_id, command)
-    return view(record, now)
+    return Prepared(view(record, now), command, config, entry.id)
+
+
+def publish(sender: Sender, prepared: Prepared) -> None:
+    """Hand the action to the broker (the configuration first, for a refresh); raises
+    ``CommandNotSentError`` when it cannot: then ``withdraw`` it."""
+    device_id = prepared.view.device_id
+    if prepared.config is not None:
+        sender.publish_config(device_id, prepared.config)
+    sender.send_command(device_id, prepared.command)
+
+
+def withdraw(session: Session, prepared: Prepared) -> None:
+    """An action that never left: neither its row nor its audit entry stays."""
+    session.execute(
+        delete(CommandRecord).where(CommandRecord.request_id == prepared.view.request_id)
+    )
+    session.execute(delete(AuditEntry).where(AuditEntry.id == prepared.audit_id))
 
 
 def batch_targets(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -50,30 +51,44 @@ def _config_builder(ctx: AppContext) -> actions.BuildConfig:
 
 
 async def run_action(
-    ctx: AppContext, user: Principal, device_id: str, action: Action
+    ctx: AppContext,
+    user: Principal,
+    device_id: str,
+    action: Action,
+    before_publish: Callable[[], object] | None = None,
 ) -> ActionView:
-    """Send one action (checks, row, audit, publication); raises ``ActionRefusedError``."""
+    """Send one action (checks, row, audit; committed, then published); raises
+    ``ActionRefusedError``. ``before_publish`` runs once it is committed, before it leaves
+    (the page renders its list then: the action shows pending, whatever the counter's pace)."""
     ingest = ctx.ingest
     if ingest is None:
         raise ActionRefusedError(BROKER_DOWN, status.HTTP_503_SERVICE_UNAVAILABLE)
     build = _config_builder(ctx)
 
-    def run() -> ActionView:
+    def prepare() -> actions.Prepared:
         with ctx.sessions.begin() as session:
-            return actions.send_action(
-                session, ingest, device_id, action, actor=user.username,
+            return actions.prepare_action(
+                session, device_id, action, actor=user.username,
                 actor_user_id=user.user_id, in_call=ctx.calls.in_call, build_config=build,
             )  # fmt: skip
 
+    def withdraw(prepared: actions.Prepared) -> None:
+        with ctx.sessions.begin() as session:
+            actions.withdraw(session, prepared)
+
+    prepared = await asyncio.to_thread(prepare)
+    if before_publish is not None:
+        await asyncio.to_thread(before_publish)
     try:
-        sent = await asyncio.to_thread(run)
+        actions.publish(ingest, prepared)
     except CommandNotSentError:
+        await asyncio.to_thread(withdraw, prepared)
         raise ActionRefusedError(BROKER_DOWN, status.HTTP_503_SERVICE_UNAVAILABLE) from None
     logger.info(
         "action sent",
         extra={"device_id": device_id, "action": action.value, "by": user.username},
     )
-    return sent
+    return prepared.view
 
 
 @dataclass(frozen=True)
@@ -128,8 +143,14 @@ async def device_action(
 ) -> Response:
     chosen = _action(action)
     label = ACTION_LABELS[chosen]
+    listed: list[str] = []
+
+    def render_list() -> None:
+        with ctx.sessions() as session:
+            listed.append(_list_html(request, session, device_id, user))
+
     try:
-        sent = await run_action(ctx, user, device_id, chosen)
+        sent = await run_action(ctx, user, device_id, chosen, render_list)
     except ActionRefusedError as exc:
         if exc.status == status.HTTP_404_NOT_FOUND:
             raise HTTPException(exc.status, "Guichet inconnu.") from None
@@ -153,8 +174,15 @@ def device_actions_list(request: Request, device_id: str, db: Db, user: AdminUse
     """The counter's latest actions, as a fragment the page swaps in while one is pending."""
     if db.get(Device, device_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Guichet inconnu")
-    context = {"device_id": device_id, "actions": actions.recent_actions(db, device_id, utcnow())}
-    return render(request, "_actions.html", context, principal=user)
+    return HTMLResponse(_list_html(request, db, device_id, user))
+
+
+def _list_html(request: Request, session: Session, device_id: str, user: Principal) -> str:
+    context = {
+        "device_id": device_id,
+        "actions": actions.recent_actions(session, device_id, utcnow()),
+    }
+    return bytes(render(request, "_actions.html", context, principal=user).body).decode()
 
 
 @router.post("/fleet/actions")

@@ -1,6 +1,7 @@
 // Remote support's actions on a counter's page: each action's form is sent in the
 // background (Accept: application/json) after its question, if it has one (data-confirm);
-// the answer is said in the status line, and the list of actions is fetched again every
+// the answer is said in the status line, the list comes back with the action pending (drawn
+// before the command left), and the list of actions is fetched again every
 // second while one is pending, so pending turns into done, failed or unanswered without a
 // reload. Without script the forms are sent as they are (post/redirect/get).
 (function () {
@@ -26,6 +27,15 @@
     return list !== null && list.dataset.pending === "true";
   }
 
+  function swap(html) {
+    const doc = new DOMParser().parseFromString(html, "text/html");
+    const fresh = doc.getElementById("actions-list");
+    const current = document.getElementById("actions-list");
+    if (fresh && current) {
+      current.replaceWith(document.importNode(fresh, true));
+    }
+  }
+
   async function refresh() {
     timer = null;
     try {
@@ -41,12 +51,7 @@
       if (!response.ok) {
         throw new Error("HTTP " + response.status);
       }
-      const doc = new DOMParser().parseFromString(await response.text(), "text/html");
-      const fresh = doc.getElementById("actions-list");
-      const current = document.getElementById("actions-list");
-      if (fresh && current) {
-        current.replaceWith(document.importNode(fresh, true));
-      }
+      swap(await response.text());
     } catch (error) {
       say("Connexion au serveur perdue, nouvel essai dans quelques secondes…", true);
     }
@@ -79,6 +84,9 @@
       }
       if (response.ok) {
         say(body.message || "Action envoyée.", false);
+        if (body.list_html) {
+          swap(body.list_html); // pending at once: the counter's answer comes after
+        }
       } else {
         say(body.error || body.detail || "Action refusée (erreur " + response.status + ").", true);
       }
