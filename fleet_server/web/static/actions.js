@@ -70,7 +70,8 @@
     const button = form.querySelector("button");
     button.disabled = true;
     try {
-      const response = await fetch(form.action, {
+      // form.getAttribute: the form has a field named "action", which hides form.action
+      const response = await fetch(form.getAttribute("action"), {
         method: "POST",
         credentials: "same-origin",
         headers: { Accept: "application/json" },
