@@ -23,7 +23,8 @@ def test_every_action_is_a_command_pinned_by_a_fixture(action: Action) -> None:
     assert isinstance(command, contract.Command)
     assert command.name == action.value
     assert json.loads(contract.encode(command)) == json.loads(raw)
-    assert ACTION_LABELS[action] and ACTION_TIMEOUT_S[action] > 0
+    assert ACTION_LABELS[action]
+    assert ACTION_TIMEOUT_S[action] > 0
 
 
 @pytest.mark.parametrize("name", ["selftest_ack", "refused_in_call_ack"])

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -196,7 +197,7 @@ async def fleet_action(
 ) -> Response:
     """One action on the counters ticked in the fleet table, or on a whole site."""
     chosen = _action(action)
-    back = "/?" + (f"site={site}" if site else "")
+    back = "/?" + urlencode({"site": site}) if site else "/"
     ids = list(dict.fromkeys(device or []))[: actions.MAX_BATCH]
     if not site and not ids:
         return redirect_to(request, back, form="actions", error="aucun guichet choisi")

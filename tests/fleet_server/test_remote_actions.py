@@ -231,9 +231,11 @@ async def test_a_batch_acts_on_its_site_only(broker: Broker, db_url: str) -> Non
                 "/api/v1/actions", json={"action": "refresh_config", "site": "A"},
                 headers={"X-CSRF-Token": csrf},
             )  # fmt: skip
+            page = await client.get("/", params={"site": "A"})
             form = await client.post(
                 "/fleet/actions", data={"action": "selftest", "site": "A", "csrf_token": csrf}
             )
+            told = await client.get("/", params={"site": "A"})
         finally:
             await client.aclose()
     assert both.status_code == 202, both.text
@@ -243,7 +245,13 @@ async def test_a_batch_acts_on_its_site_only(broker: Broker, db_url: str) -> Non
     assert site.json()["refused"] == {
         "a-2": "le guichet n'est pas en ligne : l'action ne peut pas lui parvenir"
     }
-    assert form.status_code == 303
+    assert 'action="/fleet/actions"' in page.text
+    assert "Action sur tous les guichets du site « A »" in page.text
+    assert (form.status_code, form.headers["location"]) == (303, "/?site=A")
+    assert (
+        "« Lancer l&#39;autotest » envoyé à 1 guichet(s), refusé pour 1 : a-2 : le guichet"
+        in told.text
+    )
 
 
 class Forger:
