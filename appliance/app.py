@@ -242,6 +242,8 @@ class Appliance:
         RemoteActions(
             settings=self.settings,
             power=hardware.power,
+            volume=hardware.volume,
+            backlight=hardware.backlight,
             stop=self.request_stop,
             busy=self._occupied,
             run_checks=lambda: unattended_selftest(self.config, hardware),

@@ -1,6 +1,7 @@
 """Remote support's actions on a running counter (issue 14): the ``cmd`` handlers for
 ``guichet.actions.Action`` — restart the software, reboot the box, run the self-test,
-refresh the configuration.
+refresh the configuration, set the loudspeaker's volume and the screen's brightness (through
+their ports; refused with the hardware's reason where it does not allow it).
 
 Each answers in French in its ``cmd/ack``. Those that would cut off whoever stands at the
 counter (``guichet.actions.DISRUPTIVE``) are refused while a call or its questionnaire is
@@ -16,13 +17,13 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, HardwareError
 from appliance.fleet.commands import CommandFailed, CommandHandler, Done, Handler
 from appliance.fleet.settings import RuntimeSettings
-from appliance.hw.ports import SystemPower
+from appliance.hw.ports import Backlight, SpeakerVolume, SystemPower
 from appliance.selftest_report import CheckResult, Outcome, event_data
 from guichet import contract
-from guichet.actions import DISRUPTIVE, Action
+from guichet.actions import DISRUPTIVE, PERCENT_ARG, Action
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ class RemoteActions:
         *,
         settings: RuntimeSettings,
         power: SystemPower,
+        volume: SpeakerVolume,
+        backlight: Backlight,
         stop: Callable[[], None],
         busy: Busy,
         run_checks: RunChecks,
@@ -51,6 +54,8 @@ class RemoteActions:
     ) -> None:
         self._settings = settings
         self._power = power
+        self._volume = volume
+        self._backlight = backlight
         self._stop = stop
         self._busy = busy
         self._run_checks = run_checks
@@ -66,6 +71,8 @@ class RemoteActions:
             Action.REBOOT: self._reboot,
             Action.SELFTEST: self._selftest,
             Action.REFRESH_CONFIG: self._refresh_config,
+            Action.SET_VOLUME: self._set_volume,
+            Action.SET_BRIGHTNESS: self._set_brightness,
         }
         for action, handler in handlers.items():
             commands.register(action.value, self._guarded(action, handler))
@@ -131,6 +138,27 @@ class RemoteActions:
                 f" (le guichet a la n° {_version(settings) or 'aucune'})"
             ) from None
         return f"configuration n° {have} appliquée"
+
+    async def _set_volume(self, command: contract.Command) -> str:
+        try:
+            done = await self._volume.set_volume(_percent(command))
+        except HardwareError as exc:
+            raise CommandFailed(str(exc)) from None
+        return f"volume du haut-parleur réglé à {done} %"
+
+    async def _set_brightness(self, command: contract.Command) -> str:
+        try:
+            done = await self._backlight.set_brightness(_percent(command))
+        except HardwareError as exc:
+            raise CommandFailed(str(exc)) from None
+        return f"luminosité de l'écran réglée à {done} %"
+
+
+def _percent(command: contract.Command) -> int:
+    value = command.args.get(PERCENT_ARG)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 100:
+        raise CommandFailed(f"argument « {PERCENT_ARG} » : entier de 0 à 100 attendu")
+    return value
 
 
 def _version(settings: RuntimeSettings) -> int | None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 from appliance.config import ApplianceConfig, HardwareSection
 from appliance.hw.absent import AbsentCamera, AbsentPrinter, AbsentScanner, AbsentScreen
+from appliance.hw.alsa_mixer import AmixerVolume
+from appliance.hw.backlight import SysfsBacklight
 from appliance.hw.camera.presence import Picamera2Camera, V4l2Camera
 from appliance.hw.cups.printer import CupsPrinter
 from appliance.hw.gpio.devices import GpiozeroButton, GpiozeroLight
@@ -33,6 +35,7 @@ from appliance.hw.ports import (
 from appliance.hw.ports.camera import SimulatedCamera
 from appliance.hw.ports.controls import SimulatedButton, SimulatedLight
 from appliance.hw.ports.hotplug import SimulatedHotPlug
+from appliance.hw.ports.levels import Backlight, SimulatedBacklight, SimulatedVolume, SpeakerVolume
 from appliance.hw.ports.printer import SimulatedPrinter
 from appliance.hw.ports.scanner import SimulatedScanner
 from appliance.hw.ports.screen import SimulatedScreen
@@ -69,6 +72,8 @@ class Hardware:
     choice_buttons: list[Button] = field(default_factory=list)
     speaker: Speaker = field(default_factory=SilentSpeaker)  # the questionnaire read aloud
     power: SystemPower = field(default_factory=SimulatedSystemPower)  # remote support's reboot
+    volume: SpeakerVolume = field(default_factory=SimulatedVolume)  # set from afar
+    backlight: Backlight = field(default_factory=SimulatedBacklight)  # set from afar
 
     def close(self) -> None:
         """Release pins and stop watcher threads; safe to call twice."""
@@ -201,7 +206,10 @@ def build_hardware(config: ApplianceConfig, loop: asyncio.AbstractEventLoop) -> 
         pin_factory=factory,
         choice_buttons=choice_buttons,
         speaker=_speaker(hw),
+        # The box itself (reboot, volume, brightness) is real wherever its probes are.
         power=SystemctlPower() if hw.system == "real" else SimulatedSystemPower(),
+        volume=AmixerVolume() if hw.system == "real" else SimulatedVolume(),
+        backlight=SysfsBacklight() if hw.system == "real" else SimulatedBacklight(),
     )
     logger.info("hardware: %s", hw.model_dump_json())
     return hardware

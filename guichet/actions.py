@@ -19,6 +19,8 @@ class Action(StrEnum):
     REBOOT = "reboot"  # the whole box restarts
     SELFTEST = "selftest"  # the checks that need nobody at the counter; results in the ack
     REFRESH_CONFIG = "refresh_config"  # the server publishes its config; the counter applies it
+    SET_VOLUME = "set_volume"  # args: percent (0-100), the loudspeaker's volume
+    SET_BRIGHTNESS = "set_brightness"  # args: percent (0-100), the screen's backlight
 
 
 ACTION_LABELS: dict[Action, str] = {  # French, as the page, the audit log and the API say them
@@ -26,6 +28,8 @@ ACTION_LABELS: dict[Action, str] = {  # French, as the page, the audit log and t
     Action.REBOOT: "Redémarrer le boîtier",
     Action.SELFTEST: "Lancer l'autotest",
     Action.REFRESH_CONFIG: "Rafraîchir la configuration",
+    Action.SET_VOLUME: "Régler le volume du haut-parleur",
+    Action.SET_BRIGHTNESS: "Régler la luminosité de l'écran",
 }
 
 # How long the server waits for the ack; past that the action is shown as unanswered. A
@@ -35,6 +39,11 @@ ACTION_TIMEOUT_S: dict[Action, float] = {
     Action.REBOOT: 30.0,
     Action.SELFTEST: 60.0,
     Action.REFRESH_CONFIG: 30.0,
+    Action.SET_VOLUME: 30.0,
+    Action.SET_BRIGHTNESS: 30.0,
 }
 # Actions that cut whoever stands at the counter: refused while a call is under way.
 DISRUPTIVE: frozenset[Action] = frozenset({Action.RESTART, Action.REBOOT, Action.SELFTEST})
+# Actions that carry a level: ``args = {"percent": 0..100}``.
+LEVELS: frozenset[Action] = frozenset({Action.SET_VOLUME, Action.SET_BRIGHTNESS})
+PERCENT_ARG = "percent"

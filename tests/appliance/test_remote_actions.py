@@ -16,10 +16,12 @@ import pytest
 from appliance.app import Appliance
 from appliance.fleet.commands import CommandHandler
 from appliance.fleet.settings import RuntimeSettings
+from appliance.hw.ports.levels import SimulatedBacklight, SimulatedVolume
 from appliance.hw.ports.printer import SimulatedPrinter
 from appliance.hw.ports.system import SimulatedSystemPower
 from appliance.remote_actions import RemoteActions
 from guichet import contract
+from guichet.actions import Action
 from guichet.events import CheckOutcome
 from tests.appliance.mqtt_observer import Observer
 from tests.appliance.test_app import (
@@ -179,7 +181,10 @@ async def test_restart_exits_cleanly_and_the_counter_comes_back(
 
 
 def actions(
-    busy: str | None = None, config_wait_s: float = 0.2
+    busy: str | None = None,
+    config_wait_s: float = 0.2,
+    volume: SimulatedVolume | None = None,
+    backlight: SimulatedBacklight | None = None,
 ) -> tuple[CommandHandler, list[str]]:
     settings = RuntimeSettings(30)
     stops: list[str] = []
@@ -191,6 +196,8 @@ def actions(
     RemoteActions(
         settings=settings,
         power=SimulatedSystemPower(),
+        volume=volume or SimulatedVolume(),
+        backlight=backlight or SimulatedBacklight(),
         stop=lambda: stops.append("stop"),
         busy=lambda: busy,
         run_checks=no_checks,
@@ -226,8 +233,32 @@ async def test_a_repeated_restart_runs_once() -> None:
     assert stops == ["stop"]
 
 
-@pytest.mark.parametrize("name", ["restart", "reboot", "selftest", "refresh_config"])
+@pytest.mark.parametrize("name", [a.value for a in Action])
 async def test_every_action_is_registered(name: str) -> None:
     handler, _ = actions()
     ack = await handler.handle(command(name))
     assert ack.detail != "commande inconnue"
+
+
+async def test_volume_and_brightness_are_set_through_their_ports() -> None:
+    volume, backlight = SimulatedVolume(), SimulatedBacklight()
+    handler, _ = actions(volume=volume, backlight=backlight, busy="en communication")
+    louder = await handler.handle(command("set_volume", percent=85))
+    dimmer = await handler.handle(command("set_brightness", percent=40))
+    assert (louder.ok, louder.detail) == (True, "volume du haut-parleur réglé à 85 %")
+    assert (dimmer.ok, dimmer.detail) == (True, "luminosité de l'écran réglée à 40 %")
+    assert (volume.percent, backlight.percent) == (85, 40)  # a call does not stop them
+
+
+@pytest.mark.parametrize("percent", [-1, 101, "50", True, None])
+async def test_a_level_outside_0_to_100_is_refused(percent: contract.Scalar) -> None:
+    handler, _ = actions()
+    ack = await handler.handle(command("set_volume", percent=percent))
+    assert (ack.ok, ack.detail) == (False, "argument « percent » : entier de 0 à 100 attendu")
+
+
+async def test_absent_hardware_refuses_with_its_reason() -> None:
+    why = "la luminosité de cet écran ne se règle pas à distance"
+    handler, _ = actions(backlight=SimulatedBacklight(refusal=why))
+    ack = await handler.handle(command("set_brightness", percent=50))
+    assert (ack.ok, ack.detail) == (False, why)

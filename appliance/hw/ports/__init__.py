@@ -12,6 +12,7 @@ The ports and their value types are re-exported here: ``from appliance.hw.ports 
 from appliance.hw.ports.camera import Camera
 from appliance.hw.ports.controls import Button, LightPattern, StatusLight
 from appliance.hw.ports.hotplug import HotPlug, UsbChange, UsbDevice
+from appliance.hw.ports.levels import Backlight, SpeakerVolume
 from appliance.hw.ports.media import (
     AudioSink,
     AudioSource,
@@ -28,6 +29,7 @@ from appliance.hw.ports.system import SystemPower, SystemProbe, SystemSnapshot
 __all__ = [
     "AudioSink",
     "AudioSource",
+    "Backlight",
     "Button",
     "Camera",
     "DocumentPrinter",
@@ -46,6 +48,7 @@ __all__ = [
     "ScreenInfo",
     "ScreenState",
     "Speaker",
+    "SpeakerVolume",
     "StatusLight",
     "SystemPower",
     "SystemProbe",
