@@ -1,5 +1,6 @@
 """Remote support's actions on a counter (issue 14): their command names, French labels and
-how long the server waits for each one's ``cmd/ack`` before saying it went unanswered.
+how long the server waits for each one's ``cmd/ack`` before saying it went unanswered. The
+volume and brightness actions carry their level in ``args["percent"]`` (0–100).
 
 An action is a ``contract.Command`` whose ``name`` is an ``Action``; the counter answers with a
 ``contract.CommandAck`` (the self-test's checks in ``checks``). Other commands (``ping``,

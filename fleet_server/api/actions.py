@@ -30,10 +30,12 @@ router = APIRouter(prefix=API_PREFIX, tags=["actions"])
 
 class ActionIn(BaseModel):
     action: Action
+    percent: Annotated[int | None, Field(ge=0, le=100)] = None  # set_volume, set_brightness
 
 
 class BatchIn(BaseModel):
     action: Action
+    percent: Annotated[int | None, Field(ge=0, le=100)] = None
     site: Annotated[str | None, Field(max_length=128)] = None
     device_ids: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=500)] = []
 
@@ -43,6 +45,7 @@ class ActionOut(BaseModel):
     device_id: str
     action: str
     label: str
+    percent: int | None
     sent_at: datetime
     actor: str | None
     state: str
@@ -66,12 +69,13 @@ def _out(view: ActionView) -> ActionOut:
     status_code=status.HTTP_202_ACCEPTED,
     summary="Agir sur un guichet",
     description="Redémarrer le logiciel (`restart`), le boîtier (`reboot`), lancer l'autotest "
-    "(`selftest`) ou rafraîchir la configuration (`refresh_config`). Refusé (409) si le "
-    "guichet est hors ligne ou, sauf le rafraîchissement, en appel.",
+    "(`selftest`), rafraîchir la configuration (`refresh_config`), régler le volume "
+    "(`set_volume`) ou la luminosité (`set_brightness`, avec `percent` de 0 à 100). Refusé "
+    "(409) si le guichet est hors ligne ou, pour le redémarrage et l'autotest, en appel.",
 )
 async def post_action(device_id: str, body: ActionIn, ctx: Ctx, user: ApiAdmin) -> ActionOut:
     try:
-        return _out(await run_action(ctx, user, device_id, body.action))
+        return _out(await run_action(ctx, user, device_id, body.action, percent=body.percent))
     except ActionRefusedError as exc:
         raise HTTPException(exc.status, str(exc)) from None
 
@@ -111,5 +115,7 @@ def get_action(device_id: str, action_id: uuid.UUID, db: Db, _user: ApiAdmin) ->
 async def post_batch(body: BatchIn, ctx: Ctx, user: ApiAdmin) -> BatchOut:
     if body.site is None and not body.device_ids:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "Aucun guichet choisi.")
-    outcome = await run_batch(ctx, user, body.action, site=body.site, device_ids=body.device_ids)
+    outcome = await run_batch(
+        ctx, user, body.action, site=body.site, device_ids=body.device_ids, percent=body.percent
+    )
     return BatchOut(sent=[_out(v) for v in outcome.sent], refused=outcome.refused)

@@ -26,7 +26,14 @@ from fleet_server.errors import FleetError
 from fleet_server.models import AuditEntry, CommandRecord, Device
 from fleet_server.security import audit
 from guichet import contract
-from guichet.actions import ACTION_LABELS, ACTION_TIMEOUT_S, DISRUPTIVE, Action
+from guichet.actions import (
+    ACTION_LABELS,
+    ACTION_TIMEOUT_S,
+    DISRUPTIVE,
+    LEVELS,
+    PERCENT_ARG,
+    Action,
+)
 from guichet.contract import DeviceState, utcnow
 
 ActionState = Literal["pending", "done", "failed", "timeout"]
@@ -68,6 +75,7 @@ class ActionView:
     device_id: str
     action: str
     label: str
+    percent: int | None
     sent_at: datetime
     actor: str | None
     state: ActionState
@@ -98,6 +106,7 @@ def view(record: CommandRecord, now: datetime) -> ActionView:
         device_id=record.device_id,
         action=record.name,
         label=label,
+        percent=_percent(record.args),
         sent_at=record.sent_at,
         actor=record.actor,
         state=state,
@@ -117,6 +126,11 @@ class Prepared:
     audit_id: int
 
 
+def _percent(args: dict[str, Any] | None) -> int | None:
+    value = (args or {}).get(PERCENT_ARG)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def prepare_action(
     session: Session,
     device_id: str,
@@ -126,9 +140,13 @@ def prepare_action(
     actor_user_id: int | None,
     in_call: Callable[[str], bool],
     build_config: BuildConfig,
+    percent: int | None = None,
 ) -> Prepared:
     """Check, record and audit one action; the caller commits, then ``publish``es it — after
-    the commit, so that an ack faster than the commit still finds its row."""
+    the commit, so that an ack faster than the commit still finds its row. ``percent``: the
+    level of a volume or brightness action (``guichet.actions.LEVELS``)."""
+    if action in LEVELS and (percent is None or not 0 <= percent <= 100):
+        raise ActionRefusedError("indiquez un niveau de 0 à 100 %", 400)
     device = session.get(Device, device_id)
     if device is None or device.revoked_at is not None:
         raise ActionRefusedError("guichet inconnu ou retiré du service", 404)
@@ -149,6 +167,8 @@ def prepare_action(
         if config is None:
             raise ActionRefusedError("aucune configuration à envoyer pour ce guichet")
         args["version"] = config.version
+    if action in LEVELS:
+        args[PERCENT_ARG] = percent
     command = contract.Command(request_id=uuid.uuid4(), at=now, name=action.value, args=args)
     record = CommandRecord(
         request_id=command.request_id,

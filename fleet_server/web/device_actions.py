@@ -32,7 +32,7 @@ from fleet_server.security.auth import Principal
 from fleet_server.web.deps import AdminUser, AppContext, Ctx, Db, redirect_to, render
 from fleet_server.web.format import sentence
 from guichet import contract
-from guichet.actions import ACTION_LABELS, Action
+from guichet.actions import ACTION_LABELS, LEVELS, Action
 from guichet.contract import utcnow
 
 logger = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ async def run_action(
     device_id: str,
     action: Action,
     before_publish: Callable[[], object] | None = None,
+    percent: int | None = None,
 ) -> ActionView:
     """Send one action (checks, row, audit; committed, then published); raises
     ``ActionRefusedError``. ``before_publish`` runs once it is committed, before it leaves
@@ -71,6 +72,7 @@ async def run_action(
             return actions.prepare_action(
                 session, device_id, action, actor=user.username,
                 actor_user_id=user.user_id, in_call=ctx.calls.in_call, build_config=build,
+                percent=percent,
             )  # fmt: skip
 
     def withdraw(prepared: actions.Prepared) -> None:
@@ -99,7 +101,13 @@ class BatchOutcome:
 
 
 async def run_batch(
-    ctx: AppContext, user: Principal, action: Action, *, site: str | None, device_ids: list[str]
+    ctx: AppContext,
+    user: Principal,
+    action: Action,
+    *,
+    site: str | None,
+    device_ids: list[str],
+    percent: int | None = None,
 ) -> BatchOutcome:
     """One action on a selection of counters or a whole site: each counter is checked on its
     own; ids that are unknown, withdrawn or not on ``site`` are refused, never sent."""
@@ -113,7 +121,7 @@ async def run_batch(
     sent: list[ActionView] = []
     for device_id in found:
         try:
-            sent.append(await run_action(ctx, user, device_id, action))
+            sent.append(await run_action(ctx, user, device_id, action, percent=percent))
         except ActionRefusedError as exc:
             refused[device_id] = str(exc)
     return BatchOutcome(sent, refused)
@@ -141,6 +149,7 @@ async def device_action(
     ctx: Ctx,
     user: AdminUser,
     action: Annotated[str, Form(max_length=32)],
+    percent: Annotated[int | None, Form(ge=0, le=100)] = None,
 ) -> Response:
     chosen = _action(action)
     label = ACTION_LABELS[chosen]
@@ -151,7 +160,7 @@ async def device_action(
             listed.append(_list_html(request, session, device_id, user))
 
     try:
-        sent = await run_action(ctx, user, device_id, chosen, render_list)
+        sent = await run_action(ctx, user, device_id, chosen, render_list, percent)
     except ActionRefusedError as exc:
         if exc.status == status.HTTP_404_NOT_FOUND:
             raise HTTPException(exc.status, "Guichet inconnu.") from None
@@ -194,6 +203,7 @@ async def fleet_action(
     action: Annotated[str, Form(max_length=32)],
     site: Annotated[str, Form(max_length=128)] = "",
     device: Annotated[list[str] | None, Form(max_length=64)] = None,
+    percent: Annotated[str, Form(max_length=8)] = "",  # empty unless a level is set
 ) -> Response:
     """One action on the counters ticked in the fleet table, or on a whole site."""
     chosen = _action(action)
@@ -201,7 +211,10 @@ async def fleet_action(
     ids = list(dict.fromkeys(device or []))[: actions.MAX_BATCH]
     if not site and not ids:
         return redirect_to(request, back, form="actions", error="aucun guichet choisi")
-    outcome = await run_batch(ctx, user, chosen, site=site or None, device_ids=ids)
+    level = int(percent) if percent.strip().isdigit() else None
+    if chosen in LEVELS and (level is None or level > 100):
+        return redirect_to(request, back, form="actions", error="indiquez un niveau de 0 à 100 %")
+    outcome = await run_batch(ctx, user, chosen, site=site or None, device_ids=ids, percent=level)
     label = ACTION_LABELS[chosen]
     parts = [f"« {label} » envoyé à {len(outcome.sent)} guichet(s)"]
     if outcome.refused:

@@ -125,6 +125,13 @@ async def test_selftest_refresh_and_reboot_round_trip_and_are_audited(
             selftest = await settled(client, sent.json()["request_id"])
             refreshed = await act(client, csrf, "refresh_config")
             refresh = await settled(client, refreshed.json()["request_id"])
+            louder = await client.post(
+                f"/devices/{COUNTER}/actions",
+                data={"action": "set_volume", "percent": "60", "csrf_token": csrf},
+                headers={"Accept": "application/json"},
+            )
+            volume = await settled(client, louder.json()["request_id"])
+            no_level = await act(client, csrf, "set_brightness")
             rebooted = await act(client, csrf, "reboot")
             reboot = await settled(client, rebooted.json()["request_id"])
             page = (await client.get(f"/devices/{COUNTER}/actions")).text
@@ -145,8 +152,15 @@ async def test_selftest_refresh_and_reboot_round_trip_and_are_audited(
     assert refresh["state"] == "done"
     assert refresh["detail"].startswith("configuration n° ")
     assert (reboot["state"], reboot["detail"]) == ("done", "redémarrage du boîtier")
+    assert (volume["state"], volume["percent"]) == ("done", 60)
+    assert volume["detail"] == "volume du haut-parleur réglé à 60 %"
+    assert (no_level.status_code, no_level.json()["error"]) == (
+        400, "« Régler la luminosité de l'écran » refusé : indiquez un niveau de 0 à 100 %."
+    )  # fmt: skip
     assert "Courtier MQTT" in page  # each check, in French, on the page
-    assert sorted(e.detail["command"] for e in audited) == ["reboot", "refresh_config", "selftest"]
+    assert sorted(e.detail["command"] for e in audited) == [
+        "reboot", "refresh_config", "selftest", "set_volume",
+    ]  # fmt: skip
     assert {(e.actor, e.target) for e in audited} == {("admin", COUNTER)}
 
 
@@ -233,7 +247,8 @@ async def test_a_batch_acts_on_its_site_only(broker: Broker, db_url: str) -> Non
             )  # fmt: skip
             page = await client.get("/", params={"site": "A"})
             form = await client.post(
-                "/fleet/actions", data={"action": "selftest", "site": "A", "csrf_token": csrf}
+                "/fleet/actions",
+                data={"action": "selftest", "site": "A", "percent": "", "csrf_token": csrf},
             )
             told = await client.get("/", params={"site": "A"})
         finally:
