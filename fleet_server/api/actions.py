@@ -22,6 +22,7 @@ from fleet_server.mqtt import actions
 from fleet_server.mqtt.actions import ActionRefusedError, ActionView
 from fleet_server.web.deps import ApiAdmin, Ctx, Db
 from fleet_server.web.device_actions import run_action, run_batch
+from fleet_server.web.format import sentence
 from guichet.actions import Action
 from guichet.contract import utcnow
 
@@ -77,7 +78,7 @@ async def post_action(device_id: str, body: ActionIn, ctx: Ctx, user: ApiAdmin) 
     try:
         return _out(await run_action(ctx, user, device_id, body.action, percent=body.percent))
     except ActionRefusedError as exc:
-        raise HTTPException(exc.status, str(exc)) from None
+        raise HTTPException(exc.status, sentence(str(exc))) from None
 
 
 @router.get(

@@ -28,6 +28,7 @@ from appliance.app import Appliance
 from appliance.config import parse_config
 from appliance.hw.ports.system import SimulatedSystemPower
 from fleet_server.models import AuditEntry, CommandRecord, Device
+from fleet_server.security import auth
 from guichet import contract
 from tests.support.call_harness import wait_for
 from tests.support.live_server import LiveApp, live_app, receive, send
@@ -336,3 +337,38 @@ def acked(live: LiveApp, request_id: uuid.UUID) -> bool:
     with live.sessions() as session:
         record = session.get(CommandRecord, request_id)
         return record is not None and record.acked_at is not None
+
+
+async def test_an_api_token_acts_without_csrf_and_a_refused_publish_leaves_nothing(
+    broker: Broker, db_url: str
+) -> None:
+    async with fleet(broker, db_url) as live:
+        with live.sessions.begin() as session:
+            session.add(Device(id=COUNTER, site=SITE, name="1", state="online"))
+            token = auth.create_api_token(session, "admin")
+        async with httpx.AsyncClient(
+            base_url=live.url, headers={"Authorization": f"Bearer {token}"}
+        ) as api:
+            sent = await api.post(f"/api/v1/devices/{COUNTER}/actions", json={"action": "selftest"})
+            bad = await api.post(
+                f"/api/v1/devices/{COUNTER}/actions", json={"action": "set_volume", "percent": 101}
+            )
+            broker.stop()  # the ingest loses the broker: nothing can be sent
+            ingest = live.ctx.ingest
+            assert ingest is not None
+            await wait_for(lambda: not ingest.wait_connected(0), "the ingest disconnected")
+            down = await api.post(f"/api/v1/devices/{COUNTER}/actions", json={"action": "restart"})
+        with live.sessions() as session:
+            names = session.scalars(select(CommandRecord.name)).all()
+            audited = session.scalars(
+                select(AuditEntry).where(AuditEntry.action == "command.send")
+            ).all()
+    assert sent.status_code == 202, sent.text
+    assert sent.json()["state"] == "pending"
+    assert bad.status_code == 422
+    assert down.status_code == 503
+    assert (
+        down.json()["detail"] == "Le courtier MQTT n'est pas connecté : réessayez dans un instant."
+    )
+    assert names == ["selftest"]  # the restart never left: no row, no audit entry
+    assert [e.detail["command"] for e in audited] == ["selftest"]
