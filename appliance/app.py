@@ -54,6 +54,8 @@ from appliance.fleet.settings import RuntimeSettings
 from appliance.hw.ports import LightPattern, UsbChange, UsbDevice
 from appliance.hw.ports.controls import SimulatedButton
 from appliance.hw.sane.scanner import SaneScanner
+from appliance.remote_actions import RemoteActions
+from appliance.selftest import unattended_selftest
 from appliance.supervisor import ComponentHealth, Supervisor
 from appliance.telemetry import collect
 from appliance.wiring import Hardware, build_hardware
@@ -242,6 +244,16 @@ class Appliance:
             components["status-light"] = self._show_fleet_state
         if isinstance(hardware.button, SimulatedButton):
             _register_remote_finger(commands, hardware.button, agent)
+        RemoteActions(
+            settings=self.settings,
+            power=hardware.power,
+            volume=hardware.volume,
+            backlight=hardware.backlight,
+            stop=self.request_stop,
+            busy=self._occupied,
+            run_checks=lambda: unattended_selftest(self.config, hardware),
+            emit=self.emit,
+        ).register(commands)
         async with asyncio.TaskGroup() as group:
             supervised = group.create_task(self.supervisor.run(components))
             self._ready.set()
@@ -249,6 +261,7 @@ class Appliance:
             await self._stop_requested.wait()
             sdnotify.notify("STOPPING=1")
             await link.stop()
+            await commands.close()
             supervised.cancel()
 
     async def _enrolled(self, hardware: Hardware) -> bool:
@@ -272,6 +285,10 @@ class Appliance:
             raise CommandFailed(f"renouvellement impossible : {exc}") from None
         asyncio.get_running_loop().call_later(ROTATE_RESTART_S, self.request_stop)
         return "identifiants renouvelés ; redémarrage"
+
+    def _occupied(self) -> str | None:
+        """What the counter is doing with a citizen, if anything (remote support asks)."""
+        return self.call_agent.occupied() if self.call_agent is not None else None
 
     # --- components ----------------------------------------------------------------------
 

@@ -75,6 +75,30 @@ class SelfTest:
             self.results.append(await _one(name, label, meaning, check))
         return self.results
 
+    async def run_unattended(self) -> list[CheckResult]:
+        """The checks that need nobody at the counter and disturb nobody there (remote
+        support's self-test, on the running counter): no button to press, no tone, no page
+        printed or scanned — the printer and scanner say their state."""
+        checks: list[tuple[str, str, str, Callable[[], Awaitable[str | None]]]] = [
+            ("camera", "Caméra", MEANINGS["camera"], self._camera),
+            ("screen", "Écran", MEANINGS["screen"], self._screen),
+            ("printer", "Imprimante", MEANINGS["printer"], self._printer_state),
+            ("scanner", "Scanner", MEANINGS["scanner"], self._scanner_state),
+            ("network", "Réseau", MEANINGS["network"], self._network),
+            ("broker", "Serveur MQTT", MEANINGS["broker"], self._broker),
+        ]
+        return [await _one(name, label, meaning, check) for name, label, meaning, check in checks]
+
+    async def _printer_state(self) -> str | None:
+        if self.config.hardware.printer == "none":
+            return None
+        return _healthy(await self.hardware.printer.state(), "imprimante")
+
+    async def _scanner_state(self) -> str | None:
+        if self.config.hardware.scanner == "none":
+            return None
+        return _healthy(await self.hardware.scanner.state(), "scanner")
+
     async def _camera(self) -> str | None:
         if self.config.hardware.camera == "none":
             return None
@@ -161,6 +185,14 @@ class SelfTest:
         fleet = self.config.fleet
         took = await hw.reach(fleet.host, fleet.port)
         return f"{fleet.host}:{fleet.port} joignable en {took * 1000:.0f} ms"
+
+
+async def unattended_selftest(config: ApplianceConfig, hardware: Hardware) -> list[CheckResult]:
+    """Remote support's self-test on the running counter's own hardware (no report to the
+    fleet here: the caller answers the command)."""
+    simulated = config.hardware.camera == "simulated" and config.hardware.button == "simulated"
+    test = SelfTest(config, hardware, lambda _text: None, simulated_media=simulated)
+    return await test.run_unattended()
 
 
 def test_page_text(device_id: str) -> str:

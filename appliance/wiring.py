@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 from appliance.config import ApplianceConfig, HardwareSection
 from appliance.hw.absent import AbsentCamera, AbsentPrinter, AbsentScanner, AbsentScreen
+from appliance.hw.alsa_mixer import AmixerVolume
+from appliance.hw.backlight import SysfsBacklight
 from appliance.hw.camera.presence import Picamera2Camera, V4l2Camera
 from appliance.hw.cups.printer import CupsPrinter
 from appliance.hw.gpio.devices import GpiozeroButton, GpiozeroLight
@@ -34,11 +36,13 @@ from appliance.hw.ports.camera import SimulatedCamera
 from appliance.hw.ports.controls import SimulatedButton, SimulatedLight
 from appliance.hw.ports.headset import AudioRouting
 from appliance.hw.ports.hotplug import SimulatedHotPlug
+from appliance.hw.ports.levels import Backlight, SimulatedBacklight, SimulatedVolume, SpeakerVolume
 from appliance.hw.ports.printer import SimulatedPrinter
 from appliance.hw.ports.scanner import SimulatedScanner
 from appliance.hw.ports.screen import SimulatedScreen
 from appliance.hw.ports.speaker import SilentSpeaker
-from appliance.hw.ports.system import SimulatedSystemProbe
+from appliance.hw.ports.system import SimulatedSystemPower, SimulatedSystemProbe, SystemPower
+from appliance.hw.power import SystemctlPower
 from appliance.hw.sane.scanner import SaneScanner
 from appliance.hw.screen_pygame.adapter import PygameScreen
 from appliance.hw.speech import EspeakSpeaker
@@ -70,6 +74,9 @@ class Hardware:
     speaker: Speaker = field(default_factory=SilentSpeaker)  # the questionnaire read aloud
     # Where the call's audio goes (private listening); None: always the speakers.
     audio_routing: AudioRouting | None = None
+    power: SystemPower = field(default_factory=SimulatedSystemPower)  # remote support's reboot
+    volume: SpeakerVolume = field(default_factory=SimulatedVolume)  # set from afar
+    backlight: Backlight = field(default_factory=SimulatedBacklight)  # set from afar
 
     def close(self) -> None:
         """Release pins and stop watcher threads; safe to call twice."""
@@ -223,6 +230,10 @@ def build_hardware(config: ApplianceConfig, loop: asyncio.AbstractEventLoop) -> 
         pin_factory=factory,
         choice_buttons=choice_buttons,
         speaker=_speaker(config),
+        # The box itself (reboot, volume, brightness) is real wherever its probes are.
+        power=SystemctlPower() if hw.system == "real" else SimulatedSystemPower(),
+        volume=AmixerVolume() if hw.system == "real" else SimulatedVolume(),
+        backlight=SysfsBacklight() if hw.system == "real" else SimulatedBacklight(),
     )
     logger.info("hardware: %s", hw.model_dump_json())
     return hardware

@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.responses import Response
 
+from fleet_server.api import actions as api_actions
 from fleet_server.api import enrol as api_enrol
 from fleet_server.api import fleet as api
 from fleet_server.api import notifications as api_notifications
@@ -56,6 +57,7 @@ from fleet_server.web import alerts as web_alerts
 from fleet_server.web import audit_log as web_audit
 from fleet_server.web import call_log as web_calls
 from fleet_server.web import device as web_device
+from fleet_server.web import device_actions as web_device_actions
 from fleet_server.web import enrolment as web_enrolment
 from fleet_server.web import fleet as web_fleet
 from fleet_server.web import login as web_auth
@@ -167,6 +169,7 @@ def create_app(settings: Settings) -> FastAPI:
         web_auth.router,
         web_fleet.router,
         web_device.router,
+        web_device_actions.router,
         web_alerts.router,
         web_admin.router,
         web_agent.router,
@@ -187,6 +190,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api_enrol.router)
     app.include_router(api.router)
     app.include_router(api_notifications.router)
+    app.include_router(api_actions.router)
     app.include_router(api.metrics_router)
     _install_error_pages(app)
     return app

@@ -27,6 +27,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from guichet.errors import ContractError as ContractError  # re-exported: contract.ContractError
+from guichet.events import CheckOutcome
 from guichet.messages import first_error
 from guichet.questionnaire import Questionnaire
 from guichet.schedule import CounterSchedule
@@ -329,11 +330,28 @@ class Command(WireMessage):
     args: dict[Annotated[str, Field(max_length=64)], Scalar] = Field(default_factory=dict)
 
 
+class CheckReport(BaseModel):
+    """One self-test check as a counter reports it: its ``Component`` name, outcome and what
+    was seen (French)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    name: str = Field(max_length=32)
+    outcome: CheckOutcome
+    detail: str = Field(default="", max_length=256)
+
+
 class CommandAck(WireMessage):
+    """The counter's answer to ``Command`` with the same ``request_id``; ``detail`` is French,
+    for the administrator (why it failed, or what was done)."""
+
     request_id: uuid.UUID
     at: datetime
     ok: bool
     detail: str | None = Field(default=None, max_length=1024)
+    # The self-test action's checks (``guichet.actions``); added within v1 with a default,
+    # so an older server ignores them and an older counter sends none.
+    checks: list[CheckReport] = Field(default_factory=list, max_length=32)
 
 
 class DeviceConfig(WireMessage):

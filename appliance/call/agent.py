@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, TypeVar
 from appliance.call.adaptation import VideoLimits
 from appliance.call.machine import CallMachine, CallTimings, Phase
 from appliance.call.peer import CallPeer, MediaNegotiationError
+from appliance.call.phases import ACTIVE
 from appliance.call.signalling_client import SignallingClient
 from appliance.call.summary import summary
 from appliance.errors import ApplianceError
@@ -56,6 +57,9 @@ if TYPE_CHECKING:
     from appliance.fleet.settings import RuntimeSettings
 
 logger = logging.getLogger(__name__)
+
+# A citizen is at the counter: a restart, a reboot or a self-test would cut them off.
+OCCUPIED = ACTIVE | {Phase.SURVEY}
 
 Emit = Callable[[EventKind, dict[str, Scalar]], None]
 # Stores the answers durably before returning (the outbox, fsynced): the screen moves on
@@ -298,6 +302,11 @@ class CallAgent:
     def summary(self) -> str:
         """What the counter is doing, in French (``appliance/call/summary.py``)."""
         return summary(self.machine)
+
+    def occupied(self) -> str | None:
+        """What the counter is doing with a citizen (a call, its questionnaire), in French;
+        None when nobody would be cut off (remote support's restart, reboot, self-test)."""
+        return self.summary() if self.machine.phase in OCCUPIED else None
 
     def skip_survey(self) -> bool:
         """Leave the questionnaire on screen, if any (the demo's ``skip_survey``)."""

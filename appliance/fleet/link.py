@@ -399,6 +399,9 @@ class FleetLink:
             except ApplianceError as exc:
                 logger.error("message not handled", extra={"error": str(exc)})
 
+    async def _send_ack(self, ack: contract.CommandAck) -> None:
+        await self.send(contract.Kind.CMD_ACK, ack)
+
     async def _dispatch(self, topic: str, payload: bytes) -> None:
         _, kind = contract.parse_topic(topic)
         if kind is contract.Kind.CONFIG:
@@ -410,7 +413,6 @@ class FleetLink:
         elif kind is contract.Kind.CMD:
             command = contract.decode(kind, payload)
             if isinstance(command, contract.Command):
-                ack = await self._commands.handle(command)
-                await self.send(contract.Kind.CMD_ACK, ack)
+                self._commands.start(command, self._send_ack)
         else:
             raise contract.ContractError(f"unexpected topic {topic!r}")

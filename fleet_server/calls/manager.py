@@ -97,6 +97,10 @@ class CallManager:
     def active_calls(self) -> list[Call]:
         return list(self._calls.values())
 
+    def in_call(self, device_id: str) -> bool:
+        """Whether this counter has a call under way (queued or connected) on this server."""
+        return self._call_of(device_id) is not None
+
     async def settled(self) -> None:
         """Return once every database write submitted so far is committed."""
         await self._journal.run(lambda _session: None)

@@ -144,9 +144,11 @@ class SurveyRecord(Base):
 
 
 class CommandRecord(Base):
-    """A remote command sent to a counter and its acknowledgement."""
+    """A remote command sent to a counter and its acknowledgement (the first one only: a
+    replayed ack changes nothing)."""
 
     __tablename__ = "commands"
+    __table_args__ = (Index("ix_commands_device_sent", "device_id", "sent_at"),)
 
     request_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
@@ -156,6 +158,11 @@ class CommandRecord(Base):
     acked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     ok: Mapped[bool | None] = mapped_column(Boolean)
     detail: Mapped[str | None] = mapped_column(Text)
+    # Remote support's actions (guichet.actions): past this, no ack means no answer; who
+    # asked; the self-test's checks as the counter answered them (name, outcome, detail).
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    actor: Mapped[str | None] = mapped_column(String(128))
+    checks: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
 
 class Alert(Base):

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from fleet_server import paging
 from fleet_server.models import AuditEntry
+from guichet.actions import ACTION_LABELS
 from guichet.contract import utcnow
 
 logger = logging.getLogger(__name__)
@@ -108,7 +109,10 @@ DETAIL_LABELS: Final = {
 # dates are the page's own vocabularies: see fleet_server.web.format).
 DETAIL_VALUES: Final = {
     "via": {"cli": "ligne de commande"},
-    "command": {"rotate_credentials": "renouveler les identifiants"},
+    "command": {
+        "rotate_credentials": "renouveler les identifiants",
+        **{action.value: label.lower() for action, label in ACTION_LABELS.items()},
+    },
     "half": {"am": "matin", "pm": "après-midi"},
     "kind": {"closed": "fermeture", "open": "ouverture exceptionnelle"},
     "channel": {"email": "courriel", "webhook": "webhook"},

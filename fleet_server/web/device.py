@@ -14,7 +14,9 @@ from fleet_server.calls import admin as calls_admin
 from fleet_server.calls import quality as call_quality
 from fleet_server.calls import store as calls_store
 from fleet_server.models import Device
+from fleet_server.mqtt import actions as remote_actions
 from fleet_server.mqtt import queries
+from fleet_server.security.roles import Role
 from fleet_server.web.charts import Chart, build_chart
 from fleet_server.web.deps import AccessDeniedError, Ctx, Db, FleetUser, render, site_allowed
 from guichet.contract import utcnow
@@ -114,5 +116,11 @@ def device_page(
         "week_quality": call_quality.week_quality(db, [device_id], utcnow()).get(device_id),
         "services": services,
         "service_labels": {s.code: s.label for s in services},
+        # Remote support (administrators): the latest actions and their answers.
+        "actions": (
+            remote_actions.recent_actions(db, device_id, utcnow())
+            if user.role == Role.ADMIN
+            else []
+        ),
     }
     return render(request, "device.html", context, principal=user)

@@ -30,6 +30,7 @@ from fleet_server.mqtt.alert_rules import ALERT_LABELS
 from fleet_server.security import audit
 from fleet_server.security.roles import ROLE_LABELS, Role
 from guichet import signalling
+from guichet.actions import ACTION_LABELS
 from guichet.contract import (
     AUDIO_ROUTE_LABELS,
     DEVICE_HEALTH_LABELS,
@@ -246,6 +247,16 @@ def _outcome(value: object) -> str:
     return f"{label}{NBSP}: {rest}" if rest and word == CheckOutcome.FAILED else label
 
 
+def component_label(name: object) -> str:
+    """A part of a counter in French (a self-test check's name); an unknown one as it came."""
+    return COMPONENTS.get(str(name), plain_value(name))
+
+
+def outcome_label(value: object) -> str:
+    """A self-test check's outcome in French: réussi, échec, ignoré."""
+    return OUTCOMES.get(str(value), plain_value(value))
+
+
 def _detail(label: str, text: str) -> str:
     return f"{label}{NBSP}: {text}"
 
@@ -420,6 +431,8 @@ def make_templates() -> Jinja2Templates:
         sentence=sentence,
         quality_line=quality_line,
         week_quality_note=week_quality_note,
+        component_label=component_label,
+        outcome_label=outcome_label,
     )
     env.globals["MISSING"] = MISSING
     env.globals["CLOCK_SKEW_FLAG_S"] = CLOCK_SKEW_FLAG_S
@@ -428,4 +441,5 @@ def make_templates() -> Jinja2Templates:
     env.globals["last_known"] = last_known
     env.globals["WEAK_LINE"] = WEAK_LINE
     env.globals["ACCESSIBILITY_COMPLIANCE"] = ACCESSIBILITY_COMPLIANCE
+    env.globals["ACTION_LABELS"] = {a.value: label for a, label in ACTION_LABELS.items()}
     return templates

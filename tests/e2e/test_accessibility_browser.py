@@ -34,6 +34,7 @@ from fleet_server.models import (
     Appointment,
     AuditEntry,
     CallRecord,
+    CommandRecord,
     Device,
     EventRecord,
     StatusChange,
@@ -91,6 +92,10 @@ NOT_PAGES: dict[str, str] = {
     "/api/v1/notifications/targets": "JSON API",
     "/api/v1/notifications/deliveries": "JSON API",
     "/api/v1/openapi.json": "JSON API (its reference page is /api/v1/docs)",
+    "/devices/{device_id}/actions": "a counter's latest actions, swapped into its page by"
+    " actions.js (audited there, seeded with a self-test's results)",
+    "/api/v1/devices/{device_id}/actions": "JSON API",
+    "/api/v1/devices/{device_id}/actions/{action_id}": "JSON API",
     "/metrics": "Prometheus exposition",
 }
 # Not a route: the French error page, as any unknown address shows it.
@@ -142,6 +147,18 @@ def _seed(live: LiveApp) -> None:
                  "reason": "hangup_counter"}  # fmt: skip
         session.add(EventRecord(id=uuid.uuid4(), device_id=DEVICE.device_id, at=now,
                                 received_at=now, kind="call_ended", data=ended))  # fmt: skip
+        checks = [
+            {"name": "camera", "outcome": "ok", "detail": "caméra présente"},
+            {"name": "printer", "outcome": "echec", "detail": "imprimante en erreur"},
+        ]
+        session.add(CommandRecord(request_id=uuid.uuid4(), device_id=DEVICE.device_id,
+                                  name="selftest", args={}, sent_at=now, acked_at=now, ok=True,
+                                  detail="autotest : 1 contrôle(s) en échec sur 2", actor="admin",
+                                  checks=checks))  # fmt: skip
+        an_hour_ago = now - timedelta(hours=1)  # a restart left unanswered
+        session.add(CommandRecord(request_id=uuid.uuid4(), device_id=DEVICE.device_id,
+                                  name="restart", args={}, sent_at=an_hour_ago,
+                                  expires_at=an_hour_ago, actor="admin"))  # fmt: skip
         session.add(
             CallRecord(id=uuid.uuid4(), device_id=DEVICE.device_id, site=SITE, service="caf",
                        requested_at=now - timedelta(minutes=3),

@@ -11,6 +11,7 @@ a role that may use the route.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -21,13 +22,15 @@ from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocketDisconnect
 
-from fleet_server.models import Device, User
+from fleet_server.models import CommandRecord, Device, User
 from fleet_server.security import auth
 from fleet_server.web.deps import CSRF_EXEMPT
+from guichet.contract import utcnow
 from tests.support.databases import fresh_database
 from tests.support.webapp import CSRF_RE, PASSWORD, WebApp, running_app
 
 SITE_A, SITE_B = "Site A", "Site B"
+ACTION_ID = uuid.UUID("d4e5f6a7-b8c9-4d0e-8f1a-2b3c4d5e6f70")  # an action sent to dev-a
 ROLES: Final = ("anonymous", "admin", "auditor", "reception", "agent")
 LOGGED_IN = frozenset(ROLES) - {"anonymous"}
 PUBLIC = frozenset(ROLES)
@@ -110,6 +113,14 @@ POLICY: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("POST", "/api/v1/notifications/targets"): ADMIN,
     ("DELETE", "/api/v1/notifications/targets/{target_id}"): ADMIN,
     ("GET", "/api/v1/notifications/deliveries"): ADMIN,
+    # Remote support's actions on counters (issue 14, item 1): administrators only.
+    ("POST", "/devices/{device_id}/actions"): ADMIN,
+    ("GET", "/devices/{device_id}/actions"): ADMIN,
+    ("POST", "/fleet/actions"): ADMIN,
+    ("POST", "/api/v1/devices/{device_id}/actions"): ADMIN,
+    ("GET", "/api/v1/devices/{device_id}/actions"): ADMIN,
+    ("GET", "/api/v1/devices/{device_id}/actions/{action_id}"): ADMIN,
+    ("POST", "/api/v1/actions"): ADMIN,
 }
 # Routes whose credential is a secret in the path: a wrong one is 404 for everyone.
 SECRET_IN_PATH: Final = frozenset({("GET", "/ical/{token}.ics")})
@@ -124,6 +135,7 @@ PARAMS = {
     "appointment_id": "999",
     "token": "gpi_" + "x" * 43,
     "target_id": "999",
+    "action_id": str(ACTION_ID),
 }
 JSON_PREFIXES = ("/api/", "/metrics")
 
@@ -167,6 +179,13 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebApp]:
             auth.upsert_user(session, "agent", PASSWORD, role="agent", service="caf")
             session.add(Device(id="dev-a", site=SITE_A, name="A", state="online"))
             session.add(Device(id="dev-b", site=SITE_B, name="B", state="online"))
+            session.flush()
+            session.add(
+                CommandRecord(
+                    request_id=ACTION_ID, device_id="dev-a", name="selftest", args={},
+                    sent_at=utcnow(),
+                )
+            )  # fmt: skip
         yield app
 
 

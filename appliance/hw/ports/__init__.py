@@ -12,6 +12,7 @@ The ports and their value types are re-exported here: ``from appliance.hw.ports 
 from appliance.hw.ports.camera import Camera
 from appliance.hw.ports.controls import Button, LightPattern, StatusLight
 from appliance.hw.ports.hotplug import HotPlug, UsbChange, UsbDevice
+from appliance.hw.ports.levels import Backlight, SpeakerVolume
 from appliance.hw.ports.media import (
     AudioSink,
     AudioSource,
@@ -23,11 +24,12 @@ from appliance.hw.ports.printer import DocumentPrinter, Printer, PrintJobStatus
 from appliance.hw.ports.scanner import DocumentScanner, ScannedPage, Scanner, ScanSettings
 from appliance.hw.ports.screen import OutOfServiceReason, Screen, ScreenInfo, ScreenState
 from appliance.hw.ports.speaker import Speaker
-from appliance.hw.ports.system import SystemProbe, SystemSnapshot
+from appliance.hw.ports.system import SystemPower, SystemProbe, SystemSnapshot
 
 __all__ = [
     "AudioSink",
     "AudioSource",
+    "Backlight",
     "Button",
     "Camera",
     "DocumentPrinter",
@@ -46,7 +48,9 @@ __all__ = [
     "ScreenInfo",
     "ScreenState",
     "Speaker",
+    "SpeakerVolume",
     "StatusLight",
+    "SystemPower",
     "SystemProbe",
     "SystemSnapshot",
     "UsbChange",

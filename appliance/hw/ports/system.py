@@ -1,5 +1,5 @@
 """System probes (the non-peripheral part of telemetry): the port and its fake, plausible
-slowly drifting readings."""
+slowly drifting readings; and the box's power (remote support's reboot) with its fake."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import random
 import time
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+
+from appliance.errors import HardwareError
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,3 +81,25 @@ class SimulatedSystemProbe:
             interfaces=[("eth0", True, [self._address]), ("wlan0", False, [])],
             clock_synchronised=self.clock_synchronised,
         )
+
+
+@runtime_checkable
+class SystemPower(Protocol):
+    """Restarting the whole box (remote support's reboot). ``reboot`` returns once the
+    system has taken the order (the counter is then stopped by it, in order); it raises
+    ``HardwareError`` with a French reason when it cannot."""
+
+    async def reboot(self) -> None: ...
+
+
+class SimulatedSystemPower:
+    """Counts the reboots asked for (demo, tests); ``refusal``, when set, is raised instead."""
+
+    def __init__(self) -> None:
+        self.reboots = 0
+        self.refusal: str | None = None
+
+    async def reboot(self) -> None:
+        if self.refusal is not None:
+            raise HardwareError(self.refusal)
+        self.reboots += 1

@@ -238,8 +238,14 @@ def _apply_command_ack(batch: Batch, item: Received) -> None:
         .where(
             CommandRecord.request_id == ack.request_id,
             CommandRecord.device_id == item.device_id,  # a counter acks only its own commands
+            CommandRecord.acked_at.is_(None),  # the first ack stands: a replay changes nothing
         )
-        .values(acked_at=item.received_at, ok=ack.ok, detail=ack.detail)
+        .values(
+            acked_at=item.received_at,
+            ok=ack.ok,
+            detail=ack.detail,
+            checks=[c.model_dump(mode="json") for c in ack.checks] if ack.checks else None,
+        )
     )
 
 

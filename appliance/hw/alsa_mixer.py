@@ -1,0 +1,57 @@
+"""The loudspeaker's volume through ALSA's mixer: ``amixer sset <control> <percent>%``.
+
+``amixer`` (alsa-utils) is run, not linked: one short command per change, in a subprocess
+that never blocks the loop. Refused clearly when alsa-utils is absent or the card has no
+such control (an HDMI screen's speakers without a mixer, for instance).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+
+from appliance.errors import HardwareError
+
+AMIXER_TIMEOUT_S = 5.0
+DEFAULT_CONTROL = "Master"  # Raspberry Pi OS's headphone jack names its control "PCM"
+_PERCENT = re.compile(r"\[(\d{1,3})%\]")
+
+
+class AmixerVolume:
+    """``SpeakerVolume`` on an ALSA card (``card``: its index or name; None, the default)."""
+
+    def __init__(
+        self, control: str = DEFAULT_CONTROL, card: str | None = None, amixer: str = "amixer"
+    ) -> None:
+        self._control = control
+        self._card = card
+        self._amixer = amixer
+
+    async def set_volume(self, percent: int) -> int:
+        path = shutil.which(self._amixer)
+        if path is None:
+            raise HardwareError("réglage du volume impossible : amixer (alsa-utils) est absent")
+        card = ["-c", self._card] if self._card is not None else []
+        args = [path, *card, "sset", self._control, f"{percent}%"]
+        process = await asyncio.create_subprocess_exec(
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            async with asyncio.timeout(AMIXER_TIMEOUT_S):
+                stdout, stderr = await process.communicate()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise HardwareError("le mixeur audio n'a pas répondu") from None
+        if process.returncode != 0:
+            reason = stderr.decode(errors="replace").strip().splitlines()[:1]
+            raise HardwareError(
+                f"pas de réglage « {self._control} » sur la carte son"
+                + (f" ({reason[0][:160]})" if reason else "")
+            )
+        levels = _PERCENT.findall(stdout.decode(errors="replace"))
+        return int(levels[0]) if levels else percent

@@ -1,0 +1,50 @@
+"""Remote support's actions on a counter (issue 14): their command names, French labels and
+how long the server waits for each one's ``cmd/ack`` before saying it went unanswered. The
+volume and brightness actions carry their level in ``args["percent"]`` (0–100).
+
+An action is a ``contract.Command`` whose ``name`` is an ``Action``; the counter answers with a
+``contract.CommandAck`` (the self-test's checks in ``checks``). Other commands (``ping``,
+``set_telemetry_interval``, ``rotate_credentials``, the demo's ``press_button``) stay plain
+names: they are not offered on a counter's page.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Action(StrEnum):
+    """What an administrator may ask of a counter from its page, the fleet table or the API."""
+
+    RESTART = "restart"  # the counter's software exits cleanly; systemd starts it again
+    REBOOT = "reboot"  # the whole box restarts
+    SELFTEST = "selftest"  # the checks that need nobody at the counter; results in the ack
+    REFRESH_CONFIG = "refresh_config"  # the server publishes its config; the counter applies it
+    SET_VOLUME = "set_volume"  # args: percent (0-100), the loudspeaker's volume
+    SET_BRIGHTNESS = "set_brightness"  # args: percent (0-100), the screen's backlight
+
+
+ACTION_LABELS: dict[Action, str] = {  # French, as the page, the audit log and the API say them
+    Action.RESTART: "Redémarrer le logiciel",
+    Action.REBOOT: "Redémarrer le boîtier",
+    Action.SELFTEST: "Lancer l'autotest",
+    Action.REFRESH_CONFIG: "Rafraîchir la configuration",
+    Action.SET_VOLUME: "Régler le volume du haut-parleur",
+    Action.SET_BRIGHTNESS: "Régler la luminosité de l'écran",
+}
+
+# How long the server waits for the ack; past that the action is shown as unanswered. A
+# restart acks before it exits; the self-test probes the network and the broker (seconds).
+ACTION_TIMEOUT_S: dict[Action, float] = {
+    Action.RESTART: 30.0,
+    Action.REBOOT: 30.0,
+    Action.SELFTEST: 60.0,
+    Action.REFRESH_CONFIG: 30.0,
+    Action.SET_VOLUME: 30.0,
+    Action.SET_BRIGHTNESS: 30.0,
+}
+# Actions that cut whoever stands at the counter: refused while a call is under way.
+DISRUPTIVE: frozenset[Action] = frozenset({Action.RESTART, Action.REBOOT, Action.SELFTEST})
+# Actions that carry a level: ``args = {"percent": 0..100}``.
+LEVELS: frozenset[Action] = frozenset({Action.SET_VOLUME, Action.SET_BRIGHTNESS})
+PERCENT_ARG = "percent"
