@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from appliance.errors import SelfTestError
+from appliance.hw.tools import run_tool
 
 logger = logging.getLogger(__name__)
 
@@ -56,24 +57,14 @@ def tone_wav(frequency: int = TONE_HZ, seconds: float = TONE_S, rate: int = RATE
 
 async def _tool(argv: list[str], stdin: bytes | None = None, timeout_s: float = 15.0) -> bytes:
     try:
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        run = await run_tool(argv, timeout_s=timeout_s, stdin=stdin)
     except FileNotFoundError:
         raise SelfTestError(f"l'outil « {argv[0]} » n'est pas installé") from None
-    try:
-        out, err = await asyncio.wait_for(process.communicate(stdin), timeout_s)
     except TimeoutError:
-        process.kill()
-        await process.wait()
         raise SelfTestError(f"« {argv[0]} » ne répond pas") from None
-    if process.returncode != 0:
-        reason = err.decode(errors="replace").strip().splitlines()
-        raise SelfTestError(reason[-1] if reason else f"« {argv[0]} » a échoué")
-    return out
+    if not run.ok:
+        raise SelfTestError(run.reason(last=True) or f"« {argv[0]} » a échoué")
+    return run.stdout
 
 
 async def play_tone() -> str:

@@ -7,11 +7,11 @@ such control (an HDMI screen's speakers without a mixer, for instance).
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shutil
 
 from appliance.errors import HardwareError
+from appliance.hw.tools import run_tool
 
 AMIXER_TIMEOUT_S = 5.0
 DEFAULT_CONTROL = "Master"  # Raspberry Pi OS's headphone jack names its control "PCM"
@@ -34,24 +34,15 @@ class AmixerVolume:
             raise HardwareError("réglage du volume impossible : amixer (alsa-utils) est absent")
         card = ["-c", self._card] if self._card is not None else []
         args = [path, *card, "sset", self._control, f"{percent}%"]
-        process = await asyncio.create_subprocess_exec(
-            *args,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
         try:
-            async with asyncio.timeout(AMIXER_TIMEOUT_S):
-                stdout, stderr = await process.communicate()
+            run = await run_tool(args, timeout_s=AMIXER_TIMEOUT_S)
         except TimeoutError:
-            process.kill()
-            await process.wait()
             raise HardwareError("le mixeur audio n'a pas répondu") from None
-        if process.returncode != 0:
-            reason = stderr.decode(errors="replace").strip().splitlines()[:1]
+        if not run.ok:
+            reason = run.reason()
             raise HardwareError(
                 f"pas de réglage « {self._control} » sur la carte son"
-                + (f" ({reason[0][:160]})" if reason else "")
+                + (f" ({reason[:160]})" if reason else "")
             )
-        levels = _PERCENT.findall(stdout.decode(errors="replace"))
+        levels = _PERCENT.findall(run.stdout.decode(errors="replace"))
         return int(levels[0]) if levels else percent

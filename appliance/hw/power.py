@@ -8,11 +8,11 @@ without one ``systemctl`` refuses, and so does this adapter, with the reason.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import shutil
 
 from appliance.errors import HardwareError
+from appliance.hw.tools import run_tool
 
 logger = logging.getLogger(__name__)
 
@@ -29,24 +29,14 @@ class SystemctlPower:
         path = shutil.which(self._systemctl)
         if path is None:
             raise HardwareError("redémarrage impossible : systemd (systemctl) est absent")
-        process = await asyncio.create_subprocess_exec(
-            path,
-            "reboot",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
         try:
-            async with asyncio.timeout(SYSTEMCTL_TIMEOUT_S):
-                _, stderr = await process.communicate()
+            run = await run_tool([path, "reboot"], timeout_s=SYSTEMCTL_TIMEOUT_S)
         except TimeoutError:
-            process.kill()
-            await process.wait()
             raise HardwareError("le système n'a pas répondu à la demande de redémarrage") from None
-        if process.returncode != 0:
-            reason = stderr.decode(errors="replace").strip().splitlines()[:1]
-            logger.error("reboot refused", extra={"error": reason[0] if reason else ""})
+        if not run.ok:
+            reason = run.reason()
+            logger.error("reboot refused", extra={"error": reason or ""})
             raise HardwareError(
-                "le système a refusé le redémarrage" + (f" : {reason[0][:200]}" if reason else "")
+                "le système a refusé le redémarrage" + (f" : {reason[:200]}" if reason else "")
             )
         logger.warning("reboot ordered")
