@@ -64,20 +64,24 @@ class HoleSkipper:
             return pli, frame
         self._since_frame += 1
         if self._since_frame >= STALL_PACKETS and now - self._last_frame_at >= STALL_S:
-            self._skip_to(starts[packet.timestamp])
             self._last_frame_at, self._since_frame = now, 0
-            return True, None  # aiortc sends the PLI
+            if self._skip_to(starts[packet.timestamp]):
+                return True, None  # aiortc sends the PLI
         return pli, None
 
-    def _skip_to(self, sequence: int) -> None:
+    def _skip_to(self, sequence: int) -> bool:
+        """Drop what waits before ``sequence``; False if nothing does (a big frame still
+        arriving on a slow line is no hole: no keyframe is asked for it)."""
         origin = getattr(self._buffer, "_origin", None)
         if not isinstance(origin, int):
-            return
+            return False
         count = (sequence - origin) % 65536
-        if 0 < count < self._buffer.capacity:
-            self._buffer.remove(count)
-            self.holes_skipped += 1
-            logger.info("the agent's video waited behind lost packets: %d skipped", count)
+        if not 0 < count < self._buffer.capacity:
+            return False
+        self._buffer.remove(count)
+        self.holes_skipped += 1
+        logger.info("the agent's video waited behind lost packets: %d skipped", count)
+        return True
 
     def _forget_before(self, timestamp: int) -> None:
         if len(self._frame_starts) > 64:  # frames out: their starts are no longer needed

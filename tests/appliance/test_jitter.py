@@ -81,3 +81,27 @@ def test_a_slow_sender_without_holes_is_left_alone() -> None:
             sequence += 1
         clock.now += 1.0
     assert skipper.holes_skipped == 0
+
+
+def test_a_big_frame_arriving_slowly_is_no_hole() -> None:
+    """A keyframe of 60 packets taking 0.6 s on a slow downlink: nothing to skip, and no
+    keyframe asked for (asking would bring another big keyframe, and so on)."""
+    clock = Clock()
+    buffer = JitterBuffer(capacity=512, is_video=True)
+    skipper = HoleSkipper(buffer, clock=clock)
+    sequence, plis = 0, 0
+    for index, size in enumerate([3, 60, 3, 3, 60, 3, 3]):
+        for part in range(size):
+            packet = RtpPacket(
+                payload_type=96,
+                sequence_number=sequence,
+                timestamp=index * 3000,
+                marker=int(part == size - 1),
+            )
+            packet._data = b"\x00" * 100  # type: ignore[attr-defined]
+            pli, _frame = buffer.add(packet)
+            plis += pli
+            sequence += 1
+            clock.now += 0.01
+    assert skipper.holes_skipped == 0
+    assert plis == 0
