@@ -136,6 +136,7 @@ async def test_the_calls_audio_moves_to_the_headset_and_back() -> None:
     assert (r1, r2, r3) == (AudioRoute.SPEAKERS, AudioRoute.HEADSET, AudioRoute.SPEAKERS)
     assert d2 == "plughw:CARD=H390,DEV=0"
     assert (speakers.frames_played, headset.frames_played, again.frames_played) == (1, 3, 1)
+    assert speaker.frames_played == 5  # what the call's tests count, whatever the route
     assert not speakers.is_open  # the speakers went quiet while the headset played
     assert not headset.is_open
     assert not again.is_open

@@ -45,6 +45,7 @@ class RoutedSpeaker:
         self._lock = asyncio.Lock()
         self._closed = False
         self.switches = 0  # route changes carried out during the call (tests)
+        self.frames_played = 0  # frames handed to a sink, whichever (as the other sinks count)
 
     @property
     def route(self) -> AudioRoute:
@@ -62,6 +63,7 @@ class RoutedSpeaker:
             await self._follow(first=False)
             if self._sink is not None:
                 await self._sink.play(frame)
+                self.frames_played += 1
 
     async def close(self) -> None:
         async with self._lock:
