@@ -108,6 +108,7 @@ DETAIL_LABELS: Final = {
     "kinds": "Types d'alerte",
     "quiet_hours": "Heures calmes",
     "digest": "Récapitulatif",
+    "summary": "Résumé quotidien",
 }
 # French words for the details' coded values, by key (roles, services, access modes and
 # dates are the page's own vocabularies: see fleet_server.web.format).

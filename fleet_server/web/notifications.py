@@ -54,6 +54,7 @@ def notifications_page(request: Request, ctx: Ctx, db: Db, user: AdminUser) -> R
         "smtp_host": settings.smtp_host,
         "smtp_from": settings.smtp_from,
         "digest_min": settings.notify_digest_min,
+        "summary_hour": settings.notify_summary_hour,
         "max_attempts": settings.notify_max_attempts,
         "thresholds": thresholds.all_thresholds(db),
         "offline_after_min": settings.alert_offline_after_min,
@@ -76,12 +77,14 @@ def create_target(
     quiet_start: Annotated[str, Form(max_length=5)] = "",
     quiet_end: Annotated[str, Form(max_length=5)] = "",
     digest: Annotated[str, Form(max_length=8)] = "",
+    summary: Annotated[str, Form(max_length=8)] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(request, csrf_token)
     spec = targets.TargetSpec(
-        channel, address, label, site, kinds or [], quiet_start, quiet_end, digest == "on"
-    )
+        channel, address, label, site, kinds or [], quiet_start, quiet_end, digest == "on",
+        summary=summary == "on",
+    )  # fmt: skip
     try:
         target = targets.create(db, spec)
     except targets.TargetError as exc:
