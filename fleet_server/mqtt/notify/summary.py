@@ -14,10 +14,16 @@ import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
-from fleet_server.models import Alert, CallRecord, Device, NotificationTarget
+from fleet_server.models import (
+    Alert,
+    CallRecord,
+    Device,
+    NotificationDelivery,
+    NotificationTarget,
+)
 from fleet_server.mqtt.notify import outbox
 from fleet_server.mqtt.notify.quiet import PARIS
 from fleet_server.mqtt.notify.vocab import AlertEvent, Channel, DeliveryStatus
@@ -39,20 +45,27 @@ def day_key(day: date) -> int:
 
 def enqueue_due(session: Session, hour: int, now: datetime) -> int:
     """From ``hour`` (Paris) on, one summary delivery per e-mail target that asked for it,
-    for today; those already queued are skipped. The number of targets. No commit."""
+    for today; those already queued are skipped (and a row another server adds at the same
+    moment is ignored). The number of rows offered. No commit."""
     paris = now.astimezone(PARIS)
     if paris.hour < hour:
         return 0
+    today = paris.date()
+    queued = exists().where(  # the unique index's own columns: an index lookup per target
+        NotificationDelivery.alert_id == day_key(today),
+        NotificationDelivery.event == AlertEvent.SUMMARY,
+        NotificationDelivery.target_id == NotificationTarget.id,
+    )
     targets = session.execute(
         select(NotificationTarget.id, NotificationTarget.site).where(
             NotificationTarget.active.is_(True),
             NotificationTarget.summary.is_(True),
             NotificationTarget.channel == Channel.EMAIL,
+            ~queued,
         )
     ).all()
     if not targets:
-        return 0
-    today = paris.date()
+        return 0  # every pass after the first of the day: one read, no write
     rows = [
         {
             "target_id": target_id,
