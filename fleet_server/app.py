@@ -32,6 +32,7 @@ from fleet_server.api import actions as api_actions
 from fleet_server.api import enrol as api_enrol
 from fleet_server.api import fleet as api
 from fleet_server.api import notifications as api_notifications
+from fleet_server.api import thresholds as api_thresholds
 from fleet_server.calls.manager import CallManager
 from fleet_server.calls.store import CallJournal
 from fleet_server.db import in_thread, make_engine, make_session_factory
@@ -190,6 +191,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api_enrol.router)
     app.include_router(api.router)
     app.include_router(api_notifications.router)
+    app.include_router(api_thresholds.router)
     app.include_router(api_actions.router)
     app.include_router(api.metrics_router)
     _install_error_pages(app)

@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     # seconds (at most notify_retry_max_s), notify_max_attempts times in all.
     notify_poll_s: float = Field(default=5.0, gt=0)
     notify_digest_min: float = Field(default=15.0, ge=0, le=24 * 60)
+    # The daily summary e-mail leaves once this hour (Paris time) has begun.
+    notify_summary_hour: int = Field(default=7, ge=0, le=23)
     notify_retry_base_s: float = Field(default=30.0, gt=0)
     notify_retry_max_s: float = Field(default=3600.0, gt=0)
     notify_max_attempts: int = Field(default=10, ge=1, le=100)

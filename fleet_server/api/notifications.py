@@ -51,6 +51,11 @@ class TargetIn(BaseModel):
     quiet_start: str = Field(default="", max_length=5, description="HH:MM, heure de Paris")
     quiet_end: str = Field(default="", max_length=5)
     digest: bool = False
+    summary: bool = Field(
+        default=False,
+        description="Courriel : un résumé chaque matin (guichets hors service, alertes "
+        "ouvertes, appels de la veille), à GUICHET_NOTIFY_SUMMARY_HOUR, heure de Paris.",
+    )
 
 
 class TargetOut(BaseModel):
@@ -65,6 +70,7 @@ class TargetOut(BaseModel):
     quiet_start: str | None
     quiet_end: str | None
     digest: bool
+    summary: bool
     active: bool
     created_at: datetime
 

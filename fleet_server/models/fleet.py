@@ -236,3 +236,14 @@ class ServerAlert(Base):
     detail: Mapped[str] = mapped_column(String(256), default="")
     raised_at: Mapped[datetime] = mapped_column(UtcDateTime())
     cleared_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class SiteThreshold(Base):
+    """A site's own delay before an offline or silent counter raises its alert (minutes);
+    a site without a row uses ``alert_offline_after_min``."""
+
+    __tablename__ = "site_thresholds"
+
+    site: Mapped[str] = mapped_column(String(128), primary_key=True)
+    offline_after_min: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())

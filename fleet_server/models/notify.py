@@ -35,6 +35,8 @@ class NotificationTarget(Base):
     quiet_start: Mapped[str | None] = mapped_column(String(5))
     quiet_end: Mapped[str | None] = mapped_column(String(5))
     digest: Mapped[bool] = mapped_column(Boolean, default=False)  # e-mail: grouped messages
+    # E-mail: a summary each morning (counters down, alerts open, calls yesterday).
+    summary: Mapped[bool] = mapped_column(Boolean, default=False)
     # Webhooks: the HMAC key that signs each body. A shared secret, so stored as is.
     secret: Mapped[str | None] = mapped_column(String(128))
     active: Mapped[bool] = mapped_column(Boolean, default=True)

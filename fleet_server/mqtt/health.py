@@ -6,8 +6,9 @@ columns, so one run costs milliseconds at 10,000 counters:
 
 - staleness: an ``online`` counter with no telemetry for ``silent_after_intervals`` × its own
   interval becomes ``silent`` (a half-open TCP link can hide a dead counter for a long time);
-- presence alerts: ``offline``/``silent`` for longer than ``alert_offline_after_min`` raises an
-  alert of that kind; it clears once the counter is ``online`` again;
+- presence alerts: ``offline``/``silent`` for longer than its site's threshold
+  (:mod:`.thresholds`, else ``alert_offline_after_min``) raises an alert of that kind; it
+  clears once the counter is ``online`` again;
 - the server's own broker link (:mod:`.broker_link`): while it is lost nobody turns silent
   and no presence alert is raised, but one "broker unreachable" alert after the same delay;
   once it is back, silence and absence count from its return (counters reconnect, their
@@ -32,13 +33,15 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
 
 from fleet_server.metrics import Metrics
 from fleet_server.models import Alert, Device, StatusChange, TelemetrySample
-from fleet_server.mqtt import broker_link, queries
+from fleet_server.mqtt import broker_link, queries, thresholds
 from fleet_server.mqtt.alert_rules import PRESENCE_ALERTS, AlertKind
 from fleet_server.mqtt.broker_link import LinkView
 from fleet_server.mqtt.notify import outbox
@@ -174,10 +177,13 @@ def sync_presence_alerts(
 ) -> tuple[int, int]:
     """Raise offline/silent alerts that lasted too long, clear those back online; their
     notifications are queued in the same transaction (:mod:`.notify.outbox`)."""
-    cutoff = now - timedelta(minutes=settings.alert_offline_after_min)
-    raised = (
-        _raise_presence_alerts(session, cutoff, now) if _heard_since_before(link, cutoff) else []
-    )
+    raised: list[outbox.AlertChange] = []
+    own = thresholds.by_site(session)
+    for minutes, group in thresholds.groups(own, settings.alert_offline_after_min):
+        cutoff = now - timedelta(minutes=minutes)
+        if _heard_since_before(link, cutoff):
+            in_group = _devices.c.site.in_(group) if group is not None else _other_sites(own)
+            raised.extend(_raise_presence_alerts(session, cutoff, now, in_group))
     back_online = exists().where(
         _devices.c.id == _alerts.c.device_id, _devices.c.state == STATE_ONLINE
     )
@@ -200,8 +206,14 @@ def sync_presence_alerts(
     return len(raised), len(cleared)
 
 
+def _other_sites(own: dict[str, int]) -> ColumnElement[bool]:
+    """Counters of the sites without a threshold of their own (and of no site at all)."""
+    site = _devices.c.site
+    return or_(site.is_(None), site.not_in(sorted(own))) if own else true()
+
+
 def _raise_presence_alerts(
-    session: Session, cutoff: datetime, now: datetime
+    session: Session, cutoff: datetime, now: datetime, in_group: ColumnElement[bool]
 ) -> list[outbox.AlertChange]:
     """Two indexed reads and one bulk insert-or-ignore; the alerts actually raised.
 
@@ -211,7 +223,7 @@ def _raise_presence_alerts(
     """
     d, a = _devices.c, _alerts.c
     absent = session.execute(
-        select(d.id, d.state).where(d.state.in_(PRESENCE_ALERTS), d.state_since < cutoff)
+        select(d.id, d.state).where(d.state.in_(PRESENCE_ALERTS), d.state_since < cutoff, in_group)
     )
     open_now = session.execute(
         select(a.device_id, a.kind).where(a.cleared_at.is_(None), a.kind.in_(PRESENCE_ALERTS))

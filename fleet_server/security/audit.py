@@ -63,6 +63,8 @@ ACTIONS: Final = {
     "ical.rotate": "Lien d'agenda renouvelé",
     "notification.target_create": "Destinataire d'alertes ajouté",
     "notification.target_delete": "Destinataire d'alertes supprimé",
+    "site.threshold_set": "Délai d'alerte hors ligne d'un site réglé",
+    "site.threshold_remove": "Délai d'alerte hors ligne d'un site retiré",
 }
 # French labels of the details' keys, for the page (the CSV keeps the keys, as JSON).
 DETAIL_LABELS: Final = {
@@ -70,6 +72,8 @@ DETAIL_LABELS: Final = {
     "service": "Service",
     "speech": "Lecture à voix haute",
     "site": "Site",
+    "offline_after_min": "Délai avant l'alerte hors ligne (min)",
+    "previous_offline_after_min": "Délai précédent (min)",
     "name": "Nom",
     "label": "Libellé",
     "previous_site": "Site précédent",
@@ -104,6 +108,7 @@ DETAIL_LABELS: Final = {
     "kinds": "Types d'alerte",
     "quiet_hours": "Heures calmes",
     "digest": "Récapitulatif",
+    "summary": "Résumé quotidien",
 }
 # French words for the details' coded values, by key (roles, services, access modes and
 # dates are the page's own vocabularies: see fleet_server.web.format).

@@ -1,5 +1,6 @@
 """``/admin/notifications``: who is told about alerts (e-mail recipients and webhooks, per
-site and alert kind, with quiet hours), and the delivery log. Administrators only; every
+site and alert kind, with quiet hours), the delivery log, and each site's own delay before a
+counter offline or silent raises its alert. Administrators only; every
 change in the audit log. A new webhook's signing secret is shown once, on the answer page."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, Response
 
+from fleet_server.mqtt import thresholds
 from fleet_server.mqtt.alert_rules import ALERT_LABELS
 from fleet_server.mqtt.notify import targets
 from fleet_server.mqtt.notify.vocab import (
@@ -52,7 +54,11 @@ def notifications_page(request: Request, ctx: Ctx, db: Db, user: AdminUser) -> R
         "smtp_host": settings.smtp_host,
         "smtp_from": settings.smtp_from,
         "digest_min": settings.notify_digest_min,
+        "summary_hour": settings.notify_summary_hour,
         "max_attempts": settings.notify_max_attempts,
+        "thresholds": thresholds.all_thresholds(db),
+        "offline_after_min": settings.alert_offline_after_min,
+        "threshold_range": (thresholds.MIN_MINUTES, thresholds.MAX_MINUTES),
     }
     return render(request, "notifications.html", context, principal=user)
 
@@ -71,12 +77,14 @@ def create_target(
     quiet_start: Annotated[str, Form(max_length=5)] = "",
     quiet_end: Annotated[str, Form(max_length=5)] = "",
     digest: Annotated[str, Form(max_length=8)] = "",
+    summary: Annotated[str, Form(max_length=8)] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(request, csrf_token)
     spec = targets.TargetSpec(
-        channel, address, label, site, kinds or [], quiet_start, quiet_end, digest == "on"
-    )
+        channel, address, label, site, kinds or [], quiet_start, quiet_end, digest == "on",
+        summary=summary == "on",
+    )  # fmt: skip
     try:
         target = targets.create(db, spec)
     except targets.TargetError as exc:
@@ -115,3 +123,53 @@ def delete_target(
     db.commit()
     notice = f"Destinataire « {target.label or targets.audit_name(target)} » retiré."
     return redirect_to(request, PAGE, form="targets", notice=notice)
+
+
+@router.post(f"{PAGE}/thresholds", response_class=HTMLResponse)
+def set_threshold(
+    request: Request,
+    db: Db,
+    user: AdminUser,
+    typed: SubmittedForm,
+    site: Annotated[str, Form(max_length=sites.MAX_SITE)] = "",
+    minutes: Annotated[str, Form(max_length=8)] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, csrf_token)
+    url = f"{PAGE}#delais-par-site"
+    try:
+        if not minutes.strip().isdigit():
+            raise thresholds.ThresholdError("le délai est un nombre entier de minutes")
+        row, before = thresholds.set_threshold(db, site, int(minutes))
+    except thresholds.ThresholdError as exc:
+        db.rollback()
+        return redirect_to(request, url, form="threshold", error=str(exc), values=typed)
+    audit.record(
+        db, user.username, "site.threshold_set", row.site, actor_user_id=user.user_id,
+        offline_after_min=row.offline_after_min, previous_offline_after_min=before,
+    )  # fmt: skip
+    db.commit()
+    notice = f"Délai du site « {row.site} » : {row.offline_after_min} min."
+    return redirect_to(request, url, form="thresholds", notice=notice, changed=row.site)
+
+
+@router.post(f"{PAGE}/thresholds/delete")
+def remove_threshold(
+    request: Request,
+    db: Db,
+    user: AdminUser,
+    site: Annotated[str, Form(max_length=sites.MAX_SITE)] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, csrf_token)
+    try:
+        before = thresholds.remove(db, site)
+    except thresholds.ThresholdNotFoundError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "Ce site n'a pas de délai propre.") from None
+    audit.record(
+        db, user.username, "site.threshold_remove", site, actor_user_id=user.user_id,
+        previous_offline_after_min=before,
+    )  # fmt: skip
+    db.commit()
+    notice = f"Le site « {site} » reprend le délai commun."
+    return redirect_to(request, f"{PAGE}#delais-par-site", form="thresholds", notice=notice)

@@ -91,6 +91,7 @@ NOT_PAGES: dict[str, str] = {
     "/api/v1/alerts": "JSON API",
     "/api/v1/notifications/targets": "JSON API",
     "/api/v1/notifications/deliveries": "JSON API",
+    "/api/v1/alert-thresholds": "JSON API",
     "/api/v1/openapi.json": "JSON API (its reference page is /api/v1/docs)",
     "/devices/{device_id}/actions": "a counter's latest actions, swapped into its page by"
     " actions.js (audited there, seeded with a self-test's results)",

@@ -113,6 +113,11 @@ POLICY: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("POST", "/api/v1/notifications/targets"): ADMIN,
     ("DELETE", "/api/v1/notifications/targets/{target_id}"): ADMIN,
     ("GET", "/api/v1/notifications/deliveries"): ADMIN,
+    ("POST", "/admin/notifications/thresholds"): ADMIN,
+    ("POST", "/admin/notifications/thresholds/delete"): ADMIN,
+    ("GET", "/api/v1/alert-thresholds"): ADMIN,
+    ("PUT", "/api/v1/alert-thresholds/{site:path}"): ADMIN,
+    ("DELETE", "/api/v1/alert-thresholds/{site:path}"): ADMIN,
     # Remote support's actions on counters (issue 14, item 1): administrators only.
     ("POST", "/devices/{device_id}/actions"): ADMIN,
     ("GET", "/devices/{device_id}/actions"): ADMIN,

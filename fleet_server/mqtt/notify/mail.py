@@ -1,12 +1,13 @@
-"""E-mail: the French messages (one alert, or a digest) and their sending through the
-Pays's SMTP relay (aiosmtplib, STARTTLS or implicit TLS, login). The password is read from
-the settings when sending and never logged nor put in an error."""
+"""E-mail: the French messages (one alert, a digest, the daily summary) and their sending
+through the Pays's SMTP relay (aiosmtplib, STARTTLS or implicit TLS, login). The password is
+read from the settings when sending and never logged nor put in an error."""
 
 from __future__ import annotations
 
 import logging
 import ssl
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
@@ -16,10 +17,14 @@ from fleet_server.errors import FleetError
 from fleet_server.models import NotificationDelivery
 from fleet_server.mqtt.alert_rules import ALERT_LABELS
 from fleet_server.mqtt.notify.quiet import PARIS
+from fleet_server.mqtt.notify.summary import Figures
 from fleet_server.mqtt.notify.vocab import ALERT_EVENT_LABELS, AlertEvent
 from fleet_server.settings import Settings
+from guichet.contract import DEVICE_STATE_LABELS
 
 logger = logging.getLogger(__name__)
+
+STATE_LABELS = {state.value: label for state, label in DEVICE_STATE_LABELS.items()}
 
 SUBJECT_PREFIX = "[Guichet Proche]"
 ERROR_MAX_CHARS = 500  # NotificationDelivery.last_error keeps this much
@@ -91,6 +96,46 @@ def digest_message(
         parts.append("")
     parts.append(FOOTER)
     return _message(subject, "\n".join(parts), sender, to)
+
+
+def summary_message(f: Figures, sender: str, to: str) -> EmailMessage:
+    """The daily summary, in French: counters down, alerts open, yesterday's calls."""
+    where = f.site or "tous les sites"
+    yesterday = f.day - timedelta(days=1)
+    subject = f"{SUBJECT_PREFIX} Résumé du {f.day:%d/%m/%Y} — {where}"
+    parts = ["Bonjour,", "", f"Voici l'état des guichets ({where}) ce {f.day:%d/%m/%Y}.", ""]
+    parts.append(f"Guichets hors service : {f.down_total}")
+    for name, site, state, since in f.down:
+        when = f" depuis le {_paris(since)}" if since else ""
+        label = STATE_LABELS.get(state, state)
+        parts.append(f"  - {name}{_site(site, f.site)} : {label.lower()}{when}")
+    parts.extend(_more(f.down_total, len(f.down)))
+    parts += ["", f"Alertes ouvertes : {f.alerts_total}"]
+    for name, site, kind, raised_at in f.alerts:
+        label = ALERT_LABELS.get(kind, kind)
+        parts.append(f"  - {label} — {name}{_site(site, f.site)}, depuis le {_paris(raised_at)}")
+    parts.extend(_more(f.alerts_total, len(f.alerts)))
+    parts += [
+        "",
+        f"Appels d'hier ({yesterday:%d/%m/%Y}) : {f.calls} demandés, {f.answered} décrochés",
+        "",
+        "Heures de Paris.",
+        "",
+        FOOTER,
+    ]
+    return _message(subject, "\n".join(parts), sender, to)
+
+
+def _paris(at: datetime) -> str:
+    return at.astimezone(PARIS).strftime("%d/%m/%Y à %H:%M")
+
+
+def _site(site: str, only: str) -> str:
+    return "" if only or not site else f" ({site})"
+
+
+def _more(total: int, shown: int) -> list[str]:
+    return [f"  … et {total - shown} autres"] if total > shown else []
 
 
 def _count(n: int, word: str) -> str:

@@ -78,7 +78,7 @@ def enqueue(session: Session, changes: Sequence[AlertChange], digest_window: tim
                 }
             )
     for start in range(0, len(rows), ROWS_CHUNK):
-        _insert_ignore(session, rows[start : start + ROWS_CHUNK])
+        insert_ignore(session, rows[start : start + ROWS_CHUNK])
     if rows:
         logger.info("notifications queued", extra={"deliveries": len(rows)})
     return len(rows)
@@ -112,7 +112,7 @@ def _devices(session: Session, ids: list[str]) -> dict[str, tuple[str, str]]:
     return found
 
 
-def _insert_ignore(session: Session, rows: list[dict[str, Any]]) -> None:
+def insert_ignore(session: Session, rows: list[dict[str, Any]]) -> None:
     """Insert, skipping a (alert, event, target) already queued: a replayed batch or a
     replica that got there first does not tell anyone twice."""
     dialect = session.get_bind().dialect.name

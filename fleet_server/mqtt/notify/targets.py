@@ -52,6 +52,7 @@ class TargetSpec:
     quiet_start: str = ""
     quiet_end: str = ""
     digest: bool = False
+    summary: bool = False
 
 
 def create(session: Session, spec: TargetSpec) -> NotificationTarget:
@@ -84,6 +85,7 @@ def create(session: Session, spec: TargetSpec) -> NotificationTarget:
         quiet_start=quiet[0],
         quiet_end=quiet[1],
         digest=spec.digest and channel is Channel.EMAIL,
+        summary=spec.summary and channel is Channel.EMAIL,
         secret=SECRET_PREFIX + secrets.token_urlsafe(SECRET_BYTES)
         if channel is Channel.WEBHOOK
         else None,
@@ -175,6 +177,7 @@ def audit_detail(target: NotificationTarget) -> dict[str, object]:
         "kinds": list(target.kinds),
         "quiet_hours": quiet,
         "digest": target.digest,
+        "summary": target.summary,
     }
 
 

@@ -22,15 +22,18 @@ CHANNEL_LABELS: Final[dict[str, str]] = {
 
 
 class AlertEvent(StrEnum):
-    """What happened to an alert (``NotificationDelivery.event``)."""
+    """What a delivery tells (``NotificationDelivery.event``): an alert raised or cleared,
+    or the daily summary (e-mail only; its ``alert_id`` is the day, :mod:`.summary`)."""
 
     RAISED = "raised"
     CLEARED = "cleared"
+    SUMMARY = "summary"
 
 
 ALERT_EVENT_LABELS: Final[dict[str, str]] = {
     AlertEvent.RAISED: "Alerte ouverte",
     AlertEvent.CLEARED: "Alerte levée",  # the alerts page's « Levées »
+    AlertEvent.SUMMARY: "Résumé quotidien",
 }
 
 

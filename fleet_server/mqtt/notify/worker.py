@@ -3,8 +3,10 @@
 Every ``notify_poll_s`` it claims the due pending rows (a lease in ``locked_until``, so two
 servers never send the same row at once, and a crashed one's rows come back when the lease
 ends), sends them — e-mail one message per alert, or one digest per recipient when it
-gathers alerts or after quiet hours; webhooks one signed POST per alert —, then records the
-outcome: sent, or tried again after a doubling delay, or given up after the last attempt.
+gathers alerts or after quiet hours, the daily summary on its own; webhooks one signed POST
+per alert —, then records the outcome: sent, or tried again after a doubling delay, or
+given up after the last attempt. Each pass first queues today's summaries once their hour
+has come (:mod:`.summary`; one row per target and day, whoever queues it first).
 A message the relay accepted just before a crash is sent again after the lease (at least
 once, never lost); webhook receivers dedupe with ``X-Guichet-Delivery``.
 """
@@ -27,8 +29,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fleet_server.db import in_thread
 from fleet_server.models import NotificationDelivery, NotificationTarget
-from fleet_server.mqtt.notify import mail, webhook
-from fleet_server.mqtt.notify.vocab import Channel, DeliveryStatus
+from fleet_server.mqtt.notify import mail, summary, webhook
+from fleet_server.mqtt.notify.quiet import PARIS
+from fleet_server.mqtt.notify.vocab import AlertEvent, Channel, DeliveryStatus
 from fleet_server.settings import Settings
 from guichet.contract import utcnow
 
@@ -50,6 +53,7 @@ class Job:
     target: NotificationTarget
     deliveries: list[NotificationDelivery]
     digest: bool = False
+    summary: bool = False  # the daily summary (:mod:`.summary`), one delivery
 
 
 @dataclass(frozen=True)
@@ -99,10 +103,16 @@ def claim(sessions: sessionmaker[Session], now: datetime, lease: timedelta) -> l
 def _jobs(target: NotificationTarget, deliveries: list[NotificationDelivery]) -> list[Job]:
     """A webhook: one POST per delivery. E-mail: one digest when the recipient asked for
     digests or quiet hours held some, else one message per alert."""
+    summaries = [Job(target, [d], summary=True) for d in deliveries if _is_summary(d)]
+    deliveries = [d for d in deliveries if not _is_summary(d)]
     grouped = target.digest or any(d.held for d in deliveries)
     if target.channel == Channel.EMAIL and grouped and len(deliveries) > 1:
-        return [Job(target, deliveries, digest=True)]
-    return [Job(target, [d]) for d in deliveries]
+        return [*summaries, Job(target, deliveries, digest=True)]
+    return [*summaries, *(Job(target, [d]) for d in deliveries)]
+
+
+def _is_summary(d: NotificationDelivery) -> bool:
+    return d.event == AlertEvent.SUMMARY
 
 
 def record(
@@ -175,7 +185,9 @@ class DeliveryWorker:
                     await asyncio.wait_for(self._wake.wait(), self._settings.notify_poll_s)
 
     async def run_once(self, client: httpx.AsyncClient) -> int:
-        """One pass; the number of deliveries tried."""
+        """One pass (today's summaries queued once their hour has come); the number of
+        deliveries tried."""
+        await in_thread(self._queue_summaries, utcnow())
         jobs = await in_thread(claim, self._sessions, utcnow(), self._lease)
         if not jobs:
             return 0
@@ -191,10 +203,23 @@ class DeliveryWorker:
         logger.info("notifications: %d sent, %d failed", len(outcomes) - failed, failed)
         return sum(len(job.deliveries) for job in jobs)
 
+    def _queue_summaries(self, now: datetime) -> None:
+        with self._sessions.begin() as session:
+            summary.enqueue_due(session, self._settings.notify_summary_hour, now)
+
+    def _figures(self, job: Job) -> summary.Figures:
+        day = job.deliveries[0].at.astimezone(PARIS).date()
+        with self._sessions() as session:
+            return summary.figures(session, job.target.site, day)
+
     async def _send(self, client: httpx.AsyncClient, job: Job) -> Outcome:
         target = job.target
         try:
-            if target.channel == Channel.WEBHOOK:
+            if job.summary:
+                figures = await in_thread(self._figures, job)
+                message = mail.summary_message(figures, self._settings.smtp_from, target.address)
+                await mail.send(self._settings, message)
+            elif target.channel == Channel.WEBHOOK:
                 secret = target.secret or ""
                 await webhook.post(client, target.address, secret, job.deliveries[0], utcnow())
             else:
