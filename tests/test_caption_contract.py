@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import typing
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from pydantic import BaseModel
 from guichet import caption as cap
 
 FIXTURES = Path(__file__).parent / "fixtures" / "caption"
+STATIC = Path(__file__).parents[1] / "fleet_server" / "web" / "static"
 UNIONS = {"browser→counter": cap.BrowserToCounter, "counter→browser": cap.CounterToBrowser}
 PARSERS = {"browser→counter": cap.parse_from_browser, "counter→browser": cap.parse_to_browser}
 
@@ -69,3 +71,20 @@ def test_a_line_of_the_longest_kind_fits_in_a_message() -> None:
     assert len(cap.dump(longest).encode()) <= cap.MAX_MESSAGE_BYTES
     shown = cap.Shown(id=1, lines=["é" * cap.MAX_LINE_CHARS] * cap.SHOWN_LINES)
     assert len(cap.dump(shown)) <= cap.MAX_MESSAGE_BYTES
+
+
+def test_the_browser_modules_mirror_the_contract() -> None:
+    caption_js = (STATIC / "agent_caption.js").read_text()
+    match = re.search(r"const MAX_LINE_CHARS = (\d+);", caption_js)
+    assert match is not None
+    assert int(match.group(1)) == cap.MAX_LINE_CHARS
+    call_js = (STATIC / "agent_call.js").read_text()
+    assert f'createDataChannel("{cap.CHANNEL_LABEL}", {{ ordered: true }})' in call_js
+
+
+def test_the_caption_panel_speaks_the_caption_contract() -> None:
+    js = (STATIC / "agent_caption.js").read_text()
+    sent = set(re.findall(r'type: "([a-z_]+)"', js))
+    handled = set(re.findall(r'message\.type === "([a-z_]+)"', js))
+    assert sent == {m.model_fields["type"].default for m in _models(cap.BrowserToCounter)}
+    assert handled == {m.model_fields["type"].default for m in _models(cap.CounterToBrowser)}
