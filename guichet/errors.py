@@ -37,6 +37,10 @@ class DocumentError(GuichetError):
         self.message = message
 
 
+class CaptionError(GuichetError):
+    """A caption message refused (``caption``). Never carries the text the agent typed."""
+
+
 class EnrolmentError(GuichetError):
     """An enrolment refused or impossible, on either side (bad token, server unreachable,
     request rejected); the server's messages are French and safe to show."""

@@ -16,6 +16,9 @@ button; the questionnaire is read aloud by ``speaker`` when the fleet's question
 (the counter's ``[accessibility] speech``, or the fleet's choice for this counter in its
 ``config``) every screen is said aloud, the questionnaire with them unless
 ``[questionnaire] spoken = false``; the speaker never talks while the call's media are up.
+
+The browser's data channels are the call's documents (``documents``) and its text
+(``texte``): the agent's typed lines shown large over its video (``CaptionSession``).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from guichet.questionnaire import default_questionnaire
 if TYPE_CHECKING:
     from aiortc import RTCDataChannel
 
+    from appliance.call.caption import CaptionSession
     from appliance.call.documents import DocumentSession, DocumentSettings
     from appliance.fleet.settings import RuntimeSettings
 
@@ -104,6 +108,9 @@ class CallAgent:
         self._questionnaire_enabled = questionnaire_enabled and submit_survey is not None
         self._document_settings = documents
         self._documents: DocumentSession | None = None
+        self._caption: CaptionSession | None = None
+        self._caption_lines: list[str] = []  # on screen in the call; never logged
+        self._document_text: str | None = None  # the document hint on screen in the call
         self._light = light
         self._screen = screen
         self._media = media
@@ -167,6 +174,7 @@ class CallAgent:
             documents, self._documents = self._documents, None
             if documents is not None:
                 await documents.close()
+            self._close_caption()
             for task in list(self._tasks):
                 task.cancel()
             if self._tasks:
@@ -273,15 +281,41 @@ class CallAgent:
         return self._ice_servers
 
     def _channel_opened(self, peer: CallPeer | None, channel: RTCDataChannel) -> None:
-        """The browser's data channel: the documents session of this call."""
+        """A browser's data channel: this call's documents or text session."""
+        from guichet import caption, documents
+
+        if peer is not self._peer:
+            logger.info("data channel of another call ignored")
+        elif channel.label == documents.CHANNEL_LABEL and self._document_settings is not None:
+            self._documents_opened(peer, channel)
+        elif channel.label == caption.CHANNEL_LABEL:
+            self._caption_opened(channel)
+        else:
+            logger.info("data channel ignored")
+
+    def _caption_opened(self, channel: RTCDataChannel) -> None:
+        from appliance.call.caption import CaptionSession
+
+        self._close_caption()
+        session = self._caption = CaptionSession(channel, self._show_caption)
+        channel.on("message", session.received)
+        if channel.readyState == "open":
+            session.opened()
+        else:
+            channel.on("open", session.opened)
+
+    def _close_caption(self) -> None:
+        caption, self._caption = self._caption, None
+        if caption is not None:
+            caption.close()
+        self._caption_lines = []
+
+    def _documents_opened(self, peer: CallPeer | None, channel: RTCDataChannel) -> None:
         from appliance.call.channel import AiortcChannel
         from appliance.call.documents import DocumentSession
-        from guichet.documents import CHANNEL_LABEL
 
         settings = self._document_settings
-        if peer is not self._peer or settings is None or channel.label != CHANNEL_LABEL:
-            logger.info("data channel ignored")
-            return
+        assert settings is not None
         call_id = str(self.machine.call_id) if self.machine.call_id else None
         session = DocumentSession(
             AiortcChannel(channel),
@@ -323,14 +357,25 @@ class CallAgent:
 
     def _document_hint(self, text: str | None) -> None:
         """What the citizen should do with a document now, over the agent's video."""
+        self._document_text = text or None
+        self._show_in_call()
+
+    def _show_caption(self, lines: list[str]) -> None:
+        """The agent's last typed lines, large over its video (``[]``: none)."""
+        self._caption_lines = list(lines)
+        self._show_in_call()
+
+    def _show_in_call(self) -> None:
         call = self.machine.call
         if self._screen is None or call is None or self.machine.phase is not Phase.IN_CALL:
             return
         info: ScreenInfo = {"service": call.service_label} if call.service_label else {}
         if self.machine.headset:
             info["headset"] = True
-        if text:
-            info["document"] = text
+        if self._document_text:
+            info["document"] = self._document_text
+        if self._caption_lines:
+            info["caption"] = list(self._caption_lines)
         self._screen.show(ScreenState.IN_CALL, **info)
 
     def _media_event(self, peer: CallPeer | None, handler: Callable[[], None]) -> None:
@@ -350,6 +395,10 @@ class CallAgent:
         self._light.show(pattern)
 
     def screen(self, state: ScreenState, info: ScreenInfo) -> None:
+        self._document_text = None  # the machine's screens carry no document hint
+        if state is ScreenState.IN_CALL and self._caption_lines:
+            info = info.copy()
+            info["caption"] = list(self._caption_lines)  # the agent's typed lines stay
         if self._screen is not None:
             self._screen.show(state, **info)
 
@@ -378,6 +427,7 @@ class CallAgent:
         documents, self._documents = self._documents, None
         if documents is not None:  # wipes the call's documents from memory and disk
             self._start(documents.close())
+        self._close_caption()  # forgets the call's typed lines
 
     def speak(self, text: str | None) -> None:
         if self._speaker is None:

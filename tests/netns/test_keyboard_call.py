@@ -4,13 +4,14 @@ printer), through the real fleet server.
 
 After the log-in, the agent's hands never leave the keyboard: Tab to the skip link, Enter,
 Tab to "Répondre" on the ringing call, Enter; the focus is then on the call's heading; Tab
-to "Couper le micro", Space (the microphone's track is off), Space again; "Montrer la
-consigne", "Numériser", then "Télécharger le PDF" with Enter; the print file chosen from
+to "Couper le micro", Space (the microphone's track is off), Space again; Tab to « Écrire
+au citoyen », a line typed and Enter (the counter's screen shows it, the console lists it);
+"Montrer la consigne", "Numériser", then "Télécharger le PDF" with Enter; the print file chosen from
 the file input with Space (the file chooser is the one thing a test answers for the person),
 "Imprimer"; back with Shift+Tab to "Raccrocher", Enter — and the focus lands on the queue's
 heading, not lost on the page. Every stop shows a focus ring. The console in the middle of
 the call (video, documents, a scanned page) passes axe-core with no critical or serious
-violation. The captions ("text") of the issue's flow are not built yet: not covered here.
+violation.
 """
 
 from __future__ import annotations
@@ -152,6 +153,15 @@ async def test_a_whole_call_with_the_keyboard_alone(tmp_path: Path) -> None:
         await page.keyboard.press("Space")
         await expect(mic).to_have_attribute("aria-pressed", "false")
         assert await page.evaluate(mic_on) is True
+
+        # Write to the citizen: the line reaches the counter's screen, the console lists it
+        await tab_to(page, "caption-line")
+        await page.keyboard.type("Bonjour, je vous écoute.")
+        await page.keyboard.press("Enter")
+        await wait_for(
+            lambda: rig.screen.info.get("caption") == ["Bonjour, je vous écoute."], "text shown"
+        )
+        await expect(page.locator("#caption-shown li")).to_have_text(["Bonjour, je vous écoute."])
 
         # Scan, download; print
         await wait_js(

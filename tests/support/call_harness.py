@@ -30,7 +30,7 @@ from appliance.call.machine import Phase
 from appliance.config import ApplianceConfig, parse_config
 from appliance.hw.ports import AudioSink, AudioSource, FrameSource, MediaDevices
 from appliance.hw.ports.scanner import Scanner
-from appliance.hw.ports.screen import SimulatedScreen
+from appliance.hw.ports.screen import Screen, SimulatedScreen
 from appliance.wiring import Hardware, build_hardware
 from image.enrol_rig import make_pki
 from tests.support.browser import async_chromium, wait_js
@@ -263,6 +263,7 @@ async def call_rig(
     camera_size: tuple[int, int] = (640, 360),
     scanner: Scanner | None = None,  # the counter's, instead of the simulated one
     microphone: Callable[[], AudioSource] | None = None,  # instead of the test tone
+    screen: Screen | None = None,  # the counter's, instead of the simulated one
     **server_settings: Any,
 ) -> AsyncIterator[CallRig]:
     async with AsyncExitStack() as stack:
@@ -307,7 +308,7 @@ async def call_rig(
         # The counter may reach the broker another way (e.g. a relay the test can cut).
         mqtt_url = counter_mqtt_url(broker) if counter_mqtt_url is not None else None
         config = parse_config(text.replace("{mqtt_url}", mqtt_url or broker.url_at(office)))
-        build = _with_parts(scanner, microphone)
+        build = _with_parts(scanner, microphone, screen)
         counter = None
         if network is None:
             appliance = await _start_here(stack, Appliance(config, build=build))
@@ -326,16 +327,22 @@ async def call_rig(
 
 
 def _with_parts(
-    scanner: Scanner | None, microphone: Callable[[], AudioSource] | None
+    scanner: Scanner | None,
+    microphone: Callable[[], AudioSource] | None,
+    screen: Screen | None = None,
 ) -> Callable[[ApplianceConfig, asyncio.AbstractEventLoop], Hardware]:
     """The counter's hardware as its config says, with ``scanner`` in place of its own
-    (a bench's realistic pages; the simulated scanner's are blank) and each call's
-    microphone made by ``microphone`` (a bench's speech instead of the test tone)."""
-    if scanner is None and microphone is None:
+    (a bench's realistic pages; the simulated scanner's are blank), each call's
+    microphone made by ``microphone`` (a bench's speech instead of the test tone) and
+    ``screen`` in place of the simulated one (a real pygame screen drawing in memory)."""
+    if scanner is None and microphone is None and screen is None:
         return build_hardware
 
     def build(config: ApplianceConfig, loop: asyncio.AbstractEventLoop) -> Hardware:
         hardware = build_hardware(config, loop)
+        if screen is not None:
+            hardware.screen.close()
+            hardware.screen = screen
         if scanner is not None:
             hardware.scanner = scanner
         if microphone is not None and hardware.media is not None:

@@ -51,6 +51,7 @@ class ScreenInfo(TypedDict, total=False):
     next_opening: str  # MISSED: "lundi 2 décembre à 9 h"
     phone: str  # MISSED, CLOSED: a number the citizen can call instead, "32 30"
     document: str  # IN_CALL: what to do with a document now ("Posez votre document…")
+    caption: list[str]  # IN_CALL: the agent's last typed lines for the citizen, oldest first
     headset: bool  # WAITING, IN_CALL: a headset is plugged in, the call is heard there alone
     choices: list[str]  # CHOICE: the open services' labels; SURVEY: the question's options
     selected: int  # CHOICE, SURVEY: the index of the highlighted entry of ``choices``

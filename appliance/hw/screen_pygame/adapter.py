@@ -88,6 +88,7 @@ class PygameScreen:
         self.frames_received = 0
         self.frames_dropped = 0
         self.draws = 0
+        self._caption_drawn: list[tuple[str, tuple[int, int, int, int]]] = []
         self._thread = threading.Thread(target=self._run, name="screen", daemon=True)
         self._thread.start()
         if not self._ready.wait(START_TIMEOUT_S):
@@ -132,6 +133,12 @@ class PygameScreen:
     def failure(self) -> BaseException | None:
         """Why the render thread died, if it did (tests assert it stays None)."""
         return self._failure
+
+    @property
+    def caption_drawn(self) -> list[tuple[str, tuple[int, int, int, int]]]:
+        """The agent's typed lines as last drawn: each row and its (x, y, w, h) on screen."""
+        with self._lock:
+            return list(self._caption_drawn)
 
     def screenshot(self, path: Path) -> None:
         """Draw the current state and save it as PNG; blocks until written (not for the loop)."""
@@ -227,6 +234,9 @@ class PygameScreen:
                 renderer.draw(now)
                 pygame.display.flip()
                 self.draws += 1
+                drawn = [(words, (r.x, r.y, r.w, r.h)) for words, r in renderer.caption_rows]
+                with self._lock:
+                    self._caption_drawn = drawn
                 last_draw = now
             for shot in shots:
                 self._save(renderer.surface, shot)

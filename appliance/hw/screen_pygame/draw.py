@@ -75,6 +75,7 @@ class Canvas:
         self.width, self.height = surface.get_size()
         self.scale = self.height / REFERENCE_HEIGHT
         self.text_rects: list[pygame.Rect] = []
+        self.caption_rows: list[tuple[str, pygame.Rect]] = []  # the agent's typed lines
 
     def px(self, value: float) -> int:
         return max(1, round(value * self.scale))

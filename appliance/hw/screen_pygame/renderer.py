@@ -32,6 +32,7 @@ class Renderer:
         self._scaler = FrameScaler()
         self._self_scaler = FrameScaler()
         self.text_rects: list[pygame.Rect] = []
+        self.caption_rows: list[tuple[str, pygame.Rect]] = []  # the typed lines last drawn
 
     def show(self, state: ScreenState, info: ScreenInfo, at: float) -> None:
         if state != self.state:
@@ -71,8 +72,10 @@ class Renderer:
                 self._self_view,
                 self.info.get("document"),
                 headset=self.info.get("headset", False),
+                caption=self.info.get("caption"),
             )
         else:
             scenes.SCENES[self.state](canvas, self.info, max(0.0, now - self._since))
         self.text_rects = canvas.text_rects
+        self.caption_rows = canvas.caption_rows
         self._drawn_at = now

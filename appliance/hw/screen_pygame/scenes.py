@@ -14,6 +14,7 @@ import pygame
 from appliance.hw.ports import ScreenInfo, ScreenState
 from appliance.hw.screen_pygame import choosing, texts
 from appliance.hw.screen_pygame.draw import (
+    LINE_SPACING,
     Canvas,
     call_button,
     check_mark,
@@ -24,11 +25,13 @@ from appliance.hw.screen_pygame.draw import (
 )
 from appliance.hw.screen_pygame.theme import (
     BACKGROUND,
+    BLACK,
     BODY,
     EMPHASIS,
     HEADLINE,
     HINT,
     HINT_GREY,
+    MARGIN,
     SOFT_WHITE,
     TITLE,
     WHITE,
@@ -36,6 +39,9 @@ from appliance.hw.screen_pygame.theme import (
 )
 
 HINT_BACKDROP = (0, 0, 0, 170)  # translucent black under the hang-up hint
+CAPTION_ROWS = 4  # the agent's typed lines: at most this many rows, the newest at the bottom
+CAPTION_BOTTOM = 780  # 1080 units: above the self-view box (≈ 806 to 1048)
+CAPTION_PAD = 24  # around the rows, on the opaque black panel (white on black: 21:1)
 
 
 def idle(canvas: Canvas, info: ScreenInfo, elapsed_s: float) -> None:
@@ -129,10 +135,12 @@ def in_call(
     document: str | None = None,
     *,
     headset: bool = False,
+    caption: list[str] | None = None,
 ) -> None:
     """The agent full screen (letterboxed), oneself small bottom right, a discreet hint;
     over the top, what to do with a document while the agent scans or prints; with a
-    headset plugged in, that the call is heard there alone."""
+    headset plugged in, that the call is heard there alone; the lines the agent typed,
+    large, white on black, across the lower middle."""
     surface = canvas.surface
     if video is None:
         canvas.text(texts.CONNECTING, size=EMPHASIS, top=480, bold=True)
@@ -145,6 +153,8 @@ def in_call(
         surface.blit(self_view, rect)
     if document:
         _document_banner(canvas, document)
+    if caption:
+        _caption_panel(canvas, caption)
     _hang_up_hint(canvas, texts.HEADSET_ON if headset else None)
 
 
@@ -169,6 +179,33 @@ def _document_banner(canvas: Canvas, text: str) -> None:
         rect = line.get_rect(topleft=(left, top + i * round(px * 1.25)))
         surface.blit(line, rect)
         canvas.text_rects.append(rect)
+
+
+def _caption_panel(canvas: Canvas, lines: list[str]) -> None:
+    """The agent's typed lines (oldest first), wrapped; the last ``CAPTION_ROWS`` rows on an
+    opaque black panel, its label in yellow above them. Records each row it draws."""
+    surface = canvas.surface
+    px, pad = canvas.px(EMPHASIS), canvas.px(CAPTION_PAD)
+    font = canvas.fonts.font(px, bold=True)
+    width = canvas.width - 2 * canvas.px(MARGIN)
+    rows = [row for line in lines for row in wrap(font, line, width)][-CAPTION_ROWS:]
+    label = canvas.fonts.line(texts.CAPTION_LABEL, canvas.px(HINT), bold=True, colour=YELLOW)
+    step = round(font.get_linesize() * LINE_SPACING)
+    bottom = canvas.px(CAPTION_BOTTOM)
+    top = bottom - len(rows) * step - label.get_height() - 3 * pad
+    panel = pygame.Rect(canvas.px(MARGIN) - pad, top, width + 2 * pad, bottom - top)
+    pygame.draw.rect(surface, BLACK, panel, border_radius=canvas.px(12))
+    rect = label.get_rect(topleft=(canvas.px(MARGIN), top + pad))
+    surface.blit(label, rect)
+    canvas.text_rects.append(rect)
+    y = rect.bottom + pad
+    for words in rows:
+        line = canvas.fonts.line(words, px, bold=True, colour=WHITE)
+        rect = line.get_rect(topleft=(canvas.px(MARGIN), y))
+        surface.blit(line, rect)
+        canvas.text_rects.append(rect)
+        canvas.caption_rows.append((words, rect))
+        y += step
 
 
 def _hang_up_hint(canvas: Canvas, headset: str | None = None) -> None:

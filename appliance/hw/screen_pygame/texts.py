@@ -25,6 +25,7 @@ ANSWERED = "Un conseiller vous répond"  # spoken, before the call's audio
 CONNECTING = "Connexion en cours…"
 HANG_UP_HINT = "Appui long sur le bouton pour raccrocher"
 HEADSET_ON = "Casque branché : écoute privée, haut-parleurs coupés"
+CAPTION_LABEL = "Le conseiller vous écrit :"  # above the agent's typed lines
 
 THANKS = "Merci, au revoir"
 SEE_YOU = "Vous pouvez rappeler à tout moment avec le bouton."

@@ -35,6 +35,7 @@
     call: null,
     pc: null,
     documents: null,
+    caption: null,
     framesDecoded: 0,
     quality: "unknown",
     answeredAt: null,
@@ -244,6 +245,7 @@
     state.call = call;
     state.pc = call.pc;
     state.documents = new window.GuichetDocuments(call.documents);
+    state.caption = new window.GuichetCaption(call.texte);
     call.start().catch(reportError);
   }
 
@@ -258,6 +260,10 @@
       state.documents.close();
     }
     state.documents = null;
+    if (state.caption) {
+      state.caption.close();
+    }
+    state.caption = null;
     state.call = null;
     state.pc = null;
     state.callId = null;

@@ -43,8 +43,9 @@
   }
 
   // hooks: send(message), onRemoteStream(stream), onLocalStream(stream), onQuality(stats),
-  // onProblem(text). this.documents: the reliable, ordered "documents" data channel
-  // (guichet/documents.py), created before the first offer so the offer carries it.
+  // onProblem(text). this.documents and this.texte: the reliable, ordered "documents" and
+  // "texte" data channels (guichet/documents.py, guichet/caption.py), created before the
+  // first offer so the offer carries them.
   function AgentCall(callId, iceServers, hooks) {
     this.callId = callId;
     this.hooks = hooks;
@@ -57,6 +58,7 @@
     this.last = { lost: 0, received: 0 };
     const self = this;
     this.documents = this.pc.createDataChannel("documents", { ordered: true });
+    this.texte = this.pc.createDataChannel("texte", { ordered: true });
     this.pc.ontrack = function (event) {
       hooks.onRemoteStream(event.streams[0] || new MediaStream([event.track]));
     };
