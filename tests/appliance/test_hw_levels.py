@@ -6,7 +6,11 @@ and each real adapter refusing clearly where the hardware is absent."""
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
 import stat
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -41,6 +45,28 @@ def amixer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("AMIXER_LOG", str(log))
     return log
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, which every user may run
+REPO = Path(__file__).resolve().parents[2]
+NOBODYS_MODULES = (  # what appliance.hw.backlight imports: the standard library only
+    "appliance/__init__.py",
+    "appliance/errors.py",
+    "appliance/hw/__init__.py",
+    "appliance/hw/backlight.py",
+    "guichet/__init__.py",
+    "guichet/errors.py",
+)
+NOBODYS_SCRIPT = """
+import asyncio, sys
+from pathlib import Path
+from appliance.errors import HardwareError
+from appliance.hw.backlight import SysfsBacklight
+try:
+    asyncio.run(SysfsBacklight(Path(sys.argv[1])).set_brightness(50))
+except HardwareError as exc:
+    print(exc)
+"""
 
 
 def backlight_tree(root: Path, maximum: int = 255) -> Path:
@@ -107,9 +133,42 @@ async def test_a_screen_without_backlight_refuses(tmp_path: Path) -> None:
 
 
 async def test_a_read_only_backlight_refuses(tmp_path: Path) -> None:
+    """The counter's service is no root: a brightness file it may not write is refused
+    with the reason."""
     device = backlight_tree(tmp_path)
     (device / "brightness").chmod(0o444)
-    if os.geteuid() == 0:
-        pytest.skip("root writes read-only files")
-    with pytest.raises(HardwareError, match="pas le droit d'écrire"):
-        await SysfsBacklight(tmp_path).set_brightness(50)
+    if os.geteuid() != 0:
+        with pytest.raises(HardwareError, match="pas le droit d'écrire"):
+            await SysfsBacklight(tmp_path).set_brightness(50)
+        return
+    # Root writes read-only files: as root (CI), the adapter runs in a child process that
+    # dropped to ``nobody``, on the system's Python, from a copy of the few standard-library
+    # modules it needs (this checkout and this venv may lie where ``nobody`` cannot read).
+    work = Path(tempfile.mkdtemp(prefix="backlight-"))
+    try:
+        work.chmod(0o755)
+        for module in NOBODYS_MODULES:
+            copy = work / "code" / module
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(REPO / module, copy)
+        tree = work / "sys"
+        shutil.copytree(tmp_path, tree)
+        for path in [work, *work.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        (tree / device.name / "brightness").chmod(0o444)
+        nobody = pwd.getpwnam("nobody")
+        done = subprocess.run(
+            [SYSTEM_PYTHON, "-c", NOBODYS_SCRIPT, str(tree)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=work,
+            env={"PYTHONPATH": str(work / "code"), "PYTHONDONTWRITEBYTECODE": "1"},
+            user=nobody.pw_uid,
+            group=nobody.pw_gid,
+            extra_groups=[],
+        )
+        assert "pas le droit d'écrire" in done.stdout, done.stdout + done.stderr
+        assert (tree / device.name / "brightness").read_text() == "255\n"  # untouched
+    finally:
+        shutil.rmtree(work)
