@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from fleet_server.api.fleet import API_PREFIX
+from fleet_server.api.responses import error_responses
 from fleet_server.models import NotificationTarget
 from fleet_server.mqtt.alert_rules import AlertKind
 from fleet_server.mqtt.notify import targets
@@ -20,22 +22,17 @@ from fleet_server.web.deps import ApiAdmin, Db
 
 logger = logging.getLogger(__name__)
 
-API_PREFIX = "/api/v1"
 router = APIRouter(prefix=f"{API_PREFIX}/notifications", tags=["notifications"])
 
 
-class ErrorOut(BaseModel):
-    detail: str
+ERRORS = {
+    404: "Destinataire inconnu.",
+    422: "Requête invalide (adresse, site, type d'alerte, heures calmes…).",
+}
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    words = {
-        401: "Jeton absent ou invalide.",
-        403: "Réservé aux administrateurs (ou formulaire sans jeton CSRF).",
-        404: "Destinataire inconnu.",
-        422: "Requête invalide (adresse, site, type d'alerte, heures calmes…).",
-    }
-    return {code: {"model": ErrorOut, "description": words[code]} for code in codes}
+    return error_responses(ERRORS, *codes)
 
 
 class TargetIn(BaseModel):

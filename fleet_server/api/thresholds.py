@@ -12,28 +12,25 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from fleet_server.api.fleet import API_PREFIX
+from fleet_server.api.responses import error_responses
 from fleet_server.mqtt import thresholds
 from fleet_server.security import audit
 from fleet_server.web.deps import ApiAdmin, Db, app_context
 
 logger = logging.getLogger(__name__)
 
-API_PREFIX = "/api/v1"
 router = APIRouter(prefix=f"{API_PREFIX}/alert-thresholds", tags=["notifications"])
 
 
-class ErrorOut(BaseModel):
-    detail: str
+ERRORS = {
+    404: "Ce site n'a pas de délai propre.",
+    422: "Requête invalide (site inconnu, délai hors des bornes…).",
+}
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    words = {
-        401: "Jeton absent ou invalide.",
-        403: "Réservé aux administrateurs (ou formulaire sans jeton CSRF).",
-        404: "Ce site n'a pas de délai propre.",
-        422: "Requête invalide (site inconnu, délai hors des bornes…).",
-    }
-    return {code: {"model": ErrorOut, "description": words[code]} for code in codes}
+    return error_responses(ERRORS, *codes)
 
 
 class ThresholdIn(BaseModel):
