@@ -24,6 +24,7 @@ from appliance.hw.ports import (
     Button,
     Camera,
     HotPlug,
+    Keyboard,
     MediaDevices,
     Printer,
     Scanner,
@@ -45,6 +46,7 @@ from appliance.hw.ports.system import SimulatedSystemPower, SimulatedSystemProbe
 from appliance.hw.power import SystemctlPower
 from appliance.hw.sane.scanner import SaneScanner
 from appliance.hw.screen_pygame.adapter import PygameScreen
+from appliance.hw.screen_pygame.keyboard import PygameKeyboard
 from appliance.hw.speech import EspeakSpeaker
 from appliance.hw.system import PsutilSystemProbe
 from appliance.hw.udev import PyudevHotPlug
@@ -72,6 +74,9 @@ class Hardware:
     # Extra buttons, in the order of ``[hardware] choice_pins``: one per option on screen.
     choice_buttons: list[Button] = field(default_factory=list)
     speaker: Speaker = field(default_factory=SilentSpeaker)  # the questionnaire read aloud
+    # The optional USB keyboard (the citizen types back in a call), read by the pygame
+    # screen; None with any other screen.
+    keyboard: Keyboard | None = None
     # Where the call's audio goes (private listening); None: always the speakers.
     audio_routing: AudioRouting | None = None
     power: SystemPower = field(default_factory=SimulatedSystemPower)  # remote support's reboot
@@ -80,7 +85,9 @@ class Hardware:
 
     def close(self) -> None:
         """Release pins and stop watcher threads; safe to call twice."""
-        parts: list[tuple[str, Screen | HotPlug | StatusLight | Button | Speaker]] = [
+        parts: list[tuple[str, Screen | HotPlug | StatusLight | Button | Speaker | Keyboard]]
+        parts = [("keyboard", self.keyboard)] if self.keyboard is not None else []
+        parts += [
             ("screen", self.screen),
             ("speaker", self.speaker),
             ("hot-plug", self.hotplug),
@@ -230,6 +237,7 @@ def build_hardware(config: ApplianceConfig, loop: asyncio.AbstractEventLoop) -> 
         pin_factory=factory,
         choice_buttons=choice_buttons,
         speaker=_speaker(config),
+        keyboard=PygameKeyboard(screen, loop=loop) if isinstance(screen, PygameScreen) else None,
         # The box itself (reboot, volume, brightness) is real wherever its probes are.
         power=SystemctlPower() if hw.system == "real" else SimulatedSystemPower(),
         volume=AmixerVolume() if hw.system == "real" else SimulatedVolume(),

@@ -9,11 +9,15 @@ beside ``documents``; the counter (aiortc) accepts it. Every frame is a JSON tex
     counter → browser   shown(id, lines)    (…the screen now shows these lines)
     browser → counter   clear               (wipe the lines off the screen)
     counter → browser   shown(None, [])
+    counter → browser   typed(id, text)     (the citizen typed a line on the counter's
+                                             optional USB keyboard and pressed Enter)
 
 ``shown`` is the counter's acknowledgement: exactly the lines its screen draws (the last
 ``SHOWN_LINES``), so the agent sees what the citizen reads. The lines are for a deaf or
-hard-of-hearing citizen: they cross peer to peer, over DTLS, never through the fleet server;
-neither side stores or logs them, and the counter forgets them when the call ends.
+hard-of-hearing citizen, and ``typed`` carries the citizen's answer back (only during a
+call, only when a keyboard is plugged into the counter). The lines cross peer to peer, over
+DTLS, never through the fleet server; neither side stores or logs them, and the counter
+forgets them when the call ends.
 """
 
 from __future__ import annotations
@@ -62,8 +66,18 @@ class Shown(_Msg):
     lines: list[LineText] = Field(default_factory=list, max_length=SHOWN_LINES)
 
 
+class Typed(_Msg):
+    """counter → browser: one line the citizen typed on the counter's keyboard and sent with
+    Enter; ``id`` counts the call's citizen lines from 0. Added after ``shown``: a console
+    that does not know it ignores it, as it ignores every unknown type."""
+
+    type: Literal["typed"] = "typed"
+    id: LineId
+    text: LineText
+
+
 BrowserToCounter = Annotated[Line | Clear, Field(discriminator="type")]
-CounterToBrowser = Annotated[Shown, Field(discriminator="type")]
+CounterToBrowser = Annotated[Shown | Typed, Field(discriminator="type")]
 
 _FROM_BROWSER: TypeAdapter[BrowserToCounter] = TypeAdapter(BrowserToCounter)
 _TO_BROWSER: TypeAdapter[CounterToBrowser] = TypeAdapter(CounterToBrowser)

@@ -18,7 +18,10 @@ button; the questionnaire is read aloud by ``speaker`` when the fleet's question
 ``[questionnaire] spoken = false``; the speaker never talks while the call's media are up.
 
 The browser's data channels are the call's documents (``documents``) and its text
-(``texte``): the agent's typed lines shown large over its video (``CaptionSession``).
+(``texte``): the agent's typed lines shown large over its video (``CaptionSession``), and,
+when a USB keyboard is plugged in (``keyboard``), the citizen's typed answers back. The keys
+go to the call's text session while the call is up, and nowhere otherwise: outside a call
+the keyboard does nothing.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ from appliance.call.summary import summary
 from appliance.errors import ApplianceError
 from appliance.hw.ports import (
     Button,
+    Keyboard,
+    KeyEvent,
     LightPattern,
     MediaDevices,
     Screen,
@@ -57,6 +62,7 @@ if TYPE_CHECKING:
     from aiortc import RTCDataChannel
 
     from appliance.call.caption import CaptionSession
+    from appliance.call.citizen_text import Typing
     from appliance.call.documents import DocumentSession, DocumentSettings
     from appliance.fleet.settings import RuntimeSettings
 
@@ -97,8 +103,10 @@ class CallAgent:
         spoken: bool | None = None,
         speech: bool = False,
         ssl_context: ssl.SSLContext | None = None,
+        keyboard: Keyboard | None = None,
     ) -> None:
         self._button = button
+        self._keyboard = keyboard
         self._choice_buttons = list(choice_buttons)
         self._speaker = speaker
         self._spoken = spoken  # None: as the questionnaire says
@@ -110,6 +118,7 @@ class CallAgent:
         self._documents: DocumentSession | None = None
         self._caption: CaptionSession | None = None
         self._caption_lines: list[str] = []  # on screen in the call; never logged
+        self._typing: Typing | None = None  # the citizen's input line on screen; never logged
         self._document_text: str | None = None  # the document hint on screen in the call
         self._light = light
         self._screen = screen
@@ -157,6 +166,8 @@ class CallAgent:
         self._button.when_released(lambda held_s: self._input(self.machine.released, held_s))
         for option, choice in enumerate(self._choice_buttons):
             choice.when_pressed(self._choice_callback(option))
+        if self._keyboard is not None:
+            self._keyboard.when_key(self._key)
         following = asyncio.create_task(self._follow_config(), name="call:config")
         try:
             await self.client.run()
@@ -297,7 +308,7 @@ class CallAgent:
         from appliance.call.caption import CaptionSession
 
         self._close_caption()
-        session = self._caption = CaptionSession(channel, self._show_caption)
+        session = self._caption = CaptionSession(channel, self._show_caption, self._show_typing)
         channel.on("message", session.received)
         if channel.readyState == "open":
             session.opened()
@@ -309,6 +320,7 @@ class CallAgent:
         if caption is not None:
             caption.close()
         self._caption_lines = []
+        self._typing = None
 
     def _documents_opened(self, peer: CallPeer | None, channel: RTCDataChannel) -> None:
         from appliance.call.channel import AiortcChannel
@@ -365,6 +377,25 @@ class CallAgent:
         self._caption_lines = list(lines)
         self._show_in_call()
 
+    def _key(self, event: KeyEvent) -> None:
+        """A key of the USB keyboard: the call's text session takes it; nothing else does."""
+        if self.machine.phase is Phase.IN_CALL and self._caption is not None:
+            self._caption.key(event)
+
+    def _show_typing(self, typing: Typing | None) -> None:
+        """The citizen's input line and last sent line, under the agent's (None: none)."""
+        self._typing = typing
+        self._show_in_call()
+
+    def _text_info(self, info: ScreenInfo) -> None:
+        """The call's text on screen: the agent's lines, the citizen's input line."""
+        if self._caption_lines:
+            info["caption"] = list(self._caption_lines)
+        if self._typing is not None:
+            info["typing"] = self._typing.draft
+            if self._typing.sent is not None:
+                info["typed"] = self._typing.sent
+
     def _show_in_call(self) -> None:
         call = self.machine.call
         if self._screen is None or call is None or self.machine.phase is not Phase.IN_CALL:
@@ -374,8 +405,7 @@ class CallAgent:
             info["headset"] = True
         if self._document_text:
             info["document"] = self._document_text
-        if self._caption_lines:
-            info["caption"] = list(self._caption_lines)
+        self._text_info(info)
         self._screen.show(ScreenState.IN_CALL, **info)
 
     def _media_event(self, peer: CallPeer | None, handler: Callable[[], None]) -> None:
@@ -396,9 +426,9 @@ class CallAgent:
 
     def screen(self, state: ScreenState, info: ScreenInfo) -> None:
         self._document_text = None  # the machine's screens carry no document hint
-        if state is ScreenState.IN_CALL and self._caption_lines:
+        if state is ScreenState.IN_CALL:
             info = info.copy()
-            info["caption"] = list(self._caption_lines)  # the agent's typed lines stay
+            self._text_info(info)  # the call's text stays on screen
         if self._screen is not None:
             self._screen.show(state, **info)
 

@@ -3,8 +3,15 @@
 One ``CaptionSession`` per call, fed by the ``texte`` channel the agent's browser opens.
 Each line the agent types goes to the screen (``show``: the last ``SHOWN_LINES`` lines,
 large, over the agent's video); the counter answers with what the screen now shows, so the
-agent sees what the citizen reads. The lines live in memory only, for the call: never
-logged, never stored; ``close()`` (call end) forgets them and clears the screen's.
+agent sees what the citizen reads.
+
+The other way, when a USB keyboard is plugged into the counter: ``key`` feeds the citizen's
+keys to a draft (``citizen_text.py``) the screen shows as it is typed (``show_typing``);
+Enter sends the line to the console (``typed``). The call agent calls ``key`` only while
+the call is up: outside a call the keyboard does nothing.
+
+Every line lives in memory only, for the call: never logged, never stored; ``close()`` (call
+end) forgets them and clears the screen's.
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
+from appliance.call.citizen_text import CitizenDraft, Typing
+from appliance.hw.ports.keyboard import KeyEvent
 from guichet import caption as cap
 
 logger = logging.getLogger(__name__)
@@ -26,10 +35,19 @@ class TextChannel(Protocol):
 
 
 class CaptionSession:
-    def __init__(self, channel: TextChannel, show: Callable[[list[str]], None]) -> None:
+    def __init__(
+        self,
+        channel: TextChannel,
+        show: Callable[[list[str]], None],
+        show_typing: Callable[[Typing | None], None] | None = None,
+    ) -> None:
         self._channel = channel
         self._show = show
+        self._show_typing = show_typing
         self._lines: deque[str] = deque(maxlen=cap.SHOWN_LINES)
+        self._draft = CitizenDraft()
+        self._typed = 0  # the citizen's lines sent this call: the next one's id
+        self._open = False
         self._closed = False
 
     @property
@@ -37,9 +55,27 @@ class CaptionSession:
         """What the screen shows now, oldest first."""
         return list(self._lines)
 
+    @property
+    def typing(self) -> Typing:
+        """What the citizen is typing, and the last line they sent."""
+        return self._draft.typing
+
     def opened(self) -> None:
         """The channel is open: tell the console what the screen shows (nothing yet)."""
+        self._open = True
         self._send(cap.Shown(lines=self.lines))
+
+    def key(self, event: KeyEvent) -> None:
+        """A key of the counter's keyboard, in the call: the draft on screen, and Enter
+        sends the line. Ignored until the console's channel is open (nowhere to send)."""
+        if self._closed or not self._open:
+            return
+        line = self._draft.key(event)
+        if line is not None:
+            self._send(cap.Typed(id=self._typed, text=line))
+            self._typed = min(self._typed + 1, cap.MAX_LINE_ID)
+        if self._show_typing is not None:
+            self._show_typing(self._draft.typing)
 
     def received(self, data: str | bytes) -> None:
         if self._closed:
@@ -68,10 +104,13 @@ class CaptionSession:
         self._closed = True
         had_lines = bool(self._lines)
         self._lines.clear()
+        self._draft.forget()
         if had_lines:
             self._show([])
+        if self._show_typing is not None:
+            self._show_typing(None)
 
-    def _send(self, message: cap.Shown) -> None:
+    def _send(self, message: cap.Shown | cap.Typed) -> None:
         if self._closed:
             return
         try:

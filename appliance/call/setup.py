@@ -69,6 +69,7 @@ def build_call_agent(
         questionnaire_enabled=config.questionnaire.enabled,
         choice_buttons=hardware.choice_buttons,
         speaker=hardware.speaker,
+        keyboard=hardware.keyboard,
         spoken=config.questionnaire.spoken,
         speech=config.accessibility.speech,
         # wss:// to the fleet server: the Pays's own CA when it has one (as for mqtts://)

@@ -31,6 +31,8 @@ from appliance.config import ApplianceConfig, parse_config
 from appliance.hw.ports import AudioSink, AudioSource, FrameSource, MediaDevices
 from appliance.hw.ports.scanner import Scanner
 from appliance.hw.ports.screen import Screen, SimulatedScreen
+from appliance.hw.screen_pygame.adapter import PygameScreen
+from appliance.hw.screen_pygame.keyboard import PygameKeyboard
 from appliance.wiring import Hardware, build_hardware
 from image.enrol_rig import make_pki
 from tests.support.browser import async_chromium, wait_js
@@ -343,6 +345,8 @@ def _with_parts(
         if screen is not None:
             hardware.screen.close()
             hardware.screen = screen
+            if isinstance(screen, PygameScreen):  # its USB keyboard comes with it
+                hardware.keyboard = PygameKeyboard(screen, loop=loop)
         if scanner is not None:
             hardware.scanner = scanner
         if microphone is not None and hardware.media is not None:

@@ -12,6 +12,7 @@ The ports and their value types are re-exported here: ``from appliance.hw.ports 
 from appliance.hw.ports.camera import Camera
 from appliance.hw.ports.controls import Button, LightPattern, StatusLight
 from appliance.hw.ports.hotplug import HotPlug, UsbChange, UsbDevice
+from appliance.hw.ports.keyboard import EditKey, Keyboard, KeyEvent, KeyPressed, TextTyped
 from appliance.hw.ports.levels import Backlight, SpeakerVolume
 from appliance.hw.ports.media import (
     AudioSink,
@@ -34,8 +35,12 @@ __all__ = [
     "Camera",
     "DocumentPrinter",
     "DocumentScanner",
+    "EditKey",
     "FrameSource",
     "HotPlug",
+    "KeyEvent",
+    "KeyPressed",
+    "Keyboard",
     "LightPattern",
     "MediaDevices",
     "OutOfServiceReason",
@@ -53,6 +58,7 @@ __all__ = [
     "SystemPower",
     "SystemProbe",
     "SystemSnapshot",
+    "TextTyped",
     "UsbChange",
     "UsbDevice",
     "VideoRung",

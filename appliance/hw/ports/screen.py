@@ -52,6 +52,9 @@ class ScreenInfo(TypedDict, total=False):
     phone: str  # MISSED, CLOSED: a number the citizen can call instead, "32 30"
     document: str  # IN_CALL: what to do with a document now ("Posez votre document…")
     caption: list[str]  # IN_CALL: the agent's last typed lines for the citizen, oldest first
+    typing: str  # IN_CALL: what the citizen is typing on the USB keyboard (present, even
+    #              empty: the input line is shown; only once a key was pressed in the call)
+    typed: str  # IN_CALL: the last line the citizen sent the agent with Enter
     headset: bool  # WAITING, IN_CALL: a headset is plugged in, the call is heard there alone
     choices: list[str]  # CHOICE: the open services' labels; SURVEY: the question's options
     selected: int  # CHOICE, SURVEY: the index of the highlighted entry of ``choices``

@@ -7,6 +7,10 @@ queued: each new one replaces the one waiting, so a slow screen shows the newest
 and drops the rest. Drawing is capped at ``MAX_FPS`` and happens only when something
 changed (a state, a frame, the waiting timer).
 
+The same thread owns SDL's event queue, and so the USB keyboard's keys: it hands them, in
+order, to the listener ``listen_keys`` sets (``keyboard.py``, the ``Keyboard`` port), and
+drops them when none listens.
+
 pygame and PyAV are imported in the render thread, so importing this module needs neither.
 """
 
@@ -18,6 +22,7 @@ import threading
 import time
 import warnings
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Unpack
@@ -25,6 +30,7 @@ from typing import TYPE_CHECKING, Unpack
 from appliance.errors import HardwareError
 from appliance.hw._bridge import short_error
 from appliance.hw.ports import ScreenInfo, ScreenState
+from appliance.hw.ports.keyboard import KeyEvent
 
 if TYPE_CHECKING:
     import av
@@ -36,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 MAX_FPS = 30  # the agent's video comes at ≤ 30 fps; drawing faster only heats the Pi
 PUMP_S = 0.5  # SDL's event queue is pumped at least this often, even when nothing changes
+KEYS_S = 0.05  # in a call with a keyboard listening, keys are read this often: no felt lag
 START_TIMEOUT_S = 10.0  # opening KMS/DRM takes well under a second; a hang is a fault
 STOP_TIMEOUT_S = 5.0
 SCREENSHOT_TIMEOUT_S = 10.0
@@ -89,6 +96,8 @@ class PygameScreen:
         self.frames_dropped = 0
         self.draws = 0
         self._caption_drawn: list[tuple[str, tuple[int, int, int, int]]] = []
+        self._typing_drawn: list[tuple[str, tuple[int, int, int, int]]] = []
+        self._key_sink: Callable[[KeyEvent], None] | None = None
         self._thread = threading.Thread(target=self._run, name="screen", daemon=True)
         self._thread.start()
         if not self._ready.wait(START_TIMEOUT_S):
@@ -112,6 +121,11 @@ class PygameScreen:
                 self.frames_dropped += 1
             self._frames[self_view] = frame
         self._wake.set()
+
+    def listen_keys(self, sink: Callable[[KeyEvent], None] | None) -> None:
+        """Hand each key to ``sink``, in the render thread (None: drop them)."""
+        with self._lock:
+            self._key_sink = sink
 
     def close(self) -> None:
         """Stop the render thread and close the display; safe to call twice."""
@@ -140,6 +154,12 @@ class PygameScreen:
         with self._lock:
             return list(self._caption_drawn)
 
+    @property
+    def typing_drawn(self) -> list[tuple[str, tuple[int, int, int, int]]]:
+        """The citizen's input line as last drawn (its visible end) and its (x, y, w, h)."""
+        with self._lock:
+            return list(self._typing_drawn)
+
     def screenshot(self, path: Path) -> None:
         """Draw the current state and save it as PNG; blocks until written (not for the loop)."""
         shot = _Screenshot(path)
@@ -160,7 +180,7 @@ class PygameScreen:
                     self._frames.clear()  # frames not yet drawn belong to the state left
                     self._posted_state = command.state
         if stopped:
-            logger.debug("screen stopped, ignoring %r", command)
+            logger.debug("screen stopped, ignoring a %s", type(command).__name__)  # no text
             if isinstance(command, _Screenshot):
                 command.error = HardwareError("screen stopped")
                 command.done.set()
@@ -206,6 +226,7 @@ class PygameScreen:
             raise
         pygame.display.set_caption("Guichet Proche")
         pygame.mouse.set_visible(False)
+        pygame.key.start_text_input()  # SDL's default already; the keyboard relies on it
         logger.info(
             "screen open: driver %s, %dx%d", pygame.display.get_driver(), *surface.get_size()
         )
@@ -217,7 +238,8 @@ class PygameScreen:
         last_draw = 0.0
         while True:
             due = renderer.due_in(time.monotonic())
-            self._wake.wait(PUMP_S if due is None else min(due, PUMP_S))
+            pump = self._pump_s(renderer)
+            self._wake.wait(pump if due is None else min(due, pump))
             # Cap the frame rate: frames arriving meanwhile replace each other in their slot.
             time.sleep(max(0.0, last_draw + 1 / MAX_FPS - time.monotonic()))
             with self._lock:
@@ -228,18 +250,42 @@ class PygameScreen:
                 self._commands.clear()
                 frames, self._frames = self._frames, {}
             shots = self._apply(renderer, commands, frames)
-            pygame.event.pump()
+            self._read_keys()
             now = time.monotonic()
             if shots or renderer.due_in(now) == 0.0:
                 renderer.draw(now)
                 pygame.display.flip()
                 self.draws += 1
                 drawn = [(words, (r.x, r.y, r.w, r.h)) for words, r in renderer.caption_rows]
+                typing = [(words, (r.x, r.y, r.w, r.h)) for words, r in renderer.typing_rows]
                 with self._lock:
                     self._caption_drawn = drawn
+                    self._typing_drawn = typing
                 last_draw = now
             for shot in shots:
                 self._save(renderer.surface, shot)
+
+    def _pump_s(self, renderer: Renderer) -> float:
+        with self._lock:
+            listening = self._key_sink is not None
+        return KEYS_S if listening and renderer.state is ScreenState.IN_CALL else PUMP_S
+
+    def _read_keys(self) -> None:
+        """Take every event off SDL's queue; the keys go to the listener, in order (a typed
+        filter would take all ``KEYDOWN``s before all ``TEXTINPUT``s)."""
+        import pygame
+
+        from appliance.hw.screen_pygame.keyboard import key_event
+
+        events = pygame.event.get()
+        with self._lock:
+            sink = self._key_sink
+        if sink is None:
+            return
+        for event in events:
+            key = key_event(event)
+            if key is not None:
+                sink(key)
 
     def _apply(
         self,

@@ -76,6 +76,7 @@ class Canvas:
         self.scale = self.height / REFERENCE_HEIGHT
         self.text_rects: list[pygame.Rect] = []
         self.caption_rows: list[tuple[str, pygame.Rect]] = []  # the agent's typed lines
+        self.typing_rows: list[tuple[str, pygame.Rect]] = []  # the citizen's line being typed
 
     def px(self, value: float) -> int:
         return max(1, round(value * self.scale))

@@ -33,6 +33,7 @@ class Renderer:
         self._self_scaler = FrameScaler()
         self.text_rects: list[pygame.Rect] = []
         self.caption_rows: list[tuple[str, pygame.Rect]] = []  # the typed lines last drawn
+        self.typing_rows: list[tuple[str, pygame.Rect]] = []  # the citizen's input line
 
     def show(self, state: ScreenState, info: ScreenInfo, at: float) -> None:
         if state != self.state:
@@ -73,9 +74,12 @@ class Renderer:
                 self.info.get("document"),
                 headset=self.info.get("headset", False),
                 caption=self.info.get("caption"),
+                typing=self.info.get("typing"),
+                typed=self.info.get("typed"),
             )
         else:
             scenes.SCENES[self.state](canvas, self.info, max(0.0, now - self._since))
         self.text_rects = canvas.text_rects
         self.caption_rows = canvas.caption_rows
+        self.typing_rows = canvas.typing_rows
         self._drawn_at = now

@@ -37,11 +37,14 @@ from appliance.hw.screen_pygame.theme import (
     WHITE,
     YELLOW,
 )
+from appliance.hw.screen_pygame.typing_panel import typing_panel
 
 HINT_BACKDROP = (0, 0, 0, 170)  # translucent black under the hang-up hint
 CAPTION_ROWS = 4  # the agent's typed lines: at most this many rows, the newest at the bottom
 CAPTION_BOTTOM = 780  # 1080 units: above the self-view box (≈ 806 to 1048)
 CAPTION_PAD = 24  # around the rows, on the opaque black panel (white on black: 21:1)
+CAPTION_ROWS_TYPING = 2  # … fewer above the citizen's input line, when they type
+PANEL_GAP = 16  # 1080 units between the agent's lines and the citizen's input line
 
 
 def idle(canvas: Canvas, info: ScreenInfo, elapsed_s: float) -> None:
@@ -136,11 +139,14 @@ def in_call(
     *,
     headset: bool = False,
     caption: list[str] | None = None,
+    typing: str | None = None,
+    typed: str | None = None,
 ) -> None:
     """The agent full screen (letterboxed), oneself small bottom right, a discreet hint;
     over the top, what to do with a document while the agent scans or prints; with a
     headset plugged in, that the call is heard there alone; the lines the agent typed,
-    large, white on black, across the lower middle."""
+    large, white on black, across the lower middle; below them, once the citizen typed on
+    the USB keyboard, their input line (``typing``, even empty) and the last line sent."""
     surface = canvas.surface
     if video is None:
         canvas.text(texts.CONNECTING, size=EMPHASIS, top=480, bold=True)
@@ -153,8 +159,12 @@ def in_call(
         surface.blit(self_view, rect)
     if document:
         _document_banner(canvas, document)
+    bottom, rows = canvas.px(CAPTION_BOTTOM), CAPTION_ROWS
+    if typing is not None:
+        top = typing_panel(canvas, typing, typed, bottom=bottom)
+        bottom, rows = top - canvas.px(PANEL_GAP), CAPTION_ROWS_TYPING
     if caption:
-        _caption_panel(canvas, caption)
+        _caption_panel(canvas, caption, bottom=bottom, max_rows=rows)
     _hang_up_hint(canvas, texts.HEADSET_ON if headset else None)
 
 
@@ -181,17 +191,17 @@ def _document_banner(canvas: Canvas, text: str) -> None:
         canvas.text_rects.append(rect)
 
 
-def _caption_panel(canvas: Canvas, lines: list[str]) -> None:
-    """The agent's typed lines (oldest first), wrapped; the last ``CAPTION_ROWS`` rows on an
-    opaque black panel, its label in yellow above them. Records each row it draws."""
+def _caption_panel(canvas: Canvas, lines: list[str], *, bottom: int, max_rows: int) -> None:
+    """The agent's typed lines (oldest first), wrapped; the last ``max_rows`` rows on an
+    opaque black panel ending at ``bottom`` (pixels), its label in yellow above them.
+    Records each row it draws."""
     surface = canvas.surface
     px, pad = canvas.px(EMPHASIS), canvas.px(CAPTION_PAD)
     font = canvas.fonts.font(px, bold=True)
     width = canvas.width - 2 * canvas.px(MARGIN)
-    rows = [row for line in lines for row in wrap(font, line, width)][-CAPTION_ROWS:]
+    rows = [row for line in lines for row in wrap(font, line, width)][-max_rows:]
     label = canvas.fonts.line(texts.CAPTION_LABEL, canvas.px(HINT), bold=True, colour=YELLOW)
     step = round(font.get_linesize() * LINE_SPACING)
-    bottom = canvas.px(CAPTION_BOTTOM)
     top = bottom - len(rows) * step - label.get_height() - 3 * pad
     panel = pygame.Rect(canvas.px(MARGIN) - pad, top, width + 2 * pad, bottom - top)
     pygame.draw.rect(surface, BLACK, panel, border_radius=canvas.px(12))

@@ -26,6 +26,8 @@ CONNECTING = "Connexion en cours…"
 HANG_UP_HINT = "Appui long sur le bouton pour raccrocher"
 HEADSET_ON = "Casque branché : écoute privée, haut-parleurs coupés"
 CAPTION_LABEL = "Le conseiller vous écrit :"  # above the agent's typed lines
+TYPING_LABEL = "Votre message au conseiller (touche Entrée pour l’envoyer) :"  # USB keyboard
+TYPED_SENT = "Envoyé : « {line} »"  # below it, the last line the citizen sent
 
 THANKS = "Merci, au revoir"
 SEE_YOU = "Vous pouvez rappeler à tout moment avec le bouton."

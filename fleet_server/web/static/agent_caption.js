@@ -1,12 +1,16 @@
 // Text in the call over the "texte" data channel (guichet/caption.py): the agent types a
 // line for a deaf or hard-of-hearing citizen and presses Enter (or "Envoyer"); the counter's
 // screen shows the last lines large and answers with exactly what it shows, listed here
-// under « Affiché sur l'écran du guichet ». The lines go peer to peer (DTLS), never through
-// the fleet server; no form is ever submitted, nothing is stored.
+// under « Affiché sur l'écran du guichet ». The other way, a citizen who has a USB keyboard
+// at the counter types a line and presses Enter: it comes as "typed" and is listed under
+// « Écrit par le citoyen » (« Citoyen : … », an aria-live polite list, so a screen reader
+// says it). The lines go peer to peer (DTLS), never through the fleet server; no form is
+// ever submitted, nothing is stored: the page forgets them when the call ends.
 (function () {
   "use strict";
 
   const MAX_LINE_CHARS = 200;
+  const CITIZEN_LINES_KEPT = 50; // the console's list of the citizen's lines, this call
 
   const $ = function (id) {
     return document.getElementById(id);
@@ -16,7 +20,7 @@
   function Caption(channel) {
     this.channel = channel;
     this.nextId = 0;
-    this.state = { open: false, sent: 0, acked: null, shown: [] };
+    this.state = { open: false, sent: 0, acked: null, shown: [], citizen: [] };
     const self = this;
     channel.onopen = function () {
       self.state.open = true;
@@ -37,6 +41,8 @@
         self.state.shown = message.lines.map(String);
         self.state.acked = message.id === undefined ? null : message.id;
         self.render();
+      } else if (message.type === "typed" && typeof message.text === "string") {
+        self.citizenLine(message.text.slice(0, MAX_LINE_CHARS));
       }
     };
     this.bind();
@@ -82,6 +88,22 @@
     }
   };
 
+  // One line from the citizen: appended (the live region reads additions only).
+  Caption.prototype.citizenLine = function (text) {
+    this.state.citizen.push(text);
+    const list = $("caption-citizen");
+    const item = document.createElement("li");
+    const who = document.createElement("strong");
+    who.textContent = "Citoyen :";
+    item.append(who, " " + text);
+    list.append(item);
+    while (list.children.length > CITIZEN_LINES_KEPT) {
+      list.firstElementChild.remove();
+      this.state.citizen.shift();
+    }
+    list.scrollTop = list.scrollHeight;
+  };
+
   Caption.prototype.render = function () {
     const list = $("caption-shown");
     const items = this.state.shown.map(function (line) {
@@ -106,8 +128,10 @@
   Caption.prototype.close = function () {
     this.channel.onmessage = null;
     this.state.shown = [];
+    this.state.citizen = [];
     $("caption-line").value = "";
     $("caption-shown").replaceChildren();
+    $("caption-citizen").replaceChildren();
     $("caption-empty").hidden = false;
     $("caption-status").textContent = "";
   };
