@@ -59,6 +59,15 @@ VARIANTS: dict[str, tuple[ScreenState, ScreenInfo]] = {
         {"service": SERVICE, "waited_s": 83, "position": 2, "estimated_wait_s": 480},
     ),
     "in-call-headset": (ScreenState.IN_CALL, {"service": SERVICE, "headset": True}),
+    "in-call-text": (
+        ScreenState.IN_CALL,
+        {
+            "service": SERVICE,
+            "caption": ["Bonjour, je vous lis.", "Avez-vous votre numéro d'allocataire ?"],
+            "typing": "Oui, il est sur la lettr",
+            "typed": "Bonjour, je suis sourde.",
+        },
+    ),
     "choice-more-time": (
         ScreenState.CHOICE,
         {"choices": [SERVICE, "MSA", "France Travail"], "selected": 1, "more_time": 10},
@@ -90,18 +99,11 @@ def save_all(out: Path, size: tuple[int, int], driver: str = "dummy") -> list[Pa
     agent = lavfi_frame("testsrc2=size=960x720:rate=30")  # 4:3: shows the letterbox
     me = lavfi_frame("smptehdbars=size=640x360:rate=30")
     screen = PygameScreen(driver=driver, size=size)
+    shots = [(state.value.replace("_", "-"), state, info) for state, info in EXAMPLES.items()]
+    shots += [(name, state, info) for name, (state, info) in VARIANTS.items()]
     written = []
     try:
-        for state, info in EXAMPLES.items():
-            screen.show(state, **info)
-            if state == ScreenState.IN_CALL:
-                screen.show_frame(agent)
-                screen.show_frame(me, self_view=True)
-            path = out / f"screen-{state.value.replace('_', '-')}.png"
-            screen.screenshot(path)
-            written.append(path)
-            logger.info("wrote %s", path)
-        for name, (state, info) in VARIANTS.items():
+        for name, state, info in shots:
             screen.show(state, **info)
             if state == ScreenState.IN_CALL:
                 screen.show_frame(agent)
