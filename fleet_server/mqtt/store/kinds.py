@@ -249,6 +249,23 @@ def _apply_command_ack(batch: Batch, item: Received) -> None:
     )
 
 
+def _apply_update_progress(batch: Batch, item: Received) -> None:
+    """A software update's progress (issue 13). Until the update tables exist (docs/updates.md,
+    "What is built") it is only logged, and the counter counts as seen."""
+    progress = item.message
+    assert isinstance(progress, contract.UpdateProgress)
+    batch.devices[item.device_id].changes["last_seen"] = item.received_at
+    logger.info(
+        "update progress",
+        extra={
+            "device_id": item.device_id,
+            "release": progress.release,
+            "update_state": progress.state.value,
+            "percent": progress.percent,
+        },
+    )
+
+
 def _reject_kind(batch: Batch, item: Received) -> None:
     raise contract.ContractError(f"{item.kind.value} is not sent by counters")
 
@@ -261,4 +278,5 @@ APPLY = {
     Kind.CMD_ACK: _apply_command_ack,
     Kind.CMD: _reject_kind,
     Kind.CONFIG: _reject_kind,
+    Kind.UPDATE: _apply_update_progress,
 }
