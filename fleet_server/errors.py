@@ -7,3 +7,15 @@ class FleetError(Exception):
 
 class SettingsError(FleetError):
     """The server's settings are invalid or unsafe (a default secret outside demo mode)."""
+
+
+class UpdateError(FleetError):
+    """A software update refused (issue 13); the message is French, for the administrator."""
+
+
+class RolloutError(UpdateError):
+    """A rollout's action refused in its state, or a wave that cannot be planned."""
+
+
+class BundleError(UpdateError):
+    """An uploaded bundle refused: signature, manifest, version or compatible string."""

@@ -31,6 +31,7 @@ from guichet.events import CheckOutcome
 from guichet.messages import first_error
 from guichet.questionnaire import Questionnaire
 from guichet.schedule import CounterSchedule
+from guichet.updates import REASON_MAX_CHARS, VERSION_MAX_CHARS, VERSION_PATTERN, UpdateState
 
 TOPIC_ROOT = "guichet"
 PROTOCOL_VERSION = "v1"
@@ -56,6 +57,7 @@ class Kind(StrEnum):
     CMD = "cmd"
     CMD_ACK = "cmd/ack"
     CONFIG = "config"
+    UPDATE = "update"  # a software update's progress (issue 13, docs/updates.md)
 
 
 def is_valid_device_id(device_id: str) -> bool:
@@ -374,6 +376,25 @@ class DeviceConfig(WireMessage):
     speech: bool | None = None
 
 
+# --- software updates (issue 13) -------------------------------------------------------
+
+
+class UpdateProgress(WireMessage):
+    """What a counter's update is doing (``guichet.updates``; the order is a ``cmd`` named
+    ``update``). QoS 1 through the counter's outbox, so a ``rolled_back`` said from the old
+    slot survives the reboot; deduplicated by ``id``. ``reason`` is French, for the
+    administrator: why it failed or rolled back, or why the reboot waits."""
+
+    id: uuid.UUID
+    at: datetime
+    release: str | None = Field(default=None, max_length=VERSION_MAX_CHARS, pattern=VERSION_PATTERN)
+    state: UpdateState
+    percent: int | None = Field(default=None, ge=0, le=100)  # downloading and installing
+    reason: str | None = Field(default=None, max_length=REASON_MAX_CHARS)
+    slot: Literal["A", "B"] | None = None  # the root slot the counter booted from
+    booted_version: str | None = Field(default=None, max_length=VERSION_MAX_CHARS)
+
+
 # --- the table of kinds -----------------------------------------------------------------
 
 
@@ -405,9 +426,12 @@ KINDS: dict[Kind, KindSpec] = {
     Kind.CMD: KindSpec(Command, QOS_AT_LEAST_ONCE, retained=False, direction=TO_DEVICE),
     Kind.CMD_ACK: KindSpec(CommandAck, QOS_AT_LEAST_ONCE, retained=False, direction=TO_SERVER),
     Kind.CONFIG: KindSpec(DeviceConfig, QOS_AT_LEAST_ONCE, retained=True, direction=TO_DEVICE),
+    Kind.UPDATE: KindSpec(UpdateProgress, QOS_AT_LEAST_ONCE, retained=False, direction=TO_SERVER),
 }
 
-Message = Status | Telemetry | Event | SurveyAnswer | Command | CommandAck | DeviceConfig
+Message = (
+    Status | Telemetry | Event | SurveyAnswer | Command | CommandAck | DeviceConfig | UpdateProgress
+)
 
 
 def encode(message: WireMessage) -> bytes:

@@ -18,7 +18,7 @@ import pytest
 
 from appliance.app import PERIPHERALS
 from appliance.selftest_report import MEANINGS
-from guichet import actions, contract, documents, events, schedule, signalling
+from guichet import actions, contract, documents, events, schedule, signalling, updates
 from guichet.contract import DEVICE_STATE_LABELS, DeviceState, Presence
 
 ROOT = Path(__file__).parent.parent
@@ -39,6 +39,7 @@ STATIC = ROOT / "fleet_server" / "web" / "static"
         (schedule.AccessMode, schedule.ACCESS_MODE_LABELS),
         (contract.AudioRoute, contract.AUDIO_ROUTE_LABELS),
         (actions.Action, actions.ACTION_LABELS),
+        (updates.UpdateState, updates.UPDATE_STATE_LABELS),
     ],
     ids=lambda v: getattr(v, "__name__", ""),
 )

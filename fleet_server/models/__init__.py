@@ -36,6 +36,7 @@ from fleet_server.models.security import (
     User,
     WebSession,
 )
+from fleet_server.models.updates import CounterUpdateRecord, Release, RolloutRecord
 
 __all__ = [
     "Alert",
@@ -46,6 +47,7 @@ __all__ = [
     "BrokerLink",
     "CallRecord",
     "CommandRecord",
+    "CounterUpdateRecord",
     "Device",
     "EnrolmentRequest",
     "EnrolmentToken",
@@ -54,6 +56,8 @@ __all__ = [
     "NotificationTarget",
     "Permanence",
     "QuestionnaireVersion",
+    "Release",
+    "RolloutRecord",
     "ScheduleException",
     "ScheduleRule",
     "ServerAlert",

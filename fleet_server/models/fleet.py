@@ -77,6 +77,12 @@ class Device(Base):
     # offset from the server's receive time (counter minus server, seconds).
     clock_synchronised: Mapped[bool | None] = mapped_column(Boolean)
     clock_offset_s: Mapped[float | None] = mapped_column(Float)
+    # The latest software update progress (issue 13, guichet.updates), for the dashboard.
+    update_state: Mapped[str | None] = mapped_column(String(16))
+    update_release: Mapped[str | None] = mapped_column(String(64))
+    update_percent: Mapped[int | None] = mapped_column(Integer)
+    update_reason: Mapped[str | None] = mapped_column(String(512))
+    update_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # received by the server
 
 
 class StatusChange(Base):

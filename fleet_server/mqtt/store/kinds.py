@@ -6,11 +6,12 @@ import logging
 import math
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import case, update
 
 from fleet_server.calls import quality as call_quality
 from fleet_server.models import (
     CommandRecord,
+    CounterUpdateRecord,
 )
 from fleet_server.mqtt.alert_rules import (
     DETAIL_MAX_CHARS,
@@ -249,6 +250,48 @@ def _apply_command_ack(batch: Batch, item: Received) -> None:
     )
 
 
+def _apply_update_progress(batch: Batch, item: Received) -> None:
+    """A software update's progress (issue 13): on the counter's row for the dashboard, and
+    on its row in each rollout of that release (``counter_updates``), dated by the server."""
+    progress = item.message
+    assert isinstance(progress, contract.UpdateProgress)
+    batch.devices[item.device_id].changes.update(
+        last_seen=item.received_at,
+        update_state=progress.state.value,
+        update_release=progress.release,
+        update_percent=progress.percent,
+        update_reason=progress.reason,
+        update_at=item.received_at,
+    )
+    if progress.release is not None:
+        batch.session.execute(
+            update(CounterUpdateRecord)
+            .where(
+                CounterUpdateRecord.device_id == item.device_id,
+                CounterUpdateRecord.release == progress.release,
+            )
+            .values(
+                state=progress.state.value,
+                percent=progress.percent,
+                reason=progress.reason,
+                # Since it reached this state: a replayed message does not move it.
+                since=case(
+                    (CounterUpdateRecord.state == progress.state.value, CounterUpdateRecord.since),
+                    else_=item.received_at,
+                ),
+            )
+        )
+    logger.info(
+        "update progress",
+        extra={
+            "device_id": item.device_id,
+            "release": progress.release,
+            "update_state": progress.state.value,
+            "percent": progress.percent,
+        },
+    )
+
+
 def _reject_kind(batch: Batch, item: Received) -> None:
     raise contract.ContractError(f"{item.kind.value} is not sent by counters")
 
@@ -261,4 +304,5 @@ APPLY = {
     Kind.CMD_ACK: _apply_command_ack,
     Kind.CMD: _reject_kind,
     Kind.CONFIG: _reject_kind,
+    Kind.UPDATE: _apply_update_progress,
 }
