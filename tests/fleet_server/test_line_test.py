@@ -83,13 +83,15 @@ audio_out = "none"
 
 
 @asynccontextmanager
-async def fleet(broker: Broker, db_url: str) -> AsyncIterator[tuple[LiveApp, str]]:
+async def fleet(
+    broker: Broker, db_url: str, measure_s: float = MEASURE_S
+) -> AsyncIterator[tuple[LiveApp, str]]:
     async with live_app(
         db_url,
         ingest_enabled=True,
         mqtt_url=broker.url,
         mqtt_client_id=f"fleet-{uuid.uuid4().hex[:8]}",
-        test_call_measure_s=MEASURE_S,
+        test_call_measure_s=measure_s,
     ) as live:
         assert await asyncio.to_thread(live.ctx.ingest.wait_connected, WAIT_S)  # type: ignore[union-attr]
         live.add_user("admin", role="admin", service=None)
@@ -266,3 +268,44 @@ async def test_a_test_call_is_refused_offline_and_in_a_call(
     assert in_call.status_code == 409
     assert in_call.json()["detail"].startswith("Un appel est en cours sur ce guichet")
     assert names == []
+
+
+async def test_a_citizen_pressing_the_button_ends_the_test_call_and_gets_the_counter(
+    broker: Broker, db_url: str, tmp_path: Path
+) -> None:
+    """The answerer would measure for 30 s; a press during the test call hangs it up at
+    once on both ends: the action fails saying why, nothing is stored, the citizen's call
+    goes on."""
+    async with (
+        fleet(broker, db_url, measure_s=30.0) as (live, token),
+        counter(tmp_path, broker, live, token) as appliance,
+    ):
+        agent = appliance.call_agent
+        assert agent is not None
+        client, csrf = await admin_client(live)
+        try:
+            sent = await api_action(client, csrf, "test_call")
+            assert sent.status_code == 202, sent.text
+            await wait_for(
+                lambda: live.ctx.calls.test_calls.testing(COUNTER), "answerer started", WAIT_S
+            )
+            button = appliance.hardware.button
+            assert isinstance(button, SimulatedButton)
+            button.press()
+            button.release(0.1)
+            failed = await settled(client, sent.json()["request_id"])
+            await wait_for(
+                lambda: not live.ctx.calls.test_calls.testing(COUNTER), "answerer hung up", WAIT_S
+            )
+            phase = agent.machine.phase
+        finally:
+            await client.aclose()
+        with live.sessions() as session:
+            record = session.get(CommandRecord, uuid.UUID(failed["request_id"]))
+            assert record is not None
+            stored = record.measurements
+    assert failed["state"] == "failed", failed
+    assert failed["detail"].startswith("appel de test interrompu : ")
+    assert failed["measurements"] is None
+    assert stored is None
+    assert phase in (Phase.REQUESTING, Phase.WAITING)
