@@ -43,6 +43,9 @@ logger = logging.getLogger(__name__)
 
 ANSWERER_LABEL = "Test de la ligne"  # the ``agent_label`` of a test call's ``call_answered``
 CONNECT_S = 20.0  # offer → media connected; ICE through a TURN relay takes a few seconds
+# Each test call encodes and decodes video in the server process: a whole site asked at once
+# waits its turn (the others are refused, saying so) rather than starving the web server.
+MAX_TEST_CALLS = 3
 IceServersFor = Callable[[uuid.UUID, Party], list[sig.IceServer]]
 
 
@@ -68,11 +71,12 @@ class TestAnswerer:
         ice_servers_for: IceServersFor,
         measure_s: float,
         connect_s: float = CONNECT_S,
+        max_tests: int = MAX_TEST_CALLS,
         errors: list[BaseException] | None = None,
     ) -> None:
         self._journal = journal
         self._ice_servers_for = ice_servers_for
-        self.measure_s, self.connect_s = measure_s, connect_s
+        self.measure_s, self.connect_s, self.max_tests = measure_s, connect_s, max_tests
         self._tests: dict[uuid.UUID, _Test] = {}
         self._claimed: set[uuid.UUID] = set()  # request ids: a replayed request is refused
         self.errors = errors if errors is not None else []  # tests assert this stays empty
@@ -94,6 +98,11 @@ class TestAnswerer:
             refusal = "refusé : un appel est en cours sur ce guichet"
         elif self.testing(device_id):
             refusal = "refusé : un appel de test est déjà en cours sur ce guichet"
+        elif len(self._tests) >= self.max_tests:
+            refusal = (
+                f"refusé : le serveur mène déjà {self.max_tests} appels de test ;"
+                " réessayez dans une minute"
+            )
         else:
             self._claimed.add(message.request_id)
             now = utcnow()

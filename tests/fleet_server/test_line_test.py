@@ -170,6 +170,7 @@ async def test_a_test_call_measures_the_line_and_stores_its_figures(
                 await asyncio.sleep(0.05)
             done = await settled(client, sent.json()["request_id"])
             page = (await client.get(f"/devices/{COUNTER}/actions")).text
+            device_page = (await client.get(f"/devices/{COUNTER}")).text
         finally:
             await client.aclose()
         assert agent.peer is None  # no citizen call was made
@@ -196,6 +197,7 @@ async def test_a_test_call_measures_the_line_and_stores_its_figures(
     assert set(phases) == {Phase.IDLE}
     assert "Mesuré par le serveur" in page
     assert "Débit montant" in page
+    assert 'name="action" value="test_call"' in device_page
     assert commands == ["test_call"]
 
 
@@ -309,3 +311,26 @@ async def test_a_citizen_pressing_the_button_ends_the_test_call_and_gets_the_cou
     assert failed["measurements"] is None
     assert stored is None
     assert phase in (Phase.REQUESTING, Phase.WAITING)
+
+
+async def test_past_the_server_s_limit_a_test_call_fails_saying_so(
+    broker: Broker, db_url: str, tmp_path: Path
+) -> None:
+    """The answerer's refusal reaches the action as the counter's ack, in French."""
+    async with (
+        fleet(broker, db_url) as (live, token),
+        counter(tmp_path, broker, live, token),
+    ):
+        live.ctx.calls.test_calls.max_tests = 0  # as if the server ran its limit already
+        client, csrf = await admin_client(live)
+        try:
+            sent = await api_action(client, csrf, "test_call")
+            assert sent.status_code == 202, sent.text
+            failed = await settled(client, sent.json()["request_id"])
+        finally:
+            await client.aclose()
+    assert failed["state"] == "failed", failed
+    assert failed["detail"] == (
+        "appel de test : refusé : le serveur mène déjà 0 appels de test ; réessayez dans une minute"
+    )
+    assert failed["measurements"] is None
