@@ -27,9 +27,12 @@ from appliance.config import parse_config
 from appliance.hw.ports.controls import SimulatedButton
 from fleet_server.models import AuditEntry, CommandRecord, Device
 from tests.support.call_harness import wait_for
+from tests.support.coturn import Coturn
 from tests.support.live_server import LiveApp, live_app, receive, send
 from tests.support.mosquitto import Broker
 from tests.support.webapp import CSRF_RE
+
+pytestmark = pytest.mark.slow  # real aiortc calls, several seconds each
 
 COUNTER, SITE = "monts-de-chalus", "Monts de Châlus"
 WAIT_S = 30.0
@@ -84,7 +87,7 @@ audio_out = "none"
 
 @asynccontextmanager
 async def fleet(
-    broker: Broker, db_url: str, measure_s: float = MEASURE_S
+    broker: Broker, db_url: str, measure_s: float = MEASURE_S, **settings: object
 ) -> AsyncIterator[tuple[LiveApp, str]]:
     async with live_app(
         db_url,
@@ -92,6 +95,7 @@ async def fleet(
         mqtt_url=broker.url,
         mqtt_client_id=f"fleet-{uuid.uuid4().hex[:8]}",
         test_call_measure_s=measure_s,
+        **settings,
     ) as live:
         assert await asyncio.to_thread(live.ctx.ingest.wait_connected, WAIT_S)  # type: ignore[union-attr]
         live.add_user("admin", role="admin", service=None)
@@ -334,3 +338,30 @@ async def test_past_the_server_s_limit_a_test_call_fails_saying_so(
         "appel de test : refusé : le serveur mène déjà 0 appels de test ; réessayez dans une minute"
     )
     assert failed["measurements"] is None
+
+
+async def test_a_test_call_gets_turn_credentials_of_its_own_for_both_ends(
+    broker: Broker, db_url: str, tmp_path: Path, turn_server: Coturn
+) -> None:
+    """With a TURN relay configured, the counter and the answerer each allocate under this
+    test call's own name, as the counter and the agent of a citizen's call would."""
+    async with (
+        fleet(broker, db_url, **turn_server.server_settings(("udp",))) as (live, token),
+        counter(tmp_path, broker, live, token) as appliance,
+    ):
+        agent = appliance.call_agent
+        assert agent is not None
+        client, csrf = await admin_client(live)
+        try:
+            sent = await api_action(client, csrf, "test_call")
+            assert sent.status_code == 202, sent.text
+            await wait_for(lambda: agent.line_test is not None, "test call started", WAIT_S)
+            test = agent.line_test
+            assert test is not None
+            done = await settled(client, sent.json()["request_id"])
+        finally:
+            await client.aclose()
+    assert done["state"] == "done", done
+    log = turn_server.log()
+    assert f"{test.call_id}.counter" in log
+    assert f"{test.call_id}.agent" in log
