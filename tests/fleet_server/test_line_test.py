@@ -177,6 +177,11 @@ async def test_a_test_call_measures_the_line_and_stores_its_figures(
             device_page = (await client.get(f"/devices/{COUNTER}")).text
         finally:
             await client.aclose()
+        async with live.counter_socket(token) as ws:  # the same request again: a replay
+            await receive(ws, "welcome")
+            replay = {"call_id": str(uuid.uuid4()), "request_id": done["request_id"]}
+            await send(ws, {"type": "test_call_request", **replay})
+            replayed = await receive(ws, "test_call_result")
         assert agent.peer is None  # no citizen call was made
         with live.sessions() as session:
             record = session.get(CommandRecord, uuid.UUID(done["request_id"]))
@@ -203,6 +208,8 @@ async def test_a_test_call_measures_the_line_and_stores_its_figures(
     assert "Débit montant" in page
     assert 'name="action" value="test_call"' in device_page
     assert commands == ["test_call"]
+    assert replayed["ok"] is False
+    assert replayed["detail"] == "refusé : cet appel de test a déjà eu lieu"
 
 
 async def test_a_test_call_the_server_did_not_ask_for_is_refused(
