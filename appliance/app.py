@@ -45,6 +45,7 @@ from appliance.errors import OutboxError
 from appliance.fleet.commands import (
     CommandFailed,
     CommandHandler,
+    Handler,
     simulated_press,
     simulated_skip,
 )
@@ -253,6 +254,7 @@ class Appliance:
             busy=self._occupied,
             run_checks=lambda: unattended_selftest(self.config, hardware),
             emit=self.emit,
+            test_call=_line_test(agent),
         ).register(commands)
         async with asyncio.TaskGroup() as group:
             supervised = group.create_task(self.supervisor.run(components))
@@ -396,6 +398,15 @@ def _register_remote_finger(
     commands.register("press_button", simulated_press(button, describe))
     if agent is not None:
         commands.register("skip_survey", simulated_skip(agent.skip_survey, agent.summary))
+
+
+def _line_test(agent: CallAgent | None) -> Handler | None:
+    """The test call's handler when this counter makes calls (aiortc loaded only then)."""
+    if agent is None:
+        return None
+    from appliance.call.line_test import line_test_handler
+
+    return line_test_handler(agent)
 
 
 async def _first_of(waits: list[Awaitable[object]], *, within_s: float) -> None:

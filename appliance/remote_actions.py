@@ -1,7 +1,8 @@
 """Remote support's actions on a running counter (issue 14): the ``cmd`` handlers for
 ``guichet.actions.Action`` — restart the software, reboot the box, run the self-test,
 refresh the configuration, set the loudspeaker's volume and the screen's brightness (through
-their ports; refused with the hardware's reason where it does not allow it).
+their ports; refused with the hardware's reason where it does not allow it), and the test
+call (``appliance/call/line_test.py``, given by the composition root when calls are on).
 
 Each answers in French in its ``cmd/ack``. Those that would cut off whoever stands at the
 counter (``guichet.actions.DISRUPTIVE``) are refused while a call or its questionnaire is
@@ -51,6 +52,7 @@ class RemoteActions:
         emit: Emit,
         after_ack_s: float = AFTER_ACK_S,
         config_wait_s: float = CONFIG_WAIT_S,
+        test_call: Handler | None = None,
     ) -> None:
         self._settings = settings
         self._power = power
@@ -62,6 +64,7 @@ class RemoteActions:
         self._emit = emit
         self._after_ack_s = after_ack_s
         self._config_wait_s = config_wait_s
+        self._test_call = test_call or _no_calls
         self._pending: set[asyncio.Task[None]] = set()
         self._selftest_lock = asyncio.Lock()
 
@@ -73,6 +76,7 @@ class RemoteActions:
             Action.REFRESH_CONFIG: self._refresh_config,
             Action.SET_VOLUME: self._set_volume,
             Action.SET_BRIGHTNESS: self._set_brightness,
+            Action.TEST_CALL: self._test_call,
         }
         for action, handler in handlers.items():
             commands.register(action.value, self._guarded(action, handler))
@@ -152,6 +156,10 @@ class RemoteActions:
         except HardwareError as exc:
             raise CommandFailed(str(exc)) from None
         return f"luminosité de l'écran réglée à {done} %"
+
+
+async def _no_calls(command: contract.Command) -> str:
+    raise CommandFailed("les appels ne sont pas configurés sur ce guichet")
 
 
 def _percent(command: contract.Command) -> int:

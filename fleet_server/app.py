@@ -127,6 +127,7 @@ def create_app(settings: Settings) -> FastAPI:
             ice_servers=settings.ice_servers,
             turn=settings.turn_issuer(),
             schedule_options=schedule_options(settings),
+            test_call_measure_s=settings.test_call_measure_s,
         ),
     )
 

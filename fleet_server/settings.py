@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     # call_resume_window_s before the call ends as "failed".
     ring_timeout_s: float = Field(default=120.0, gt=0)
     call_resume_window_s: float = Field(default=float(RESUME_WINDOW_S), gt=0)
+    # Remote support's test call (docs/line-test.md): the automatic answerer measures the
+    # line this long once the media connect (short: the counter is out of use meanwhile).
+    test_call_measure_s: float = Field(default=10.0, gt=0, le=30)
     # Schedules: an appointment rings its agent from this long before its start; a closed
     # counter shows this number; the citizen's name and phone on an appointment are erased
     # this long after it; every counter's retained config (its next 14 days) is re-sent at

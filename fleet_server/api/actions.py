@@ -53,6 +53,9 @@ class ActionOut(BaseModel):
     state_label: str
     detail: str | None
     checks: list[dict[str, Any]]
+    # test_call: rtt_ms, up_kbps, down_kbps, up_loss_pct, down_loss_pct, measured_s
+    # (docs/line-test.md); null until the server's answerer has measured.
+    measurements: dict[str, float | None] | None = None
 
 
 class BatchOut(BaseModel):
@@ -71,8 +74,10 @@ def _out(view: ActionView) -> ActionOut:
     summary="Agir sur un guichet",
     description="Redémarrer le logiciel (`restart`), le boîtier (`reboot`), lancer l'autotest "
     "(`selftest`), rafraîchir la configuration (`refresh_config`), régler le volume "
-    "(`set_volume`) ou la luminosité (`set_brightness`, avec `percent` de 0 à 100). Refusé "
-    "(409) si le guichet est hors ligne ou, pour le redémarrage et l'autotest, en appel.",
+    "(`set_volume`) ou la luminosité (`set_brightness`, avec `percent` de 0 à 100), passer un "
+    "appel de test (`test_call` : le serveur répond et mesure la ligne, résultat dans "
+    "`measurements`). Refusé (409) si le guichet est hors ligne ou, pour le redémarrage, "
+    "l'autotest et l'appel de test, en appel.",
 )
 async def post_action(device_id: str, body: ActionIn, ctx: Ctx, user: ApiAdmin) -> ActionOut:
     try:

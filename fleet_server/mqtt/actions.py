@@ -82,6 +82,8 @@ class ActionView:
     state_label: str
     detail: str | None
     checks: list[dict[str, Any]] = field(default_factory=list)
+    # A test call's figures (calls/line_figures.py), once the server's answerer stored them.
+    measurements: dict[str, Any] | None = None
 
     @property
     def pending(self) -> bool:
@@ -113,6 +115,7 @@ def view(record: CommandRecord, now: datetime) -> ActionView:
         state_label=ACTION_STATE_LABELS[state],
         detail=record.detail,
         checks=list(record.checks or []),
+        measurements=dict(record.measurements) if record.measurements else None,
     )
 
 
