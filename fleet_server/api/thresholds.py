@@ -75,7 +75,7 @@ def list_thresholds(request: Request, db: Db, _user: ApiAdmin) -> ThresholdsOut:
     response_model=ThresholdOut,
     summary="Régler le délai d'un site",
     description="Le site doit être connu (guichets en service, jetons d'inscription valides).",
-    responses=_errors(401, 403, 422),
+    responses=_errors(400, 401, 403, 422),
 )
 def set_threshold(site: str, body: ThresholdIn, db: Db, user: ApiAdmin) -> ThresholdOut:
     try:

@@ -82,7 +82,7 @@ def percent_fr(share: float | None) -> str:
 # --- request handling -------------------------------------------------------------------
 
 
-def _month(mois: str) -> date:
+def month_of(mois: str) -> date:
     if not mois:
         now = utcnow().astimezone(PARIS)
         return date(now.year, now.month, 1)
@@ -117,7 +117,7 @@ def statistics_page(
     site: SiteParam = "",
     service: ServiceParam = "",
 ) -> Response:
-    month = _month(mois)
+    month = month_of(mois)
     scope = _site_scope(user, site)
     rows = stats.monthly_stats(db, month, site=scope, service=service or None)
     labels = _labels(db)
@@ -150,7 +150,7 @@ def statistics_page(
 def statistics_csv(
     db: Db, user: FleetUser, mois: Month = "", site: SiteParam = "", service: ServiceParam = ""
 ) -> Response:
-    month = _month(mois)
+    month = month_of(mois)
     rows = stats.monthly_stats(db, month, site=_site_scope(user, site), service=service or None)
     name = f"statistiques-{month:%Y-%m}.csv"
     return Response(
