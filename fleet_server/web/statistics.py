@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(include_in_schema=False)
 
-MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+MONTH_PATTERN = r"^(19|20)\d{2}-(0[1-9]|1[0-2])$"  # years a month's bounds can be computed in
 TOTAL_LABEL = "Total"
 NO_SERVICE_LABEL = "Non précisé"  # answers sent before counters named the call's service
 NARROW_NBSP = "\u202f"  # French thousands separator
