@@ -162,6 +162,8 @@ def test_the_api_refuses_like_it_says(api: WebApp) -> None:
     assert api.client.get("/api/v1/calls", params={"site": "a\x00"}).status_code == 422
     assert api.client.post("/api/v1/actions", json=act | {"site": "a\x00"}).status_code == 422
     assert api.client.get("/api/v1/notifications/deliveries").status_code == 403
+    multiline = api.client.put("/api/v1/alert-thresholds/a%0Ab", json={"offline_after_min": 10})
+    assert multiline.status_code == 404  # no route: {site:path} is one line (declared)
     schema = api.client.get("/api/v1/openapi.json").json()
     for path, item in schema["paths"].items():
         for method, operation in item.items():
