@@ -29,10 +29,15 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.responses import Response
 
 from fleet_server.api import actions as api_actions
+from fleet_server.api import audit as api_audit
+from fleet_server.api import calls as api_calls
 from fleet_server.api import enrol as api_enrol
 from fleet_server.api import fleet as api
 from fleet_server.api import notifications as api_notifications
+from fleet_server.api import scheme as api_scheme
 from fleet_server.api import thresholds as api_thresholds
+from fleet_server.api.guards import reject_nul
+from fleet_server.api.responses import error_responses
 from fleet_server.calls.manager import CallManager
 from fleet_server.calls.store import CallJournal
 from fleet_server.db import in_thread, make_engine, make_session_factory
@@ -189,11 +194,19 @@ def create_app(settings: Settings) -> FastAPI:
         signalling_ws.router,
     ):
         app.include_router(router)
-    app.include_router(api_enrol.router)
-    app.include_router(api.router)
-    app.include_router(api_notifications.router)
-    app.include_router(api_thresholds.router)
-    app.include_router(api_actions.router)
+    for router in (
+        api_enrol.router,
+        api.router,
+        api_notifications.router,
+        api_thresholds.router,
+        api_actions.router,
+        api_calls.router,
+        api_scheme.router,
+        api_audit.router,
+    ):  # every API route refuses a NUL character as invalid: its 422 is declared
+        app.include_router(
+            router, dependencies=[Depends(reject_nul)], responses=error_responses({}, 422)
+        )
     app.include_router(api.metrics_router)
     _install_error_pages(app)
     return app

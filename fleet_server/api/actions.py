@@ -17,6 +17,7 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 
 from fleet_server.api.fleet import API_PREFIX
+from fleet_server.api.responses import error_responses
 from fleet_server.models import Device
 from fleet_server.mqtt import actions
 from fleet_server.mqtt.actions import ActionRefusedError, ActionView
@@ -26,7 +27,14 @@ from fleet_server.web.format import sentence
 from guichet.actions import Action
 from guichet.contract import utcnow
 
-router = APIRouter(prefix=API_PREFIX, tags=["actions"])
+ERRORS = {
+    400: "Aucun guichet choisi, ou corps de requête illisible (pas du JSON en UTF-8).",
+    404: "Guichet ou action inconnus.",
+    409: "Refusé : le guichet est hors ligne, ou en appel (redémarrage, autotest).",
+    422: "Requête invalide (action inconnue, niveau hors de 0 à 100…).",
+    503: "Le courtier MQTT n'est pas connecté : réessayer dans un instant.",
+}
+router = APIRouter(prefix=API_PREFIX, tags=["actions"], responses=error_responses(ERRORS, 401, 403))
 
 
 class ActionIn(BaseModel):
@@ -78,6 +86,7 @@ def _out(view: ActionView) -> ActionOut:
     "appel de test (`test_call` : le serveur répond et mesure la ligne, résultat dans "
     "`measurements`). Refusé (409) si le guichet est hors ligne ou, pour le redémarrage, "
     "l'autotest et l'appel de test, en appel.",
+    responses=error_responses(ERRORS, 400, 404, 409, 422, 503),
 )
 async def post_action(device_id: str, body: ActionIn, ctx: Ctx, user: ApiAdmin) -> ActionOut:
     try:
@@ -90,6 +99,7 @@ async def post_action(device_id: str, body: ActionIn, ctx: Ctx, user: ApiAdmin) 
     "/devices/{device_id}/actions",
     response_model=list[ActionOut],
     summary="Dernières actions sur un guichet",
+    responses=error_responses(ERRORS, 404),
 )
 def list_actions(device_id: str, db: Db, _user: ApiAdmin) -> list[ActionOut]:
     if db.get(Device, device_id) is None:
@@ -101,6 +111,7 @@ def list_actions(device_id: str, db: Db, _user: ApiAdmin) -> list[ActionOut]:
     "/devices/{device_id}/actions/{action_id}",
     response_model=ActionOut,
     summary="Où en est une action",
+    responses=error_responses(ERRORS, 404, 422),
 )
 def get_action(device_id: str, action_id: uuid.UUID, db: Db, _user: ApiAdmin) -> ActionOut:
     """``action_id``: the ``request_id`` the action was sent with."""
@@ -117,6 +128,7 @@ def get_action(device_id: str, action_id: uuid.UUID, db: Db, _user: ApiAdmin) ->
     summary="Agir sur plusieurs guichets ou tout un site",
     description="`device_ids`, `site`, ou les deux (les guichets nommés qui sont sur ce site). "
     "Chaque guichet est vérifié seul ; `refused` dit pourquoi pour les autres.",
+    responses=error_responses(ERRORS, 400, 422),
 )
 async def post_batch(body: BatchIn, ctx: Ctx, user: ApiAdmin) -> BatchOut:
     if body.site is None and not body.device_ids:

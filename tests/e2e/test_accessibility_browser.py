@@ -97,6 +97,11 @@ NOT_PAGES: dict[str, str] = {
     " actions.js (audited there, seeded with a self-test's results)",
     "/api/v1/devices/{device_id}/actions": "JSON API",
     "/api/v1/devices/{device_id}/actions/{action_id}": "JSON API",
+    "/api/v1/calls": "JSON API",
+    "/api/v1/statistics": "JSON API",
+    "/api/v1/timetables": "JSON API",
+    "/api/v1/appointments": "JSON API",
+    "/api/v1/audit": "JSON API",
     "/metrics": "Prometheus exposition",
 }
 # Not a route: the French error page, as any unknown address shows it.

@@ -126,6 +126,11 @@ POLICY: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("GET", "/api/v1/devices/{device_id}/actions"): ADMIN,
     ("GET", "/api/v1/devices/{device_id}/actions/{action_id}"): ADMIN,
     ("POST", "/api/v1/actions"): ADMIN,
+    ("GET", "/api/v1/calls"): READERS,
+    ("GET", "/api/v1/statistics"): READERS,
+    ("GET", "/api/v1/timetables"): READERS,
+    ("GET", "/api/v1/appointments"): READERS,
+    ("GET", "/api/v1/audit"): READERS,
 }
 # Routes whose credential is a secret in the path: a wrong one is 404 for everyone.
 SECRET_IN_PATH: Final = frozenset({("GET", "/ical/{token}.ics")})
