@@ -36,6 +36,7 @@ from fleet_server.models.security import (
     User,
     WebSession,
 )
+from fleet_server.models.support import SupportUpload
 
 __all__ = [
     "Alert",
@@ -60,6 +61,7 @@ __all__ = [
     "Service",
     "SiteThreshold",
     "StatusChange",
+    "SupportUpload",
     "SurveyRecord",
     "TelemetrySample",
     "User",
