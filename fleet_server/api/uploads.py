@@ -17,8 +17,9 @@ import asyncio
 import logging
 import uuid
 from datetime import timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Path, Request, status
 from pydantic import BaseModel
 
 from fleet_server.api.fleet import API_PREFIX
@@ -67,8 +68,13 @@ def _counter_of(ctx: AppContext, token: str | None) -> str | None:
     "« Voir l'écran du guichet » ou « Récupérer les journaux » en attente.",
 )
 async def put_upload(
-    device_id: str, request_id: uuid.UUID, request: Request, ctx: Ctx
+    device_id: Annotated[str, Path(max_length=64)],
+    request_id: Annotated[str, Path(max_length=64)],
+    request: Request,
+    ctx: Ctx,
 ) -> UploadOut:
+    """``request_id`` is read as text and parsed after the token is checked: a stranger
+    learns nothing from the shape of the answer."""
     counter = await asyncio.to_thread(_counter_of, ctx, bearer_token(request))
     if counter is None:
         logger.warning(
@@ -78,6 +84,11 @@ async def put_upload(
     if counter != device_id:
         await asyncio.to_thread(_refused, ctx, counter, request_id, "jeton d'un autre guichet")
         raise HTTPException(status.HTTP_403_FORBIDDEN, "Ce jeton n'est pas celui de ce guichet.")
+    try:
+        action_id = uuid.UUID(request_id)
+    except ValueError:
+        await asyncio.to_thread(_refused, ctx, counter, request_id, "action inconnue")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "Action inconnue.") from None
     try:
         body = await _read_capped(request)
     except HTTPException:
@@ -89,7 +100,7 @@ async def put_upload(
     def keep() -> None:
         with ctx.sessions.begin() as session:
             uploads.accept(
-                session, counter, request_id, media_type, body, now=utcnow(), retention=retention
+                session, counter, action_id, media_type, body, now=utcnow(), retention=retention
             )
 
     try:
@@ -99,17 +110,17 @@ async def put_upload(
         raise HTTPException(exc.status, sentence(str(exc))) from None
     logger.info(
         "support file received",
-        extra={"device_id": counter, "request_id": str(request_id), "bytes": len(body)},
+        extra={"device_id": counter, "request_id": request_id, "bytes": len(body)},
     )
-    return UploadOut(request_id=request_id, bytes=len(body))
+    return UploadOut(request_id=action_id, bytes=len(body))
 
 
-def _refused(ctx: AppContext, device_id: str, request_id: uuid.UUID, why: str) -> None:
+def _refused(ctx: AppContext, device_id: str, request_id: str, why: str) -> None:
     logger.warning(
-        "upload refused", extra={"device_id": device_id, "request_id": str(request_id), "why": why}
+        "upload refused", extra={"device_id": device_id, "request_id": request_id[:64], "why": why}
     )
     with ctx.sessions.begin() as session:
         audit.record(
             session, uploads.counter_actor(device_id), "support.upload_refused", device_id,
-            request_id=str(request_id), why=why,
+            request_id=request_id[:64], why=why,
         )  # fmt: skip

@@ -49,17 +49,17 @@ def _viewed(db: Session, user_name: str, user_id: int, upload: SupportUpload, wh
     db.commit()
 
 
-@router.get("/devices/{device_id}/screenshots/{request_id}.png")
-def screenshot(device_id: str, request_id: uuid.UUID, db: Db, user: AdminUser) -> Response:
-    upload = _file(db, device_id, request_id, SCREENSHOT_TYPE)
+@router.get("/devices/{device_id}/screenshots/{shot_id}.png")
+def screenshot(device_id: str, shot_id: uuid.UUID, db: Db, user: AdminUser) -> Response:
+    upload = _file(db, device_id, shot_id, SCREENSHOT_TYPE)
     body = upload.body
     _viewed(db, user.username, user.user_id, upload, "screenshot")
     return Response(body, media_type=SCREENSHOT_TYPE, headers={"Cache-Control": "no-store"})
 
 
-@router.get("/devices/{device_id}/logs/{request_id}.jsonl.gz")
-def logs_download(device_id: str, request_id: uuid.UUID, db: Db, user: AdminUser) -> Response:
-    upload = _file(db, device_id, request_id, LOGS_TYPE)
+@router.get("/devices/{device_id}/logs/{logs_id}.jsonl.gz")
+def logs_download(device_id: str, logs_id: uuid.UUID, db: Db, user: AdminUser) -> Response:
+    upload = _file(db, device_id, logs_id, LOGS_TYPE)
     body = upload.body
     name = f"journaux-{device_id}-{upload.received_at:%Y%m%d-%H%M%S}.jsonl.gz"
     _viewed(db, user.username, user.user_id, upload, "fetch_logs")
@@ -67,11 +67,11 @@ def logs_download(device_id: str, request_id: uuid.UUID, db: Db, user: AdminUser
     return Response(body, media_type=LOGS_TYPE, headers=headers)
 
 
-@router.get("/devices/{device_id}/logs/{request_id}")
+@router.get("/devices/{device_id}/logs/{logs_id}")
 def logs_page(
     request: Request,
     device_id: str,
-    request_id: uuid.UUID,
+    logs_id: uuid.UUID,
     db: Db,
     user: AdminUser,
     level: Annotated[str, Query(max_length=16)] = "",
@@ -79,8 +79,8 @@ def logs_page(
     q: Annotated[str, Query(max_length=128)] = "",
 ) -> Response:
     device = db.get(Device, device_id)
-    upload = _file(db, device_id, request_id, LOGS_TYPE)
-    action = one_action(db, device_id, request_id, utcnow())
+    upload = _file(db, device_id, logs_id, LOGS_TYPE)
+    action = one_action(db, device_id, logs_id, utcnow())
     everything = uploads.log_lines(upload.body)
     found = uploads.filter_lines(everything, level=level, logger=logger.strip(), text=q.strip())
     loggers = sorted({line.logger for line in everything if line.logger})
@@ -95,7 +95,7 @@ def logs_page(
         "loggers": loggers,
         "levels": LEVEL_LABELS,
         "filters": {"level": level, "logger": logger, "q": q},
-        "download_url": f"/devices/{device_id}/logs/{request_id}.jsonl.gz",
+        "download_url": f"/devices/{device_id}/logs/{logs_id}.jsonl.gz",
     }
     response = render(request, "device_logs.html", context, principal=user)
     _viewed(db, user.username, user.user_id, upload, "fetch_logs")
