@@ -124,8 +124,8 @@ async def test_a_screenshot_is_a_png_of_the_real_screen_shown_on_the_page(
                 assert stored is not None
                 assert stored.body == png.content
                 assert stored.expires_at - stored.received_at == timedelta(hours=7 * 24)
-    with live.sessions() as session:
-        audited = list(session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)))
+        with live.sessions() as session:
+            audited = list(session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)))
     assert audited[-3:] == ["command.send", "support.upload", "support.view"]
 
 
@@ -240,7 +240,8 @@ async def a_citizen_s_call(tmp_path: Path) -> None:
 async def test_logs_are_uploaded_shown_filtered_downloaded_and_hold_no_citizen_name(
     db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG)  # every line the counter could write
+    caplog.set_level(logging.INFO)  # as a counter logs (guichet.logs.setup_logging)…
+    caplog.set_level(logging.DEBUG, logger="appliance")  # … and all its own debug lines
     async with live_app(db_url) as live:
         token = live.add_counter(COUNTER, SITE, "Mairie")
         live.add_user("admin", role="admin", service=None)
