@@ -23,6 +23,7 @@ from fastapi import APIRouter, HTTPException, Path, Request, status
 from pydantic import BaseModel
 
 from fleet_server.api.fleet import API_PREFIX
+from fleet_server.api.responses import error_responses
 from fleet_server.calls import admin as calls_admin
 from fleet_server.mqtt import uploads
 from fleet_server.security import audit
@@ -34,6 +35,17 @@ from guichet.contract import utcnow
 logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix=API_PREFIX, tags=["assistance"])
+
+UPLOAD_ERRORS = {
+    401: "Jeton du guichet absent, inconnu ou d'un guichet retiré.",
+    403: "Jeton d'un autre guichet que celui du chemin.",
+    404: "Action inconnue pour ce guichet, ou qui n'attend pas de fichier.",
+    409: "Action déjà terminée, ou fichier déjà reçu pour elle.",
+    413: "Fichier trop volumineux.",
+    415: "Type de fichier inattendu pour cette action.",
+    422: "Fichier illisible : pas une image PNG, pas un gzip, ou trop gros une fois décompressé.",
+}
+BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
 class UploadOut(BaseModel):
@@ -65,7 +77,15 @@ def _counter_of(ctx: AppContext, token: str | None) -> str | None:
     status_code=status.HTTP_201_CREATED,
     summary="Dépôt d'une capture d'écran ou de journaux par un guichet",
     description="Réservé au guichet lui-même (son jeton d'appel), en réponse à une action "
-    "« Voir l'écran du guichet » ou « Récupérer les journaux » en attente.",
+    "« Voir l'écran du guichet » (`image/png`) ou « Récupérer les journaux » "
+    "(`application/gzip` : lignes JSON) en attente.",
+    responses=error_responses(UPLOAD_ERRORS, 401, 403, 404, 409, 413, 415, 422),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"image/png": BINARY, "application/gzip": BINARY},
+        }
+    },
 )
 async def put_upload(
     device_id: Annotated[str, Path(max_length=64)],
