@@ -52,12 +52,16 @@ from appliance.fleet.commands import (
 from appliance.fleet.link import FleetLink
 from appliance.fleet.outbox import OUTBOX_FILE, Outbox
 from appliance.fleet.settings import RuntimeSettings
+from appliance.fleet.upload import Uploader
+from appliance.hw.journal import JournalctlLogs, under_systemd
 from appliance.hw.ports import LightPattern, UsbChange, UsbDevice
 from appliance.hw.ports.controls import SimulatedButton
+from appliance.hw.ports.logs import RingLogs
 from appliance.hw.sane.scanner import SaneScanner
 from appliance.remote_actions import RemoteActions
 from appliance.selftest import unattended_selftest
 from appliance.supervisor import ComponentHealth, Supervisor
+from appliance.support_files import SupportFiles
 from appliance.telemetry import collect
 from appliance.wiring import Hardware, build_hardware
 from guichet import contract
@@ -120,6 +124,9 @@ class Appliance:
         self._link: FleetLink | None = None
         self._outbox: Outbox | None = None
         self.call_agent: CallAgent | None = None  # set at start when calls are configured
+        # Remote support's logs: systemd's journal when run as its unit, else what this
+        # process logged since it started (kept in memory while it runs).
+        self.logs: RingLogs | JournalctlLogs = JournalctlLogs() if under_systemd() else RingLogs()
 
     @property
     def hardware(self) -> Hardware:
@@ -200,6 +207,7 @@ class Appliance:
             watchdog = asyncio.create_task(_ping_watchdog(every_s), name="watchdog")
         # Ready before enrolment: a counter waiting hours for a human is not a failed start.
         sdnotify.notify("READY=1")
+        ring = None if isinstance(self.logs, JournalctlLogs) else self.logs.install()
         try:
             if await self._enrolled(hardware):
                 await self._run_with(hardware, outbox)
@@ -208,6 +216,8 @@ class Appliance:
                 watchdog.cancel()
                 await asyncio.gather(watchdog, return_exceptions=True)
             hardware.close()
+            if ring is not None:
+                ring.uninstall()
             self._outbox = None
             await outbox.close()
             self._finished.set()
@@ -255,6 +265,12 @@ class Appliance:
             run_checks=lambda: unattended_selftest(self.config, hardware),
             emit=self.emit,
             test_call=_line_test(agent),
+            support=SupportFiles(
+                screen=hardware.screen,
+                logs=self.logs,
+                uploader=Uploader.of(self.config),
+                busy=self._occupied,
+            ),
         ).register(commands)
         async with asyncio.TaskGroup() as group:
             supervised = group.create_task(self.supervisor.run(components))

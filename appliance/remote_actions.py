@@ -1,8 +1,10 @@
 """Remote support's actions on a running counter (issue 14): the ``cmd`` handlers for
 ``guichet.actions.Action`` — restart the software, reboot the box, run the self-test,
 refresh the configuration, set the loudspeaker's volume and the screen's brightness (through
-their ports; refused with the hardware's reason where it does not allow it), and the test
-call (``appliance/call/line_test.py``, given by the composition root when calls are on).
+their ports; refused with the hardware's reason where it does not allow it), send what
+the screen shows or the last minutes of logs (``appliance/support_files.py``: uploaded over
+HTTPS before the ack), and the test call (``appliance/call/line_test.py``, given by the
+composition root when calls are on).
 
 Each answers in French in its ``cmd/ack``. Those that would cut off whoever stands at the
 counter (``guichet.actions.DISRUPTIVE``) are refused while a call or its questionnaire is
@@ -23,6 +25,7 @@ from appliance.fleet.commands import CommandFailed, CommandHandler, Done, Handle
 from appliance.fleet.settings import RuntimeSettings
 from appliance.hw.ports import Backlight, SpeakerVolume, SystemPower
 from appliance.selftest_report import CheckResult, Outcome, event_data
+from appliance.support_files import SupportFiles
 from guichet import contract
 from guichet.actions import DISRUPTIVE, PERCENT_ARG, Action
 
@@ -53,6 +56,7 @@ class RemoteActions:
         after_ack_s: float = AFTER_ACK_S,
         config_wait_s: float = CONFIG_WAIT_S,
         test_call: Handler | None = None,
+        support: SupportFiles | None = None,
     ) -> None:
         self._settings = settings
         self._power = power
@@ -67,6 +71,7 @@ class RemoteActions:
         self._test_call = test_call or _no_calls
         self._pending: set[asyncio.Task[None]] = set()
         self._selftest_lock = asyncio.Lock()
+        self._support = support or SupportFiles(screen=None, logs=None, uploader=None, busy=busy)
 
     def register(self, commands: CommandHandler) -> None:
         handlers: dict[Action, Handler] = {
@@ -77,6 +82,8 @@ class RemoteActions:
             Action.SET_VOLUME: self._set_volume,
             Action.SET_BRIGHTNESS: self._set_brightness,
             Action.TEST_CALL: self._test_call,
+            Action.SCREENSHOT: self._support.screenshot,
+            Action.FETCH_LOGS: self._support.fetch_logs,
         }
         for action, handler in handlers.items():
             commands.register(action.value, self._guarded(action, handler))

@@ -38,11 +38,12 @@ from fleet_server.api import scheme as api_scheme
 from fleet_server.api import thresholds as api_thresholds
 from fleet_server.api.guards import reject_nul
 from fleet_server.api.responses import error_responses
+from fleet_server.api import uploads as api_uploads
 from fleet_server.calls.manager import CallManager
 from fleet_server.calls.store import CallJournal
 from fleet_server.db import in_thread, make_engine, make_session_factory
 from fleet_server.metrics import Metrics
-from fleet_server.mqtt import health
+from fleet_server.mqtt import health, uploads
 from fleet_server.mqtt.broker_files import BrokerFiles
 from fleet_server.mqtt.config_push import ConfigPusher, schedule_options
 from fleet_server.mqtt.ingest import Ingest
@@ -64,6 +65,7 @@ from fleet_server.web import audit_log as web_audit
 from fleet_server.web import call_log as web_calls
 from fleet_server.web import device as web_device
 from fleet_server.web import device_actions as web_device_actions
+from fleet_server.web import device_support as web_device_support
 from fleet_server.web import enrolment as web_enrolment
 from fleet_server.web import fleet as web_fleet
 from fleet_server.web import login as web_auth
@@ -177,6 +179,7 @@ def create_app(settings: Settings) -> FastAPI:
         web_fleet.router,
         web_device.router,
         web_device_actions.router,
+        web_device_support.router,
         web_alerts.router,
         web_admin.router,
         web_agent.router,
@@ -207,6 +210,8 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(
             router, dependencies=[Depends(reject_nul)], responses=error_responses({}, 422)
         )
+    # A counter's upload is a binary body, read and capped as it streams: not through the guard.
+    app.include_router(api_uploads.router)
     app.include_router(api.metrics_router)
     _install_error_pages(app)
     return app
@@ -277,6 +282,7 @@ async def _health_checks_forever(ctx: AppContext) -> None:
                 utcnow(),
                 ctx.settings.appointment_retention_days,
             )
+            await in_thread(uploads.purge_expired, ctx.sessions, utcnow())  # support files
         except Exception:
             logger.exception("health checks failed; retrying next period")
         await asyncio.sleep(ctx.settings.staleness_check_s)

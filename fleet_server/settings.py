@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     secret_key: str = ""
     demo: bool = False
     telemetry_retention_days: int = Field(default=30, ge=1)
+    # Remote support's screenshots and logs (issue 14) are kept this long, then purged.
+    support_retention_h: float = Field(default=7 * 24.0, gt=0, le=90 * 24)
     # A counter with no telemetry for this many intervals is "silent".
     silent_after_intervals: float = Field(default=3.0, gt=1)
     staleness_check_s: float = Field(default=5.0, gt=0)

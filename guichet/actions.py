@@ -25,6 +25,8 @@ class Action(StrEnum):
     SET_VOLUME = "set_volume"  # args: percent (0-100), the loudspeaker's volume
     SET_BRIGHTNESS = "set_brightness"  # args: percent (0-100), the screen's backlight
     TEST_CALL = "test_call"  # a short call to the server's answerer, which measures the line
+    SCREENSHOT = "screenshot"  # the screen as drawn, uploaded over HTTPS; never in a call
+    FETCH_LOGS = "fetch_logs"  # args: minutes; the counter's log lines, uploaded over HTTPS
 
 
 ACTION_LABELS: dict[Action, str] = {  # French, as the page, the audit log and the API say them
@@ -35,6 +37,8 @@ ACTION_LABELS: dict[Action, str] = {  # French, as the page, the audit log and t
     Action.SET_VOLUME: "Régler le volume du haut-parleur",
     Action.SET_BRIGHTNESS: "Régler la luminosité de l'écran",
     Action.TEST_CALL: "Appel de test",
+    Action.SCREENSHOT: "Voir l'écran du guichet",
+    Action.FETCH_LOGS: "Récupérer les journaux",
 }
 
 # How long the server waits for the ack; past that the action is shown as unanswered. A
@@ -49,6 +53,8 @@ ACTION_TIMEOUT_S: dict[Action, float] = {
     # The counter gives up after ``TEST_CALL_LIMIT_S``; the server's answerer measures for
     # its ``test_call_measure_s`` (10 s by default) once the media connect.
     Action.TEST_CALL: 90.0,
+    Action.SCREENSHOT: 60.0,  # a PNG of a few hundred kB over a rural line
+    Action.FETCH_LOGS: 120.0,  # up to UPLOAD_MAX_BYTES of gzip over a rural line
 }
 # Actions that cut whoever stands at the counter: refused while a call is under way. The
 # test call takes the camera, the microphone and the line a citizen's call would use.
@@ -59,3 +65,15 @@ DISRUPTIVE: frozenset[Action] = frozenset(
 LEVELS: frozenset[Action] = frozenset({Action.SET_VOLUME, Action.SET_BRIGHTNESS})
 PERCENT_ARG = "percent"
 TEST_CALL_LIMIT_S = 60.0  # the counter's whole test call, set-up to result, at most
+
+# Screenshot and logs (issue 14, items 2 and 3): the counter answers the command by
+# uploading its file over HTTPS, with its call token, to UPLOAD_PATH (the action's
+# ``request_id`` names it), then acks. docs/decisions.md, "Remote support: screen and logs".
+UPLOADS: frozenset[Action] = frozenset({Action.SCREENSHOT, Action.FETCH_LOGS})
+MINUTES_ARG = "minutes"
+DEFAULT_LOG_MINUTES = 30
+MAX_LOG_MINUTES = 24 * 60  # a day of logs at most in one fetch
+UPLOAD_PATH = "/api/v1/devices/{device_id}/uploads/{request_id}"
+UPLOAD_MAX_BYTES = 4 * 1024 * 1024  # a 1080p PNG is ~0.5 MB; a day of gzip'd logs far less
+SCREENSHOT_TYPE = "image/png"
+LOGS_TYPE = "application/gzip"  # JSON lines, gzip'd

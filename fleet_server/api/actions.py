@@ -24,7 +24,7 @@ from fleet_server.mqtt.actions import ActionRefusedError, ActionView
 from fleet_server.web.deps import ApiAdmin, Ctx, Db
 from fleet_server.web.device_actions import run_action, run_batch
 from fleet_server.web.format import sentence
-from guichet.actions import Action
+from guichet.actions import MAX_LOG_MINUTES, Action
 from guichet.contract import utcnow
 
 ERRORS = {
@@ -40,6 +40,7 @@ router = APIRouter(prefix=API_PREFIX, tags=["actions"], responses=error_response
 class ActionIn(BaseModel):
     action: Action
     percent: Annotated[int | None, Field(ge=0, le=100)] = None  # set_volume, set_brightness
+    minutes: Annotated[int | None, Field(ge=1, le=MAX_LOG_MINUTES)] = None  # fetch_logs
 
 
 class BatchIn(BaseModel):
@@ -82,15 +83,20 @@ def _out(view: ActionView) -> ActionOut:
     summary="Agir sur un guichet",
     description="Redémarrer le logiciel (`restart`), le boîtier (`reboot`), lancer l'autotest "
     "(`selftest`), rafraîchir la configuration (`refresh_config`), régler le volume "
-    "(`set_volume`) ou la luminosité (`set_brightness`, avec `percent` de 0 à 100), passer un "
-    "appel de test (`test_call` : le serveur répond et mesure la ligne, résultat dans "
+    "(`set_volume`) ou la luminosité (`set_brightness`, avec `percent` de 0 à 100), voir "
+    "l'écran (`screenshot`), récupérer les journaux (`fetch_logs`, avec `minutes`), passer "
+    "un appel de test (`test_call` : le serveur répond et mesure la ligne, résultat dans "
     "`measurements`). Refusé (409) si le guichet est hors ligne ou, pour le redémarrage, "
-    "l'autotest et l'appel de test, en appel.",
+    "l'autotest, la capture d'écran et l'appel de test, en appel.",
     responses=error_responses(ERRORS, 400, 404, 409, 422, 503),
 )
 async def post_action(device_id: str, body: ActionIn, ctx: Ctx, user: ApiAdmin) -> ActionOut:
     try:
-        return _out(await run_action(ctx, user, device_id, body.action, percent=body.percent))
+        return _out(
+            await run_action(
+                ctx, user, device_id, body.action, percent=body.percent, minutes=body.minutes
+            )
+        )
     except ActionRefusedError as exc:
         raise HTTPException(exc.status, sentence(str(exc))) from None
 

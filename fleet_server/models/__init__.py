@@ -37,6 +37,7 @@ from fleet_server.models.security import (
     WebSession,
 )
 from fleet_server.models.updates import CounterUpdateRecord, Release, RolloutRecord
+from fleet_server.models.support import SupportUpload
 
 __all__ = [
     "Alert",
@@ -64,6 +65,7 @@ __all__ = [
     "Service",
     "SiteThreshold",
     "StatusChange",
+    "SupportUpload",
     "SurveyRecord",
     "TelemetrySample",
     "User",

@@ -10,9 +10,11 @@ a role that may use the route.
 
 from __future__ import annotations
 
+import gzip
 import re
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -22,7 +24,7 @@ from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocketDisconnect
 
-from fleet_server.models import CommandRecord, Device, User
+from fleet_server.models import CommandRecord, Device, SupportUpload, User
 from fleet_server.security import auth
 from fleet_server.web.deps import CSRF_EXEMPT
 from guichet.contract import utcnow
@@ -31,6 +33,8 @@ from tests.support.webapp import CSRF_RE, PASSWORD, WebApp, running_app
 
 SITE_A, SITE_B = "Site A", "Site B"
 ACTION_ID = uuid.UUID("d4e5f6a7-b8c9-4d0e-8f1a-2b3c4d5e6f70")  # an action sent to dev-a
+SHOT_ID = uuid.UUID("e5f6a7b8-c9d0-4e1f-9a2b-3c4d5e6f7081")  # dev-a's screenshot, received
+LOGS_ID = uuid.UUID("f6a7b8c9-d0e1-4f2a-8b3c-4d5e6f708192")  # dev-a's logs, received
 ROLES: Final = ("anonymous", "admin", "auditor", "reception", "agent")
 LOGGED_IN = frozenset(ROLES) - {"anonymous"}
 PUBLIC = frozenset(ROLES)
@@ -131,6 +135,11 @@ POLICY: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("GET", "/api/v1/timetables"): READERS,
     ("GET", "/api/v1/appointments"): READERS,
     ("GET", "/api/v1/audit"): READERS,
+    # Its screenshots and logs (items 2 and 3): uploaded by the counter, shown to admins.
+    ("PUT", "/api/v1/devices/{device_id}/uploads/{request_id}"): NOBODY,  # its call token
+    ("GET", "/devices/{device_id}/screenshots/{shot_id}.png"): ADMIN,
+    ("GET", "/devices/{device_id}/logs/{logs_id}"): ADMIN,
+    ("GET", "/devices/{device_id}/logs/{logs_id}.jsonl.gz"): ADMIN,
 }
 # Routes whose credential is a secret in the path: a wrong one is 404 for everyone.
 SECRET_IN_PATH: Final = frozenset({("GET", "/ical/{token}.ics")})
@@ -146,6 +155,8 @@ PARAMS = {
     "token": "gpi_" + "x" * 43,
     "target_id": "999",
     "action_id": str(ACTION_ID),
+    "shot_id": str(SHOT_ID),
+    "logs_id": str(LOGS_ID),
 }
 JSON_PREFIXES = ("/api/", "/metrics")
 
@@ -196,6 +207,24 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebApp]:
                     sent_at=utcnow(),
                 )
             )  # fmt: skip
+            for request_id, name, media_type, body in (
+                (SHOT_ID, "screenshot", "image/png", b"\x89PNG\r\n\x1a\n"),
+                (LOGS_ID, "fetch_logs", "application/gzip", gzip.compress(b'{"msg": "ok"}\n')),
+            ):
+                session.add(
+                    CommandRecord(
+                        request_id=request_id, device_id="dev-a", name=name, args={},
+                        sent_at=utcnow(),
+                    )
+                )  # fmt: skip
+                session.flush()
+                session.add(
+                    SupportUpload(
+                        request_id=request_id, device_id="dev-a", media_type=media_type,
+                        size=len(body), body=body, received_at=utcnow(),
+                        expires_at=utcnow() + timedelta(days=1),
+                    )
+                )  # fmt: skip
         yield app
 
 
