@@ -36,9 +36,9 @@ from fleet_server.api import fleet as api
 from fleet_server.api import notifications as api_notifications
 from fleet_server.api import scheme as api_scheme
 from fleet_server.api import thresholds as api_thresholds
+from fleet_server.api import uploads as api_uploads
 from fleet_server.api.guards import reject_nul
 from fleet_server.api.responses import error_responses
-from fleet_server.api import uploads as api_uploads
 from fleet_server.calls.manager import CallManager
 from fleet_server.calls.store import CallJournal
 from fleet_server.db import in_thread, make_engine, make_session_factory
@@ -82,6 +82,7 @@ from fleet_server.web.deps import (
     CsrfRejectedError,
     LoginRequiredError,
     csrf_guard,
+    nul_guard,
     render,
 )
 from fleet_server.web.format import make_templates
@@ -150,7 +151,7 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url=f"{api.API_PREFIX}/openapi.json",
         docs_url=None,
         redoc_url=None,
-        dependencies=[Depends(csrf_guard)],  # before any route's own dependencies
+        dependencies=[Depends(nul_guard), Depends(csrf_guard)],  # before any route's own
     )
     app.state.ctx = ctx
     app.add_middleware(

@@ -9,20 +9,15 @@ import logging
 
 from fastapi import HTTPException, Request, status
 
-logger = logging.getLogger(__name__)
+from fleet_server.security import nul
 
-NUL = "\x00"
-JSON_NUL = b"\\u0000"  # how JSON writes it inside a string
+logger = logging.getLogger(__name__)
 
 
 async def reject_nul(request: Request) -> None:
-    query = request.query_params.multi_items()
-    found = NUL in request.url.path or any(NUL in k or NUL in v for k, v in query)
+    found = nul.in_address(request)
     if not found and request.method in ("POST", "PUT", "PATCH"):
-        body = await request.body()  # cached: the route reads the same bytes
-        found = b"\x00" in body or JSON_NUL in body.lower()
+        found = nul.in_body(await request.body())  # cached: the route reads the same bytes
     if found:
         logger.info("API request refused: NUL character", extra={"path": request.url.path})
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, "Caractère nul refusé dans la requête."
-        )
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, nul.MESSAGE)

@@ -36,8 +36,8 @@ from fleet_server.models.security import (
     User,
     WebSession,
 )
-from fleet_server.models.updates import CounterUpdateRecord, Release, RolloutRecord
 from fleet_server.models.support import SupportUpload
+from fleet_server.models.updates import CounterUpdateRecord, Release, RolloutRecord
 
 __all__ = [
     "Alert",

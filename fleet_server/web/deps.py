@@ -44,7 +44,7 @@ from fleet_server.mqtt.broker_files import BrokerFiles
 from fleet_server.mqtt.config_push import ConfigPusher
 from fleet_server.mqtt.ingest import Ingest
 from fleet_server.mqtt.notify.worker import DeliveryWorker
-from fleet_server.security import auth
+from fleet_server.security import auth, nul
 from fleet_server.security.roles import DASHBOARD_ROLES, Role
 from fleet_server.settings import Settings
 from fleet_server.web.flash import NO_FLASH, Flash, FlashStore, FormValues, kept_values
@@ -247,6 +247,23 @@ async def csrf_guard(conn: HTTPConnection) -> None:
     if not auth.csrf_valid(conn.session, submitted):
         logger.warning("request rejected: bad or missing CSRF token", extra={"path": conn.url.path})
         raise CsrfRejectedError
+
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+API_PATHS = ("/api/", "/metrics")  # the API refuses a NUL itself, as invalid (422)
+
+
+async def nul_guard(conn: HTTPConnection) -> None:
+    """A page's address or form with a NUL character is a bad request (``security/nul.py``)."""
+    if conn.scope["type"] != "http" or conn.url.path.startswith(API_PATHS):
+        return
+    found = nul.in_address(conn)
+    is_form = conn.headers.get("content-type", "").startswith(FORM_TYPES)
+    if not found and is_form and isinstance(conn, Request) and conn.method in UNSAFE_METHODS:
+        found = nul.in_form(list((await conn.form()).multi_items()))
+    if found:
+        logger.info("page request refused: NUL character")
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, nul.MESSAGE)
 
 
 async def _token_authenticates(conn: HTTPConnection, token: str) -> bool:
