@@ -33,6 +33,7 @@ from fleet_server.api import enrol as api_enrol
 from fleet_server.api import fleet as api
 from fleet_server.api import notifications as api_notifications
 from fleet_server.api import thresholds as api_thresholds
+from fleet_server.api import updates as api_updates
 from fleet_server.calls.manager import CallManager
 from fleet_server.calls.store import CallJournal
 from fleet_server.db import in_thread, make_engine, make_session_factory
@@ -50,6 +51,7 @@ from fleet_server.security.auth import (
 )
 from fleet_server.security.proxies import TrustedProxies
 from fleet_server.settings import Settings
+from fleet_server.updates import runner as rollout_runner
 from fleet_server.web import accessibility as web_accessibility
 from fleet_server.web import account as web_account
 from fleet_server.web import admin as web_admin
@@ -193,6 +195,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api_notifications.router)
     app.include_router(api_thresholds.router)
     app.include_router(api_actions.router)
+    app.include_router(api_updates.router)
     app.include_router(api.metrics_router)
     _install_error_pages(app)
     return app
@@ -228,6 +231,7 @@ async def _background(ctx: AppContext) -> AsyncIterator[None]:
     checks = asyncio.create_task(_health_checks_forever(ctx), name="health-checks")
     notifier = ctx.notifier = DeliveryWorker(ctx.sessions, ctx.settings)
     deliveries = asyncio.create_task(notifier.run_forever(), name="notifications")
+    rollouts = asyncio.create_task(_rollouts_forever(ctx), name="rollouts")
     await ctx.calls.start()
     pusher = ctx.config_pusher = ConfigPusher(ctx)  # counters' configs: now and periodically
     pusher.start()
@@ -240,7 +244,8 @@ async def _background(ctx: AppContext) -> AsyncIterator[None]:
         await ctx.calls.stop()
         checks.cancel()
         deliveries.cancel()
-        await asyncio.gather(checks, deliveries, return_exceptions=True)
+        rollouts.cancel()
+        await asyncio.gather(checks, deliveries, rollouts, return_exceptions=True)
         if ctx.notifier is notifier:
             ctx.notifier = None
         if ingest is not None:
@@ -266,6 +271,24 @@ async def _health_checks_forever(ctx: AppContext) -> None:
         except Exception:
             logger.exception("health checks failed; retrying next period")
         await asyncio.sleep(ctx.settings.staleness_check_s)
+
+
+async def _rollouts_forever(ctx: AppContext) -> None:
+    """The rollout runner (docs/updates.md) every ``rollout_check_s``; a failure is logged
+    and retried at the next period."""
+    while True:
+        try:
+            await in_thread(
+                rollout_runner.run_once,
+                ctx.sessions,
+                ctx.settings,
+                ctx.ingest,
+                ctx.calls.in_call,
+                utcnow(),
+            )
+        except Exception:
+            logger.exception("rollout runner failed; retrying next period")
+        await asyncio.sleep(ctx.settings.rollout_check_s)
 
 
 def _is_api(request: Request) -> bool:

@@ -65,6 +65,15 @@ ACTIONS: Final = {
     "notification.target_delete": "Destinataire d'alertes supprimé",
     "site.threshold_set": "Délai d'alerte hors ligne d'un site réglé",
     "site.threshold_remove": "Délai d'alerte hors ligne d'un site retiré",
+    "release.upload": "Version du logiciel déposée",
+    "rollout.create": "Déploiement créé",
+    "rollout.start": "Déploiement lancé",
+    "rollout.pause": "Déploiement mis en pause",
+    "rollout.resume": "Déploiement repris",
+    "rollout.cancel": "Déploiement annulé",
+    "rollout.stop": "Déploiement arrêté (seuil d'erreurs atteint)",
+    "rollout.complete": "Déploiement terminé",
+    "update.order": "Mise à jour commandée à un guichet",
 }
 # French labels of the details' keys, for the page (the CSV keeps the keys, as JSON).
 DETAIL_LABELS: Final = {
@@ -109,6 +118,13 @@ DETAIL_LABELS: Final = {
     "quiet_hours": "Heures calmes",
     "digest": "Récapitulatif",
     "summary": "Résumé quotidien",
+    "version": "Version",
+    "release": "Version",
+    "rollout_id": "Déploiement (n°)",
+    "reason": "Motif",
+    "waves": "Vagues",
+    "sha256": "Empreinte SHA-256",
+    "size": "Taille (octets)",
 }
 # French words for the details' coded values, by key (roles, services, access modes and
 # dates are the page's own vocabularies: see fleet_server.web.format).

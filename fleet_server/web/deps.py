@@ -242,11 +242,29 @@ async def csrf_guard(conn: HTTPConnection) -> None:
     if submitted is None and isinstance(conn, Request):
         content_type = conn.headers.get("content-type", "")
         if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            _check_form_size(conn)  # before parsing: an upload's file goes to disk
             value = (await conn.form()).get(auth.CSRF_FIELD)
             submitted = value if isinstance(value, str) else None
     if not auth.csrf_valid(conn.session, submitted):
         logger.warning("request rejected: bad or missing CSRF token", extra={"path": conn.url.path})
         raise CsrfRejectedError
+
+
+FORM_OVERHEAD_BYTES = 1024 * 1024  # a form's other fields and multipart boundaries
+
+
+def _check_form_size(request: Request) -> None:
+    """A posted form declares its length (uvicorn holds the body to it) and stays within
+    the largest upload (a release's bundle): a form is never parsed past that."""
+    settings = app_context(request).settings
+    length = request.headers.get("content-length", "")
+    if not length.isdigit():
+        raise HTTPException(status.HTTP_411_LENGTH_REQUIRED, "Longueur du formulaire requise.")
+    if int(length) > settings.release_max_bytes + FORM_OVERHEAD_BYTES:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"Le fichier dépasse la taille permise ({settings.release_max_mb} Mo au plus).",
+        )
 
 
 async def _token_authenticates(conn: HTTPConnection, token: str) -> bool:
