@@ -70,6 +70,7 @@ from fleet_server.web import reception as web_reception
 from fleet_server.web import schedules as web_schedules
 from fleet_server.web import signalling_ws
 from fleet_server.web import statistics as web_stats
+from fleet_server.web import updates as web_updates
 from fleet_server.web import users as web_users
 from fleet_server.web.deps import (
     AccessDeniedError,
@@ -187,6 +188,7 @@ def create_app(settings: Settings) -> FastAPI:
         web_questionnaire.router,
         web_accessibility.router,
         web_notifications.router,
+        web_updates.router,
         signalling_ws.router,
     ):
         app.include_router(router)

@@ -156,4 +156,5 @@ def versions_in_use(session: Session) -> list[tuple[str | None, int]]:
         .where(Device.revoked_at.is_(None))
         .group_by(Device.software_version)
     )
-    return sorted(session.execute(query).tuples(), key=lambda row: (-row[1], row[0] or ""))
+    rows = [(version, int(count)) for version, count in session.execute(query)]
+    return sorted(rows, key=lambda row: (-row[1], row[0] or ""))

@@ -44,6 +44,8 @@ AUDITED_PAGES: Final[dict[str, str]] = {
     "/admin/users": "Administration : utilisateurs",
     "/admin/audit": "Administration : journal d'audit",
     "/admin/notifications": "Administration : notifications des alertes",
+    "/admin/versions": "Administration : mises à jour du logiciel",
+    "/admin/rollouts/{rollout_id}": "Administration : un déploiement de mise à jour",
     "/account/totp": "Mon compte : second facteur",
     "/api/v1/docs": "Documentation de l'API",
     "/accessibilite": "Déclaration d'accessibilité",

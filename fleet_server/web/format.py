@@ -54,6 +54,7 @@ from guichet.schedule import (
     day_of_month_fr,
     hour_fr,
 )
+from guichet.updates import UPDATE_STATE_LABELS
 
 logger = logging.getLogger(__name__)
 
@@ -437,6 +438,9 @@ def make_templates() -> Jinja2Templates:
     env.globals["MISSING"] = MISSING
     env.globals["CLOCK_SKEW_FLAG_S"] = CLOCK_SKEW_FLAG_S
     env.globals["Role"] = Role
+    env.globals["UPDATE_STATE_LABELS"] = {
+        s.value: label for s, label in UPDATE_STATE_LABELS.items()
+    }
     env.globals["STATE_LABELS"] = STATE_LABELS
     env.globals["last_known"] = last_known
     env.globals["WEAK_LINE"] = WEAK_LINE

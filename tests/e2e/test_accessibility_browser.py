@@ -35,8 +35,11 @@ from fleet_server.models import (
     AuditEntry,
     CallRecord,
     CommandRecord,
+    CounterUpdateRecord,
     Device,
     EventRecord,
+    Release,
+    RolloutRecord,
     StatusChange,
     User,
 )
@@ -77,6 +80,8 @@ PAGES: dict[str, tuple[str, ...]] = {
     "/admin/users": ("/admin/users",),
     "/admin/audit": ("/admin/audit",),
     "/admin/notifications": ("/admin/notifications",),
+    "/admin/versions": ("/admin/versions",),
+    "/admin/rollouts/{rollout_id}": ("/admin/rollouts/1",),
     "/api/v1/docs": ("/api/v1/docs",),
     "/accessibilite": ("/accessibilite",),
 }
@@ -98,6 +103,11 @@ NOT_PAGES: dict[str, str] = {
     "/api/v1/devices/{device_id}/actions": "JSON API",
     "/api/v1/devices/{device_id}/actions/{action_id}": "JSON API",
     "/metrics": "Prometheus exposition",
+    "/api/v1/releases": "JSON API",
+    "/api/v1/releases/in-use": "JSON API",
+    "/api/v1/rollouts": "JSON API",
+    "/api/v1/rollouts/{rollout_id}": "JSON API",
+    "/api/v1/bundles/{version}": "a counter's bundle download (its own credentials)",
 }
 # Not a route: the French error page, as any unknown address shows it.
 ERROR_PAGE = "/cette-page-n-existe-pas"
@@ -156,6 +166,21 @@ def _seed(live: LiveApp) -> None:
                                   name="selftest", args={}, sent_at=now, acked_at=now, ok=True,
                                   detail="autotest : 1 contrôle(s) en échec sur 2", actor="admin",
                                   checks=checks))  # fmt: skip
+        release = Release(version="1.5.0", compatible="guichet-proche-rpi-arm64", size=10,
+                          sha256="a" * 64, path="/nowhere", uploaded_at=now,
+                          uploaded_by="admin")  # fmt: skip
+        session.add(release)
+        session.flush()
+        rollout = RolloutRecord(release_id=release.id, state="stopped", wave_specs=[],
+                                waves=[[DEVICE.device_id]], current_wave=0, wave_timeout_s=60,
+                                margin_s=0, duration_s=0, created_at=now, created_by="admin",
+                                reason="Arrêt automatique : 1 guichet(s) en échec sur 1 dans"
+                                " la vague 1.")  # fmt: skip
+        session.add(rollout)
+        session.flush()
+        session.add(CounterUpdateRecord(rollout_id=rollout.id, device_id=DEVICE.device_id,
+                                        release="1.5.0", wave=0, state="rolled_back",
+                                        reason="Autotest échoué : caméra", since=now))  # fmt: skip
         an_hour_ago = now - timedelta(hours=1)  # a restart left unanswered
         session.add(CommandRecord(request_id=uuid.uuid4(), device_id=DEVICE.device_id,
                                   name="restart", args={}, sent_at=an_hour_ago,
