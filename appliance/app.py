@@ -45,18 +45,23 @@ from appliance.errors import OutboxError
 from appliance.fleet.commands import (
     CommandFailed,
     CommandHandler,
+    Handler,
     simulated_press,
     simulated_skip,
 )
 from appliance.fleet.link import FleetLink
 from appliance.fleet.outbox import OUTBOX_FILE, Outbox
 from appliance.fleet.settings import RuntimeSettings
+from appliance.fleet.upload import Uploader
+from appliance.hw.journal import JournalctlLogs, under_systemd
 from appliance.hw.ports import LightPattern, UsbChange, UsbDevice
 from appliance.hw.ports.controls import SimulatedButton
+from appliance.hw.ports.logs import RingLogs
 from appliance.hw.sane.scanner import SaneScanner
 from appliance.remote_actions import RemoteActions
 from appliance.selftest import unattended_selftest
 from appliance.supervisor import ComponentHealth, Supervisor
+from appliance.support_files import SupportFiles
 from appliance.telemetry import collect
 from appliance.wiring import Hardware, build_hardware
 from guichet import contract
@@ -119,6 +124,9 @@ class Appliance:
         self._link: FleetLink | None = None
         self._outbox: Outbox | None = None
         self.call_agent: CallAgent | None = None  # set at start when calls are configured
+        # Remote support's logs: systemd's journal when run as its unit, else what this
+        # process logged since it started (kept in memory while it runs).
+        self.logs: RingLogs | JournalctlLogs = JournalctlLogs() if under_systemd() else RingLogs()
 
     @property
     def hardware(self) -> Hardware:
@@ -199,6 +207,7 @@ class Appliance:
             watchdog = asyncio.create_task(_ping_watchdog(every_s), name="watchdog")
         # Ready before enrolment: a counter waiting hours for a human is not a failed start.
         sdnotify.notify("READY=1")
+        ring = None if isinstance(self.logs, JournalctlLogs) else self.logs.install()
         try:
             if await self._enrolled(hardware):
                 await self._run_with(hardware, outbox)
@@ -207,6 +216,8 @@ class Appliance:
                 watchdog.cancel()
                 await asyncio.gather(watchdog, return_exceptions=True)
             hardware.close()
+            if ring is not None:
+                ring.uninstall()
             self._outbox = None
             await outbox.close()
             self._finished.set()
@@ -253,6 +264,13 @@ class Appliance:
             busy=self._occupied,
             run_checks=lambda: unattended_selftest(self.config, hardware),
             emit=self.emit,
+            test_call=_line_test(agent),
+            support=SupportFiles(
+                screen=hardware.screen,
+                logs=self.logs,
+                uploader=Uploader.of(self.config),
+                busy=self._occupied,
+            ),
         ).register(commands)
         async with asyncio.TaskGroup() as group:
             supervised = group.create_task(self.supervisor.run(components))
@@ -396,6 +414,15 @@ def _register_remote_finger(
     commands.register("press_button", simulated_press(button, describe))
     if agent is not None:
         commands.register("skip_survey", simulated_skip(agent.skip_survey, agent.summary))
+
+
+def _line_test(agent: CallAgent | None) -> Handler | None:
+    """The test call's handler when this counter makes calls (aiortc loaded only then)."""
+    if agent is None:
+        return None
+    from appliance.call.line_test import line_test_handler
+
+    return line_test_handler(agent)
 
 
 async def _first_of(waits: list[Awaitable[object]], *, within_s: float) -> None:

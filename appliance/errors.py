@@ -27,6 +27,14 @@ class HardwareError(ApplianceError):
     """A hardware adapter could not do what was asked (its library's error, translated)."""
 
 
+class ScreenshotRefusedError(ApplianceError):
+    """The screen showed a citizen's moment (``state``) when asked: no picture was taken."""
+
+    def __init__(self, state: str) -> None:
+        super().__init__(f"screenshot refused while the screen shows {state}")
+        self.state = state
+
+
 class OutboxError(ApplianceError):
     """The on-disk outbox failed. (It never refuses a message for its bound: beyond it, the
     oldest expendable messages are dropped and counted.)"""

@@ -1,7 +1,10 @@
 """Remote support's actions on a running counter (issue 14): the ``cmd`` handlers for
 ``guichet.actions.Action`` — restart the software, reboot the box, run the self-test,
 refresh the configuration, set the loudspeaker's volume and the screen's brightness (through
-their ports; refused with the hardware's reason where it does not allow it).
+their ports; refused with the hardware's reason where it does not allow it), send what
+the screen shows or the last minutes of logs (``appliance/support_files.py``: uploaded over
+HTTPS before the ack), and the test call (``appliance/call/line_test.py``, given by the
+composition root when calls are on).
 
 Each answers in French in its ``cmd/ack``. Those that would cut off whoever stands at the
 counter (``guichet.actions.DISRUPTIVE``) are refused while a call or its questionnaire is
@@ -22,6 +25,7 @@ from appliance.fleet.commands import CommandFailed, CommandHandler, Done, Handle
 from appliance.fleet.settings import RuntimeSettings
 from appliance.hw.ports import Backlight, SpeakerVolume, SystemPower
 from appliance.selftest_report import CheckResult, Outcome, event_data
+from appliance.support_files import SupportFiles
 from guichet import contract
 from guichet.actions import DISRUPTIVE, PERCENT_ARG, Action
 
@@ -51,6 +55,8 @@ class RemoteActions:
         emit: Emit,
         after_ack_s: float = AFTER_ACK_S,
         config_wait_s: float = CONFIG_WAIT_S,
+        test_call: Handler | None = None,
+        support: SupportFiles | None = None,
     ) -> None:
         self._settings = settings
         self._power = power
@@ -62,8 +68,10 @@ class RemoteActions:
         self._emit = emit
         self._after_ack_s = after_ack_s
         self._config_wait_s = config_wait_s
+        self._test_call = test_call or _no_calls
         self._pending: set[asyncio.Task[None]] = set()
         self._selftest_lock = asyncio.Lock()
+        self._support = support or SupportFiles(screen=None, logs=None, uploader=None, busy=busy)
 
     def register(self, commands: CommandHandler) -> None:
         handlers: dict[Action, Handler] = {
@@ -73,6 +81,9 @@ class RemoteActions:
             Action.REFRESH_CONFIG: self._refresh_config,
             Action.SET_VOLUME: self._set_volume,
             Action.SET_BRIGHTNESS: self._set_brightness,
+            Action.TEST_CALL: self._test_call,
+            Action.SCREENSHOT: self._support.screenshot,
+            Action.FETCH_LOGS: self._support.fetch_logs,
         }
         for action, handler in handlers.items():
             commands.register(action.value, self._guarded(action, handler))
@@ -152,6 +163,10 @@ class RemoteActions:
         except HardwareError as exc:
             raise CommandFailed(str(exc)) from None
         return f"luminosité de l'écran réglée à {done} %"
+
+
+async def _no_calls(command: contract.Command) -> str:
+    raise CommandFailed("les appels ne sont pas configurés sur ce guichet")
 
 
 def _percent(command: contract.Command) -> int:

@@ -29,16 +29,22 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.responses import Response
 
 from fleet_server.api import actions as api_actions
+from fleet_server.api import audit as api_audit
+from fleet_server.api import calls as api_calls
 from fleet_server.api import enrol as api_enrol
 from fleet_server.api import fleet as api
 from fleet_server.api import notifications as api_notifications
+from fleet_server.api import scheme as api_scheme
 from fleet_server.api import thresholds as api_thresholds
 from fleet_server.api import updates as api_updates
+from fleet_server.api import uploads as api_uploads
+from fleet_server.api.guards import reject_nul
+from fleet_server.api.responses import error_responses
 from fleet_server.calls.manager import CallManager
 from fleet_server.calls.store import CallJournal
 from fleet_server.db import in_thread, make_engine, make_session_factory
 from fleet_server.metrics import Metrics
-from fleet_server.mqtt import health
+from fleet_server.mqtt import health, uploads
 from fleet_server.mqtt.broker_files import BrokerFiles
 from fleet_server.mqtt.config_push import ConfigPusher, schedule_options
 from fleet_server.mqtt.ingest import Ingest
@@ -61,6 +67,7 @@ from fleet_server.web import audit_log as web_audit
 from fleet_server.web import call_log as web_calls
 from fleet_server.web import device as web_device
 from fleet_server.web import device_actions as web_device_actions
+from fleet_server.web import device_support as web_device_support
 from fleet_server.web import enrolment as web_enrolment
 from fleet_server.web import fleet as web_fleet
 from fleet_server.web import login as web_auth
@@ -130,6 +137,7 @@ def create_app(settings: Settings) -> FastAPI:
             ice_servers=settings.ice_servers,
             turn=settings.turn_issuer(),
             schedule_options=schedule_options(settings),
+            test_call_measure_s=settings.test_call_measure_s,
         ),
     )
 
@@ -174,6 +182,7 @@ def create_app(settings: Settings) -> FastAPI:
         web_fleet.router,
         web_device.router,
         web_device_actions.router,
+        web_device_support.router,
         web_alerts.router,
         web_admin.router,
         web_agent.router,
@@ -192,12 +201,25 @@ def create_app(settings: Settings) -> FastAPI:
         signalling_ws.router,
     ):
         app.include_router(router)
-    app.include_router(api_enrol.router)
-    app.include_router(api.router)
-    app.include_router(api_notifications.router)
-    app.include_router(api_thresholds.router)
-    app.include_router(api_actions.router)
-    app.include_router(api_updates.router)
+    for router in (
+        api_enrol.router,
+        api.router,
+        api_notifications.router,
+        api_thresholds.router,
+        api_actions.router,
+        api_calls.router,
+        api_scheme.router,
+        api_audit.router,
+        api_updates.router,
+        api_updates.bundles_router,
+    ):  # every API route refuses a NUL character as invalid: its 422 is declared
+        app.include_router(
+            router, dependencies=[Depends(reject_nul)], responses=error_responses({}, 422)
+        )
+    # A counter's upload and a release are binary bodies, read and capped as they stream (a
+    # release to disk): not through the guard, which reads the whole body.
+    app.include_router(api_uploads.router)
+    app.include_router(api_updates.upload_router)
     app.include_router(api.metrics_router)
     _install_error_pages(app)
     return app
@@ -270,6 +292,7 @@ async def _health_checks_forever(ctx: AppContext) -> None:
                 utcnow(),
                 ctx.settings.appointment_retention_days,
             )
+            await in_thread(uploads.purge_expired, ctx.sessions, utcnow())  # support files
         except Exception:
             logger.exception("health checks failed; retrying next period")
         await asyncio.sleep(ctx.settings.staleness_check_s)

@@ -191,4 +191,6 @@ def until_day(
 ) -> ColumnElement[bool]:
     """The rows of ``day`` or before, the day as a page shows times (Paris, unless it shows
     them in UTC): a jump back in a list sorted newest first."""
+    if day >= date.max:  # the last day there is: everything (its next day would overflow)
+        return column.is_not(None)
     return column < datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)

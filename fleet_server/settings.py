@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     secret_key: str = ""
     demo: bool = False
     telemetry_retention_days: int = Field(default=30, ge=1)
+    # Remote support's screenshots and logs (issue 14) are kept this long, then purged.
+    support_retention_h: float = Field(default=7 * 24.0, gt=0, le=90 * 24)
     # A counter with no telemetry for this many intervals is "silent".
     silent_after_intervals: float = Field(default=3.0, gt=1)
     staleness_check_s: float = Field(default=5.0, gt=0)
@@ -53,6 +55,9 @@ class Settings(BaseSettings):
     # call_resume_window_s before the call ends as "failed".
     ring_timeout_s: float = Field(default=120.0, gt=0)
     call_resume_window_s: float = Field(default=float(RESUME_WINDOW_S), gt=0)
+    # Remote support's test call (docs/line-test.md): the automatic answerer measures the
+    # line this long once the media connect (short: the counter is out of use meanwhile).
+    test_call_measure_s: float = Field(default=10.0, gt=0, le=30)
     # Schedules: an appointment rings its agent from this long before its start; a closed
     # counter shows this number; the citizen's name and phone on an appointment are erased
     # this long after it; every counter's retained config (its next 14 days) is re-sent at

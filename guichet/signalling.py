@@ -9,6 +9,11 @@ Who offers: the agent's browser creates the WebRTC offer when it answers a call;
 (aiortc) answers. aiortc does not trickle ICE, and neither side needs to: descriptions are
 sent once gathering is complete. An ICE restart is a new offer from the browser.
 
+A test call (remote support's ``test_call`` action, ``docs/line-test.md``) uses the same
+link: the counter sends ``test_call_request`` naming the action's request id; the server's
+automatic answerer sends ``call_answered`` (this test's ICE servers) and its offer as an
+agent's browser would, measures, and ends with ``test_call_result``.
+
 Every message is a JSON object with a ``type``; unknown types are refused with an ``error``.
 """
 
@@ -129,6 +134,17 @@ class MediaState(_Msg):
     state: Literal["connecting", "connected", "disconnected", "failed", "restored"]
 
 
+class TestCallRequest(_Msg):
+    """A test call the server asked for (the ``test_call`` action with this ``request_id``):
+    answered by the server's automatic answerer, never by an agent. Added within v1: an older
+    server answers it with an ``error`` (unknown type)."""
+
+    __test__ = False  # not a pytest class
+    type: Literal["test_call_request"] = "test_call_request"
+    call_id: uuid.UUID
+    request_id: uuid.UUID
+
+
 # --- server → counter -------------------------------------------------------------------
 
 
@@ -169,6 +185,17 @@ class CallEnded(_Msg):
     type: Literal["call_ended"] = "call_ended"
     call_id: uuid.UUID
     reason: EndReason
+
+
+class TestCallResult(_Msg):
+    """The end of a test call: measured and stored (``ok``), refused or failed; ``detail``
+    says which in French (the counter puts it in the action's ack)."""
+
+    __test__ = False  # not a pytest class
+    type: Literal["test_call_result"] = "test_call_result"
+    call_id: uuid.UUID
+    ok: bool
+    detail: str = Field(max_length=512)
 
 
 class Error(_Msg):
@@ -219,10 +246,11 @@ class CallTaken(_Msg):
 
 
 CounterToServer = Annotated[
-    CallRequest | Resume | Hangup | Description | MediaState, Field(discriminator="type")
+    CallRequest | Resume | Hangup | Description | MediaState | TestCallRequest,
+    Field(discriminator="type"),
 ]
 ServerToCounter = Annotated[
-    Welcome | CallQueued | CallAnswered | CallEnded | Description | Error,
+    Welcome | CallQueued | CallAnswered | CallEnded | Description | Error | TestCallResult,
     Field(discriminator="type"),
 ]
 AgentToServer = Annotated[Answer | Hangup | Description, Field(discriminator="type")]

@@ -27,7 +27,7 @@ def test_every_action_is_a_command_pinned_by_a_fixture(action: Action) -> None:
     assert ACTION_TIMEOUT_S[action] > 0
 
 
-@pytest.mark.parametrize("name", ["selftest_ack", "refused_in_call_ack"])
+@pytest.mark.parametrize("name", ["selftest_ack", "refused_in_call_ack", "screenshot_refused_ack"])
 def test_action_acks_decode_and_re_encode_to_the_same_json(name: str) -> None:
     raw = (ACTIONS / f"{name}.json").read_bytes()
     ack = contract.decode(contract.Kind.CMD_ACK, raw)

@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     from appliance.call.caption import CaptionSession
     from appliance.call.citizen_text import Typing
     from appliance.call.documents import DocumentSession, DocumentSettings
+    from appliance.call.line_test import LineTest
     from appliance.fleet.settings import RuntimeSettings
 
 logger = logging.getLogger(__name__)
@@ -132,6 +133,7 @@ class CallAgent:
         self._ice_servers: list[sig.IceServer] = []  # welcome's (STUN; no credentials)
         # The answered call's own servers, TURN credentials included (they expire).
         self._call_ice_servers: tuple[uuid.UUID, list[sig.IceServer]] | None = None
+        self.line_test: LineTest | None = None  # remote support's test call, while under way
         self.released = 0  # calls whose media was released (camera, microphone, speaker)
         self.media_released = asyncio.Event()  # set after each release (tests, self-test)
         self.client = SignallingClient(
@@ -155,6 +157,18 @@ class CallAgent:
     @property
     def peer(self) -> CallPeer | None:
         return self._peer
+
+    @property
+    def media(self) -> MediaDevices:
+        return self._media
+
+    @property
+    def adaptation(self) -> VideoLimits | None:
+        return self._adaptation
+
+    @property
+    def welcome_ice_servers(self) -> list[sig.IceServer]:
+        return list(self._ice_servers)
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -234,7 +248,12 @@ class CallAgent:
 
     def _on_message(self, message: sig.ServerToCounter) -> None:
         machine = self.machine
-        if isinstance(message, sig.Welcome):
+        test = self.line_test
+        if test is not None and getattr(message, "call_id", None) == test.call_id:
+            test.received(message)  # the test call's: the machine never hears of it
+        elif isinstance(message, sig.TestCallResult):
+            logger.info("result of a test call that is not under way ignored")
+        elif isinstance(message, sig.Welcome):
             self._ice_servers = list(message.ice_servers)
             self._input(machine.link_connected, message)
         elif isinstance(message, sig.CallQueued):

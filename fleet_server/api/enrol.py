@@ -16,6 +16,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from fleet_server.api.fleet import API_PREFIX
+from fleet_server.api.responses import error_responses
 from fleet_server.security import enrolment
 from fleet_server.web.deps import CSRF_EXEMPT, Ctx, Db, bearer_token
 from fleet_server.web.enrolment import sync_broker
@@ -28,6 +29,11 @@ COLLECT_PATH = f"{API_PREFIX}/enrol/collect"
 # No session involved: the token in the body, or the poll secret, is the credential (a poll
 # secret is no API token, so the CSRF guard would otherwise check a cookie it never uses).
 CSRF_EXEMPT.update({ENROL_PATH, COLLECT_PATH})
+ENROL_ERRORS = {
+    401: "Secret de suivi absent ou invalide.",
+    403: "Demande refusée (jeton, identifiant ou matériel).",
+    422: "Requête invalide.",
+}
 
 
 class EnrolIn(BaseModel):
@@ -57,6 +63,7 @@ class CredentialsOut(BaseModel):
     response_model=EnrolOut,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Demande d'enrôlement d'un guichet",
+    responses=error_responses(ENROL_ERRORS, 400, 403, 422),
 )
 def enrol(body: EnrolIn, db: Db) -> EnrolOut:
     try:
@@ -71,6 +78,7 @@ def enrol(body: EnrolIn, db: Db) -> EnrolOut:
     "/enrol/collect",
     response_model=CredentialsOut,
     summary="État d'une demande d'enrôlement ; identifiants du guichet, une seule fois",
+    responses=error_responses(ENROL_ERRORS, 401),
 )
 async def collect(request: Request, ctx: Ctx) -> CredentialsOut:
     poll = bearer_token(request)

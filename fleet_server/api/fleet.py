@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
+from fleet_server.api.responses import error_responses
 from fleet_server.models import Device, User
 from fleet_server.mqtt import broker_link, health, queries
 from fleet_server.security.auth import principal_of
@@ -31,7 +32,8 @@ from guichet.contract import DeviceState, utcnow
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
-router = APIRouter(prefix=API_PREFIX, tags=["flotte"])
+ERRORS = {400: "Curseur invalide.", 404: "Guichet inconnu.", 422: "Paramètres invalides."}
+router = APIRouter(prefix=API_PREFIX, tags=["flotte"], responses=error_responses(ERRORS, 401, 403))
 metrics_router = APIRouter(include_in_schema=False)
 StateName = DeviceState
 
@@ -121,6 +123,7 @@ def _alert_out(row: queries.AlertRow) -> AlertOut:
     description="Guichets triés par site puis identifiant, filtrables par état, site, texte "
     "et alertes ouvertes. Page suivante : repasser `next_cursor` dans `after` ; page "
     "précédente : `prev_cursor` dans `before`.",
+    responses=error_responses(ERRORS, 400, 422),
 )
 def list_devices(
     db: Db,
@@ -153,6 +156,7 @@ def list_devices(
     summary="Un guichet",
     description="Détail d'un guichet : dernière télémétrie, alertes ouvertes et passées, "
     "historique des états.",
+    responses=error_responses(ERRORS, 404),
 )
 def get_device(device_id: str, db: Db, _user: ApiUser) -> DeviceDetail:
     device = db.get(Device, device_id)
@@ -178,6 +182,7 @@ def get_device(device_id: str, db: Db, _user: ApiUser) -> DeviceDetail:
     summary="Alertes ouvertes et récentes",
     description="Toutes les alertes ouvertes (les plus récentes d'abord), puis les dernières "
     "alertes levées (`cleared_limit` au plus).",
+    responses=error_responses(ERRORS, 422),
 )
 def list_alerts(
     db: Db,

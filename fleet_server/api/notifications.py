@@ -9,7 +9,7 @@ import logging
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from fleet_server.api.fleet import API_PREFIX
@@ -24,6 +24,9 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix=f"{API_PREFIX}/notifications", tags=["notifications"])
 
+
+MAX_ID = 2**31 - 1  # an INTEGER column's largest value (SQLite would overflow, PostgreSQL refuse)
+TargetId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 ERRORS = {
     404: "Destinataire inconnu.",
@@ -116,7 +119,7 @@ def list_targets(db: Db, _user: ApiAdmin) -> list[TargetOut]:
     summary="Ajouter un destinataire",
     description="Un courriel ou un webhook, pour un site (ou tous) et des types d'alerte (ou "
     "tous). La clé de signature d'un webhook n'est donnée que dans cette réponse.",
-    responses=_errors(401, 403, 422),
+    responses=_errors(400, 401, 403, 422),
 )
 def create_target(body: TargetIn, db: Db, user: ApiAdmin) -> TargetCreated:
     spec = targets.TargetSpec(**body.model_dump())
@@ -137,7 +140,7 @@ def create_target(body: TargetIn, db: Db, user: ApiAdmin) -> TargetCreated:
     description="Le destinataire et son journal d'envoi sont supprimés.",
     responses=_errors(401, 403, 404, 422),
 )
-def delete_target(target_id: int, db: Db, user: ApiAdmin) -> Response:
+def delete_target(target_id: TargetId, db: Db, user: ApiAdmin) -> Response:
     try:
         target = targets.delete(db, target_id)
     except targets.TargetNotFoundError:
@@ -158,7 +161,7 @@ def delete_target(target_id: int, db: Db, user: ApiAdmin) -> Response:
 def list_deliveries(
     db: Db,
     _user: ApiAdmin,
-    target_id: int | None = None,
+    target_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = targets.LOG_ROWS,
 ) -> list[DeliveryOut]:
     if target_id is not None and db.get(NotificationTarget, target_id) is None:

@@ -75,7 +75,9 @@ def list_thresholds(request: Request, db: Db, _user: ApiAdmin) -> ThresholdsOut:
     response_model=ThresholdOut,
     summary="Régler le délai d'un site",
     description="Le site doit être connu (guichets en service, jetons d'inscription valides).",
-    responses=_errors(401, 403, 422),
+    # 404: no route matches a site with a line break ({site:path} is one line)
+    responses=error_responses({404: "Adresse inconnue (un site sur plusieurs lignes)."}, 404)
+    | _errors(400, 401, 403, 422),
 )
 def set_threshold(site: str, body: ThresholdIn, db: Db, user: ApiAdmin) -> ThresholdOut:
     try:

@@ -1,38 +1,60 @@
 """Software updates in the JSON API (docs/updates.md): releases (read; upload, administrators,
 the bundle as the raw request body), the versions the fleet runs, rollouts (read; create,
 start, pause, resume, cancel, administrators), and the counters' own bundle download (HTTP
-basic with the counter's broker credentials, only the release it was ordered, ranges)."""
+basic with the counter's broker credentials, only the release it was ordered, ranges).
+
+Three routers, for ``app.py``: ``router`` (JSON, for people) and ``bundles_router`` (the
+counters' download) go through the API's NUL guard; ``upload_router`` does not — its body is
+a bundle of hundreds of megabytes, streamed to disk, which the guard would read whole."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
 from datetime import datetime, time, timedelta
-from pathlib import Path
+from enum import Enum
+from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Path, Request, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from fleet_server.api.fleet import API_PREFIX
-from fleet_server.errors import BundleError, RolloutError
+from fleet_server.api.responses import error_responses
+from fleet_server.errors import BundleError, RolloutError, UnknownRolloutError
 from fleet_server.models import CounterUpdateRecord, Release, RolloutRecord
 from fleet_server.security.counter_http import authenticate_counter
 from fleet_server.updates import manage, records, releases
 from fleet_server.updates.rollout import ROLLOUT_STATE_LABELS, RolloutAction, Threshold
 from fleet_server.updates.rollout import RolloutState as RState
+from fleet_server.updates.views import CounterOut, counter_out
 from fleet_server.web.deps import ApiAdmin, ApiUser, Ctx, Db
-from guichet.updates import UPDATE_STATE_LABELS, VERSION_PATTERN, UpdateState
+from guichet.updates import VERSION_PATTERN
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(prefix=API_PREFIX, tags=["mises à jour"])
+TAGS: list[str | Enum] = ["mises à jour"]
+ERRORS = {
+    401: "Jeton absent ou invalide (pour un paquet : identifiants du guichet).",
+    404: "Déploiement ou version inconnus ; pour un paquet : aucune mise à jour commandée.",
+    409: "Action impossible dans l'état du déploiement, ou vagues impossibles à former.",
+    411: "Longueur du fichier requise (`Content-Length`).",
+    413: "Fichier trop volumineux.",
+    416: "Plage demandée hors du fichier.",
+    422: "Requête invalide, ou paquet refusé (signature, compatibilité, version).",
+}
+MAX_ID = 2**31 - 1  # an INTEGER column's largest value (SQLite would overflow, PostgreSQL refuse)
+RolloutId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+router = APIRouter(prefix=API_PREFIX, tags=TAGS, responses=error_responses(ERRORS, 401, 403))
+upload_router = APIRouter(prefix=API_PREFIX, tags=TAGS)
+bundles_router = APIRouter(prefix=API_PREFIX, tags=TAGS)
 VERSION_RE = re.compile(VERSION_PATTERN)
 BASIC_REALM = {"WWW-Authenticate": 'Basic realm="guichet-proche", charset="UTF-8"'}
+BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
 class ReleaseOut(BaseModel):
@@ -62,7 +84,7 @@ class WaveIn(BaseModel):
 
 
 class RolloutIn(BaseModel):
-    release_id: int
+    release_id: Annotated[int, Field(ge=1, le=MAX_ID)]
     waves: Annotated[list[WaveIn], Field(min_length=1, max_length=20)]
     max_failures: Annotated[int | None, Field(ge=1)] = 1
     max_failure_pct: Annotated[float | None, Field(gt=0, le=100)] = None
@@ -74,17 +96,6 @@ class RolloutIn(BaseModel):
 
 class ActionIn(BaseModel):
     action: RolloutAction
-
-
-class CounterOut(BaseModel):
-    device_id: str
-    wave: int
-    state: str | None
-    state_label: str
-    percent: int | None
-    reason: str | None
-    ordered_at: datetime | None
-    since: datetime | None
 
 
 class RolloutOut(BaseModel):
@@ -107,14 +118,6 @@ def release_out(row: Release) -> ReleaseOut:
     return ReleaseOut(**{name: getattr(row, name) for name in ReleaseOut.model_fields})
 
 
-def counter_out(row: CounterUpdateRecord) -> CounterOut:
-    label = UPDATE_STATE_LABELS[UpdateState(row.state)] if row.state else "En attente"
-    return CounterOut(
-        device_id=row.device_id, wave=row.wave, state=row.state, state_label=label,
-        percent=row.percent, reason=row.reason, ordered_at=row.ordered_at, since=row.since,
-    )  # fmt: skip
-
-
 def rollout_out(db: Db, record: RolloutRecord, *, counters: bool) -> RolloutOut:
     release = db.get(Release, record.release_id)
     assert release is not None
@@ -134,7 +137,7 @@ def list_releases(db: Db, _user: ApiUser) -> list[ReleaseOut]:
     return [release_out(r) for r in releases.all_releases(db)]
 
 
-@router.post(
+@upload_router.post(
     "/releases",
     response_model=ReleaseOut,
     status_code=status.HTTP_201_CREATED,
@@ -142,37 +145,33 @@ def list_releases(db: Db, _user: ApiUser) -> list[ReleaseOut]:
     description="Le paquet RAUC (`.raucb`) est le corps de la requête "
     "(`Content-Type: application/octet-stream`, `Content-Length` requis). Refusé (422) : "
     "signature, compatibilité, architecture, version pas plus récente ; 413 : trop gros.",
+    responses=error_responses(ERRORS, 401, 403, 411, 413, 422),
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/octet-stream": BINARY}}
+    },
 )
 async def upload_release(request: Request, ctx: Ctx, user: ApiAdmin) -> ReleaseOut:
-    return release_out(await receive_upload(request, ctx, user.username, user.user_id))
-
-
-async def receive_upload(request: Request, ctx: Ctx, actor: str, user_id: int | None) -> Release:
-    """The request's body as a release; HTTPException with the French refusal."""
+    """The request's body as a release, counted as it streams (a lying ``Content-Length``
+    does not help: ``releases.receive`` stops at the cap)."""
     settings = ctx.settings
     length = request.headers.get("content-length", "")
     if not length.isdigit():
         raise HTTPException(status.HTTP_411_LENGTH_REQUIRED, "Longueur du fichier requise.")
     if int(length) > settings.release_max_bytes:
         raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE, str(releases.UploadTooLargeError(int(length)))
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            str(releases.UploadTooLargeError(settings.release_max_bytes)),
         )
-    return await store_upload(ctx, request.stream(), actor, user_id)
-
-
-async def store_upload(
-    ctx: Ctx, chunks: AsyncIterator[bytes], actor: str, user_id: int | None
-) -> Release:
-    settings = ctx.settings
     try:
-        path = await releases.receive(chunks, settings.releases_dir, settings.release_max_bytes)
-        return await asyncio.to_thread(
-            releases.accept, ctx.sessions, path, settings, actor=actor, actor_user_id=user_id
-        )
+        release = await releases.store(
+            request.stream(), ctx.sessions, settings,
+            actor=user.username, actor_user_id=user.user_id,
+        )  # fmt: skip
     except releases.UploadTooLargeError as exc:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from None
     except BundleError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    return release_out(release)
 
 
 @router.get("/releases/in-use", response_model=list[VersionInUse], summary="Versions en service")
@@ -186,8 +185,13 @@ def list_rollouts(db: Db, _user: ApiUser) -> list[RolloutOut]:
     return [rollout_out(db, r, counters=False) for r in rows]
 
 
-@router.get("/rollouts/{rollout_id}", response_model=RolloutOut, summary="Un déploiement")
-def get_rollout(rollout_id: int, db: Db, _user: ApiUser) -> RolloutOut:
+@router.get(
+    "/rollouts/{rollout_id}",
+    response_model=RolloutOut,
+    summary="Un déploiement",
+    responses=error_responses(ERRORS, 404, 422),
+)
+def get_rollout(rollout_id: RolloutId, db: Db, _user: ApiUser) -> RolloutOut:
     record = db.get(RolloutRecord, rollout_id)
     if record is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Déploiement inconnu.")
@@ -217,6 +221,7 @@ def plan_of(body: RolloutIn) -> manage.RolloutPlan:
     summary="Créer (et lancer) un déploiement",
     description="Vagues : `canary` (`count` guichets), `percent` (`pct` % de la cible), "
     "`devices` (`device_ids`), `sites` (`sites`), `rest` (tous les autres, en dernier).",
+    responses=error_responses(ERRORS, 400, 404, 409, 422),
 )
 async def create_rollout(body: RolloutIn, ctx: Ctx, user: ApiAdmin) -> RolloutOut:
     plan = plan_of(body)
@@ -233,6 +238,8 @@ async def create_rollout(body: RolloutIn, ctx: Ctx, user: ApiAdmin) -> RolloutOu
 
     try:
         rollout_id = await asyncio.to_thread(run)
+    except UnknownRolloutError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     except RolloutError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     with ctx.sessions() as session:
@@ -245,8 +252,11 @@ async def create_rollout(body: RolloutIn, ctx: Ctx, user: ApiAdmin) -> RolloutOu
     "/rollouts/{rollout_id}/actions",
     response_model=RolloutOut,
     summary="Lancer, mettre en pause, reprendre ou annuler un déploiement",
+    responses=error_responses(ERRORS, 400, 404, 409, 422),
 )
-async def rollout_action(rollout_id: int, body: ActionIn, ctx: Ctx, user: ApiAdmin) -> RolloutOut:
+async def rollout_action(
+    rollout_id: RolloutId, body: ActionIn, ctx: Ctx, user: ApiAdmin
+) -> RolloutOut:
     def run() -> None:
         with ctx.sessions.begin() as session:
             manage.perform(
@@ -255,6 +265,8 @@ async def rollout_action(rollout_id: int, body: ActionIn, ctx: Ctx, user: ApiAdm
 
     try:
         await asyncio.to_thread(run)
+    except UnknownRolloutError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     except RolloutError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     with ctx.sessions() as session:
@@ -263,13 +275,31 @@ async def rollout_action(rollout_id: int, body: ActionIn, ctx: Ctx, user: ApiAdm
         return rollout_out(session, record, counters=True)
 
 
-@router.api_route(
-    records.BUNDLE_PATH.removeprefix(API_PREFIX) + "{version}",
-    methods=["GET", "HEAD"],
+BUNDLE_ROUTE = records.BUNDLE_PATH.removeprefix(API_PREFIX) + "{version}"
+BUNDLE_DOC: dict[str, Any] = {
+    "response_class": FileResponse,
+    "responses": {
+        200: {"content": {"application/octet-stream": BINARY}},
+        206: {"description": "La plage demandée.", "content": {"application/octet-stream": BINARY}},
+        **error_responses(ERRORS, 401, 404, 416),
+    },
+    "description": "Authentification HTTP basique du guichet (son identifiant et son mot de "
+    "passe du courtier). Seule la version commandée à ce guichet ; requêtes partielles "
+    "(`Range`) acceptées, pour reprendre un téléchargement coupé.",
+}
+
+
+@bundles_router.head(
+    BUNDLE_ROUTE,
+    summary="Taille du paquet d'une version, pour le guichet à qui elle est commandée",
+    operation_id="bundle_head",
+    **BUNDLE_DOC,
+)
+@bundles_router.get(
+    BUNDLE_ROUTE,
     summary="Paquet d'une version, pour le guichet à qui elle est commandée",
-    description="Authentification HTTP basique du guichet (son identifiant et son mot de passe "
-    "du courtier). Seule la version commandée à ce guichet ; requêtes partielles (`Range`) "
-    "acceptées, pour reprendre un téléchargement coupé.",
+    operation_id="bundle_get",
+    **BUNDLE_DOC,
 )
 def download_bundle(version: str, request: Request, db: Db) -> FileResponse:
     device = authenticate_counter(db, request.headers.get("authorization"))
@@ -283,7 +313,7 @@ def download_bundle(version: str, request: Request, db: Db) -> FileResponse:
             "bundle refused: not ordered", extra={"device_id": device.id, "release": version}
         )
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Aucune mise à jour commandée.")
-    path = Path(release.path)
+    path = FilePath(release.path)
     return FileResponse(
         path,
         media_type="application/octet-stream",

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from fleet_server.calls import relay, store
+from fleet_server.calls.answerer import TestAnswerer
 from fleet_server.calls.parties import (
     RESERVED_TEXT,
     AgentSession,
@@ -65,6 +66,7 @@ class CallManager:
         turn: TurnIssuer | None = None,
         schedule_options: ScheduleOptions | None = None,
         clock: Callable[[], datetime] = utcnow,
+        test_call_measure_s: float = 10.0,
     ) -> None:
         self._journal = journal
         self.schedule_options = schedule_options
@@ -79,6 +81,13 @@ class CallManager:
         self._agents: set[AgentSession] = set()
         self._timers = CallTimers(self.end)
         self.task_errors = self._timers.errors  # tests assert this stays empty
+        # Remote support's test calls: answered by the server itself (docs/line-test.md).
+        self.test_calls = TestAnswerer(
+            journal,
+            ice_servers_for=self._ice_servers_for_id,
+            measure_s=test_call_measure_s,
+            errors=self.task_errors,
+        )
 
     # --- lifetime -------------------------------------------------------------------------
 
@@ -92,14 +101,16 @@ class CallManager:
     async def stop(self) -> None:
         for call in list(self._calls.values()):
             await self.end(call, EndReason.SERVER_SHUTDOWN)
+        await self.test_calls.stop()
         await self._timers.stop()
 
     def active_calls(self) -> list[Call]:
         return list(self._calls.values())
 
     def in_call(self, device_id: str) -> bool:
-        """Whether this counter has a call under way (queued or connected) on this server."""
-        return self._call_of(device_id) is not None
+        """Whether this counter has a call under way (queued or connected, or a test call)
+        on this server."""
+        return self._call_of(device_id) is not None or self.test_calls.testing(device_id)
 
     async def settled(self) -> None:
         """Return once every database write submitted so far is committed."""
@@ -154,6 +165,7 @@ class CallManager:
         if self._counters.get(counter.info.device_id) is counter:
             del self._counters[counter.info.device_id]
         self._detach_counter(counter)
+        self.test_calls.counter_gone(counter)
 
     def _detach_counter(self, counter: CounterSession) -> None:
         call = self._call_of(counter.info.device_id)
@@ -166,7 +178,13 @@ class CallManager:
 
     async def counter_message(self, counter: CounterSession, message: sig.CounterToServer) -> None:
         with call_context(message.call_id):
+            if self.test_calls.owns(message.call_id):  # a test call's answer or hang-up
+                self.test_calls.counter_message(counter, message)
+                return
             match message:
+                case sig.TestCallRequest():
+                    in_call = self._call_of(counter.info.device_id) is not None
+                    await self.test_calls.request(counter, message, in_call=in_call)
                 case sig.CallRequest():
                     await self._request(counter, message.call_id, message.service)
                 case sig.Resume():
@@ -410,11 +428,14 @@ class CallManager:
         return taken_message(call, by_me=by_me)
 
     def _ice_servers_for(self, call: Call, party: Party) -> list[sig.IceServer]:
+        return self._ice_servers_for_id(call.id, party)
+
+    def _ice_servers_for_id(self, call_id: uuid.UUID, party: Party) -> list[sig.IceServer]:
         """The STUN servers and, with a TURN server, credentials for this party only."""
         if self._turn is None:
             return list(self.ice_servers)
         now_s = self._clock().timestamp()
-        return [*self.ice_servers, self._turn.server(call.id, party, now_s)]
+        return [*self.ice_servers, self._turn.server(call_id, party, now_s)]
 
     def _remember_ended(self, call_id: uuid.UUID, device_id: str, reason: EndReason) -> None:
         self._ended[call_id] = (device_id, reason)

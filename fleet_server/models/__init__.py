@@ -36,6 +36,7 @@ from fleet_server.models.security import (
     User,
     WebSession,
 )
+from fleet_server.models.support import SupportUpload
 from fleet_server.models.updates import CounterUpdateRecord, Release, RolloutRecord
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "Service",
     "SiteThreshold",
     "StatusChange",
+    "SupportUpload",
     "SurveyRecord",
     "TelemetrySample",
     "User",

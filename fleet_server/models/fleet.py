@@ -169,6 +169,8 @@ class CommandRecord(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     actor: Mapped[str | None] = mapped_column(String(128))
     checks: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # A test call's figures, stored by the server's answerer (calls/line_figures.py).
+    measurements: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Alert(Base):

@@ -29,8 +29,11 @@ from guichet import contract
 from guichet.actions import (
     ACTION_LABELS,
     ACTION_TIMEOUT_S,
+    DEFAULT_LOG_MINUTES,
     DISRUPTIVE,
     LEVELS,
+    MAX_LOG_MINUTES,
+    MINUTES_ARG,
     PERCENT_ARG,
     Action,
 )
@@ -82,6 +85,8 @@ class ActionView:
     state_label: str
     detail: str | None
     checks: list[dict[str, Any]] = field(default_factory=list)
+    # A test call's figures (calls/line_figures.py), once the server's answerer stored them.
+    measurements: dict[str, Any] | None = None
 
     @property
     def pending(self) -> bool:
@@ -113,6 +118,7 @@ def view(record: CommandRecord, now: datetime) -> ActionView:
         state_label=ACTION_STATE_LABELS[state],
         detail=record.detail,
         checks=list(record.checks or []),
+        measurements=dict(record.measurements) if record.measurements else None,
     )
 
 
@@ -141,12 +147,16 @@ def prepare_action(
     in_call: Callable[[str], bool],
     build_config: BuildConfig,
     percent: int | None = None,
+    minutes: int | None = None,
 ) -> Prepared:
     """Check, record and audit one action; the caller commits, then ``publish``es it — after
     the commit, so that an ack faster than the commit still finds its row. ``percent``: the
-    level of a volume or brightness action (``guichet.actions.LEVELS``)."""
+    level of a volume or brightness action (``guichet.actions.LEVELS``); ``minutes``: how
+    far back ``fetch_logs`` goes (``DEFAULT_LOG_MINUTES`` if None)."""
     if action in LEVELS and (percent is None or not 0 <= percent <= 100):
         raise ActionRefusedError("indiquez un niveau de 0 à 100 %", 400)
+    if minutes is not None and not 1 <= minutes <= MAX_LOG_MINUTES:
+        raise ActionRefusedError(f"indiquez une durée de 1 à {MAX_LOG_MINUTES} minutes", 400)
     device = session.get(Device, device_id)
     if device is None or device.revoked_at is not None:
         raise ActionRefusedError("guichet inconnu ou retiré du service", 404)
@@ -159,6 +169,10 @@ def prepare_action(
             "un appel est en cours sur ce guichet : l'action couperait l'usager ; réessayez"
             " après l'appel"
         )
+    if action is Action.SCREENSHOT and in_call(device_id):  # what the citizen sees is theirs
+        raise ActionRefusedError(
+            "un appel est en cours sur ce guichet : pas de capture d'écran pendant un appel"
+        )
     now = utcnow()
     args: dict[str, contract.Scalar] = {}
     config = None
@@ -169,6 +183,8 @@ def prepare_action(
         args["version"] = config.version
     if action in LEVELS:
         args[PERCENT_ARG] = percent
+    if action is Action.FETCH_LOGS:
+        args[MINUTES_ARG] = minutes if minutes is not None else DEFAULT_LOG_MINUTES
     command = contract.Command(request_id=uuid.uuid4(), at=now, name=action.value, args=args)
     record = CommandRecord(
         request_id=command.request_id,

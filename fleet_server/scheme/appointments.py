@@ -209,20 +209,23 @@ def cancel(session: Session, appointment: Appointment, now: datetime) -> None:
 
 
 def upcoming_at(
-    session: Session, device_ids: Sequence[str], now: datetime, days: int = BOOKING_HORIZON_DAYS
+    session: Session,
+    device_ids: Sequence[str] | None,
+    now: datetime,
+    days: int = BOOKING_HORIZON_DAYS,
 ) -> Sequence[Appointment]:
-    """Live appointments at these counters from today on, by start."""
-    if not device_ids:
+    """Live appointments at these counters (None: at every counter) from now on, by start."""
+    if device_ids is not None and not device_ids:
         return []
+    conds = [
+        Appointment.cancelled_at.is_(None),
+        Appointment.end > now,
+        Appointment.start < now + timedelta(days=days),
+    ]
+    if device_ids is not None:
+        conds.append(Appointment.device_id.in_(device_ids))
     return session.scalars(
-        select(Appointment)
-        .where(
-            Appointment.device_id.in_(device_ids),
-            Appointment.cancelled_at.is_(None),
-            Appointment.end > now,
-            Appointment.start < now + timedelta(days=days),
-        )
-        .order_by(Appointment.start, Appointment.id)
+        select(Appointment).where(*conds).order_by(Appointment.start, Appointment.id)
     ).all()
 
 

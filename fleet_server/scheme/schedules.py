@@ -255,3 +255,35 @@ def route(
     if schedule is None:
         return Route("closed"), None
     return decide(schedule, now), schedule
+
+
+@dataclass(frozen=True, slots=True)
+class Timetable:
+    """What the timetables page lists and the API returns: the services, every weekly rule,
+    and the coming permanences and exceptions (from ``today`` on: past ones never apply)."""
+
+    services: Sequence[Service]
+    rules: Sequence[ScheduleRule]
+    permanences: Sequence[Permanence]
+    exceptions: Sequence[ScheduleException]
+
+
+def timetable(session: Session, today: date) -> Timetable:
+    return Timetable(
+        services=session.scalars(select(Service).order_by(Service.position, Service.code)).all(),
+        rules=session.scalars(
+            select(ScheduleRule).order_by(
+                ScheduleRule.service, ScheduleRule.weekday, ScheduleRule.start_time
+            )
+        ).all(),
+        permanences=session.scalars(
+            select(Permanence)
+            .where(Permanence.day >= today)
+            .order_by(Permanence.day, Permanence.start_time)
+        ).all(),
+        exceptions=session.scalars(
+            select(ScheduleException)
+            .where(ScheduleException.day >= today)
+            .order_by(ScheduleException.day, ScheduleException.id)
+        ).all(),
+    )

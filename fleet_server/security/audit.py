@@ -49,6 +49,9 @@ ACTIONS: Final = {
     "device.rotate": "Identifiants d'un guichet renouvelés",
     "device.revoke": "Guichet retiré du service",
     "command.send": "Commande envoyée",
+    "support.upload": "Capture d'écran ou journaux reçus d'un guichet",
+    "support.upload_refused": "Envoi d'un guichet refusé",
+    "support.view": "Capture d'écran ou journaux d'un guichet consultés",
     "service.update": "Réglages d'un service modifiés",
     "schedule.rule_create": "Plage horaire ajoutée",
     "schedule.rule_delete": "Plage horaire supprimée",
@@ -125,6 +128,8 @@ DETAIL_LABELS: Final = {
     "waves": "Vagues",
     "sha256": "Empreinte SHA-256",
     "size": "Taille (octets)",
+    "bytes": "Taille (octets)",
+    "why": "Motif",
 }
 # French words for the details' coded values, by key (roles, services, access modes and
 # dates are the page's own vocabularies: see fleet_server.web.format).

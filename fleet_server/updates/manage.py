@@ -12,7 +12,7 @@ from datetime import datetime, time, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fleet_server.errors import RolloutError
+from fleet_server.errors import RolloutError, UnknownRolloutError
 from fleet_server.models import CounterUpdateRecord, Device, Release, RolloutRecord
 from fleet_server.security import audit
 from fleet_server.updates import alerts, records
@@ -56,7 +56,7 @@ def create(
     """A draft rollout; RolloutError (French) if the release or the description is wrong."""
     release = session.get(Release, plan.release_id)
     if release is None:
-        raise RolloutError("Version inconnue.")
+        raise UnknownRolloutError("Version inconnue.")
     check_specs(plan.specs)
     if (plan.night_start is None) != (plan.night_end is None):
         raise RolloutError("La plage de nuit a un début et une fin.")
@@ -100,7 +100,7 @@ def perform(
     now = now or utcnow()
     record = session.get(RolloutRecord, rollout_id, with_for_update=True)
     if record is None:
-        raise RolloutError("Déploiement inconnu.")
+        raise UnknownRolloutError("Déploiement inconnu.")
     release = session.get(Release, record.release_id)
     assert release is not None  # RESTRICT: a release with rollouts stays
     rollout = records.to_rollout(record)

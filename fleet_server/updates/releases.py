@@ -4,7 +4,7 @@ checked by ``bundle.check_upload`` (RAUC's signature check, then the manifest), 
 under its version's name with its row in ``releases`` and an audit entry.
 
 ``receive`` is a coroutine (the web request's body); ``accept`` runs RAUC and the database in
-the caller's worker thread.
+the caller's worker thread; ``store`` does both, for the API's upload and the page's form.
 """
 
 from __future__ import annotations
@@ -85,17 +85,40 @@ def accept(
     """Check the received bundle and keep it: its row, its file, its audit entry. On any
     refusal (BundleError, French) the received file is removed."""
     try:
-        if settings.update_keyring is None:
-            raise BundleError(
-                "Aucune autorité de mise à jour n'est configurée sur le serveur"
-                " (GUICHET_UPDATE_KEYRING) : paquet impossible à vérifier."
-            )
+        keyring = _keyring(settings)
         with sessions() as session:
             newest = newest_version(session)
-        info = check_upload(received, settings.update_keyring, newest)
+        info = check_upload(received, keyring, newest)
         return _keep(sessions, received, info, settings.releases_dir, actor, actor_user_id)
     finally:
         received.unlink(missing_ok=True)
+
+
+async def store(
+    chunks: AsyncIterator[bytes],
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    *,
+    actor: str,
+    actor_user_id: int | None,
+) -> Release:
+    """Receive ``chunks`` and keep them as a release; UploadTooLargeError or BundleError (the
+    refusal in French) else. Without a keyring nothing is received: nothing could be checked."""
+    _keyring(settings)
+    path = await receive(chunks, settings.releases_dir, settings.release_max_bytes)
+    return await asyncio.to_thread(
+        accept, sessions, path, settings, actor=actor, actor_user_id=actor_user_id
+    )
+
+
+def _keyring(settings: Settings) -> Path:
+    """The update CA's file; BundleError when the server has none."""
+    if settings.update_keyring is None:
+        raise BundleError(
+            "Aucune autorité de mise à jour n'est configurée sur le serveur"
+            " (GUICHET_UPDATE_KEYRING) : paquet impossible à vérifier."
+        )
+    return settings.update_keyring
 
 
 def _keep(

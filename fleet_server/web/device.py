@@ -15,7 +15,7 @@ from fleet_server.calls import quality as call_quality
 from fleet_server.calls import store as calls_store
 from fleet_server.models import Device
 from fleet_server.mqtt import actions as remote_actions
-from fleet_server.mqtt import queries
+from fleet_server.mqtt import queries, uploads
 from fleet_server.security.roles import Role
 from fleet_server.web.charts import Chart, build_chart
 from fleet_server.web.deps import AccessDeniedError, Ctx, Db, FleetUser, render, site_allowed
@@ -100,6 +100,9 @@ def device_page(
     open_alerts, past_alerts = queries.alerts_overview(db, device_id=device_id, cleared_limit=50)
     span, range_label = RANGES[range]
     services = calls_admin.services(db)
+    listed = (
+        remote_actions.recent_actions(db, device_id, utcnow()) if user.role == Role.ADMIN else []
+    )
     context = {
         "device": device,
         "telemetry": device.last_telemetry or {},
@@ -117,10 +120,7 @@ def device_page(
         "services": services,
         "service_labels": {s.code: s.label for s in services},
         # Remote support (administrators): the latest actions and their answers.
-        "actions": (
-            remote_actions.recent_actions(db, device_id, utcnow())
-            if user.role == Role.ADMIN
-            else []
-        ),
+        "actions": listed,
+        "kept_files": uploads.kept_ids(db, [a.request_id for a in listed]),
     }
     return render(request, "device.html", context, principal=user)

@@ -24,7 +24,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from fleet_server.models import Device
-from fleet_server.mqtt import actions
+from fleet_server.mqtt import actions, uploads
 from fleet_server.mqtt.actions import ActionRefusedError, ActionView
 from fleet_server.mqtt.config_push import ConfigPusher, latest_questionnaire
 from fleet_server.mqtt.publisher import CommandNotSentError
@@ -32,7 +32,7 @@ from fleet_server.security.auth import Principal
 from fleet_server.web.deps import AdminUser, AppContext, Ctx, Db, redirect_to, render
 from fleet_server.web.format import sentence
 from guichet import contract
-from guichet.actions import ACTION_LABELS, LEVELS, Action
+from guichet.actions import ACTION_LABELS, LEVELS, MAX_LOG_MINUTES, Action
 from guichet.contract import utcnow
 
 logger = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ async def run_action(
     action: Action,
     before_publish: Callable[[], object] | None = None,
     percent: int | None = None,
+    minutes: int | None = None,
 ) -> ActionView:
     """Send one action (checks, row, audit; committed, then published); raises
     ``ActionRefusedError``. ``before_publish`` runs once it is committed, before it leaves
@@ -72,7 +73,7 @@ async def run_action(
             return actions.prepare_action(
                 session, device_id, action, actor=user.username,
                 actor_user_id=user.user_id, in_call=ctx.calls.in_call, build_config=build,
-                percent=percent,
+                percent=percent, minutes=minutes,
             )  # fmt: skip
 
     def withdraw(prepared: actions.Prepared) -> None:
@@ -150,6 +151,7 @@ async def device_action(
     user: AdminUser,
     action: Annotated[str, Form(max_length=32)],
     percent: Annotated[int | None, Form(ge=0, le=100)] = None,
+    minutes: Annotated[int | None, Form(ge=1, le=MAX_LOG_MINUTES)] = None,
 ) -> Response:
     chosen = _action(action)
     label = ACTION_LABELS[chosen]
@@ -160,7 +162,7 @@ async def device_action(
             listed.append(_list_html(request, session, device_id, user))
 
     try:
-        sent = await run_action(ctx, user, device_id, chosen, render_list, percent)
+        sent = await run_action(ctx, user, device_id, chosen, render_list, percent, minutes)
     except ActionRefusedError as exc:
         if exc.status == status.HTTP_404_NOT_FOUND:
             raise HTTPException(exc.status, "Guichet inconnu.") from None
@@ -188,9 +190,11 @@ def device_actions_list(request: Request, device_id: str, db: Db, user: AdminUse
 
 
 def _list_html(request: Request, session: Session, device_id: str, user: Principal) -> str:
+    listed = actions.recent_actions(session, device_id, utcnow())
     context = {
         "device_id": device_id,
-        "actions": actions.recent_actions(session, device_id, utcnow()),
+        "actions": listed,
+        "kept_files": uploads.kept_ids(session, [a.request_id for a in listed]),
     }
     return bytes(render(request, "_actions.html", context, principal=user).body).decode()
 

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi.templating import Jinja2Templates
 
+from fleet_server.calls.line_figures import describe as describe_line
 from fleet_server.calls.quality import (
     MIN_MEASURED_S,
     POOR,
@@ -258,6 +259,11 @@ def outcome_label(value: object) -> str:
     return OUTCOMES.get(str(value), plain_value(value))
 
 
+def line_test(measured: object) -> str:
+    """A test call's figures as the answerer stored them: « Aller-retour : 42 ms, … »."""
+    return describe_line(measured) if isinstance(measured, Mapping) else MISSING
+
+
 def _detail(label: str, text: str) -> str:
     return f"{label}{NBSP}: {text}"
 
@@ -434,6 +440,7 @@ def make_templates() -> Jinja2Templates:
         week_quality_note=week_quality_note,
         component_label=component_label,
         outcome_label=outcome_label,
+        line_test=line_test,
     )
     env.globals["MISSING"] = MISSING
     env.globals["CLOCK_SKEW_FLAG_S"] = CLOCK_SKEW_FLAG_S

@@ -35,7 +35,7 @@ from fleet_server.models import (
     User,
 )
 from fleet_server.mqtt import config_push
-from fleet_server.scheme.schedules import Scoped, local, paris_day, public_holiday
+from fleet_server.scheme.schedules import Scoped, local, paris_day, public_holiday, timetable
 from fleet_server.security import audit
 from fleet_server.security.auth import Principal
 from fleet_server.security.roles import Role
@@ -76,28 +76,14 @@ def _page(
     devices = db.scalars(select(Device).order_by(Device.site, Device.name, Device.id)).all()
     names = {d.id: d.name or d.id for d in devices}
     sites = sorted({d.site for d in devices if d.site})
-    services = db.scalars(select(Service).order_by(Service.position, Service.code)).all()
+    table = timetable(db, today)
+    services = table.services
     agents = db.scalars(
         select(User).where(User.role == Role.AGENT).order_by(User.service, User.username)
     ).all()
     preview_id = request.query_params.get("guichet") or (devices[0].id if devices else "")
     preview_device = db.get(Device, preview_id) if preview_id else None
     options = config_push.schedule_options(ctx.settings)
-    rules = db.scalars(
-        select(ScheduleRule).order_by(
-            ScheduleRule.service, ScheduleRule.weekday, ScheduleRule.start_time
-        )
-    ).all()
-    permanences = db.scalars(  # every coming one: whatever the form accepts is listed
-        select(Permanence)
-        .where(Permanence.day >= today)
-        .order_by(Permanence.day, Permanence.start_time)
-    ).all()
-    exceptions = db.scalars(
-        select(ScheduleException)
-        .where(ScheduleException.day >= today)
-        .order_by(ScheduleException.day, ScheduleException.id)
-    ).all()
     context: dict[str, Any] = {
         "section": "schedules",
         "services": services,
@@ -106,9 +92,9 @@ def _page(
         "sites": sites,
         "agents": agents,
         "agent_names": {a.id: a.username for a in agents},
-        "rules": rules,
-        "permanences": permanences,
-        "exceptions": exceptions,
+        "rules": table.rules,
+        "permanences": table.permanences,
+        "exceptions": table.exceptions,
         "scope_label": lambda row: forms.scope_label(row.site, row.device_id, names),
         "weekdays": WEEKDAYS,
         "modes": MODES,

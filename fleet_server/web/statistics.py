@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(include_in_schema=False)
 
-MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+MONTH_PATTERN = r"^(19|20)\d{2}-(0[1-9]|1[0-2])$"  # years a month's bounds can be computed in
 TOTAL_LABEL = "Total"
 NO_SERVICE_LABEL = "Non précisé"  # answers sent before counters named the call's service
 NARROW_NBSP = "\u202f"  # French thousands separator
@@ -82,7 +82,7 @@ def percent_fr(share: float | None) -> str:
 # --- request handling -------------------------------------------------------------------
 
 
-def _month(mois: str) -> date:
+def month_of(mois: str) -> date:
     if not mois:
         now = utcnow().astimezone(PARIS)
         return date(now.year, now.month, 1)
@@ -117,7 +117,7 @@ def statistics_page(
     site: SiteParam = "",
     service: ServiceParam = "",
 ) -> Response:
-    month = _month(mois)
+    month = month_of(mois)
     scope = _site_scope(user, site)
     rows = stats.monthly_stats(db, month, site=scope, service=service or None)
     labels = _labels(db)
@@ -150,7 +150,7 @@ def statistics_page(
 def statistics_csv(
     db: Db, user: FleetUser, mois: Month = "", site: SiteParam = "", service: ServiceParam = ""
 ) -> Response:
-    month = _month(mois)
+    month = month_of(mois)
     rows = stats.monthly_stats(db, month, site=_site_scope(user, site), service=service or None)
     name = f"statistiques-{month:%Y-%m}.csv"
     return Response(

@@ -16,8 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 from starlette.datastructures import UploadFile
 
-from fleet_server.api.updates import counter_out, store_upload
-from fleet_server.errors import RolloutError
+from fleet_server.errors import BundleError, RolloutError
 from fleet_server.models import Release, RolloutRecord
 from fleet_server.updates import manage, releases
 from fleet_server.updates.records import counter_rows
@@ -28,6 +27,7 @@ from fleet_server.updates.rollout import (
     RolloutState,
     Threshold,
 )
+from fleet_server.updates.views import counter_out
 from fleet_server.updates.waves import Canary, Percent, Rest, WaveSpec
 from fleet_server.web.deps import AdminUser, Ctx, DashboardUser, Db, redirect_to, render
 
@@ -65,9 +65,12 @@ async def upload(request: Request, ctx: Ctx, user: AdminUser) -> Response:
     if not isinstance(bundle, UploadFile):
         return redirect_to(request, PAGE, form="upload", error="Choisissez un fichier .raucb.")
     try:
-        release = await store_upload(ctx, _chunks(bundle), user.username, user.user_id)
-    except HTTPException as exc:
-        return redirect_to(request, PAGE, form="upload", error=str(exc.detail))
+        release = await releases.store(
+            _chunks(bundle), ctx.sessions, ctx.settings,
+            actor=user.username, actor_user_id=user.user_id,
+        )  # fmt: skip
+    except BundleError as exc:  # too large included
+        return redirect_to(request, PAGE, form="upload", error=str(exc))
     notice = f"Version {release.version} déposée et vérifiée."
     return redirect_to(request, PAGE, form="upload", notice=notice)
 

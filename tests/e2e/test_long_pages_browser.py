@@ -225,7 +225,7 @@ async def test_an_offline_counter_s_measures_look_stale(tmp_path: Path) -> None:
             await _log_in(page, live)
             offline = page.locator('#fleet-body tr[data-device-id="guichet-00003"]')
             online = page.locator('#fleet-body tr[data-device-id="guichet-00001"]')
-            camera = "td:nth-child(8) .health"
+            camera = "td[data-col=camera] .health"  # not by position: admins have a tick box
             await expect(online.locator(camera)).to_have_text("OK")
             await expect(online.locator(camera)).not_to_have_class("health health-ok stale")
             row = "#fleet-body tr[data-device-id='{}'] " + camera

@@ -10,9 +10,11 @@ a role that may use the route.
 
 from __future__ import annotations
 
+import gzip
 import re
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -22,8 +24,10 @@ from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocketDisconnect
 
-from fleet_server.models import CommandRecord, Device, User
+from fleet_server.models import CommandRecord, Device, Release, SupportUpload, User
 from fleet_server.security import auth
+from fleet_server.updates import manage
+from fleet_server.updates.waves import Rest
 from fleet_server.web.deps import CSRF_EXEMPT
 from guichet.contract import utcnow
 from tests.support.databases import fresh_database
@@ -31,6 +35,8 @@ from tests.support.webapp import CSRF_RE, PASSWORD, WebApp, running_app
 
 SITE_A, SITE_B = "Site A", "Site B"
 ACTION_ID = uuid.UUID("d4e5f6a7-b8c9-4d0e-8f1a-2b3c4d5e6f70")  # an action sent to dev-a
+SHOT_ID = uuid.UUID("e5f6a7b8-c9d0-4e1f-9a2b-3c4d5e6f7081")  # dev-a's screenshot, received
+LOGS_ID = uuid.UUID("f6a7b8c9-d0e1-4f2a-8b3c-4d5e6f708192")  # dev-a's logs, received
 ROLES: Final = ("anonymous", "admin", "auditor", "reception", "agent")
 LOGGED_IN = frozenset(ROLES) - {"anonymous"}
 PUBLIC = frozenset(ROLES)
@@ -126,6 +132,30 @@ POLICY: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("GET", "/api/v1/devices/{device_id}/actions"): ADMIN,
     ("GET", "/api/v1/devices/{device_id}/actions/{action_id}"): ADMIN,
     ("POST", "/api/v1/actions"): ADMIN,
+    ("GET", "/api/v1/calls"): READERS,
+    ("GET", "/api/v1/statistics"): READERS,
+    ("GET", "/api/v1/timetables"): READERS,
+    ("GET", "/api/v1/appointments"): READERS,
+    ("GET", "/api/v1/audit"): READERS,
+    # Its screenshots and logs (items 2 and 3): uploaded by the counter, shown to admins.
+    ("PUT", "/api/v1/devices/{device_id}/uploads/{request_id}"): NOBODY,  # its call token
+    ("GET", "/devices/{device_id}/screenshots/{shot_id}.png"): ADMIN,
+    ("GET", "/devices/{device_id}/logs/{logs_id}"): ADMIN,
+    ("GET", "/devices/{device_id}/logs/{logs_id}.jsonl.gz"): ADMIN,
+    # Software updates (issue 13): readers see releases and rollouts, administrators act.
+    ("GET", "/admin/versions"): READERS,
+    ("POST", "/admin/versions"): ADMIN,
+    ("POST", "/admin/rollouts"): ADMIN,
+    ("GET", "/admin/rollouts/{rollout_id}"): READERS,
+    ("POST", "/admin/rollouts/{rollout_id}/action"): ADMIN,
+    ("GET", "/api/v1/releases"): READERS,
+    ("POST", "/api/v1/releases"): ADMIN,
+    ("GET", "/api/v1/releases/in-use"): READERS,
+    ("GET", "/api/v1/rollouts"): READERS,
+    ("POST", "/api/v1/rollouts"): ADMIN,
+    ("GET", "/api/v1/rollouts/{rollout_id}"): READERS,
+    ("POST", "/api/v1/rollouts/{rollout_id}/actions"): ADMIN,
+    ("GET", "/api/v1/bundles/{version}"): NOBODY,  # the counter's broker credentials
 }
 # Routes whose credential is a secret in the path: a wrong one is 404 for everyone.
 SECRET_IN_PATH: Final = frozenset({("GET", "/ical/{token}.ics")})
@@ -141,6 +171,10 @@ PARAMS = {
     "token": "gpi_" + "x" * 43,
     "target_id": "999",
     "action_id": str(ACTION_ID),
+    "shot_id": str(SHOT_ID),
+    "logs_id": str(LOGS_ID),
+    "rollout_id": "1",
+    "version": "1.5.0",
 }
 JSON_PREFIXES = ("/api/", "/metrics")
 
@@ -191,6 +225,33 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebApp]:
                     sent_at=utcnow(),
                 )
             )  # fmt: skip
+            for request_id, name, media_type, body in (
+                (SHOT_ID, "screenshot", "image/png", b"\x89PNG\r\n\x1a\n"),
+                (LOGS_ID, "fetch_logs", "application/gzip", gzip.compress(b'{"msg": "ok"}\n')),
+            ):
+                session.add(
+                    CommandRecord(
+                        request_id=request_id, device_id="dev-a", name=name, args={},
+                        sent_at=utcnow(),
+                    )
+                )  # fmt: skip
+                session.flush()
+                session.add(
+                    SupportUpload(
+                        request_id=request_id, device_id="dev-a", media_type=media_type,
+                        size=len(body), body=body, received_at=utcnow(),
+                        expires_at=utcnow() + timedelta(days=1),
+                    )
+                )  # fmt: skip
+            release = Release(
+                version="1.5.0", compatible="guichet-proche-rpi-arm64", size=10,
+                sha256="a" * 64, path=str(tmp / "nowhere.raucb"), uploaded_at=utcnow(),
+                uploaded_by="admin",
+            )  # fmt: skip
+            session.add(release)
+            session.flush()
+            plan = manage.RolloutPlan(release_id=release.id, specs=[Rest()])
+            manage.create(session, plan, actor="admin", actor_user_id=None)  # rollout 1
         yield app
 
 
@@ -274,6 +335,8 @@ def test_route_access(web: WebApp, key: tuple[str, str], role: str) -> None:
         assert POLICY[key] == PUBLIC or not refused_anonymous(response, path)
     elif role == "anonymous":
         assert refused_anonymous(response, path), response.status_code
+    elif not POLICY[key]:  # a credential of its own (a counter's): a user's session is none
+        assert response.status_code == 401
     else:
         assert response.status_code == 403
 

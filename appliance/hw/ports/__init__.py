@@ -23,7 +23,13 @@ from appliance.hw.ports.media import (
 )
 from appliance.hw.ports.printer import DocumentPrinter, Printer, PrintJobStatus
 from appliance.hw.ports.scanner import DocumentScanner, ScannedPage, Scanner, ScanSettings
-from appliance.hw.ports.screen import OutOfServiceReason, Screen, ScreenInfo, ScreenState
+from appliance.hw.ports.screen import (
+    OutOfServiceReason,
+    Screen,
+    ScreenCapture,
+    ScreenInfo,
+    ScreenState,
+)
 from appliance.hw.ports.speaker import Speaker
 from appliance.hw.ports.system import SystemPower, SystemProbe, SystemSnapshot
 
@@ -50,6 +56,7 @@ __all__ = [
     "ScannedPage",
     "Scanner",
     "Screen",
+    "ScreenCapture",
     "ScreenInfo",
     "ScreenState",
     "Speaker",

@@ -85,6 +85,18 @@ class Screen(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class ScreenCapture(Protocol):
+    """A screen that can say what it shows as a PNG (remote support's screenshot).
+
+    ``png`` blocks (call it through ``asyncio.to_thread``): it draws the current state and
+    encodes it; if that state is in ``refuse`` — checked by the renderer itself, at the
+    moment it draws — it raises ``ScreenshotRefusedError`` and takes no picture.
+    """
+
+    def png(self, *, refuse: frozenset[ScreenState]) -> bytes: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ShownState:
     """One ``Screen.show`` call, as ``SimulatedScreen`` recorded it."""

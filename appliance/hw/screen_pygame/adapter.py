@@ -16,6 +16,7 @@ pygame and PyAV are imported in the render thread, so importing this module need
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import threading
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Unpack
 
-from appliance.errors import HardwareError
+from appliance.errors import HardwareError, ScreenshotRefusedError
 from appliance.hw._bridge import short_error
 from appliance.hw.ports import ScreenInfo, ScreenState
 from appliance.hw.ports.keyboard import KeyEvent
@@ -59,9 +60,11 @@ class _Show:
 
 @dataclass(slots=True)
 class _Screenshot:
-    path: Path
+    path: Path | None  # None: PNG bytes in ``png``
+    refuse: frozenset[ScreenState] = frozenset()
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
+    png: bytes = b""
 
 
 def _import_pygame() -> None:
@@ -162,10 +165,21 @@ class PygameScreen:
 
     def screenshot(self, path: Path) -> None:
         """Draw the current state and save it as PNG; blocks until written (not for the loop)."""
-        shot = _Screenshot(path)
+        self._shoot(_Screenshot(path))
+
+    def png(self, *, refuse: frozenset[ScreenState] = frozenset()) -> bytes:
+        """The ``ScreenCapture`` port: the current state drawn, as PNG bytes; blocks (not for
+        the loop). The render thread checks ``refuse`` against the state it draws."""
+        shot = _Screenshot(None, refuse)
+        self._shoot(shot)
+        return shot.png
+
+    def _shoot(self, shot: _Screenshot) -> None:
         self._post(shot)
         if not shot.done.wait(SCREENSHOT_TIMEOUT_S):
             raise HardwareError("screen: screenshot timed out (render thread stopped?)")
+        if isinstance(shot.error, ScreenshotRefusedError):
+            raise shot.error
         if shot.error is not None:
             raise HardwareError(f"screen: screenshot failed: {shot.error}") from shot.error
 
@@ -263,7 +277,11 @@ class PygameScreen:
                     self._typing_drawn = typing
                 last_draw = now
             for shot in shots:
-                self._save(renderer.surface, shot)
+                if renderer.state in shot.refuse:  # the state drawn, not the one asked about
+                    shot.error = ScreenshotRefusedError(renderer.state.value)
+                    shot.done.set()
+                else:
+                    self._save(renderer.surface, shot)
 
     def _pump_s(self, renderer: Renderer) -> float:
         with self._lock:
@@ -308,7 +326,12 @@ class PygameScreen:
         import pygame
 
         try:
-            pygame.image.save(surface, str(shot.path))
+            if shot.path is not None:
+                pygame.image.save(surface, str(shot.path))
+            else:
+                out = io.BytesIO()
+                pygame.image.save(surface, out, "screen.png")  # the name hint picks PNG
+                shot.png = out.getvalue()
         except (pygame.error, OSError) as exc:
             shot.error = exc
         shot.done.set()

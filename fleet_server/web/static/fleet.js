@@ -19,6 +19,26 @@
     live.classList.toggle("failing", failing);
   }
 
+  // The ticked boxes (an administrator's bulk selection) and the focused one stay as they
+  // were: a refresh must not untick a row nor send the keyboard back to the top of the page.
+  function swap(current, fresh) {
+    const focused = current.contains(document.activeElement) ? document.activeElement : null;
+    let refocus = null;
+    for (const box of current.querySelectorAll("input[type=checkbox][name]")) {
+      const same = fresh.querySelector(
+        "input[type=checkbox][name='" + box.name + "'][value='" + CSS.escape(box.value) + "']"
+      );
+      if (same) {
+        same.checked = box.checked;
+        refocus = box === focused ? same : refocus;
+      }
+    }
+    current.replaceWith(fresh);
+    if (refocus) {
+      refocus.focus();
+    }
+  }
+
   async function refresh() {
     try {
       const response = await fetch(url, {
@@ -38,9 +58,10 @@
       for (const fresh of doc.querySelectorAll("[data-swap]")) {
         const current = document.getElementById(fresh.id);
         if (current) {
-          current.replaceWith(document.importNode(fresh, true));
+          swap(current, document.importNode(fresh, true));
         }
       }
+      root.dispatchEvent(new CustomEvent("fleet:swapped"));
       const time = new Date().toLocaleTimeString("fr-FR");
       say(baseText + " · mis à jour à " + time, false);
     } catch (error) {
