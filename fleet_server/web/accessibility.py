@@ -33,6 +33,7 @@ AUDITED_PAGES: Final[dict[str, str]] = {
     "/": "Flotte (tableau de bord) ; guichets du site pour l'accueil",
     "/alerts": "Alertes",
     "/devices/{device_id}": "Page d'un guichet",
+    "/devices/{device_id}/logs/{logs_id}": "Journaux d'un guichet (assistance à distance)",
     "/calls": "Journal des appels",
     "/statistiques": "Statistiques",
     "/agent": "Console des agents (hors appel ; en appel : voir ci-dessous)",

@@ -61,16 +61,18 @@ async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
 @router.post(PAGE)
 async def upload(request: Request, ctx: Ctx, user: AdminUser) -> Response:
     form = await request.form(max_files=1, max_fields=4)  # already parsed by the CSRF check
-    bundle = form.get("bundle")
-    if not isinstance(bundle, UploadFile):
-        return redirect_to(request, PAGE, form="upload", error="Choisissez un fichier .raucb.")
-    try:
+    try:  # the bundle was spooled to a temporary file: closed (removed) whatever happens
+        bundle = form.get("bundle")
+        if not isinstance(bundle, UploadFile):
+            return redirect_to(request, PAGE, form="upload", error="Choisissez un fichier .raucb.")
         release = await releases.store(
             _chunks(bundle), ctx.sessions, ctx.settings,
             actor=user.username, actor_user_id=user.user_id,
         )  # fmt: skip
     except BundleError as exc:  # too large included
         return redirect_to(request, PAGE, form="upload", error=str(exc))
+    finally:
+        await form.close()
     notice = f"Version {release.version} déposée et vérifiée."
     return redirect_to(request, PAGE, form="upload", notice=notice)
 
