@@ -36,6 +36,7 @@ from fleet_server.api import fleet as api
 from fleet_server.api import notifications as api_notifications
 from fleet_server.api import scheme as api_scheme
 from fleet_server.api import thresholds as api_thresholds
+from fleet_server.api import updates as api_updates
 from fleet_server.api import uploads as api_uploads
 from fleet_server.api.guards import reject_nul
 from fleet_server.api.responses import error_responses
@@ -56,6 +57,7 @@ from fleet_server.security.auth import (
 )
 from fleet_server.security.proxies import TrustedProxies
 from fleet_server.settings import Settings
+from fleet_server.updates import runner as rollout_runner
 from fleet_server.web import accessibility as web_accessibility
 from fleet_server.web import account as web_account
 from fleet_server.web import admin as web_admin
@@ -75,6 +77,7 @@ from fleet_server.web import reception as web_reception
 from fleet_server.web import schedules as web_schedules
 from fleet_server.web import signalling_ws
 from fleet_server.web import statistics as web_stats
+from fleet_server.web import updates as web_updates
 from fleet_server.web import users as web_users
 from fleet_server.web.deps import (
     AccessDeniedError,
@@ -195,6 +198,7 @@ def create_app(settings: Settings) -> FastAPI:
         web_questionnaire.router,
         web_accessibility.router,
         web_notifications.router,
+        web_updates.router,
         signalling_ws.router,
     ):
         app.include_router(router)
@@ -207,12 +211,16 @@ def create_app(settings: Settings) -> FastAPI:
         api_calls.router,
         api_scheme.router,
         api_audit.router,
+        api_updates.router,
+        api_updates.bundles_router,
     ):  # every API route refuses a NUL character as invalid: its 422 is declared
         app.include_router(
             router, dependencies=[Depends(reject_nul)], responses=error_responses({}, 422)
         )
-    # A counter's upload is a binary body, read and capped as it streams: not through the guard.
+    # A counter's upload and a release are binary bodies, read and capped as they stream (a
+    # release to disk): not through the guard, which reads the whole body.
     app.include_router(api_uploads.router)
+    app.include_router(api_updates.upload_router)
     app.include_router(api.metrics_router)
     _install_error_pages(app)
     return app
@@ -248,6 +256,7 @@ async def _background(ctx: AppContext) -> AsyncIterator[None]:
     checks = asyncio.create_task(_health_checks_forever(ctx), name="health-checks")
     notifier = ctx.notifier = DeliveryWorker(ctx.sessions, ctx.settings)
     deliveries = asyncio.create_task(notifier.run_forever(), name="notifications")
+    rollouts = asyncio.create_task(_rollouts_forever(ctx), name="rollouts")
     await ctx.calls.start()
     pusher = ctx.config_pusher = ConfigPusher(ctx)  # counters' configs: now and periodically
     pusher.start()
@@ -260,7 +269,8 @@ async def _background(ctx: AppContext) -> AsyncIterator[None]:
         await ctx.calls.stop()
         checks.cancel()
         deliveries.cancel()
-        await asyncio.gather(checks, deliveries, return_exceptions=True)
+        rollouts.cancel()
+        await asyncio.gather(checks, deliveries, rollouts, return_exceptions=True)
         if ctx.notifier is notifier:
             ctx.notifier = None
         if ingest is not None:
@@ -287,6 +297,24 @@ async def _health_checks_forever(ctx: AppContext) -> None:
         except Exception:
             logger.exception("health checks failed; retrying next period")
         await asyncio.sleep(ctx.settings.staleness_check_s)
+
+
+async def _rollouts_forever(ctx: AppContext) -> None:
+    """The rollout runner (docs/updates.md) every ``rollout_check_s``; a failure is logged
+    and retried at the next period."""
+    while True:
+        try:
+            await in_thread(
+                rollout_runner.run_once,
+                ctx.sessions,
+                ctx.settings,
+                ctx.ingest,
+                ctx.calls.in_call,
+                utcnow(),
+            )
+        except Exception:
+            logger.exception("rollout runner failed; retrying next period")
+        await asyncio.sleep(ctx.settings.rollout_check_s)
 
 
 def _is_api(request: Request) -> bool:

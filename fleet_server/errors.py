@@ -17,5 +17,9 @@ class RolloutError(UpdateError):
     """A rollout's action refused in its state, or a wave that cannot be planned."""
 
 
+class UnknownRolloutError(RolloutError):
+    """The rollout, or the release a new rollout names, does not exist."""
+
+
 class BundleError(UpdateError):
     """An uploaded bundle refused: signature, manifest, version or compatible string."""

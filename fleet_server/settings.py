@@ -108,6 +108,17 @@ class Settings(BaseSettings):
     notify_retry_base_s: float = Field(default=30.0, gt=0)
     notify_retry_max_s: float = Field(default=3600.0, gt=0)
     notify_max_attempts: int = Field(default=10, ge=1, le=100)
+    # Software updates (docs/updates.md). Uploaded bundles are kept in releases_dir (not
+    # personal data: the counters' system), at most release_max_mb each; they are checked
+    # against the Pays's update CA (update_keyring, a PEM file; unset: uploads refused).
+    # Counters fetch them from public_url (the server as they reach it, https://…; unset:
+    # no rollout can start). The rollout runner looks at running rollouts every
+    # rollout_check_s.
+    releases_dir: Path = Path("var/releases")
+    release_max_mb: int = Field(default=1024, ge=1, le=8192)
+    update_keyring: Path | None = None
+    public_url: str | None = Field(default=None, pattern=r"^https://[^\s/]+(/[^\s]*)?$")
+    rollout_check_s: float = Field(default=30.0, gt=0)
 
     @model_validator(mode="after")
     def _no_default_secret_in_production(self) -> Settings:
@@ -181,6 +192,10 @@ class Settings(BaseSettings):
                 f"as coturn's static-auth-secret ({MIN_SECRET_CHARS} characters at least: "
                 "openssl rand -base64 32)"
             )
+
+    @property
+    def release_max_bytes(self) -> int:
+        return self.release_max_mb * 1024 * 1024
 
     def turn_issuer(self) -> TurnIssuer | None:
         """What hands out each call's TURN credentials (None: no TURN server)."""

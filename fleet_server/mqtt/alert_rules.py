@@ -25,6 +25,7 @@ class AlertKind(StrEnum):
     DISK = "disk"
     TEMPERATURE = "temperature"
     THROTTLED = "throttled"
+    UPDATE_STOPPED = "update_stopped"  # a rollout stopped at its error threshold here
 
 
 ALERT_LABELS: dict[str, str] = {  # the dashboard's French names, one per kind
@@ -36,6 +37,7 @@ ALERT_LABELS: dict[str, str] = {  # the dashboard's French names, one per kind
     AlertKind.DISK: "Disque presque plein",
     AlertKind.TEMPERATURE: "Température élevée",
     AlertKind.THROTTLED: "Processeur bridé",
+    AlertKind.UPDATE_STOPPED: "Déploiement arrêté",
 }
 PRESENCE_ALERTS = (AlertKind.OFFLINE, AlertKind.SILENT)  # raised by the health check
 TELEMETRY_ALERTS = (
@@ -46,6 +48,10 @@ TELEMETRY_ALERTS = (
     AlertKind.TEMPERATURE,
     AlertKind.THROTTLED,
 )
+
+# Raised by the rollout runner (fleet_server.updates.alerts), cleared when an administrator
+# resumes or cancels the rollout.
+ROLLOUT_ALERTS = (AlertKind.UPDATE_STOPPED,)
 
 DETAIL_MAX_CHARS = 256  # Device.printer_detail and Alert.detail column width
 PRINTER_BAD = frozenset({DeviceHealth.ERROR, DeviceHealth.WARNING, DeviceHealth.ABSENT})

@@ -68,6 +68,15 @@ ACTIONS: Final = {
     "notification.target_delete": "Destinataire d'alertes supprimé",
     "site.threshold_set": "Délai d'alerte hors ligne d'un site réglé",
     "site.threshold_remove": "Délai d'alerte hors ligne d'un site retiré",
+    "release.upload": "Version du logiciel déposée",
+    "rollout.create": "Déploiement créé",
+    "rollout.start": "Déploiement lancé",
+    "rollout.pause": "Déploiement mis en pause",
+    "rollout.resume": "Déploiement repris",
+    "rollout.cancel": "Déploiement annulé",
+    "rollout.stop": "Déploiement arrêté (seuil d'erreurs atteint)",
+    "rollout.complete": "Déploiement terminé",
+    "update.order": "Mise à jour commandée à un guichet",
 }
 # French labels of the details' keys, for the page (the CSV keeps the keys, as JSON).
 DETAIL_LABELS: Final = {
@@ -112,6 +121,13 @@ DETAIL_LABELS: Final = {
     "quiet_hours": "Heures calmes",
     "digest": "Récapitulatif",
     "summary": "Résumé quotidien",
+    "version": "Version",
+    "release": "Version",
+    "rollout_id": "Déploiement (n°)",
+    "reason": "Motif",
+    "waves": "Vagues",
+    "sha256": "Empreinte SHA-256",
+    "size": "Taille (octets)",
     "bytes": "Taille (octets)",
     "why": "Motif",
 }

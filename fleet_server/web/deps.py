@@ -224,6 +224,7 @@ ApiAdmin = Annotated[auth.Principal, Depends(api_admin_principal)]
 MESSAGE_KEYS = ("error", "message")  # what render() says as sentences
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSRF_HEADER = "x-csrf-token"
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 CSRF_EXEMPT: set[str] = set()  # unauthenticated JSON endpoints (enrolment) add themselves
 
 
@@ -241,7 +242,8 @@ async def csrf_guard(conn: HTTPConnection) -> None:
     submitted = conn.headers.get(CSRF_HEADER)
     if submitted is None and isinstance(conn, Request):
         content_type = conn.headers.get("content-type", "")
-        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        if content_type.startswith(FORM_TYPES):
+            _check_form_size(conn)  # before parsing: an upload's file goes to disk
             value = (await conn.form()).get(auth.CSRF_FIELD)
             submitted = value if isinstance(value, str) else None
     if not auth.csrf_valid(conn.session, submitted):
@@ -249,7 +251,6 @@ async def csrf_guard(conn: HTTPConnection) -> None:
         raise CsrfRejectedError
 
 
-FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 API_PATHS = ("/api/", "/metrics")  # the API refuses a NUL itself, as invalid (422)
 
 
@@ -260,10 +261,28 @@ async def nul_guard(conn: HTTPConnection) -> None:
     found = nul.in_address(conn)
     is_form = conn.headers.get("content-type", "").startswith(FORM_TYPES)
     if not found and is_form and isinstance(conn, Request) and conn.method in UNSAFE_METHODS:
+        _check_form_size(conn)  # before parsing: an upload's file goes to disk
         found = nul.in_form(list((await conn.form()).multi_items()))
     if found:
         logger.info("page request refused: NUL character")
         raise HTTPException(status.HTTP_400_BAD_REQUEST, nul.MESSAGE)
+
+
+FORM_OVERHEAD_BYTES = 1024 * 1024  # a form's other fields and multipart boundaries
+
+
+def _check_form_size(request: Request) -> None:
+    """A posted form declares its length (uvicorn holds the body to it) and stays within
+    the largest upload (a release's bundle): a form is never parsed past that."""
+    settings = app_context(request).settings
+    length = request.headers.get("content-length", "")
+    if not length.isdigit():
+        raise HTTPException(status.HTTP_411_LENGTH_REQUIRED, "Longueur du formulaire requise.")
+    if int(length) > settings.release_max_bytes + FORM_OVERHEAD_BYTES:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"Le fichier dépasse la taille permise ({settings.release_max_mb} Mo au plus).",
+        )
 
 
 async def _token_authenticates(conn: HTTPConnection, token: str) -> bool:

@@ -55,6 +55,7 @@ from guichet.schedule import (
     day_of_month_fr,
     hour_fr,
 )
+from guichet.updates import UPDATE_STATE_LABELS
 
 logger = logging.getLogger(__name__)
 
@@ -301,6 +302,7 @@ def audit_details(detail: Mapping[str, object] | None, services: Mapping[str, st
         "weekday": lambda v: WEEKDAYS[v] if isinstance(v, int) and 0 <= v < 7 else plain_value(v),
         "fallback_s": lambda v: seconds(v) if isinstance(v, int | float) else plain_value(v),
         "speech": lambda v: "comme le réglage du guichet" if v is None else plain_value(v),
+        "waves": waves_words,
     }
     items = []
     for key in sorted(detail or {}, key=_audit_order):
@@ -312,6 +314,33 @@ def audit_details(detail: Mapping[str, object] | None, services: Mapping[str, st
             text = said.get(key, plain_value)(value)
         items.append(_detail(audit.DETAIL_LABELS.get(key, key), text))
     return items
+
+
+def waves_words(value: object) -> str:
+    """A rollout's waves as ``records.spec_to_json`` keeps them, in French, one after the
+    other (« 1 guichet pilote ; 50 % des guichets ; tous les autres »)."""
+    if not isinstance(value, list):
+        return plain_value(value)
+    return " ; ".join(_wave_words(w) for w in value) or MISSING
+
+
+def _wave_words(wave: object) -> str:
+    if not isinstance(wave, Mapping):
+        return plain_value(wave)
+    kind = wave.get("kind")
+    if kind == "canary":
+        count = wave.get("count")
+        plural = "" if count == 1 else "s"
+        return f"{plain_value(count)} guichet{plural} pilote{plural}"
+    if kind == "percent":
+        return f"{plain_value(wave.get('pct'))}{NBSP}% des guichets"
+    if kind == "devices":
+        return f"guichets choisis{NBSP}: {plain_value(wave.get('device_ids'))}"
+    if kind == "sites":
+        return f"sites{NBSP}: {plain_value(wave.get('sites'))}"
+    if kind == "rest":
+        return "tous les autres"
+    return plain_value(wave.get("kind")) or MISSING  # a kind this server does not know
 
 
 def _audit_order(key: str) -> tuple[int, str]:
@@ -444,6 +473,9 @@ def make_templates() -> Jinja2Templates:
     env.globals["MISSING"] = MISSING
     env.globals["CLOCK_SKEW_FLAG_S"] = CLOCK_SKEW_FLAG_S
     env.globals["Role"] = Role
+    env.globals["UPDATE_STATE_LABELS"] = {
+        s.value: label for s, label in UPDATE_STATE_LABELS.items()
+    }
     env.globals["STATE_LABELS"] = STATE_LABELS
     env.globals["last_known"] = last_known
     env.globals["WEAK_LINE"] = WEAK_LINE

@@ -17,6 +17,7 @@ app's Content-Security-Policy is untouched. The console during a call is audited
 
 from __future__ import annotations
 
+import gzip
 import importlib.resources
 import uuid
 from collections import Counter
@@ -35,9 +36,13 @@ from fleet_server.models import (
     AuditEntry,
     CallRecord,
     CommandRecord,
+    CounterUpdateRecord,
     Device,
     EventRecord,
+    Release,
+    RolloutRecord,
     StatusChange,
+    SupportUpload,
     User,
 )
 from fleet_server.security import audit, enrolment
@@ -57,6 +62,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 FAILING_IMPACTS = frozenset({"critical", "serious"})
 DEVICE = COUNTERS[2]  # Monts de Châlus: its reception user, its counter's page
 SITE = DEVICE.site
+LOGS_ID = uuid.UUID("0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d")  # its logs, fetched and received
 
 # Every GET page of the app: its route → the address the audit visits.
 PAGES: dict[str, tuple[str, ...]] = {
@@ -77,6 +83,9 @@ PAGES: dict[str, tuple[str, ...]] = {
     "/admin/users": ("/admin/users",),
     "/admin/audit": ("/admin/audit",),
     "/admin/notifications": ("/admin/notifications",),
+    "/admin/versions": ("/admin/versions",),
+    "/admin/rollouts/{rollout_id}": ("/admin/rollouts/1",),
+    "/devices/{device_id}/logs/{logs_id}": (f"/devices/{DEVICE.device_id}/logs/{LOGS_ID}",),
     "/api/v1/docs": ("/api/v1/docs",),
     "/accessibilite": ("/accessibilite",),
 }
@@ -103,6 +112,14 @@ NOT_PAGES: dict[str, str] = {
     "/api/v1/appointments": "JSON API",
     "/api/v1/audit": "JSON API",
     "/metrics": "Prometheus exposition",
+    "/api/v1/releases": "JSON API",
+    "/api/v1/releases/in-use": "JSON API",
+    "/api/v1/rollouts": "JSON API",
+    "/api/v1/rollouts/{rollout_id}": "JSON API",
+    "/api/v1/bundles/{version}": "a counter's bundle download (its own credentials)",
+    "/devices/{device_id}/screenshots/{shot_id}.png": "a counter's screenshot, an image shown"
+    " on its page (audited there)",
+    "/devices/{device_id}/logs/{logs_id}.jsonl.gz": "a counter's logs, a download",
 }
 # Not a route: the French error page, as any unknown address shows it.
 ERROR_PAGE = "/cette-page-n-existe-pas"
@@ -161,6 +178,35 @@ def _seed(live: LiveApp) -> None:
                                   name="selftest", args={}, sent_at=now, acked_at=now, ok=True,
                                   detail="autotest : 1 contrôle(s) en échec sur 2", actor="admin",
                                   checks=checks))  # fmt: skip
+        release = Release(version="1.5.0", compatible="guichet-proche-rpi-arm64", size=10,
+                          sha256="a" * 64, path="/nowhere", uploaded_at=now,
+                          uploaded_by="admin")  # fmt: skip
+        session.add(release)
+        session.flush()
+        rollout = RolloutRecord(release_id=release.id, state="stopped", wave_specs=[],
+                                waves=[[DEVICE.device_id]], current_wave=0, wave_timeout_s=60,
+                                margin_s=0, duration_s=0, created_at=now, created_by="admin",
+                                reason="Arrêt automatique : 1 guichet(s) en échec sur 1 dans"
+                                " la vague 1.")  # fmt: skip
+        session.add(rollout)
+        session.flush()
+        session.add(CounterUpdateRecord(rollout_id=rollout.id, device_id=DEVICE.device_id,
+                                        release="1.5.0", wave=0, state="rolled_back",
+                                        reason="Autotest échoué : caméra", since=now))  # fmt: skip
+        session.add(CommandRecord(request_id=LOGS_ID, device_id=DEVICE.device_id,
+                                  name="fetch_logs", args={"minutes": 5}, sent_at=now,
+                                  acked_at=now, ok=True, actor="admin"))  # fmt: skip
+        session.flush()
+        logs = gzip.compress(
+            b'{"ts": "2025-03-04T10:00:00+00:00", "level": "INFO", "logger": "appliance",'
+            b' "msg": "counter started"}\n'
+            b'{"ts": "2025-03-04T10:01:00+00:00", "level": "WARNING", "logger": "appliance.hw",'
+            b' "msg": "printer paper low", "device_id": "monts-de-chalus"}\n'
+        )
+        session.add(SupportUpload(request_id=LOGS_ID, device_id=DEVICE.device_id,
+                                  media_type="application/gzip", size=len(logs), body=logs,
+                                  received_at=now,
+                                  expires_at=now + timedelta(days=1)))  # fmt: skip
         an_hour_ago = now - timedelta(hours=1)  # a restart left unanswered
         session.add(CommandRecord(request_id=uuid.uuid4(), device_id=DEVICE.device_id,
                                   name="restart", args={}, sent_at=an_hour_ago,

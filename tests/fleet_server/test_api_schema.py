@@ -39,10 +39,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fleet_server.app import create_app
 from fleet_server.db import make_engine, make_session_factory
-from fleet_server.models import Alert
+from fleet_server.models import Alert, Release
 from fleet_server.scheme import appointments
 from fleet_server.security import auth
 from fleet_server.serving import uvicorn_config
+from fleet_server.updates import manage
+from fleet_server.updates.waves import Canary, Rest
 from guichet.contract import utcnow
 from tests.fleet_server import appointment_support
 from tests.support import stats_month, webapp
@@ -90,7 +92,8 @@ def served(db_url: str, broker: Broker) -> Iterator[tuple[str, sessionmaker[Sess
 
 
 def seed(sessions: sessionmaker[Session]) -> str:
-    """Something behind every route; returns an administrator's API token."""
+    """Something behind every route (a release and a draft rollout too); returns an
+    administrator's API token."""
     seed_devices(sessions, 30)
     stats_month.seed(sessions, stats_month.plan())
     appointment_support.seed(sessions, PASSWORD)
@@ -99,6 +102,14 @@ def seed(sessions: sessionmaker[Session]) -> str:
         now = utcnow()
         session.add(Alert(device_id="guichet-00003", kind="disk", detail="95 %", raised_at=now))
         auth.upsert_user(session, "robot", PASSWORD, role="admin")
+        release = Release(
+            version="1.5.0", compatible="guichet-proche-rpi-arm64", size=10, sha256="a" * 64,
+            path="/nowhere.raucb", uploaded_at=now, uploaded_by="robot",
+        )  # fmt: skip
+        session.add(release)
+        session.flush()
+        plan = manage.RolloutPlan(release_id=release.id, specs=[Canary(1), Rest()])
+        manage.create(session, plan, actor="robot", actor_user_id=None)  # a draft to act on
         appointments.book(
             session, device_id="x1", service="caf", start=appointment_support.slot(day, 9),
             agent_id=None, citizen_name="Jeanne", citizen_phone="", created_by="accueil-x",

@@ -126,3 +126,20 @@ def test_status_reasons_are_french() -> None:
     assert fmt.status_reason_label("no-telemetry") == "Plus aucune mesure reçue"
     assert fmt.status_reason_label("from-the-future") == "from-the-future"
     assert fmt.status_reason_label(None) == "—"
+
+
+def test_a_rollout_s_waves_in_the_audit_are_french_words() -> None:
+    waves = [
+        {"kind": "canary", "count": 1},
+        {"kind": "sites", "sites": ["Gorre", "Châlus"]},
+        {"kind": "devices", "device_ids": ["gorre-01"]},
+        {"kind": "percent", "pct": 12.5},
+        {"kind": "canary", "count": 3},
+        {"kind": "rest"},
+    ]
+    assert fmt.audit_details({"rollout_id": 2, "waves": waves}, SERVICES) == [
+        f"Déploiement (n°){NBSP}: 2",
+        f"Vagues{NBSP}: 1 guichet pilote ; sites{NBSP}: Gorre, Châlus ; guichets choisis{NBSP}:"
+        f" gorre-01 ; 12,5{NBSP}% des guichets ; 3 guichets pilotes ; tous les autres",
+    ]
+    assert "{" not in " ".join(fmt.audit_details({"waves": [{"kind": "later"}]}, SERVICES))

@@ -24,8 +24,10 @@ from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocketDisconnect
 
-from fleet_server.models import CommandRecord, Device, SupportUpload, User
+from fleet_server.models import CommandRecord, Device, Release, SupportUpload, User
 from fleet_server.security import auth
+from fleet_server.updates import manage
+from fleet_server.updates.waves import Rest
 from fleet_server.web.deps import CSRF_EXEMPT
 from guichet.contract import utcnow
 from tests.support.databases import fresh_database
@@ -140,6 +142,20 @@ POLICY: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("GET", "/devices/{device_id}/screenshots/{shot_id}.png"): ADMIN,
     ("GET", "/devices/{device_id}/logs/{logs_id}"): ADMIN,
     ("GET", "/devices/{device_id}/logs/{logs_id}.jsonl.gz"): ADMIN,
+    # Software updates (issue 13): readers see releases and rollouts, administrators act.
+    ("GET", "/admin/versions"): READERS,
+    ("POST", "/admin/versions"): ADMIN,
+    ("POST", "/admin/rollouts"): ADMIN,
+    ("GET", "/admin/rollouts/{rollout_id}"): READERS,
+    ("POST", "/admin/rollouts/{rollout_id}/action"): ADMIN,
+    ("GET", "/api/v1/releases"): READERS,
+    ("POST", "/api/v1/releases"): ADMIN,
+    ("GET", "/api/v1/releases/in-use"): READERS,
+    ("GET", "/api/v1/rollouts"): READERS,
+    ("POST", "/api/v1/rollouts"): ADMIN,
+    ("GET", "/api/v1/rollouts/{rollout_id}"): READERS,
+    ("POST", "/api/v1/rollouts/{rollout_id}/actions"): ADMIN,
+    ("GET", "/api/v1/bundles/{version}"): NOBODY,  # the counter's broker credentials
 }
 # Routes whose credential is a secret in the path: a wrong one is 404 for everyone.
 SECRET_IN_PATH: Final = frozenset({("GET", "/ical/{token}.ics")})
@@ -157,6 +173,8 @@ PARAMS = {
     "action_id": str(ACTION_ID),
     "shot_id": str(SHOT_ID),
     "logs_id": str(LOGS_ID),
+    "rollout_id": "1",
+    "version": "1.5.0",
 }
 JSON_PREFIXES = ("/api/", "/metrics")
 
@@ -225,6 +243,15 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebApp]:
                         expires_at=utcnow() + timedelta(days=1),
                     )
                 )  # fmt: skip
+            release = Release(
+                version="1.5.0", compatible="guichet-proche-rpi-arm64", size=10,
+                sha256="a" * 64, path=str(tmp / "nowhere.raucb"), uploaded_at=utcnow(),
+                uploaded_by="admin",
+            )  # fmt: skip
+            session.add(release)
+            session.flush()
+            plan = manage.RolloutPlan(release_id=release.id, specs=[Rest()])
+            manage.create(session, plan, actor="admin", actor_user_id=None)  # rollout 1
         yield app
 
 
@@ -308,6 +335,8 @@ def test_route_access(web: WebApp, key: tuple[str, str], role: str) -> None:
         assert POLICY[key] == PUBLIC or not refused_anonymous(response, path)
     elif role == "anonymous":
         assert refused_anonymous(response, path), response.status_code
+    elif not POLICY[key]:  # a credential of its own (a counter's): a user's session is none
+        assert response.status_code == 401
     else:
         assert response.status_code == 403
 

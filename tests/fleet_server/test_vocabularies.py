@@ -3,7 +3,13 @@ label."""
 
 from __future__ import annotations
 
-from fleet_server.mqtt.alert_rules import ALERT_LABELS, PRESENCE_ALERTS, TELEMETRY_ALERTS, AlertKind
+from fleet_server.mqtt.alert_rules import (
+    ALERT_LABELS,
+    PRESENCE_ALERTS,
+    ROLLOUT_ALERTS,
+    TELEMETRY_ALERTS,
+    AlertKind,
+)
 from fleet_server.mqtt.notify.vocab import (
     ALERT_EVENT_LABELS,
     CHANNEL_LABELS,
@@ -25,8 +31,9 @@ def test_every_role_has_a_label() -> None:
 def test_every_alert_kind_has_a_label_and_an_owner() -> None:
     assert set(ALERT_LABELS) == set(AlertKind)
     assert {alert_label(kind) for kind in AlertKind} == set(ALERT_LABELS.values())
-    assert set(PRESENCE_ALERTS) | set(TELEMETRY_ALERTS) == set(AlertKind)
-    assert not set(PRESENCE_ALERTS) & set(TELEMETRY_ALERTS)
+    owners = (PRESENCE_ALERTS, TELEMETRY_ALERTS, ROLLOUT_ALERTS)
+    assert set().union(*owners) == set(AlertKind)
+    assert sum(len(owner) for owner in owners) == len(AlertKind)  # one owner each
 
 
 def test_every_notification_word_has_a_label() -> None:

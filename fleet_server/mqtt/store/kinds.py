@@ -6,12 +6,13 @@ import logging
 import math
 from datetime import datetime
 
-from sqlalchemy import case, update
+from sqlalchemy import case, literal, update
 
 from fleet_server.calls import quality as call_quality
 from fleet_server.models import (
     CommandRecord,
     CounterUpdateRecord,
+    UtcDateTime,
 )
 from fleet_server.mqtt.alert_rules import (
     DETAIL_MAX_CHARS,
@@ -277,7 +278,8 @@ def _apply_update_progress(batch: Batch, item: Received) -> None:
                 # Since it reached this state: a replayed message does not move it.
                 since=case(
                     (CounterUpdateRecord.state == progress.state.value, CounterUpdateRecord.since),
-                    else_=item.received_at,
+                    # typed: a bare datetime in a CASE skips the column's UTC conversion
+                    else_=literal(item.received_at, UtcDateTime()),
                 ),
             )
         )
