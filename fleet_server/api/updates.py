@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from enum import Enum
 from pathlib import Path as FilePath
@@ -31,7 +32,7 @@ from fleet_server.updates import manage, records, releases
 from fleet_server.updates.rollout import ROLLOUT_STATE_LABELS, RolloutAction, Threshold
 from fleet_server.updates.rollout import RolloutState as RState
 from fleet_server.updates.views import CounterOut, counter_out
-from fleet_server.web.deps import ApiAdmin, ApiUser, Ctx, Db
+from fleet_server.web.deps import ApiAdmin, ApiUser, AppContext, Ctx, Db
 from guichet.updates import VERSION_PATTERN
 
 logger = logging.getLogger(__name__)
@@ -236,16 +237,7 @@ async def create_rollout(body: RolloutIn, ctx: Ctx, user: ApiAdmin) -> RolloutOu
                 )  # fmt: skip
             return record.id
 
-    try:
-        rollout_id = await asyncio.to_thread(run)
-    except UnknownRolloutError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    except RolloutError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    with ctx.sessions() as session:
-        record = session.get(RolloutRecord, rollout_id)
-        assert record is not None
-        return rollout_out(session, record, counters=True)
+    return await _rollout_after(ctx, run)
 
 
 @router.post(
@@ -257,14 +249,21 @@ async def create_rollout(body: RolloutIn, ctx: Ctx, user: ApiAdmin) -> RolloutOu
 async def rollout_action(
     rollout_id: RolloutId, body: ActionIn, ctx: Ctx, user: ApiAdmin
 ) -> RolloutOut:
-    def run() -> None:
+    def run() -> int:
         with ctx.sessions.begin() as session:
             manage.perform(
                 session, rollout_id, body.action, actor=user.username, actor_user_id=user.user_id
             )
+        return rollout_id
 
+    return await _rollout_after(ctx, run)
+
+
+async def _rollout_after(ctx: AppContext, change: Callable[[], int]) -> RolloutOut:
+    """Run ``change`` (it returns the rollout's id) and answer the rollout as it now is; an
+    unknown rollout or release is a 404, a refused change a 409 with its French reason."""
     try:
-        await asyncio.to_thread(run)
+        rollout_id = await asyncio.to_thread(change)
     except UnknownRolloutError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     except RolloutError as exc:
