@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 import pygame
 import pytest
-from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import expect
 
 from appliance.call.machine import Phase
 from appliance.hw.screen_pygame.adapter import PygameScreen
 from appliance.hw.screen_pygame.theme import WHITE
+from tests.support.axe_check import assert_accessible
 from tests.support.call_harness import CallRig, call_rig, wait_for
+from tests.support.leaks import files_holding
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -33,7 +34,6 @@ WAIT_MS = 30_000
 LINE = "Votre dossier 58-QX est complet, Madame Ferrand."
 SECOND = "Je vous envoie le formulaire."
 MARKERS = ("58-QX", "Ferrand", "formulaire")  # any of these anywhere is a leak
-FAILING_IMPACTS = frozenset({"critical", "serious"})
 
 
 @pytest.fixture
@@ -63,25 +63,6 @@ async def type_line(rig: CallRig, text: str) -> None:
     await rig.page.keyboard.type(text)
     await rig.page.keyboard.press("Enter")
     await expect(field).to_have_value("")
-
-
-async def audit(rig: CallRig) -> None:
-    results = await Axe().run(rig.page)
-    bad = [
-        f"[{v['impact']}] {v['id']}: {v['help']} — {[n['target'] for n in v['nodes']]}"
-        for v in results.response["violations"]
-        if v["impact"] in FAILING_IMPACTS
-    ]
-    assert not bad, "axe-core, the console with text in the call:\n" + "\n".join(bad)
-
-
-def leaks(root: Path) -> list[str]:
-    found = []
-    for path in root.rglob("*"):
-        if path.is_file() and not path.is_symlink():
-            data = path.read_bytes()
-            found += [f"{path}: {m}" for m in MARKERS if m.encode() in data]
-    return found
 
 
 async def test_a_typed_line_is_drawn_on_the_counter_and_kept_nowhere(
@@ -123,7 +104,7 @@ async def test_a_typed_line_is_drawn_on_the_counter_and_kept_nowhere(
         await type_line(rig, SECOND)
         await wait_for(lambda: drawn_text(screen) == f"{LINE} {SECOND}", "two lines drawn")
         await expect(page.locator("#caption-shown li")).to_have_text([LINE, SECOND])
-        await audit(rig)
+        await assert_accessible(rig.page, "the console with text in the call")
 
         # "Effacer l'écran" wipes the screen's lines and the console's list.
         await page.get_by_role("button", name="Effacer l'écran").click()
@@ -142,7 +123,7 @@ async def test_a_typed_line_is_drawn_on_the_counter_and_kept_nowhere(
     # Nothing of it on the server's side or in any log: the database, every file the
     # server and the counter wrote (tmp_path), every log record, the processes' output.
     assert (tmp_path / "fleet.sqlite3").is_file()
-    assert leaks(tmp_path) == []
+    assert files_holding(tmp_path, MARKERS) == []
     logged = "\n".join(f"{r.getMessage()} {r.exc_text or ''} {r.__dict__}" for r in caplog.records)
     assert caplog.records
     assert not [m for m in MARKERS if m in logged]

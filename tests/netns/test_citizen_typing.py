@@ -19,12 +19,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import expect
 
 from appliance.call.machine import Phase
 from appliance.hw.screen_pygame.adapter import PygameScreen
-from tests.support.call_harness import CallRig, call_rig, wait_for
+from tests.support.axe_check import assert_accessible
+from tests.support.call_harness import call_rig, wait_for
+from tests.support.leaks import files_holding
 from tests.support.sdl_keys import type_keys
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -36,7 +37,6 @@ LINE = "Je n'entends rien, mon dossier est le 58-QX"
 SECOND = "Merci Madame Ferrand"
 AFTER = "Encore 93-ZT\n"  # typed after the call: goes nowhere
 MARKERS = ("71-KW", "58-QX", "Ferrand", "93-ZT")  # any of these anywhere is a leak
-FAILING_IMPACTS = frozenset({"critical", "serious"})
 
 
 @pytest.fixture
@@ -58,25 +58,6 @@ async def keys_taken(screen: PygameScreen, tmp_path: Path) -> None:
     loop (FIFO) before the screenshot's end was."""
     await asyncio.to_thread(screen.screenshot, tmp_path / "turn.png")
     (tmp_path / "turn.png").unlink()
-
-
-async def audit(rig: CallRig) -> None:
-    results = await Axe().run(rig.page)
-    bad = [
-        f"[{v['impact']}] {v['id']}: {v['help']} — {[n['target'] for n in v['nodes']]}"
-        for v in results.response["violations"]
-        if v["impact"] in FAILING_IMPACTS
-    ]
-    assert not bad, "axe-core, the console with the citizen's lines:\n" + "\n".join(bad)
-
-
-def leaks(root: Path) -> list[str]:
-    found = []
-    for path in root.rglob("*"):
-        if path.is_file() and not path.is_symlink():
-            data = path.read_bytes()
-            found += [f"{path}: {m}" for m in MARKERS if m.encode() in data]
-    return found
 
 
 async def test_keys_typed_at_the_counter_reach_the_agents_console_and_stay_nowhere(
@@ -128,7 +109,7 @@ async def test_keys_typed_at_the_counter_reach_the_agents_console_and_stay_nowhe
         assert agent._typing.sent == LINE
         type_keys(SECOND + "\n")
         await expect(citizen).to_have_text([f"Citoyen : {LINE}", f"Citoyen : {SECOND}"])
-        await audit(rig)
+        await assert_accessible(rig.page, "the console with the citizen's lines")
         assert rig.phase is Phase.IN_CALL
 
         # The call ends: the counter and the console forget the lines; the keyboard is idle.
@@ -144,7 +125,7 @@ async def test_keys_typed_at_the_counter_reach_the_agents_console_and_stay_nowhe
     # Nothing of it on the server's side or in any log: the database, every file the
     # server and the counter wrote (tmp_path), every log record, the processes' output.
     assert (tmp_path / "fleet.sqlite3").is_file()
-    assert leaks(tmp_path) == []
+    assert files_holding(tmp_path, MARKERS) == []
     logged = "\n".join(f"{r.getMessage()} {r.exc_text or ''} {r.__dict__}" for r in caplog.records)
     assert caplog.records
     assert not [m for m in MARKERS if m in logged]

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Page, expect
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from appliance.call.machine import Phase
 from appliance.hw.ports.printer import SimulatedPrinter
+from tests.support.axe_check import assert_accessible
 from tests.support.browser import wait_js
 from tests.support.call_harness import CallRig, call_rig, wait_for
 from tests.support.documents import pdf_of
@@ -37,7 +37,6 @@ WAIT_MS = 30_000
 CHOOSER_TRIES = 3  # a person presses the key again when nothing opened
 CHOOSER_WAIT_MS = 5_000
 MAX_TABS = 40  # a stop further than this many Tabs away is a broken focus order
-FAILING_IMPACTS = frozenset({"critical", "serious"})
 
 # What has the focus: its id, its accessible text, and whether a focus ring shows.
 FOCUSED_JS = """() => {
@@ -79,16 +78,6 @@ async def tab_to_answer(page: Page) -> None:
             assert (await focused(page))["ring"]
             return
     raise AssertionError("no « Répondre » reached with Tab")
-
-
-async def audit_in_call(page: Page) -> None:
-    results = await Axe().run(page)
-    bad = [
-        f"[{v['impact']}] {v['id']}: {v['help']} — {[n['target'] for n in v['nodes']]}"
-        for v in results.response["violations"]
-        if v["impact"] in FAILING_IMPACTS
-    ]
-    assert not bad, "axe-core, the console in a call:\n" + "\n".join(bad)
 
 
 async def scan_by_keyboard(rig: CallRig, inputs: Path) -> None:
@@ -182,7 +171,8 @@ async def test_a_whole_call_with_the_keyboard_alone(tmp_path: Path) -> None:
         )
         await scan_by_keyboard(rig, inputs)
         await print_by_keyboard(rig, inputs)
-        await audit_in_call(page)  # with a scanned page, its link and a print's status
+        # With a scanned page, its link and a print's status:
+        await assert_accessible(page, "the console in a call")
 
         # Hang up: back up to "Raccrocher"; the focus goes to the queue, not to the page
         await tab_to(page, "hangup", backwards=True)
