@@ -34,10 +34,13 @@ WHEEL_PLATFORMS = {
 }
 SUITE_PYTHON = {"trixie": "3.13"}  # the suite's python3, which runs the venv
 # Imported once at build time, on Debian's versions: an incompatibility fails the build here,
-# not on a counter in a town hall.
+# not on a counter in a town hall. The call's speech chain is made too: libopus's encoder and
+# libwebrtc's audio processing (livekit's native library) must load on the image's arm64.
 SMOKE_IMPORTS = (
     "import appliance.app, appliance.process, appliance.firstboot, appliance.selftest,"
-    " aiomqtt, pydantic; from livekit import rtc"
+    " aiomqtt, pydantic; from livekit import rtc;"
+    " from appliance.hw.audio import opus, webrtc;"
+    " opus.OpusSpeechEncoder(); webrtc.WebrtcAudioProcessing()"
 )
 
 
