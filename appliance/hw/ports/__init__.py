@@ -26,6 +26,7 @@ from appliance.hw.ports.scanner import DocumentScanner, ScannedPage, Scanner, Sc
 from appliance.hw.ports.screen import OutOfServiceReason, Screen, ScreenInfo, ScreenState
 from appliance.hw.ports.speaker import Speaker
 from appliance.hw.ports.system import SystemPower, SystemProbe, SystemSnapshot
+from appliance.hw.ports.updater import SlotStatus, Updater, UpdaterError
 
 __all__ = [
     "AudioSink",
@@ -52,6 +53,7 @@ __all__ = [
     "Screen",
     "ScreenInfo",
     "ScreenState",
+    "SlotStatus",
     "Speaker",
     "SpeakerVolume",
     "StatusLight",
@@ -59,6 +61,8 @@ __all__ = [
     "SystemProbe",
     "SystemSnapshot",
     "TextTyped",
+    "Updater",
+    "UpdaterError",
     "UsbChange",
     "UsbDevice",
     "VideoRung",
