@@ -9,8 +9,8 @@ A rollout that stops itself at its threshold raises an ``update_stopped`` alert 
 counter whose failure crossed it, and is written to the audit log, as is its completion.
 
 A counter is ordered again only when its previous order was refused (acked ``ok=false``: a
-citizen was there) or went unanswered for ``ORDER_RETRY``; a counter that took its order
-reports progress, and ``step`` never offers a counter with a state.
+citizen was there) ``REFUSED_RETRY`` ago, or went unanswered for ``ORDER_RETRY``; a counter
+that took its order reports progress, and ``step`` never offers a counter with a state.
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ from guichet.updates import FAILURES, UPDATE_COMMAND, UpdateOrder
 logger = logging.getLogger(__name__)
 
 ORDER_RETRY = timedelta(minutes=15)  # an unanswered order is sent again after this
+# A refused order (a citizen at the counter, or a counter that cannot update yet: « commande
+# inconnue ») is sent again after this, not at every check: no order and audit row per 30 s.
+REFUSED_RETRY = timedelta(minutes=5)
 ORDER_TIMEOUT = timedelta(minutes=10)  # the command's own deadline (commands table)
 MAX_ORDERS_PER_TICK = 200  # a large wave is ordered over a few periods, not in one burst
 
@@ -118,7 +121,11 @@ def _to_order(
         r.device_id
         for r in pending
         if r.device_id in online
-        and (r.ordered_at is None or r.request_id in refused or now - r.ordered_at >= ORDER_RETRY)
+        and (
+            r.ordered_at is None
+            or now - r.ordered_at >= ORDER_RETRY
+            or (r.request_id in refused and now - r.ordered_at >= REFUSED_RETRY)
+        )
     ]
 
 

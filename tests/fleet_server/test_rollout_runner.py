@@ -203,7 +203,9 @@ def test_a_refused_order_is_sent_again_and_a_lost_one_is_withdrawn(
             detail="Refusée : un appel est en cours",
         )  # fmt: skip
         store.apply_batch(session, [received(CANARY, ack, paris(7, 2))], SETTINGS)
-    _tick(sessions, sender, paris(7, 3))
+    _tick(sessions, sender, paris(7, 3))  # not at every check: after REFUSED_RETRY
+    assert [device for device, _c in sender.sent] == [CANARY]
+    _tick(sessions, sender, paris(7, 1) + runner.REFUSED_RETRY)
     assert [device for device, _c in sender.sent] == [CANARY, CANARY]
 
 
