@@ -212,5 +212,11 @@ def test_the_screenshot_tool_writes_every_state(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     names = sorted(p.name for p in tmp_path.glob("screen-*.png"))
     states = [f"screen-{s.value.replace('_', '-')}.png" for s in ScreenState]
-    variants = ["waiting-queue", "in-call-headset", "choice-more-time", "survey-more-time"]
+    variants = [
+        "waiting-queue",
+        "in-call-headset",
+        "in-call-text",
+        "choice-more-time",
+        "survey-more-time",
+    ]
     assert names == sorted(states + [f"screen-{name}.png" for name in variants])
