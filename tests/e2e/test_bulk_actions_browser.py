@@ -95,6 +95,8 @@ async def test_an_admin_acts_on_ticked_counters_by_keyboard(broker: Broker, tmp_
             page = await browser.new_page(locale="fr-FR", viewport={"width": 1400, "height": 900})
             await log_in_by_keyboard(page, live)
             await page.evaluate("window.__same_page = true")  # lost if the page reloads
+            heading = page.locator("#fleet-table th.bulk-status")
+            await expect(heading).to_be_hidden()  # nothing sent yet: the table stays narrow
 
             await tab_to(page, f"Choisir Annexe ({SITE})")  # rows by site, then id
             await page.keyboard.press("Space")
@@ -128,6 +130,8 @@ async def test_an_admin_acts_on_ticked_counters_by_keyboard(broker: Broker, tmp_
             )
             away = page.locator(f'tr[data-device-id="{AWAY}"] [data-bulk-status]')
             await expect(away).to_have_attribute("data-state", "refused")
+            await expect(away).to_be_visible()  # the column shows once something was sent
+            await expect(heading).to_be_visible()
             await expect(away).to_have_text(
                 "Refusée : Le guichet n'est pas en ligne : l'action ne peut pas lui parvenir."
             )

@@ -32,6 +32,8 @@
   }
 
   function draw() {
+    // The « Action demandée » column shows once an action was sent from this page.
+    document.getElementById("fleet-table")?.classList.toggle("bulk-running", progress.size > 0);
     for (const row of root.querySelectorAll("#fleet-body tr[data-device-id]")) {
       const cell = row.querySelector("[data-bulk-status]");
       const shown = progress.get(row.dataset.deviceId);
