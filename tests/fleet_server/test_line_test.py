@@ -13,8 +13,8 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -26,6 +26,7 @@ from appliance.call.machine import Phase
 from appliance.config import parse_config
 from appliance.hw.ports.controls import SimulatedButton
 from fleet_server.models import AuditEntry, CommandRecord, Device
+from tests.support.actions_api import action_settled
 from tests.support.call_harness import wait_for
 from tests.support.coturn import Coturn
 from tests.support.live_server import LiveApp, live_app, receive, send
@@ -142,15 +143,7 @@ async def api_action(client: httpx.AsyncClient, csrf: str, action: str) -> httpx
     )
 
 
-async def settled(client: httpx.AsyncClient, request_id: str) -> dict[str, Any]:
-    async with asyncio.timeout(90):
-        while True:
-            got = await client.get(f"/api/v1/devices/{COUNTER}/actions/{request_id}")
-            assert got.status_code == 200, got.text
-            body: dict[str, Any] = got.json()
-            if body["state"] != "pending":
-                return body
-            await asyncio.sleep(0.2)
+settled = partial(action_settled, device_id=COUNTER, timeout_s=90)
 
 
 async def test_a_test_call_measures_the_line_and_stores_its_figures(

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from appliance.hw.ports.system import SimulatedSystemPower
 from fleet_server.models import AuditEntry, CommandRecord, Device
 from fleet_server.security import auth
 from guichet import contract
+from tests.support.actions_api import action_settled
 from tests.support.call_harness import wait_for
 from tests.support.live_server import LiveApp, live_app, receive, send
 from tests.support.mosquitto import Broker
@@ -101,16 +103,7 @@ async def act(
     )
 
 
-async def settled(client: httpx.AsyncClient, request_id: str) -> dict[str, Any]:
-    """The action once the counter answered (or it timed out), through the API."""
-    async with asyncio.timeout(WAIT_S):
-        while True:
-            got = await client.get(f"/api/v1/devices/{COUNTER}/actions/{request_id}")
-            assert got.status_code == 200, got.text
-            body: dict[str, Any] = got.json()
-            if body["state"] != "pending":
-                return body
-            await asyncio.sleep(0.1)
+settled = partial(action_settled, device_id=COUNTER, timeout_s=WAIT_S)
 
 
 async def test_selftest_refresh_and_reboot_round_trip_and_are_audited(

@@ -12,7 +12,6 @@ database nor any log line nor any file the test's processes wrote holds them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,15 +33,6 @@ WAIT_MS = 30_000
 LINE = "Votre dossier 58-QX est complet, Madame Ferrand."
 SECOND = "Je vous envoie le formulaire."
 MARKERS = ("58-QX", "Ferrand", "formulaire")  # any of these anywhere is a leak
-
-
-@pytest.fixture
-def dummy_screen(monkeypatch: pytest.MonkeyPatch) -> Iterator[PygameScreen]:
-    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
-    screen = PygameScreen(driver="dummy", size=(1280, 720))
-    yield screen
-    screen.close()
-    assert screen.failure is None, "the render thread died"
 
 
 def drawn_text(screen: PygameScreen) -> str:

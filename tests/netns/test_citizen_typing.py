@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,15 +36,6 @@ LINE = "Je n'entends rien, mon dossier est le 58-QX"
 SECOND = "Merci Madame Ferrand"
 AFTER = "Encore 93-ZT\n"  # typed after the call: goes nowhere
 MARKERS = ("71-KW", "58-QX", "Ferrand", "93-ZT")  # any of these anywhere is a leak
-
-
-@pytest.fixture
-def dummy_screen(monkeypatch: pytest.MonkeyPatch) -> Iterator[PygameScreen]:
-    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
-    screen = PygameScreen(driver="dummy", size=(1280, 720))
-    yield screen
-    screen.close()
-    assert screen.failure is None, "the render thread died"
 
 
 def drawn_draft(screen: PygameScreen) -> str:
