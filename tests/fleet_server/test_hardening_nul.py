@@ -4,11 +4,9 @@ page); the JSON API refuses it as invalid (422, ``api/guards.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from tests.support.webapp import WebApp, running_app
+from tests.support.webapp import WebApp
 
 PAGES = [
     "/calls?site=%00",
@@ -19,14 +17,6 @@ PAGES = [
     "/statistiques?site=%00",
     "/login?next=/fleet%00",
 ]
-
-
-@pytest.fixture
-def web(db_url: str) -> Iterator[WebApp]:
-    with running_app(db_url) as app:
-        app.add_user()
-        assert app.login().status_code == 303
-        yield app
 
 
 @pytest.mark.parametrize("path", PAGES)
