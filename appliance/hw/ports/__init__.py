@@ -32,6 +32,7 @@ from appliance.hw.ports.screen import (
 )
 from appliance.hw.ports.speaker import Speaker
 from appliance.hw.ports.system import SystemPower, SystemProbe, SystemSnapshot
+from appliance.hw.ports.updater import SlotStatus, Updater, UpdaterError
 
 __all__ = [
     "AudioSink",
@@ -59,6 +60,7 @@ __all__ = [
     "ScreenCapture",
     "ScreenInfo",
     "ScreenState",
+    "SlotStatus",
     "Speaker",
     "SpeakerVolume",
     "StatusLight",
@@ -66,6 +68,8 @@ __all__ = [
     "SystemProbe",
     "SystemSnapshot",
     "TextTyped",
+    "Updater",
+    "UpdaterError",
     "UsbChange",
     "UsbDevice",
     "VideoRung",

@@ -1,0 +1,180 @@
+"""The updater port over RAUC's command line (``rauc`` from Debian, its service on the
+system bus; docs/updates.md): ``rauc install`` with its progress lines, ``rauc status
+--detailed --output-format=json``, ``rauc status mark-good|mark-bad booted``; and the Pi
+firmware's one-shot trial boot, ``systemctl reboot "0 tryboot"``.
+
+The argv are built and RAUC's output read by small pure functions (``install_argv``,
+``parse_progress``, ``parse_status``, ``install_refusal``), tested against a real RAUC here;
+the processes run from the loop (``asyncio`` subprocesses), never in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import shutil
+from pathlib import Path
+from typing import cast
+
+from appliance.hw.ports.updater import (
+    Bootname,
+    InstallProgress,
+    SlotStatus,
+    UpdaterError,
+)
+from appliance.hw.tools import run_tool
+
+logger = logging.getLogger(__name__)
+
+INSTALL_TIMEOUT_S = 3600.0  # a 400 MB slot on a slow SD card takes minutes; never hang forever
+STATUS_TIMEOUT_S = 30.0  # RAUC asks the bootloader backend for each slot: a few scripts
+REBOOT_TIMEOUT_S = 10.0
+ROOT_CLASS = "rootfs"  # the slots that carry a bootname (system.conf: rootfs.0, rootfs.1)
+TRYBOOT_ARG = "0 tryboot"  # reboot(2)'s argument: partition 0 (autoboot.txt decides), tryboot
+_PROGRESS = re.compile(r"^\s*(\d{1,3})% (.*)$")
+_REFUSALS = (  # RAUC's words → what the administrator reads
+    (
+        "signature verification failed",
+        "Signature refusée : ce paquet n'est pas signé par l'autorité de mise à jour du Pays.",
+    ),
+    ("compatible mismatch", "Paquet refusé : il est fait pour un autre système."),
+    ("no space left", "Place insuffisante sur la carte SD pour installer la version."),
+    ("already in progress", "Une installation est déjà en cours sur le guichet."),
+)
+
+
+def install_argv(rauc: str, bundle: Path) -> list[str]:
+    return [rauc, "install", str(bundle)]
+
+
+def status_argv(rauc: str) -> list[str]:
+    return [rauc, "status", "--detailed", "--output-format=json"]
+
+
+def mark_argv(rauc: str, *, good: bool) -> list[str]:
+    return [rauc, "status", "mark-good" if good else "mark-bad", "booted"]
+
+
+def parse_progress(line: str) -> tuple[int, str] | None:
+    """``" 40% Copying image to rootfs.1"`` → (40, "Copying image to rootfs.1")."""
+    match = _PROGRESS.match(line)
+    if match is None:
+        return None
+    return min(100, int(match.group(1))), match.group(2).strip()
+
+
+def install_refusal(output: str) -> str:
+    """RAUC's failed install output → one French sentence (RAUC's last words kept short)."""
+    lowered = output.lower()
+    for words, sentence in _REFUSALS:
+        if words in lowered:
+            return sentence
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    last = next((line for line in reversed(lines) if "error" in line.lower()), None)
+    last = last or (lines[-1] if lines else "sans message")
+    return f"Installation refusée par RAUC : {last[:300]}"
+
+
+def parse_status(text: str) -> SlotStatus:
+    """``rauc status --detailed --output-format=json`` → SlotStatus. RAUC 1.8 names the booted
+    slot by its bootname and the primary by its slot name; both become A/B here."""
+    try:
+        data = json.loads(text)
+        slots = {name: fields for entry in data["slots"] for name, fields in entry.items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UpdaterError(f"état de RAUC illisible ({exc})") from None
+    bootnames: dict[str, Bootname] = {}
+    good: dict[str, bool] = {}
+    versions: dict[str, str] = {}
+    for name, fields in slots.items():
+        bootname = fields.get("bootname")
+        if fields.get("class") != ROOT_CLASS or bootname not in ("A", "B"):
+            continue
+        bootnames[name] = cast(Bootname, bootname)
+        good[bootname] = fields.get("boot_status") == "good"
+        bundle = (fields.get("slot_status") or {}).get("bundle") or {}
+        if isinstance(bundle.get("version"), str):
+            versions[bootname] = bundle["version"]
+    booted = data.get("booted")
+    booted_name = cast(Bootname, booted) if booted in ("A", "B") else None
+    return SlotStatus(
+        booted=booted_name,
+        primary=bootnames.get(data.get("boot_primary") or ""),
+        booted_good=good.get(booted_name or "", False),
+        versions=versions,
+    )
+
+
+class RaucUpdater:
+    """``Updater`` through the ``rauc`` command (the service does the work, as root)."""
+
+    def __init__(self, rauc: str = "rauc", systemctl: str = "systemctl") -> None:
+        self._rauc = rauc
+        self._systemctl = systemctl
+
+    def _tool(self, name: str, what: str) -> str:
+        path = shutil.which(name)
+        if path is None:
+            raise UpdaterError(f"{what} est absent du guichet")
+        return path
+
+    async def install(self, bundle: Path, progress: InstallProgress) -> None:
+        argv = install_argv(self._tool(self._rauc, "Le programme rauc"), bundle)
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        said: list[str] = []
+        try:
+            async with asyncio.timeout(INSTALL_TIMEOUT_S):
+                assert process.stdout is not None
+                async for raw in process.stdout:
+                    line = raw.decode(errors="replace").rstrip()
+                    said.append(line)
+                    if (step := parse_progress(line)) is not None:
+                        progress(*step)
+                code = await process.wait()
+        except BaseException:  # timeout or cancelled: never leave rauc's client behind
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+            raise
+        if code != 0:
+            output = "\n".join(said[-20:])
+            logger.error("rauc install failed", extra={"error": output[-1000:]})
+            raise UpdaterError(install_refusal(output))
+        logger.info("bundle installed", extra={"bundle": str(bundle)})
+
+    async def status(self) -> SlotStatus:
+        run = await self._run(status_argv(self._tool(self._rauc, "Le programme rauc")))
+        return parse_status(run)
+
+    async def mark_good(self) -> None:
+        await self._run(mark_argv(self._tool(self._rauc, "Le programme rauc"), good=True))
+
+    async def mark_bad(self) -> None:
+        await self._run(mark_argv(self._tool(self._rauc, "Le programme rauc"), good=False))
+
+    async def reboot_into_trial(self) -> None:
+        systemctl = self._tool(self._systemctl, "systemd (systemctl)")
+        try:
+            run = await run_tool([systemctl, "reboot", TRYBOOT_ARG], timeout_s=REBOOT_TIMEOUT_S)
+        except TimeoutError:
+            raise UpdaterError("le système n'a pas répondu à la demande de redémarrage") from None
+        if not run.ok:
+            raise UpdaterError(f"redémarrage refusé : {(run.reason() or 'sans message')[:200]}")
+        logger.warning("reboot into the trial slot ordered")
+
+    async def _run(self, argv: list[str]) -> str:
+        try:
+            run = await run_tool(argv, timeout_s=STATUS_TIMEOUT_S)
+        except TimeoutError:
+            raise UpdaterError("RAUC n'a pas répondu") from None
+        if not run.ok:
+            reason = run.reason(last=True) or "sans message"
+            raise UpdaterError(f"RAUC a refusé « {' '.join(argv[1:])} » : {reason[:300]}")
+        return run.stdout.decode(errors="replace")

@@ -1,0 +1,142 @@
+"""RAUC's custom bootloader backend for tryboot (image/layers/counter/files/rauc-tryboot.sh),
+run for real on a temporary directory standing for the first FAT partition and another for
+the device tree the Pi firmware fills (/proc/device-tree/chosen/bootloader)."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).parents[2] / "image/layers/counter/files/rauc-tryboot.sh"
+FRESH = "[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n"
+ON_B = "[all]\ntryboot_a_b=1\nboot_partition=3\n[tryboot]\nboot_partition=2\n"
+
+
+@dataclass
+class Firmware:
+    """The FAT the firmware reads autoboot.txt from, and what it says it booted."""
+
+    fat: Path
+    dt: Path
+
+    def boot(self, partition: int, *, tryboot: bool = False) -> None:
+        self.dt.mkdir(exist_ok=True)
+        (self.dt / "partition").write_bytes(partition.to_bytes(4, "big"))
+        (self.dt / "tryboot").write_bytes(int(tryboot).to_bytes(4, "big"))
+
+    def next_boot(self, *, tryboot: bool) -> int:
+        """What the firmware boots next: autoboot.txt's [tryboot] or [all] boot_partition."""
+        section, chosen = "", {}
+        for line in (self.fat / "autoboot.txt").read_text().splitlines():
+            if line.startswith("["):
+                section = line
+            elif line.startswith("boot_partition="):
+                chosen[section] = int(line.split("=")[1])
+        return chosen["[tryboot]" if tryboot else "[all]"]
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {"PATH": "/usr/bin:/bin", "GUICHET_AUTOBOOT_DIR": str(self.fat)}
+        env["GUICHET_FIRMWARE_DT"] = str(self.dt)
+        return subprocess.run(
+            ["sh", str(SCRIPT), *args], capture_output=True, text=True, env=env, check=False
+        )
+
+    def ok(self, *args: str) -> str:
+        done = self.run(*args)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+
+@pytest.fixture
+def pi(tmp_path: Path) -> Firmware:
+    fat = tmp_path / "fat"
+    fat.mkdir()
+    (fat / "autoboot.txt").write_text(FRESH)
+    firmware = Firmware(fat, tmp_path / "dt")
+    firmware.boot(2)
+    return firmware
+
+
+def test_a_fresh_card_boots_a_which_is_good(pi: Firmware) -> None:
+    assert pi.ok("get-current") == "A"
+    assert pi.ok("get-primary") == "A"
+    assert pi.ok("get-state", "A") == "good"
+    assert pi.ok("get-state", "B") == "bad"
+
+
+def test_an_update_tries_b_once_then_commits_it(pi: Firmware) -> None:
+    # rauc install: the target marked bad, written, then made primary.
+    pi.ok("set-state", "B", "bad")
+    pi.ok("set-primary", "B")
+    assert pi.ok("get-primary") == "B"
+    assert (pi.fat / "autoboot.txt").read_text() == FRESH  # A stays the default
+    assert pi.next_boot(tryboot=True) == 3
+    pi.boot(pi.next_boot(tryboot=True), tryboot=True)  # reboot "0 tryboot"
+    assert pi.ok("get-current") == "B"
+    assert pi.ok("get-state", "B") == "bad"  # not yet good: the health gate runs
+    assert pi.ok("get-primary") == "A"  # a plain reboot would go back to A
+    pi.ok("set-state", "B", "good")  # rauc status mark-good: the commit
+    assert (pi.fat / "autoboot.txt").read_text() == ON_B
+    assert pi.ok("get-primary") == "B"
+    assert pi.ok("get-state", "B") == "good"
+    assert pi.next_boot(tryboot=False) == 3
+    assert not list(pi.fat.glob("*.tmp"))
+
+
+def test_a_failed_trial_goes_back_to_a(pi: Firmware) -> None:
+    pi.ok("set-state", "B", "bad")
+    pi.ok("set-primary", "B")
+    pi.boot(3, tryboot=True)
+    pi.ok("set-state", "B", "bad")  # the health gate failed: rauc status mark-bad
+    assert (pi.fat / "autoboot.txt").read_text() == FRESH
+    assert pi.ok("get-primary") == "A"
+    assert pi.next_boot(tryboot=False) == 2
+    pi.boot(2)
+    assert pi.ok("get-current") == "A"
+    assert pi.ok("get-state", "A") == "good"
+
+
+def test_b_cannot_be_committed_unless_booted_from_it_in_tryboot(pi: Firmware) -> None:
+    pi.ok("set-primary", "B")
+    done = pi.run("set-state", "B", "good")  # still on A: committing B would be blind
+    assert done.returncode != 0
+    assert "tryboot" in done.stderr
+    assert (pi.fat / "autoboot.txt").read_text() == FRESH
+    pi.boot(3, tryboot=False)  # B without the tryboot flag is no trial either
+    assert pi.run("set-state", "B", "good").returncode != 0
+
+
+def test_a_trial_that_never_booted_leaves_the_firmware_on_a(pi: Firmware) -> None:
+    pi.ok("set-state", "B", "bad")
+    pi.ok("set-primary", "B")
+    pi.boot(2)  # B hung, the watchdog reset: the one-shot flag is gone, A boots
+    assert pi.ok("get-current") == "A"
+    assert pi.ok("get-primary") == "B"  # still asked for: the agent sees it and gives it up
+    pi.ok("set-primary", "A")
+    assert pi.ok("get-primary") == "A"
+    assert (pi.fat / "autoboot.txt").read_text() == FRESH
+
+
+def test_updating_again_from_b_tries_a(pi: Firmware) -> None:
+    (pi.fat / "autoboot.txt").write_text(ON_B)
+    (pi.fat / "guichet-slots.txt").write_text("A=good\nB=good\n")
+    pi.boot(3)
+    pi.ok("set-state", "A", "bad")
+    pi.ok("set-primary", "A")
+    assert pi.next_boot(tryboot=True) == 2
+    pi.boot(2, tryboot=True)
+    pi.ok("set-state", "A", "good")
+    assert (pi.fat / "autoboot.txt").read_text() == FRESH
+
+
+def test_refusals(pi: Firmware) -> None:
+    assert pi.run("get-state", "C").returncode != 0
+    assert pi.run("set-state", "A", "maybe").returncode != 0
+    assert pi.run("frobnicate").returncode != 0
+    (pi.dt / "partition").unlink()
+    assert pi.run("get-current").returncode != 0  # no firmware word: RAUC reads /proc/cmdline
+    (pi.fat / "autoboot.txt").unlink()
+    assert pi.run("get-primary").returncode != 0
