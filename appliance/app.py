@@ -34,6 +34,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import guichet
@@ -54,6 +55,7 @@ from appliance.fleet.outbox import OUTBOX_FILE, Outbox
 from appliance.fleet.settings import RuntimeSettings
 from appliance.fleet.upload import Uploader
 from appliance.hw.journal import JournalctlLogs, under_systemd
+from appliance.fleet.tls import https_context
 from appliance.hw.ports import LightPattern, UsbChange, UsbDevice
 from appliance.hw.ports.controls import SimulatedButton
 from appliance.hw.ports.logs import RingLogs
@@ -63,8 +65,11 @@ from appliance.selftest import unattended_selftest
 from appliance.supervisor import ComponentHealth, Supervisor
 from appliance.support_files import SupportFiles
 from appliance.telemetry import collect
+from appliance.update_agent import UpdateAgent
+from appliance.update_fetch import Fetch
 from appliance.wiring import Hardware, build_hardware
 from guichet import contract
+from guichet.updates import UpdateOrder
 
 if TYPE_CHECKING:
     from appliance.call.agent import CallAgent
@@ -272,15 +277,47 @@ class Appliance:
                 busy=self._occupied,
             ),
         ).register(commands)
+        updates = self._update_agent(hardware, link)
+        updates.register(commands)
         async with asyncio.TaskGroup() as group:
             supervised = group.create_task(self.supervisor.run(components))
+            gate = group.create_task(updates.health_gate(), name="health-gate")
             self._ready.set()
             logger.info("counter started", extra={"version": guichet.__version__})
             await self._stop_requested.wait()
             sdnotify.notify("STOPPING=1")
             await link.stop()
             await commands.close()
+            await updates.close()
+            gate.cancel()
             supervised.cancel()
+
+    def _update_agent(self, hardware: Hardware, link: FleetLink) -> UpdateAgent:
+        """Software updates: the ``update`` command and, at start, the health gate."""
+        config = self.config
+
+        def make_fetch(order: UpdateOrder, dest: Path) -> Fetch:
+            fleet = config.fleet
+            return Fetch(
+                order.bundle_url, dest, order.size, order.sha256,
+                fleet.username, fleet.password, https_context(fleet.tls),
+            )  # fmt: skip
+
+        def report(progress: contract.UpdateProgress) -> None:
+            self._store_now(contract.Kind.UPDATE, progress, "update")
+
+        return UpdateAgent(
+            updater=hardware.updater,
+            power=hardware.power,
+            data_dir=config.device.data_dir,
+            running=guichet.__version__,
+            busy=self._occupied,
+            online=link.wait_connected,
+            run_checks=lambda: unattended_selftest(self.config, hardware),
+            report=report,
+            make_fetch=make_fetch,
+            health_gate_s=config.updates.health_gate_s,
+        )
 
     async def _enrolled(self, hardware: Hardware) -> bool:
         """Credentials in place (stored, or enrolled now); False: do not serve."""

@@ -24,6 +24,7 @@ from guichet import tomlmodel
 from guichet.contract import DEVICE_ID_PATTERN
 from guichet.errors import ConfigFileError, MqttUrlError
 from guichet.mqtt_url import parse_mqtt_url
+from guichet.updates import HEALTH_GATE_S
 
 DEFAULT_TELEMETRY_INTERVAL_S = 30
 DEFAULT_KEEPALIVE_S = 30  # the broker declares a silent counter dead after 1.5 × this
@@ -165,6 +166,8 @@ class HardwareSection(_Section):
     scanner_device: str | None = None
     usb: Literal["pyudev", "simulated"] = "simulated"
     system: Literal["real", "simulated"] = "real"
+    # The system updater (docs/updates.md): RAUC on a counter's A/B card, or simulated.
+    updater: Literal["rauc", "simulated"] = "simulated"
     screen: Literal["pygame", "simulated", "none"] = "simulated"
     # SDL's video driver: "kmsdrm" draws straight to the Pi's display with no desktop;
     # "x11"/"wayland" in a window on a laptop; "dummy"/"offscreen" draw in memory (tests).
@@ -262,6 +265,14 @@ class DocumentsSection(_Section):
     job_timeout_s: float = Field(default=300.0, ge=5, le=3600)  # a job still not done: failed
 
 
+class UpdatesSection(_Section):
+    """Software updates (issue 13, docs/updates.md)."""
+
+    # After booting a new release: this long to be online with the fleet and pass the
+    # self-test, else back to the previous one.
+    health_gate_s: int = Field(default=HEALTH_GATE_S, ge=60, le=3600)
+
+
 class LoggingSection(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_lines: bool = True
@@ -275,6 +286,7 @@ class ApplianceConfig(_Section):
     documents: DocumentsSection = DocumentsSection()
     questionnaire: QuestionnaireSection = QuestionnaireSection()
     accessibility: AccessibilitySection = AccessibilitySection()
+    updates: UpdatesSection = UpdatesSection()
     logging: LoggingSection = LoggingSection()
 
     @field_validator("call")

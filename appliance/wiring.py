@@ -43,7 +43,9 @@ from appliance.hw.ports.scanner import SimulatedScanner
 from appliance.hw.ports.screen import SimulatedScreen
 from appliance.hw.ports.speaker import SilentSpeaker
 from appliance.hw.ports.system import SimulatedSystemPower, SimulatedSystemProbe, SystemPower
+from appliance.hw.ports.updater import SimulatedUpdater, Updater
 from appliance.hw.power import SystemctlPower
+from appliance.hw.rauc import RaucUpdater
 from appliance.hw.sane.scanner import SaneScanner
 from appliance.hw.screen_pygame.adapter import PygameScreen
 from appliance.hw.screen_pygame.keyboard import PygameKeyboard
@@ -80,6 +82,7 @@ class Hardware:
     # Where the call's audio goes (private listening); None: always the speakers.
     audio_routing: AudioRouting | None = None
     power: SystemPower = field(default_factory=SimulatedSystemPower)  # remote support's reboot
+    updater: Updater = field(default_factory=SimulatedUpdater)  # the A/B system slots
     volume: SpeakerVolume = field(default_factory=SimulatedVolume)  # set from afar
     backlight: Backlight = field(default_factory=SimulatedBacklight)  # set from afar
 
@@ -240,6 +243,7 @@ def build_hardware(config: ApplianceConfig, loop: asyncio.AbstractEventLoop) -> 
         keyboard=PygameKeyboard(screen, loop=loop) if isinstance(screen, PygameScreen) else None,
         # The box itself (reboot, volume, brightness) is real wherever its probes are.
         power=SystemctlPower() if hw.system == "real" else SimulatedSystemPower(),
+        updater=RaucUpdater() if hw.updater == "rauc" else SimulatedUpdater(),
         volume=AmixerVolume() if hw.system == "real" else SimulatedVolume(),
         backlight=SysfsBacklight() if hw.system == "real" else SimulatedBacklight(),
     )
