@@ -4,6 +4,7 @@ the device tree the Pi firmware fills (/proc/device-tree/chosen/bootloader)."""
 
 from __future__ import annotations
 
+import random
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,3 +141,49 @@ def test_refusals(pi: Firmware) -> None:
     assert pi.run("get-current").returncode != 0  # no firmware word: RAUC reads /proc/cmdline
     (pi.fat / "autoboot.txt").unlink()
     assert pi.run("get-primary").returncode != 0
+
+
+def test_the_images_rauc_config_is_read_by_rauc(tmp_path: Path) -> None:
+    """RAUC itself reads the counter's system.conf (variables substituted, the keyring moved
+    to a throwaway CA) when it checks a real bundle: a key it does not know fails here."""
+    from image.builder.model import load_description
+
+    description = load_description(SCRIPT.parents[3])
+    text = (SCRIPT.parent / "rauc-system.conf").read_text(encoding="utf-8")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=Pays",
+         "-addext", "basicConstraints=critical,CA:true",
+         "-addext", "keyUsage=critical,digitalSignature,keyCertSign"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    conf = tmp_path / "system.conf"
+    conf.write_text(
+        description.substitute(text, where="rauc-system.conf").replace(
+            "/etc/rauc/keyring.pem", str(cert)
+        ),
+        encoding="utf-8",
+    )
+    root, content = tmp_path / "root", tmp_path / "content"
+    root.mkdir()
+    content.mkdir()
+    (root / "blob").write_bytes(random.Random(13).randbytes(64 * 1024))  # > RAUC's 4 KiB
+    subprocess.run(["mksquashfs", root, content / "rootfs.img", "-quiet", "-noappend"], check=True)
+    (content / "manifest.raucm").write_text(
+        "[update]\ncompatible=guichet-proche-rpi-arm64\nversion=1.5.0\n\n"
+        "[bundle]\nformat=verity\n\n[image.rootfs]\nfilename=rootfs.img\n",
+        encoding="utf-8",
+    )
+    bundle = tmp_path / "b.raucb"
+    subprocess.run(["rauc", "bundle", f"--cert={cert}", f"--key={key}", content, bundle],
+                   check=True, capture_output=True)  # fmt: skip
+    done = subprocess.run(
+        ["rauc", f"--conf={conf}", "info", "--output-format=json", str(bundle)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert '"compatible":"guichet-proche-rpi-arm64"' in done.stdout
+    conf.write_text(conf.read_text().replace("bootloader=custom", "bootloader=nonesuch"))
+    assert subprocess.run(["rauc", f"--conf={conf}", "info", str(bundle)],
+                          capture_output=True, check=False).returncode != 0  # fmt: skip
