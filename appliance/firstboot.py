@@ -270,13 +270,21 @@ def grow_partition(mount_point: Path, run: Callable[..., None]) -> None:
         text=True,
         check=True,
     ).stdout.strip()
-    name = Path(source).resolve().name  # mmcblk0p3, vda3
+    name = Path(source).resolve().name  # mmcblk0p6, vda6
     sys_block = Path("/sys/class/block") / name
     number = (sys_block / "partition").read_text().strip()
     disk = "/dev/" + sys_block.resolve().parent.name
-    run(["sfdisk", "--no-reread", "--no-tell-kernel", "-N", number, disk], stdin=", +\n")
+    grow_table(disk, number, run)
     run(["partx", "-u", "--nr", number, disk])
     run(["resize2fs", source])
+
+
+def grow_table(disk: str, number: str, run: Callable[..., None]) -> None:
+    """The partition table's part: partition ``number`` to the end of ``disk``. On the GPT
+    card, sfdisk first moves the backup header from the image's end to the card's (« The
+    backup GPT table is not on the end of the device. This problem will be corrected by
+    write. »), then the partition takes the space up to it."""
+    run(["sfdisk", "--no-reread", "--no-tell-kernel", "-N", number, disk], stdin=", +\n")
 
 
 def _digest(text: str) -> str:

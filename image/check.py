@@ -35,7 +35,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from guichet import contract
-from image.builder.assemble import FIRST_MIB
+from image.builder.assemble import FIRST_MIB, PARTUUIDS
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 BOOT_OFFSET = FIRST_MIB * 2**20
@@ -45,7 +45,8 @@ VERDICT_RE = re.compile(r"GUICHET-CHECK: (OK|ECHEC)([^\r\n]*)")
 DEVICE_ID = "image-check"
 TEST_PASSWORD = "mot-de-passe-de-verification"  # noqa: S105 - a test value, checked for removal
 KERNEL_ARGS = (
-    "root=LABEL=root ro console=ttyAMA0 net.ifnames=0 systemd.wants=guichet-image-check.service"
+    f"root=PARTUUID={PARTUUIDS['root-a']} ro console=ttyAMA0 net.ifnames=0"
+    " systemd.wants=guichet-image-check.service"
 )
 
 

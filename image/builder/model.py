@@ -93,6 +93,7 @@ class Layer(_Model):
 
 
 class Partitions(_Model):
+    firmware_mib: int = Field(ge=33, le=1024)  # FAT32 needs 65525 clusters of 512 bytes
     boot_mib: int = Field(ge=64, le=2048)
     root_headroom_mib: int = Field(ge=0, le=8192)
     data_mib: int = Field(ge=16, le=4096)

@@ -30,6 +30,11 @@ class Workspace:
         return self.work / "boot"
 
     @property
+    def firmwarefs(self) -> Path:
+        """The first FAT's tree (autoboot.txt, guichet.toml); ``bootfs`` is a slot's."""
+        return self.work / "firmware"
+
+    @property
     def datafs(self) -> Path:
         return self.work / "data"
 

@@ -8,6 +8,7 @@ import pytest
 
 from appliance.firstboot_config import parse_boot_config
 from image import check
+from image.builder.assemble import PARTUUIDS
 
 
 def test_the_vm_gets_a_valid_guichet_toml_pointing_at_the_host() -> None:
@@ -24,7 +25,7 @@ def test_qemu_boots_the_images_own_kernel_with_the_check_unit(tmp_path: Path) ->
     assert argv[:3] == ["qemu-system-aarch64", "-M", "virt"]
     append = argv[argv.index("-append") + 1]
     assert "systemd.wants=guichet-image-check.service" in append
-    assert "root=LABEL=root ro" in append
+    assert f"root=PARTUUID={PARTUUIDS['root-a']} ro" in append
     assert f"file={tmp_path / 'sd.img'},format=raw,if=virtio" in argv
 
 

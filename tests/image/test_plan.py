@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from appliance import firstboot
 from image.builder import assemble, base, project
 from image.builder.model import VARIABLE_RE, Description, load_description
 from image.builder.steps import Action, Command, Step, chroot, run_plan
@@ -92,7 +95,7 @@ def test_fstab_root_read_only_data_and_writable_paths(description: Description) 
     table = project.fstab(description)
     lines = [line.split() for line in table.splitlines() if not line.startswith("#")]
     by_mount = {fields[1]: fields for fields in lines}
-    assert by_mount["/"][3].startswith("ro,")
+    assert "/" not in by_mount  # the initramfs mounts the booted slot, ro (cmdline.txt)
     assert by_mount["/boot/firmware"][0] == "LABEL=RASPIFIRM"
     assert "ro" in by_mount["/boot/firmware"][3]
     assert by_mount["/var/lib/guichet"][0] == "LABEL=guichet-data"
@@ -122,53 +125,160 @@ def test_writable_paths_move_to_the_data_tree(description: Description, tmp_path
 
 def test_assemble_layout_and_commands(description: Description, tmp_path: Path) -> None:
     ws = Workspace(tmp_path)
-    steps = assemble.assemble_plan(description, ws, rootfs_mib=1000)
+    keyring = tmp_path / "ca.pem"
+    steps = assemble.assemble_plan(description, ws, rootfs_mib=1000, keyring=keyring)
     layout = assemble.layout_for(description, 1000)
+    assert layout.root_fs_mib % 4 == 0
     assert layout.root_mib % 4 == 0
-    assert layout.root_mib >= 1150 + 256
-    assert layout.starts() == (4, 260, 260 + layout.root_mib)
+    assert layout.root_fs_mib >= 1150 + assemble.ROOT_FS_EXTRA_MIB
+    assert layout.root_mib == layout.root_fs_mib + 768  # room for later releases
+    starts = [(p.number, p.name, p.start_mib, p.size_mib) for p in layout.parts()]
+    r = layout.root_mib
+    assert starts == [
+        (1, "firmware", 4, 64),
+        (2, "boot-a", 68, 256),
+        (3, "boot-b", 324, 256),
+        (4, "root-a", 580, r),
+        (5, "root-b", 580 + r, r),
+        (6, "data", 580 + 2 * r, 96),
+    ]
+    assert layout.total_mib == 580 + 2 * r + 96 + 1  # the backup GPT's MiB
     script = layout.sfdisk_script()
-    assert "start=8192, size=524288, type=c, bootable" in script
+    assert script.startswith("label: gpt\n")
+    assert f"start=8192, size=131072, type={assemble.FAT_TYPE}" in script
+    assert 'name="root-b"' in script
     commands = _commands(steps)
     names = [c[0] for c in commands]
     assert names.count("mkfs.ext4") == 2
-    assert "mkfs.vfat" in names
+    assert names.count("mkfs.vfat") == 2
     assert "losetup" not in names
     assert "mount" not in names  # no loop device, no mount
     root = next(c for c in commands if c[0] == "mkfs.ext4" and "root" in c)
-    assert root[-1] == f"{layout.root_mib}M"
+    assert root[-1] == f"{layout.root_fs_mib}M"
     assert str(ws.rootfs) in root
+    writes = [c for c in commands if c[0] == "dd"]
+    assert [w[4] for w in writes] == ["seek=4", "seek=68", "seek=580", f"seek={580 + 2 * r}"]
     sfdisk = next(s for s in steps if isinstance(s, Command) and s.argv[0] == "sfdisk")
     assert sfdisk.stdin == script
     assert ("xz", "-T0", "-3", "-k", "-f", str(ws.out / "guichet-proche.img")) in commands
+    whats = [s.what for s in steps]
+    assert whats.index("the update keyring") < whats.index("root: ext4 from the tree")
 
 
-def test_partitions_are_assembled_without_mounts(description: Description, tmp_path: Path) -> None:
-    """The real assemble stage on a tiny tree (no root needed, ~1 s); ./run test installs
-    sfdisk, dosfstools and mtools."""
-    for tool in ("sfdisk", "mkfs.vfat", "mcopy"):
-        assert shutil.which(tool), f"{tool} is missing (apt-get install fdisk dosfstools mtools)"
-    ws = Workspace(tmp_path)
-    (ws.rootfs / "boot" / "firmware").mkdir(parents=True)
-    (ws.rootfs / "boot" / "firmware" / "config.txt").write_text("[all]\n")
+def test_autoboot_matches_the_tryboot_backend() -> None:
+    """autoboot.txt's partitions are the ones rauc-tryboot.sh maps bootnames to."""
+    backend = (IMAGE_DIR / "layers/counter/files/rauc-tryboot.sh").read_text()
+    assert "A) echo 2 ;;" in backend
+    assert "B) echo 3 ;;" in backend
+    assert assemble.autoboot_txt() == (
+        "[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n"
+    )
+    conf = (IMAGE_DIR / "layers/counter/files/rauc-system.conf").read_text()
+    for name in ("boot-a", "boot-b", "root-a", "root-b"):
+        assert f"/dev/disk/by-partlabel/{name}\n" in conf
+        assert name in assemble.PARTITION_NAMES
+
+
+def test_cmdline_names_the_slot_root_read_only() -> None:
+    raspi = "console=tty0 console=ttyS1,115200 root=PARTLABEL=root-a rw fsck.repair=yes quiet\n"
+    assert assemble.root_cmdline(raspi, "abc-1") == (
+        "root=PARTUUID=abc-1 ro console=tty0 console=ttyS1,115200 fsck.repair=yes quiet\n"
+    )
+
+
+def _tiny_tree(ws: Workspace) -> None:
+    firmware = ws.rootfs / "boot" / "firmware"
+    firmware.mkdir(parents=True)
+    (firmware / "config.txt").write_text("[all]\n")
+    (firmware / "cmdline.txt").write_text("console=tty0 root=PARTLABEL=root-a rw quiet\n")
     (ws.rootfs / "etc").mkdir()
+    (ws.rootfs / "etc" / "os-release").write_text("PRETTY_NAME=Guichet Proche test\n")
+    # incompressible, so the bundle's squashfs is over the 4 KiB RAUC needs
+    (ws.rootfs / "etc" / "blob").write_bytes(random.Random(1).randbytes(64 * 1024))
     for name in ("vmlinuz-6.12.0-arm64", "initrd.img-6.12.0-arm64"):
         (ws.rootfs / "boot" / name).write_bytes(b"\0" * 16)
     ws.datafs.mkdir(parents=True)
-    steps = [s for s in assemble.assemble_plan(description, ws, rootfs_mib=1)
+
+
+def _assemble(description: Description, ws: Workspace, keyring: Path | None = None) -> Path:
+    steps = [s for s in assemble.assemble_plan(description, ws, rootfs_mib=1, keyring=keyring)
              if not (isinstance(s, Command) and s.argv[0] == "xz")]  # fmt: skip
     steps = [s for s in steps if not (isinstance(s, Action) and "manifest" in s.what)]
     run_plan(steps)
-    img = ws.out / "guichet-proche.img"
-    table = subprocess.run(["sfdisk", "-d", str(img)], capture_output=True, text=True, check=True)
-    assert table.stdout.count("type=83") == 2
-    assert "type=c" in table.stdout
-    listing = subprocess.run(
-        ["mdir", "-b", "-i", f"{img}@@{4 * 2**20}", "::/"], capture_output=True, text=True,
-        check=True, env={**os.environ, "MTOOLS_SKIP_CHECK": "1"},
+    return ws.out / "guichet-proche.img"
+
+
+def _fat_file(img: Path, at_mib: int, name: str) -> str:
+    return subprocess.run(
+        ["mtype", "-i", f"{img}@@{at_mib * 2**20}", f"::/{name}"], capture_output=True,
+        text=True, check=True, env={**os.environ, "MTOOLS_SKIP_CHECK": "1"},
     ).stdout  # fmt: skip
-    assert "guichet.toml" in listing
-    assert "config.txt" in listing
+
+
+def test_the_ab_card_is_laid_out_with_the_real_tools(
+    description: Description, tmp_path: Path
+) -> None:
+    """The real assemble stage on a tiny tree (no root needed, a few seconds; the image is
+    sparse); ./run test installs fdisk, dosfstools and mtools."""
+    for tool in ("sfdisk", "mkfs.vfat", "mcopy"):
+        assert shutil.which(tool), f"{tool} is missing (apt-get install fdisk dosfstools mtools)"
+    ws = Workspace(tmp_path)
+    _tiny_tree(ws)
+    img = _assemble(description, ws)
+    layout = assemble.layout_for(description, 1)
+    done = subprocess.run(["sfdisk", "--json", str(img)], capture_output=True, text=True,
+                          check=True)  # fmt: skip
+    table = json.loads(done.stdout)["partitiontable"]
+    assert table["label"] == "gpt"
+    assert table["id"] == assemble.DISK_UUID
+    parts = table["partitions"]
+    assert [p["name"] for p in parts] == list(assemble.PARTITION_NAMES)
+    assert [p["start"] // 2048 for p in parts] == [p.start_mib for p in layout.parts()]
+    assert [p["size"] // 2048 for p in parts] == [p.size_mib for p in layout.parts()]
+    assert [p["type"] for p in parts[:3]] == [assemble.FAT_TYPE] * 3
+    assert [p["type"] for p in parts[3:]] == [assemble.LINUX_TYPE] * 3
+    assert parts[3]["uuid"] == assemble.PARTUUIDS["root-a"].upper()
+    assert table["lastlba"] < img.stat().st_size // 512 - 33  # room for the backup GPT
+    # the first FAT: what the firmware reads before choosing a slot, and the technician's file
+    assert _fat_file(img, 4, "autoboot.txt") == assemble.autoboot_txt()
+    assert "[guichet]" in _fat_file(img, 4, "guichet.toml")
+    # slot A's FAT: the firmware's files and the root by PARTUUID, read-only
+    assert _fat_file(img, 68, "config.txt") == "[all]\n"
+    root_a = assemble.PARTUUIDS["root-a"]
+    assert _fat_file(img, 68, "cmdline.txt") == f"root=PARTUUID={root_a} ro console=tty0 quiet\n"
+    # slot B is empty until the first update: zeros, nothing to compress
+    with img.open("rb") as f:
+        for part in ("boot-b", "root-b"):
+            f.seek(layout.part(part).start_mib * 2**20)
+            assert f.read(2**20) == b"\0" * 2**20
+        f.seek(layout.part("root-a").start_mib * 2**20 + 1080)  # ext4 magic
+        assert f.read(2) == b"\x53\xef"
+
+
+def test_first_boot_grows_the_gpt_data_partition_to_the_card_end(
+    description: Description, tmp_path: Path
+) -> None:
+    """firstboot's table step on the real image written to a larger « card »: sfdisk moves
+    the backup GPT to the card's end, and the data partition takes everything before it."""
+    ws = Workspace(tmp_path)
+    _tiny_tree(ws)
+    card = _assemble(description, ws)
+    with card.open("r+b") as f:
+        f.truncate(card.stat().st_size + 64 * 2**20)
+
+    def run(argv: list[str], stdin: str | None = None) -> None:
+        subprocess.run(argv, input=stdin, text=True, capture_output=True, check=True)
+
+    firstboot.grow_table(str(card), "6", run)
+    done = subprocess.run(["sfdisk", "--json", str(card)], capture_output=True, text=True,
+                          check=True)  # fmt: skip
+    table = json.loads(done.stdout)["partitiontable"]
+    data = table["partitions"][5]
+    assert data["name"] == "data"
+    assert data["start"] + data["size"] - 1 == table["lastlba"]
+    assert table["lastlba"] == card.stat().st_size // 512 - 34  # backup GPT at the very end
+    assert data["size"] // 2048 >= 96 + 64
+    assert table["partitions"][4]["name"] == "root-b"  # the others untouched
 
 
 def test_chroot_command_runs_a_script_in_a_private_mount_namespace(tmp_path: Path) -> None:
