@@ -53,9 +53,9 @@ from appliance.fleet.commands import (
 from appliance.fleet.link import FleetLink
 from appliance.fleet.outbox import OUTBOX_FILE, Outbox
 from appliance.fleet.settings import RuntimeSettings
+from appliance.fleet.tls import https_context
 from appliance.fleet.upload import Uploader
 from appliance.hw.journal import JournalctlLogs, under_systemd
-from appliance.fleet.tls import https_context
 from appliance.hw.ports import LightPattern, UsbChange, UsbDevice
 from appliance.hw.ports.controls import SimulatedButton
 from appliance.hw.ports.logs import RingLogs
