@@ -345,12 +345,17 @@ def to_appliance_toml(config: BootConfig, *, data_dir: str, ca_file: str | None 
 
 
 def _hardware(*, simulated: bool) -> list[str]:
+    # The card's A/B slots are real even when the peripherals are simulated (a VM, a bench):
+    # RAUC installs the updates (docs/updates.md).
+    slots = ['updater = "rauc"']
     if simulated:
         return [f'{part} = "simulated"' for part in ("button", "light", "camera", "printer")] + [
             'scanner = "simulated"',
             'usb = "simulated"',
+            *slots,
         ]
     return [
+        *slots,
         'button = "gpiozero"',
         'light = "gpiozero"',
         'camera = "v4l2"',  # Debian's kernel: a USB webcam (see docs/technicien.md)

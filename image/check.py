@@ -154,9 +154,18 @@ def prepare_disk(image: Path, disk: Path, boot_config: str) -> Path:
     return disk
 
 
-def qemu_argv(out: Path, disk: Path, serial: Path, kernel_args: str = KERNEL_ARGS) -> list[str]:
-    kernel = sorted(out.glob("vmlinuz-*"))[-1]
-    initrd = sorted(out.glob("initrd.img-*"))[-1]
+def qemu_argv(
+    out: Path,
+    disk: Path,
+    serial: Path,
+    kernel_args: str = KERNEL_ARGS,
+    *,
+    kernel: Path | None = None,
+    initrd: Path | None = None,
+) -> list[str]:
+    """The VM; its kernel and initramfs are the build's (``out``) unless given."""
+    kernel = kernel or sorted(out.glob("vmlinuz-*"))[-1]
+    initrd = initrd or sorted(out.glob("initrd.img-*"))[-1]
     return [
         "qemu-system-aarch64",
         "-M",

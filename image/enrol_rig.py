@@ -139,19 +139,26 @@ class Fleet:
             client.post("/login", data=data).raise_for_status()
             yield client
 
-    def token(self, uses: int = 1) -> str:
+    @contextmanager
+    def session(self) -> Iterator[Any]:
+        """A database session on the server's database, committed at the end."""
         from fleet_server.db import make_engine, make_session_factory
-        from fleet_server.security import enrolment
 
         engine = make_engine(self.database_url)
         try:
             with make_session_factory(engine).begin() as session:
-                return enrolment.create_token(
-                    session, site="Vérification", valid_hours=4, max_uses=uses,
-                    pre_approved=False, actor="enrol-check",
-                )  # fmt: skip
+                yield session
         finally:
             engine.dispose()
+
+    def token(self, uses: int = 1, *, pre_approved: bool = False) -> str:
+        from fleet_server.security import enrolment
+
+        with self.session() as session:
+            return enrolment.create_token(
+                session, site="Vérification", valid_hours=4, max_uses=uses,
+                pre_approved=pre_approved, actor="enrol-check",
+            )  # fmt: skip
 
     def pending(self) -> list[tuple[int, str, str]]:
         with self.client() as client:
@@ -168,21 +175,18 @@ class Fleet:
             answer.raise_for_status()
 
     def online(self, device_id: str) -> bool:
-        from fleet_server.db import make_engine, make_session_factory
         from fleet_server.models import Device
         from guichet.contract import DeviceState
 
-        engine = make_engine(self.database_url)
-        try:
-            with make_session_factory(engine)() as session:
-                device = session.get(Device, device_id)
-                return device is not None and device.state == DeviceState.ONLINE
-        finally:
-            engine.dispose()
+        with self.session() as session:
+            device = session.get(Device, device_id)
+            return device is not None and device.state == DeviceState.ONLINE
 
 
 @contextmanager
-def fleet_server(workdir: Path, mqtt_port: int) -> Iterator[Fleet]:
+def fleet_server(workdir: Path, mqtt_port: int, **settings_extra: Any) -> Iterator[Fleet]:
+    """``settings_extra``: more of the server's ``Settings`` (``public_url`` is this server's
+    own address as the VM reaches it, when asked for: ``public_url=True``)."""
     import uvicorn
 
     from fleet_server.app import create_app
@@ -194,6 +198,8 @@ def fleet_server(workdir: Path, mqtt_port: int) -> Iterator[Fleet]:
     database_url = f"sqlite:///{workdir / 'fleet.sqlite3'}"
     migrate(database_url)
     port = check.free_port()
+    if settings_extra.get("public_url") is True:
+        settings_extra["public_url"] = f"https://{HOST_IN_VM}:{port}"
     fleet = Fleet(f"https://127.0.0.1:{port}", certs / "ca.pem", database_url)
     engine = make_engine(database_url)
     with make_session_factory(engine).begin() as session:
@@ -208,6 +214,7 @@ def fleet_server(workdir: Path, mqtt_port: int) -> Iterator[Fleet]:
         mqtt_password=secrets.token_urlsafe(24),
         broker_files_dir=workdir / "broker" / "files",
         broker_pid_file=workdir / "broker" / "run" / "mosquitto.pid",
+        **settings_extra,
     )
     config = uvicorn.Config(
         create_app(settings), host="0.0.0.0", port=port, log_level="warning",  # noqa: S104 - the VM reaches it as 10.0.2.2

@@ -65,7 +65,7 @@ def test_the_real_description_loads() -> None:
             "absolute path",
         ),
         ("layers/hardening/layer.toml", '"/var/tmp",', '"/etc",', "cannot be made writable"),
-        ("layers/counter/layer.toml", '"cups.service"]', '"cups"]', "key 'enable.1'"),
+        ("layers/counter/layer.toml", '"cups.service"]', '"cups"]', "key 'enable.2'"),
         ("layers/base/layer.toml", 'content = "@hostname@\\n"', 'content = "@nope@"', "@nope@"),
         ("layers/base/layer.toml", 'name = "base"', 'name = "base"\npackage = []', "'package'"),
     ],

@@ -84,7 +84,7 @@ def test_project_stage_unpacks_the_cache_and_builds_the_venv(
     assert "--no-index --no-deps" in venv
     assert "pip check" in venv
     assert any("z50-raspi-firmware" in s for s in scripts)
-    assert "systemctl enable guichet.service cups.service" in scripts
+    assert "systemctl enable guichet.service guichet-trial-guard.service cups.service" in scripts
     assert any(c[-1].startswith("aiomqtt==") for c in commands)
     assert not any(VARIABLE_RE.search(s) for s in scripts)  # every @variable@ substituted
     assert isinstance(steps[-1], Action)
