@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import signal
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,27 @@ if TYPE_CHECKING:
 collect_ignore = [] if os.environ.get("GUICHET_IN_NETNS") == "1" else ["netns"]
 
 _MACHINE_BEFORE = pytest.StashKey[machine.Snapshot]()
+_SIGPIPE_RESET_BY = pytest.StashKey[list[str]]()
+
+
+def _sigpipe_ignored() -> bool:
+    """What the kernel says (a C library may change it behind Python's back)."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("SigIgn:"):
+                return bool(int(line.split()[1], 16) >> (signal.SIGPIPE - 1) & 1)
+    return True
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """Python ignores SIGPIPE; a test (or a native library it loads) that gives it back its
+    default would let the next write to a closed socket kill the whole run (exit 141, no
+    report). Name the test and ignore it again."""
+    yield
+    if not _sigpipe_ignored():
+        item.config.stash.setdefault(_SIGPIPE_RESET_BY, []).append(item.nodeid)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -33,12 +55,16 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     livekit's native runtime (the audio tests load it) is stopped here, before Python
     finalizes: see ``release_native_runtime``."""
     release_native_runtime()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    reset_by = session.config.stash.get(_SIGPIPE_RESET_BY, [])
+    if reset_by and reporter is not None:
+        reporter.ensure_newline()
+        reporter.write_sep("!", "SIGPIPE was no longer ignored after: " + ", ".join(reset_by))
     before = session.config.stash.get(_MACHINE_BEFORE, None)
     if before is None:
         return
     changed = machine.changes(before, machine.snapshot())
     if changed:
-        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             reporter.ensure_newline()
             reporter.write_sep(
