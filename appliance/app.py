@@ -56,7 +56,7 @@ from appliance.fleet.settings import RuntimeSettings
 from appliance.fleet.tls import https_context
 from appliance.fleet.upload import Uploader
 from appliance.hw.journal import JournalctlLogs, under_systemd
-from appliance.hw.ports import LightPattern, UsbChange, UsbDevice
+from appliance.hw.ports import LightPattern, RemoteBundle, UsbChange, UsbDevice
 from appliance.hw.ports.controls import SimulatedButton
 from appliance.hw.ports.logs import RingLogs
 from appliance.hw.sane.scanner import SaneScanner
@@ -303,6 +303,11 @@ class Appliance:
                 fleet.username, fleet.password, https_context(fleet.tls),
             )  # fmt: skip
 
+        def make_remote(order: UpdateOrder) -> RemoteBundle:
+            fleet = config.fleet
+            return RemoteBundle(order.bundle_url, fleet.username, fleet.password,
+                                fleet.tls.ca_file)  # fmt: skip
+
         def report(progress: contract.UpdateProgress) -> None:
             self._store_now(contract.Kind.UPDATE, progress, "update")
 
@@ -316,6 +321,7 @@ class Appliance:
             run_checks=lambda: unattended_selftest(self.config, hardware),
             report=report,
             make_fetch=make_fetch,
+            make_remote=make_remote if config.updates.streaming else None,
             health_gate_s=config.updates.health_gate_s,
         )
 

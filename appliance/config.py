@@ -271,6 +271,10 @@ class UpdatesSection(_Section):
     # After booting a new release: this long to be online with the fleet and pass the
     # self-test, else back to the previous one.
     health_gate_s: int = Field(default=HEALTH_GATE_S, ge=60, le=3600)
+    # RAUC streams the bundle from the fleet server as it installs (HTTP range requests: only
+    # the blocks neither slot has); false: the whole bundle is fetched to the data partition
+    # first (a kernel without NBD, a server that cannot serve ranges).
+    streaming: bool = True
 
 
 class LoggingSection(_Section):

@@ -3,10 +3,13 @@ and the health gate.
 
 The order: refused (``ok=false``, French) while a citizen is at the counter, or when it is not
 for this system or not newer than the running release; else acked at once, then in the
-background: the bundle fetched into the data partition (``appliance.update_fetch``), RAUC
-installs it to the inactive slot (the updater port), and the counter reboots into it with the
-firmware's tryboot — once nobody is at the counter. Progress goes out as ``UpdateProgress``
-through the outbox (at most every ``PROGRESS_INTERVAL_S``, and at each change of state).
+background: RAUC streams the bundle from the fleet server as it installs it to the inactive
+slot (the updater port; only the blocks neither slot has cross the line, and an install cut
+by the line is tried again, reusing what was written), or — without streaming — the bundle is
+fetched into the data partition first (``appliance.update_fetch``, resumed with ``Range``);
+then the counter reboots into it with the firmware's tryboot, once nobody is at the counter.
+Progress goes out as ``UpdateProgress`` through the outbox (at most every
+``PROGRESS_INTERVAL_S``, and at each change of state).
 
 The gate, at each start: booted from a slot not yet committed, the counter has
 ``health_gate_s`` to be online with the fleet and pass the unattended self-test (the printer
@@ -32,7 +35,14 @@ from pathlib import Path
 
 from appliance.errors import ApplianceError
 from appliance.fleet.commands import CommandFailed, CommandHandler
-from appliance.hw.ports import SlotStatus, SystemPower, Updater
+from appliance.hw.ports import (
+    RemoteBundle,
+    SlotStatus,
+    SystemPower,
+    Updater,
+    UpdateRefusedError,
+    UpdaterError,
+)
 from appliance.selftest_report import CheckResult, Outcome
 from appliance.update_fetch import Fetch, FetchError, fetch_bundle
 from guichet import contract
@@ -54,11 +64,15 @@ RECORD_FILE = "en-cours.json"
 IDLE_POLL_S = 5.0  # how often a waiting reboot looks whether the citizen has gone
 CHECK_RETRY_S = 30.0  # a failed self-test is tried again within the gate's window
 NOT_GATING = frozenset({"printer", "scanner"})  # a technician replugs them: no rollback
+# A streamed install the line cut is tried again after these pauses (RAUC itself retries each
+# range request five times); what was written is reused through the adaptive index.
+STREAM_RETRY_S = (30.0, 120.0, 300.0)
 
 Busy = Callable[[], str | None]
 RunChecks = Callable[[], Awaitable[list[CheckResult]]]
 Report = Callable[[contract.UpdateProgress], None]
 MakeFetch = Callable[[UpdateOrder, Path], Fetch]
+MakeRemote = Callable[[UpdateOrder], RemoteBundle]
 
 
 def refusal(order: UpdateOrder, *, running: str, busy: str | None, under_way: bool) -> str | None:
@@ -124,10 +138,13 @@ class UpdateAgent:
         run_checks: RunChecks,
         report: Report,
         make_fetch: MakeFetch,
+        make_remote: MakeRemote | None = None,
         health_gate_s: float = HEALTH_GATE_S,
         idle_poll_s: float = IDLE_POLL_S,
         check_retry_s: float = CHECK_RETRY_S,
+        stream_retry_s: tuple[float, ...] = STREAM_RETRY_S,
     ) -> None:
+        """``make_remote``: stream bundles (RAUC reads the URL); None: fetch them first."""
         self._updater = updater
         self._power = power
         self._dir = data_dir / UPDATE_DIR
@@ -137,6 +154,8 @@ class UpdateAgent:
         self._run_checks = run_checks
         self._report = report
         self._make_fetch = make_fetch
+        self._make_remote = make_remote
+        self._stream_retry_s = stream_retry_s
         self._gate_s = health_gate_s
         self._idle_poll_s = idle_poll_s
         self._check_retry_s = check_retry_s
@@ -178,13 +197,11 @@ class UpdateAgent:
     async def _carry_out(self, order: UpdateOrder) -> None:
         bundle = self._dir / f"guichet-proche-{order.release}.raucb"
         try:
-            await self._fetch(order, bundle)
-            self._progress(order.release, UpdateState.INSTALLING, percent=0, force=True)
-
-            def installing(percent: int, _step: str) -> None:  # called on the loop
-                self._progress(order.release, UpdateState.INSTALLING, percent)
-
-            await self._updater.install(bundle, installing)
+            if self._make_remote is not None:
+                await self._stream(order, self._make_remote(order))
+            else:
+                await self._fetch(order, bundle)
+                await self._install(order, bundle)
             status = await self._updater.status()
         except (FetchError, ApplianceError) as exc:
             self._progress(order.release, UpdateState.FAILED, reason=str(exc), force=True)
@@ -197,6 +214,33 @@ class UpdateAgent:
             bundle.unlink(missing_ok=True)
         Record(order.release, status.primary or "").save(self.record_path)
         await self._reboot_when_idle(order.release, UpdateState.INSTALLED, trial=True)
+
+    async def _install(self, order: UpdateOrder, source: Path | RemoteBundle) -> None:
+        self._progress(order.release, UpdateState.INSTALLING, percent=0, force=True)
+
+        def installing(percent: int, _step: str) -> None:  # called on the loop
+            self._progress(order.release, UpdateState.INSTALLING, percent)
+
+        await self._updater.install(source, installing)
+
+    async def _stream(self, order: UpdateOrder, remote: RemoteBundle) -> None:
+        """RAUC reads the bundle from the server as it writes; a cut line: again, later."""
+        pauses = list(self._stream_retry_s)
+        while True:
+            try:
+                await self._install(order, remote)
+                return
+            except UpdateRefusedError:
+                raise
+            except UpdaterError as exc:
+                if not pauses:
+                    raise
+                pause = pauses.pop(0)
+                logger.warning("streamed install failed, trying again",
+                               extra={"error": str(exc), "pause_s": pause})  # fmt: skip
+                self._progress(order.release, UpdateState.INSTALLING, force=True,
+                               reason=f"Nouvel essai dans {round(pause)} s : {exc}")  # fmt: skip
+                await asyncio.sleep(pause)
 
     async def _fetch(self, order: UpdateOrder, bundle: Path) -> None:
         self._progress(order.release, UpdateState.DOWNLOADING, percent=0, force=True)

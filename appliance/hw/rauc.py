@@ -1,29 +1,31 @@
-"""The updater port over RAUC's command line (``rauc`` from Debian, its service on the
-system bus; docs/updates.md): ``rauc install`` with its progress lines, ``rauc status
+"""The updater port over RAUC (``rauc`` from Debian, its service on the system bus;
+docs/updates.md): installs through its D-Bus installer (``appliance.hw.rauc_dbus``: a local
+bundle, or one streamed from the fleet server), and its command line for ``rauc status
 --detailed --output-format=json``, ``rauc status mark-good|mark-bad booted``; and the Pi
 firmware's one-shot trial boot, ``systemctl reboot "0 tryboot"``.
 
-The argv are built and RAUC's output read by small pure functions (``install_argv``,
-``parse_progress``, ``parse_status``, ``install_refusal``), tested against a real RAUC here;
-the processes run from the loop (``asyncio`` subprocesses), never in a thread.
+The argv are built and RAUC's output read by small pure functions (``parse_status``,
+``install_refusal``), tested against a real RAUC here; the processes run from the loop
+(``asyncio`` subprocesses), never in a thread.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import re
 import shutil
-from pathlib import Path
 from typing import cast
 
 from appliance.hw.ports.updater import (
     Bootname,
+    BundleSource,
     InstallProgress,
+    RemoteBundle,
     SlotStatus,
+    UpdateRefusedError,
     UpdaterError,
 )
+from appliance.hw.rauc_dbus import dbus_install
 from appliance.hw.tools import run_tool
 
 logger = logging.getLogger(__name__)
@@ -33,7 +35,6 @@ STATUS_TIMEOUT_S = 30.0  # RAUC asks the bootloader backend for each slot: a few
 REBOOT_TIMEOUT_S = 10.0
 ROOT_CLASS = "rootfs"  # the slots that carry a bootname (system.conf: rootfs.0, rootfs.1)
 TRYBOOT_ARG = "0 tryboot"  # reboot(2)'s argument: partition 0 (autoboot.txt decides), tryboot
-_PROGRESS = re.compile(r"^\s*(\d{1,3})% (.*)$")
 _REFUSALS = (  # RAUC's words → what the administrator reads
     (
         "signature verification failed",
@@ -45,10 +46,6 @@ _REFUSALS = (  # RAUC's words → what the administrator reads
 )
 
 
-def install_argv(rauc: str, bundle: Path) -> list[str]:
-    return [rauc, "install", str(bundle)]
-
-
 def status_argv(rauc: str) -> list[str]:
     return [rauc, "status", "--detailed", "--output-format=json"]
 
@@ -57,12 +54,12 @@ def mark_argv(rauc: str, *, good: bool) -> list[str]:
     return [rauc, "status", "mark-good" if good else "mark-bad", "booted"]
 
 
-def parse_progress(line: str) -> tuple[int, str] | None:
-    """``" 40% Copying image to rootfs.1"`` → (40, "Copying image to rootfs.1")."""
-    match = _PROGRESS.match(line)
-    if match is None:
-        return None
-    return min(100, int(match.group(1))), match.group(2).strip()
+def install_error(output: str) -> UpdaterError:
+    """RAUC's failed install → the error: ``UpdateRefusedError`` when trying again cannot help."""
+    sentence = install_refusal(output)
+    lowered = output.lower()
+    final = any(words in lowered for words, _ in _REFUSALS)
+    return UpdateRefusedError(sentence) if final else UpdaterError(sentence)
 
 
 def install_refusal(output: str) -> str:
@@ -120,34 +117,10 @@ class RaucUpdater:
             raise UpdaterError(f"{what} est absent du guichet")
         return path
 
-    async def install(self, bundle: Path, progress: InstallProgress) -> None:
-        argv = install_argv(self._tool(self._rauc, "Le programme rauc"), bundle)
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        said: list[str] = []
-        try:
-            async with asyncio.timeout(INSTALL_TIMEOUT_S):
-                assert process.stdout is not None
-                async for raw in process.stdout:
-                    line = raw.decode(errors="replace").rstrip()
-                    said.append(line)
-                    if (step := parse_progress(line)) is not None:
-                        progress(*step)
-                code = await process.wait()
-        except BaseException:  # timeout or cancelled: never leave rauc's client behind
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-            raise
-        if code != 0:
-            output = "\n".join(said[-20:])
-            logger.error("rauc install failed", extra={"error": output[-1000:]})
-            raise UpdaterError(install_refusal(output))
-        logger.info("bundle installed", extra={"bundle": str(bundle)})
+    async def install(self, bundle: BundleSource, progress: InstallProgress) -> None:
+        """Through RAUC's D-Bus installer (``appliance.hw.rauc_dbus``): a URL is streamed."""
+        await dbus_install(bundle, progress, install_error, INSTALL_TIMEOUT_S)
+        logger.info("bundle installed", extra={"bundle": _shown(bundle)})
 
     async def status(self) -> SlotStatus:
         run = await self._run(status_argv(self._tool(self._rauc, "Le programme rauc")))
@@ -178,3 +151,8 @@ class RaucUpdater:
             reason = run.reason(last=True) or "sans message"
             raise UpdaterError(f"RAUC a refusé « {' '.join(argv[1:])} » : {reason[:300]}")
         return run.stdout.decode(errors="replace")
+
+
+def _shown(bundle: BundleSource) -> str:
+    """For the journal: a file's path or a URL's (never its credentials)."""
+    return bundle.url if isinstance(bundle, RemoteBundle) else str(bundle)

@@ -16,13 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from appliance.hw.ports import UpdaterError
+from appliance.hw.ports import RemoteBundle, UpdateRefusedError, UpdaterError
 from appliance.hw.rauc import (
     RaucUpdater,
+    install_error,
     install_refusal,
-    parse_progress,
     parse_status,
 )
+from appliance.hw.rauc_dbus import bus_kind, install_call, progress_of
 from guichet.updates import COMPATIBLE
 
 BACKEND = Path(__file__).parents[2] / "image/layers/counter/files/rauc-tryboot.sh"
@@ -192,19 +193,48 @@ async def test_refusals_in_french(
                     "1.6.0", "autre-systeme")  # fmt: skip
     counter.boot(2, tryboot=False, monkeypatch=monkeypatch)
     updater = RaucUpdater()
-    with pytest.raises(UpdaterError, match="Signature refusée"):
+    with pytest.raises(UpdateRefusedError, match="Signature refusée"):
         await updater.install(intruder, lambda _p, _s: None)
-    with pytest.raises(UpdaterError, match="autre système"):
+    with pytest.raises(UpdateRefusedError, match="autre système"):
         await updater.install(other, lambda _p, _s: None)
     status = await updater.status()
     assert (status.primary, status.versions) == ("A", {})  # nothing written, nothing tried
 
 
-def test_progress_lines() -> None:
-    assert parse_progress(" 40% Checking bundle done.") == (40, "Checking bundle done.")
-    assert parse_progress("100% Installing done.") == (100, "Installing done.")
-    assert parse_progress("installing") is None
-    assert parse_progress("LastError: Failed mounting bundle") is None
+async def test_a_bundle_that_is_not_there_is_an_error_worth_retrying(
+    counter: Counter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counter.boot(2, tryboot=False, monkeypatch=monkeypatch)
+    with pytest.raises(UpdaterError) as raised:
+        await RaucUpdater().install(tmp_path / "absent.raucb", lambda _p, _s: None)
+    assert not isinstance(raised.value, UpdateRefusedError)
+    assert "RAUC" in str(raised.value)
+
+
+def test_the_install_call_carries_the_credentials_as_a_header_not_a_url() -> None:
+    assert install_call(Path("/data/b.raucb")) == ("/data/b.raucb", {})
+    remote = RemoteBundle("https://flotte.example.fr/api/v1/bundles/1.5.0", "guichet-07",
+                          "s3cret:x", Path("/etc/guichet/ca.pem"))  # fmt: skip
+    where, args = install_call(remote)
+    assert where == "https://flotte.example.fr/api/v1/bundles/1.5.0"  # no user:password@
+    assert args == {
+        "http-headers": ("as", ["Authorization: Basic Z3VpY2hldC0wNzpzM2NyZXQ6eA=="]),
+        "tls-ca": ("s", "/etc/guichet/ca.pem"),
+    }
+    assert "s3cret" not in repr(remote)
+    anonymous = RemoteBundle("https://f/b", None, None, None)
+    assert install_call(anonymous) == ("https://f/b", {})
+    assert anonymous.name == "b"
+
+
+def test_progress_and_bus() -> None:
+    assert progress_of({"Progress": ("(isi)", (40, "Checking bundle done.", 1))}) == (
+        40,
+        "Checking bundle done.",
+    )
+    assert progress_of({"Operation": ("s", "installing")}) is None
+    assert bus_kind({"DBUS_STARTER_BUS_TYPE": "session"}) == "SESSION"
+    assert bus_kind({}) == "SYSTEM"
 
 
 def test_unreadable_status_and_unknown_refusal() -> None:
@@ -215,3 +245,5 @@ def test_unreadable_status_and_unknown_refusal() -> None:
     said = "100% Installing failed.\nLastError: Failed mounting bundle: no dm\nInstalling failed"
     expected = "Installation refusée par RAUC : LastError: Failed mounting bundle: no dm"
     assert install_refusal(said) == expected
+    assert type(install_error(said)) is UpdaterError  # may be tried again
+    assert isinstance(install_error("Signature verification failed: …"), UpdateRefusedError)

@@ -23,7 +23,14 @@ import pytest
 from appliance.fleet.commands import CommandHandler
 from appliance.fleet.settings import RuntimeSettings
 from appliance.hw.ports.system import SimulatedSystemPower
-from appliance.hw.ports.updater import SimulatedUpdater
+from appliance.hw.ports.updater import (
+    BundleSource,
+    InstallProgress,
+    RemoteBundle,
+    SimulatedUpdater,
+    UpdateRefusedError,
+    UpdaterError,
+)
 from appliance.selftest_report import CheckResult, Outcome
 from appliance.update_agent import UpdateAgent, gate_failure, refusal
 from appliance.update_fetch import Fetch
@@ -107,7 +114,14 @@ def _order(url: str, **changes: object) -> contract.Command:
 
 
 class Counter:
-    def __init__(self, tmp_path: Path, tls: tuple[Path, Path], updater: SimulatedUpdater) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        tls: tuple[Path, Path],
+        updater: SimulatedUpdater,
+        *,
+        stream: bool = False,
+    ) -> None:
         self.updater = updater
         self.power = SimulatedSystemPower()
         self.busy: str | None = None
@@ -120,6 +134,9 @@ class Counter:
             url, size, sha256 = order.bundle_url, order.size, order.sha256
             return Fetch(url, dest, size, sha256, USER, PASSWORD, context, pauses=(0.0,))
 
+        def make_remote(order: UpdateOrder) -> RemoteBundle:
+            return RemoteBundle(order.bundle_url, USER, PASSWORD, tls[1])
+
         async def online() -> None:
             return None
 
@@ -130,6 +147,7 @@ class Counter:
             updater=updater, power=self.power, data_dir=self.data, running="1.4",
             busy=lambda: self.busy, online=online, run_checks=run_checks,
             report=self.reports.append, make_fetch=make_fetch,
+            make_remote=make_remote if stream else None, stream_retry_s=(0.01, 0.01),
             health_gate_s=0.5, idle_poll_s=0.01, check_retry_s=0.05,
         )  # fmt: skip
         self.commands = CommandHandler(RuntimeSettings(30))
@@ -169,6 +187,75 @@ async def test_an_order_is_fetched_installed_and_tried(
     assert counter.updater.committed == "B"
     assert not counter.agent.record_path.exists()
     assert counter.power.reboots == 0
+
+
+class FlakyUpdater(SimulatedUpdater):
+    """Fails its next installs with these errors (a cut line, a refusal), then installs."""
+
+    def __init__(self, *errors: UpdaterError) -> None:
+        super().__init__(version="1.4")
+        self.errors = list(errors)
+        self.attempts = 0
+
+    async def install(self, bundle: BundleSource, progress: InstallProgress) -> None:
+        self.attempts += 1
+        if self.errors:
+            progress(10, "Checking bundle")
+            raise self.errors.pop(0)
+        await super().install(bundle, progress)
+
+
+async def test_a_streamed_order_goes_to_rauc_with_the_counter_s_credentials(
+    tmp_path: Path, tls: tuple[Path, Path]
+) -> None:
+    counter = Counter(tmp_path, tls, SimulatedUpdater(version="1.4"), stream=True)
+    url = "https://flotte.example.fr/api/v1/bundles/1.5.0"
+    assert (await counter.commands.handle(_order(url))).ok
+    await counter.agent.wait()
+    assert counter.updater.installed == [RemoteBundle(url, USER, PASSWORD, tls[1])]
+    assert UpdateState.DOWNLOADING not in counter.states  # RAUC reads as it writes
+    assert counter.states == [UpdateState.INSTALLING] * (len(counter.states) - 1) + [
+        UpdateState.REBOOTING
+    ]
+    assert not (counter.data / "mise-a-jour").exists() or not list(
+        (counter.data / "mise-a-jour").glob("*.raucb")
+    )
+    assert counter.updater.trial_reboots == 1
+
+
+async def test_a_streamed_install_cut_by_the_line_is_tried_again(
+    tmp_path: Path, tls: tuple[Path, Path]
+) -> None:
+    cut = UpdaterError("Installation refusée par RAUC : request failed (no more retries)")
+    updater = FlakyUpdater(cut, cut)
+    counter = Counter(tmp_path, tls, updater, stream=True)
+    assert (await counter.commands.handle(_order("https://f/api/v1/bundles/1.5.0"))).ok
+    await counter.agent.wait()
+    assert updater.attempts == 3
+    retried = [r.reason for r in counter.reports if r.reason and "Nouvel essai" in r.reason]
+    assert len(retried) == 2
+    assert "request failed" in retried[0]
+    assert counter.states[-1] is UpdateState.REBOOTING
+
+
+async def test_a_refused_or_too_often_cut_stream_fails_without_a_reboot(
+    tmp_path: Path, tls: tuple[Path, Path]
+) -> None:
+    refused = UpdateRefusedError("Signature refusée : ce paquet n'est pas signé par l'autorité")
+    updater = FlakyUpdater(refused)
+    counter = Counter(tmp_path, tls, updater, stream=True)
+    assert (await counter.commands.handle(_order("https://f/api/v1/bundles/1.5.0"))).ok
+    await counter.agent.wait()
+    assert updater.attempts == 1  # a refusal is final: not tried again
+    assert (counter.states[-1], counter.reports[-1].reason) == (UpdateState.FAILED, str(refused))
+    cut = UpdaterError("Installation refusée par RAUC : request failed")
+    updater = FlakyUpdater(cut, cut, cut)
+    counter = Counter(tmp_path / "2", tls, updater, stream=True)
+    assert (await counter.commands.handle(_order("https://f/api/v1/bundles/1.5.0"))).ok
+    await counter.agent.wait()
+    assert updater.attempts == 3  # the first try and the two pauses given
+    assert counter.states[-1] is UpdateState.FAILED
+    assert updater.trial_reboots == 0
 
 
 async def test_a_failed_self_test_rolls_back_after_the_call(

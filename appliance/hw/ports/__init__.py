@@ -32,7 +32,13 @@ from appliance.hw.ports.screen import (
 )
 from appliance.hw.ports.speaker import Speaker
 from appliance.hw.ports.system import SystemPower, SystemProbe, SystemSnapshot
-from appliance.hw.ports.updater import SlotStatus, Updater, UpdaterError
+from appliance.hw.ports.updater import (
+    RemoteBundle,
+    SlotStatus,
+    Updater,
+    UpdateRefusedError,
+    UpdaterError,
+)
 
 __all__ = [
     "AudioSink",
@@ -53,6 +59,7 @@ __all__ = [
     "OutOfServiceReason",
     "PrintJobStatus",
     "Printer",
+    "RemoteBundle",
     "ScanSettings",
     "ScannedPage",
     "Scanner",
@@ -68,6 +75,7 @@ __all__ = [
     "SystemProbe",
     "SystemSnapshot",
     "TextTyped",
+    "UpdateRefusedError",
     "Updater",
     "UpdaterError",
     "UsbChange",

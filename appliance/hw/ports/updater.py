@@ -1,8 +1,10 @@
 """The counter's system updater (issue 13, docs/updates.md): install a bundle to the inactive
 root slot, say which slot booted and whether it is committed, commit or give up the trial.
 
-The adapter is RAUC's command line (``appliance.hw.rauc``); ``SimulatedUpdater`` is the fake
-for the demo and the tests (RAUC's slots are a Raspberry Pi's partitions).
+The adapter is RAUC (``appliance.hw.rauc``: its D-Bus installer, its command line for the
+rest); ``SimulatedUpdater`` is the fake for the demo and the tests (RAUC's slots are a
+Raspberry Pi's partitions). A bundle is a local file, or a ``RemoteBundle`` RAUC streams from
+the fleet server.
 """
 
 from __future__ import annotations
@@ -21,6 +23,29 @@ InstallProgress = Callable[[int, str], None]
 
 class UpdaterError(HardwareError):
     """The updater refused or failed; the message is French, for the administrator."""
+
+
+class UpdateRefusedError(UpdaterError):
+    """Final: the same bundle would be refused again (signature, compatible, space)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteBundle:
+    """A bundle the updater reads over HTTPS as it installs (HTTP range requests), with the
+    counter's credentials (basic authentication) and the CA that signed the server's
+    certificate (None: the system's)."""
+
+    url: str
+    username: str | None
+    password: str | None = field(repr=False)
+    ca_file: Path | None
+
+    @property
+    def name(self) -> str:
+        return self.url.rstrip("/").rsplit("/", 1)[-1]
+
+
+BundleSource = Path | RemoteBundle
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +71,11 @@ class SlotStatus:
 
 @runtime_checkable
 class Updater(Protocol):
-    async def install(self, bundle: Path, progress: InstallProgress) -> None:
-        """Write ``bundle`` to the inactive slot and make it the next boot's (a trial: the
-        counter must reboot with tryboot). Raises ``UpdaterError`` (signature, compatible,
-        space…) having changed nothing the running system uses."""
+    async def install(self, bundle: BundleSource, progress: InstallProgress) -> None:
+        """Write ``bundle`` (a file, or streamed from a URL) to the inactive slot and make it
+        the next boot's (a trial: the counter must reboot with tryboot). Raises
+        ``UpdaterError`` (signature, compatible, space, the line…) having changed nothing the
+        running system uses."""
         ...
 
     async def status(self) -> SlotStatus: ...
@@ -80,11 +106,11 @@ class SimulatedUpdater:
         self.good: dict[str, bool] = {booted: True, _other(booted): False}
         self.versions: dict[str, str] = {booted: version}
         self.refusal: str | None = None
-        self.installed: list[Path] = []
+        self.installed: list[BundleSource] = []
         self.next_version: str | None = None  # the version install writes (default: the name)
         self.trial_reboots = 0
 
-    async def install(self, bundle: Path, progress: InstallProgress) -> None:
+    async def install(self, bundle: BundleSource, progress: InstallProgress) -> None:
         if self.refusal is not None:
             raise UpdaterError(self.refusal)
         target = _other(self.booted)
@@ -92,7 +118,8 @@ class SimulatedUpdater:
         for percent in (0, 40, 80, 100):
             progress(percent, "Installing")
         self.installed.append(bundle)
-        self.versions[target] = self.next_version or bundle.stem
+        name = bundle.name if isinstance(bundle, RemoteBundle) else bundle.stem
+        self.versions[target] = self.next_version or name
         self.trial = target
 
     async def status(self) -> SlotStatus:
