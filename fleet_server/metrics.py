@@ -34,6 +34,12 @@ class Metrics:
             buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 30, 300, 3600),
             registry=r,
         )
+        self.bundle_bytes = Counter(
+            "guichet_bundle_bytes",
+            "Bytes of update bundles served to counters (the ranges they asked for): what the"
+            " rural lines carried for updates",
+            registry=r,
+        )
         self.devices = Gauge("guichet_devices", "Counters known, by state", ["state"], registry=r)
         self.open_alerts = Gauge("guichet_open_alerts", "Alerts currently open", registry=r)
         self.mqtt_connected = Gauge(

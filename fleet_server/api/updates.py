@@ -300,7 +300,7 @@ BUNDLE_DOC: dict[str, Any] = {
     operation_id="bundle_get",
     **BUNDLE_DOC,
 )
-def download_bundle(version: str, request: Request, db: Db) -> FileResponse:
+def download_bundle(version: str, request: Request, db: Db, ctx: Ctx) -> FileResponse:
     device = authenticate_counter(db, request.headers.get("authorization"))
     if device is None:
         raise HTTPException(
@@ -313,12 +313,39 @@ def download_bundle(version: str, request: Request, db: Db) -> FileResponse:
         )
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Aucune mise à jour commandée.")
     path = FilePath(release.path)
+    if request.method == "GET":
+        ctx.metrics.bundle_bytes.inc(served_bytes(request.headers.get("range"), release.size))
     return FileResponse(
         path,
         media_type="application/octet-stream",
         filename=path.name,
         headers={"Cache-Control": "private, no-store"},
     )
+
+
+_RANGE = re.compile(r"\s*(\d*)\s*-\s*(\d*)\s*")
+
+
+def served_bytes(header: str | None, size: int) -> int:
+    """The bytes a request for a file of ``size`` gets: all of it without ``Range``, the
+    satisfiable part of each range with one, nothing for a malformed header (refused)."""
+    if header is None:
+        return size
+    unit, _, ranges = header.partition("=")
+    if unit.strip().lower() != "bytes":
+        return 0
+    total = 0
+    for part in ranges.split(","):
+        match = _RANGE.fullmatch(part)
+        if match is None or match.groups() == ("", ""):
+            return 0
+        first, last = match.groups()
+        if first == "":  # the last n bytes
+            total += min(int(last), size)
+            continue
+        end = min(int(last), size - 1) if last else size - 1
+        total += max(0, end - int(first) + 1)
+    return total
 
 
 def _ordered_release(db: Db, device_id: str) -> Release | None:

@@ -9,6 +9,7 @@ old password, a version not ordered, a forged Range header."""
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from fleet_server.api.updates import served_bytes
 from fleet_server.models import AuditEntry, CounterUpdateRecord, Device, Release, RolloutRecord
 from fleet_server.security.enrolment import broker_password_hash
 from tests.fleet_server.test_update_bundle import SUBJECT, _bundle, _certificate
@@ -173,6 +175,27 @@ def test_the_ordered_counter_downloads_and_resumes(
     forged = app.client.get(URL, headers=_basic(COUNTER, password) | {"Range": "bytes=zz-1"})
     assert forged.status_code in (200, 400)  # ignored or refused, never another file's bytes
     assert forged.status_code == 400 or forged.content == bundle
+    # What the line carried, for the administrator: the whole file, then the rest after the
+    # cut (the unsatisfiable range and the refused one carried nothing).
+    metrics = app.client.get("/metrics", headers={"Authorization": f"Bearer {app.token()}"})
+    line = re.search(r"^guichet_bundle_bytes_total (\S+)$", metrics.text, re.M)
+    assert line is not None, metrics.text[:500]
+    carried = float(line[1])
+    expected = len(bundle) + (len(bundle) - cut) + (len(bundle) if forged.status_code == 200 else 0)
+    assert carried == expected
+
+
+def test_served_bytes_are_the_satisfiable_ranges() -> None:
+    assert served_bytes(None, 1000) == 1000
+    assert served_bytes("bytes=0-99", 1000) == 100
+    assert served_bytes("bytes=900-", 1000) == 100
+    assert served_bytes("bytes=-50", 1000) == 50
+    assert served_bytes("bytes=0-9, 20-29", 1000) == 20
+    assert served_bytes("bytes=990-2000", 1000) == 10
+    assert served_bytes("bytes=2000-", 1000) == 0
+    assert served_bytes("bytes=zz-1", 1000) == 0
+    assert served_bytes("items=0-1", 1000) == 0
+    assert served_bytes("bytes=-", 1000) == 0
 
 
 def test_other_credentials_get_nothing(
