@@ -205,6 +205,13 @@ class Counter:
         mine = [c for c in counters if c["device_id"] == DEVICE_ID]
         return (mine[0]["state"], mine[0]["reason"]) if mine else (None, None)
 
+    def bundle_bytes(self) -> float:
+        """What the server has served of bundles so far (its ``guichet_bundle_bytes``)."""
+        with self.api() as api:
+            text = api.get("/metrics").text
+        found = re.search(r"^guichet_bundle_bytes_total (\S+)$", text, re.M)
+        return float(found[1]) if found else 0.0
+
     def open_alerts(self) -> list[str]:
         from sqlalchemy import select
 
@@ -276,7 +283,6 @@ def run_check(
     result: dict[str, Any] = {
         "versions": [version_n, version_1, version_2],
         "bundles_made_s": round(time.monotonic() - t, 1),
-        "bundle_mib": round(bundle_1.stat().st_size / 2**20, 1),
     }
     make_pki(workdir / "broker" / "certs")
     with (
@@ -321,6 +327,7 @@ def phase_update(
 
     first, started, _ = card.power_on(roll_out_when_online)
     tried = card.firmware.tryboot
+    carried = counter.bundle_bytes()
 
     def committed() -> bool:
         state, _ = counter.counter_state(rollout[0]) if rollout[0] else (None, None)
@@ -343,6 +350,8 @@ def phase_update(
             "power_on_to_online_n_s": _since(marks, "online_n", started),
             "rollout_start_to_committed_s": _since(marks, "committed", marks.get("rollout_1")),
             "rollout_start_to_online_n1_s": _since(marks, "online_1", marks.get("rollout_1")),
+            "bundle_mib": round(bundle_1.stat().st_size / 2**20, 1),
+            "carried_mib": round(carried / 2**20, 1),
             "rollout": counter.rollout(rollout[0]) if rollout[0] else None,
         }
     }
@@ -362,8 +371,10 @@ def phase_rollback(card: Card, counter: Counter, version_1: str, bundle_2: Path)
             counter.rollout(rollout[0])
         return False
 
+    before = counter.bundle_bytes()
     card.power_on(roll_out_when_online)
     tried = card.firmware.tryboot
+    carried = counter.bundle_bytes() - before
     trial, trial_started, _ = card.power_on(lambda: False, extra=f"guichet.garde_essai_s={GUARD_S}")
 
     def rolled_back() -> bool:
@@ -390,6 +401,7 @@ def phase_rollback(card: Card, counter: Counter, version_1: str, bundle_2: Path)
             "broken_trial_power_on_to_back_online_s": _since(marks, "online_1", trial_started),
             "broken_trial_power_on_to_rolled_back_s": _since(marks, "rolled_back", trial_started),
             "rollout_start_to_rolled_back_s": _since(marks, "rolled_back", marks.get("rollout_2")),
+            "carried_mib": round(carried / 2**20, 1),
             "counter_reason": reason,
             "rollout_state": data.get("state"),
             "rollout_reason": data.get("reason"),
