@@ -9,8 +9,9 @@ between two boots, nothing more:
    its ``[tryboot]`` section when the tryboot flag is set, else from ``[all]``
    (``tryboot_a_b=1``: the partition number is the slot's own FAT);
 2. the tryboot flag is one-shot: set by ``reboot "0 tryboot"`` (reboot(2)'s argument, which
-   systemd prints on the console as « Rebooting with argument '0 tryboot'. » — qemu itself
-   drops the argument), cleared by the next boot whatever happens;
+   the kernel prints on the console as « reboot: Restarting system with command
+   '0 tryboot' » and systemd as « Rebooting with argument '0 tryboot'. » — qemu itself drops
+   the argument), cleared by the next boot whatever happens;
 3. read that FAT's ``config.txt`` (``kernel=``, ``initramfs``) and ``cmdline.txt``, and boot
    that kernel and initramfs with that command line;
 4. tell the kernel which partition it booted and whether in tryboot: on a Pi, the device-tree
@@ -32,7 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 FIRMWARE_PARTITION = 1  # RASPIFIRM: autoboot.txt
-TRYBOOT_SAID = "Rebooting with argument '0 tryboot'"
+# reboot(2)'s argument as systemd-shutdown and the kernel (at KERN_EMERG: always on the
+# console) say it before the machine resets.
+TRYBOOT_SAID = ("Rebooting with argument '0 tryboot'", "Restarting system with command '0 tryboot'")
 STAND_IN_UNIT = "guichet-firmware-stand-in.service"
 SECTOR = 512
 
@@ -103,7 +106,7 @@ def config_files(config_txt: str) -> tuple[str, str]:
 
 def wants_tryboot(serial_text: str) -> bool:
     """Whether the boot that wrote ``serial_text`` ended with ``reboot "0 tryboot"``."""
-    return TRYBOOT_SAID in serial_text
+    return any(said in serial_text for said in TRYBOOT_SAID)
 
 
 class PiFirmware:

@@ -38,7 +38,8 @@ def test_config_txt_names_the_kernel_and_initramfs() -> None:
 
 
 def test_only_a_tryboot_reboot_sets_the_flag() -> None:
-    assert wants_tryboot("[  OK  ] ...\nreboot: Rebooting with argument '0 tryboot'.\n")
+    assert wants_tryboot("systemd-shutdown[1]: Rebooting with argument '0 tryboot'.\n")
+    assert wants_tryboot("[  101.2] reboot: Restarting system with command '0 tryboot'\n")
     assert not wants_tryboot("systemd-shutdown[1]: Rebooting.\n")
 
 
