@@ -75,8 +75,17 @@ MakeFetch = Callable[[UpdateOrder, Path], Fetch]
 MakeRemote = Callable[[UpdateOrder], RemoteBundle]
 
 
-def refusal(order: UpdateOrder, *, running: str, busy: str | None, under_way: bool) -> str | None:
+def refusal(
+    order: UpdateOrder,
+    *,
+    running: str,
+    busy: str | None,
+    under_way: bool,
+    unsupported: str | None = None,
+) -> str | None:
     """Why this counter will not take ``order`` now (French, for the ack), or None."""
+    if unsupported is not None:
+        return unsupported
     if busy is not None:
         return f"Refusée : un usager est au guichet ({busy})"
     if order.compatible != COMPATIBLE:
@@ -188,7 +197,8 @@ class UpdateAgent:
         except ContractError as exc:
             raise CommandFailed(f"ordre de mise à jour illisible : {exc}") from None
         under_way = self._task is not None and not self._task.done()
-        why = refusal(order, running=self._running, busy=self._busy(), under_way=under_way)
+        why = refusal(order, running=self._running, busy=self._busy(), under_way=under_way,
+                      unsupported=self._updater.unsupported())  # fmt: skip
         if why is not None:
             raise CommandFailed(why)
         self._task = asyncio.create_task(self._carry_out(order), name="update")

@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import cast
 
 from appliance.hw.ports.updater import (
@@ -34,6 +36,11 @@ INSTALL_TIMEOUT_S = 3600.0  # a 400 MB slot on a slow SD card takes minutes; nev
 STATUS_TIMEOUT_S = 30.0  # RAUC asks the bootloader backend for each slot: a few scripts
 REBOOT_TIMEOUT_S = 10.0
 ROOT_CLASS = "rootfs"  # the slots that carry a bootname (system.conf: rootfs.0, rootfs.1)
+# The Pi 4 EEPROM that knows autoboot.txt's [tryboot] and tryboot_a_b: pieeprom-2022-11-25
+# (docs/updates.md, « The firmware tryboot needs »); the firmware tells its build time in the
+# device tree, 32-bit big-endian seconds.
+TRYBOOT_EEPROM_EPOCH = 1669334400  # 2022-11-25 00:00 UTC
+BOOTLOADER_DT = Path("/proc/device-tree/chosen/bootloader")
 TRYBOOT_ARG = "0 tryboot"  # reboot(2)'s argument: partition 0 (autoboot.txt decides), tryboot
 _REFUSALS = (  # RAUC's words → what the administrator reads
     (
@@ -52,6 +59,23 @@ def status_argv(rauc: str) -> list[str]:
 
 def mark_argv(rauc: str, *, good: bool) -> list[str]:
     return [rauc, "status", "mark-good" if good else "mark-bad", "booted"]
+
+
+def bootloader_refusal(dt: Path) -> str | None:
+    """A Pi bootloader older than tryboot's (French), or None (recent, or not told)."""
+    try:
+        raw = (dt / "build-timestamp").read_bytes()
+    except OSError:
+        return None
+    if len(raw) < 4:
+        return None
+    built = int.from_bytes(raw[:4], "big")
+    if built >= TRYBOOT_EEPROM_EPOCH:
+        return None
+    day = datetime.fromtimestamp(built, UTC).strftime("%d/%m/%Y")
+    return (f"Refusée : le chargeur de démarrage du Raspberry Pi (EEPROM du {day}) ne connaît"
+            " pas les essais de démarrage ; il faut celui du 25/11/2022 ou plus récent"
+            " (voir docs/technicien.md).")  # fmt: skip
 
 
 def install_error(output: str) -> UpdaterError:
@@ -107,9 +131,15 @@ def parse_status(text: str) -> SlotStatus:
 class RaucUpdater:
     """``Updater`` through the ``rauc`` command (the service does the work, as root)."""
 
-    def __init__(self, rauc: str = "rauc", systemctl: str = "systemctl") -> None:
+    def __init__(
+        self, rauc: str = "rauc", systemctl: str = "systemctl", bootloader_dt: Path = BOOTLOADER_DT
+    ) -> None:
         self._rauc = rauc
         self._systemctl = systemctl
+        self._bootloader_dt = bootloader_dt
+
+    def unsupported(self) -> str | None:
+        return bootloader_refusal(self._bootloader_dt)
 
     def _tool(self, name: str, what: str) -> str:
         path = shutil.which(name)

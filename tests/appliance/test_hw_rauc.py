@@ -19,6 +19,7 @@ import pytest
 from appliance.hw.ports import RemoteBundle, UpdateRefusedError, UpdaterError
 from appliance.hw.rauc import (
     RaucUpdater,
+    bootloader_refusal,
     install_error,
     install_refusal,
     parse_status,
@@ -225,6 +226,21 @@ def test_the_install_call_carries_the_credentials_as_a_header_not_a_url() -> Non
     anonymous = RemoteBundle("https://f/b", None, None, None)
     assert install_call(anonymous) == ("https://f/b", {})
     assert anonymous.name == "b"
+
+
+def test_a_bootloader_older_than_tryboot_s_is_refused(tmp_path: Path) -> None:
+    dt = tmp_path / "bootloader"
+    dt.mkdir()
+    updater = RaucUpdater(bootloader_dt=dt)
+    assert updater.unsupported() is None  # not told (no Pi firmware): nothing to say
+    (dt / "build-timestamp").write_bytes((1622505600).to_bytes(4, "big"))  # 2021-06-01
+    said = updater.unsupported()
+    assert said is not None
+    assert "01/06/2021" in said
+    assert "25/11/2022" in said
+    (dt / "build-timestamp").write_bytes((1669334400).to_bytes(4, "big"))  # 2022-11-25
+    assert updater.unsupported() is None
+    assert bootloader_refusal(tmp_path / "absent") is None
 
 
 def test_progress_and_bus() -> None:

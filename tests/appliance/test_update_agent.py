@@ -313,6 +313,8 @@ async def test_refused_while_busy_and_a_corrupt_bundle_fails(
 def test_refusals_and_the_gate_verdict() -> None:
     order = UpdateOrder.from_args(_order("https://fleet.example.fr/b").args)
     assert refusal(order, running="1.4", busy=None, under_way=False) is None
+    old = "Refusée : le chargeur de démarrage du Raspberry Pi (EEPROM du 01/06/2021) …"
+    assert refusal(order, running="1.4", busy=None, under_way=False, unsupported=old) == old
     assert "plus récente" in (refusal(order, running="1.5", busy=None, under_way=False) or "")
     assert "déjà" in (refusal(order, running="1.4", busy=None, under_way=True) or "")
     other = order.model_copy(update={"compatible": "autre"})

@@ -80,6 +80,11 @@ class Updater(Protocol):
 
     async def status(self) -> SlotStatus: ...
 
+    def unsupported(self) -> str | None:
+        """Why this box cannot take updates at all (French), e.g. a Pi bootloader too old
+        for tryboot; None when it can or cannot tell."""
+        ...
+
     async def mark_good(self) -> None:
         """Commit the booted slot: the firmware boots it by default from now on."""
         ...
@@ -109,6 +114,10 @@ class SimulatedUpdater:
         self.installed: list[BundleSource] = []
         self.next_version: str | None = None  # the version install writes (default: the name)
         self.trial_reboots = 0
+        self.unsupported_because: str | None = None
+
+    def unsupported(self) -> str | None:
+        return self.unsupported_because
 
     async def install(self, bundle: BundleSource, progress: InstallProgress) -> None:
         if self.refusal is not None:
