@@ -5,7 +5,8 @@
 // the offer is sent once gathering is complete, candidates inside. An ICE connection
 // "failed" or "disconnected" for more than RESTART_AFTER_MS triggers pc.restartIce() and a
 // new offer through signalling. The camera and microphone may be opened before the call
-// exists (openMedia, on the agent's click), and handed to it.
+// exists (openMedia, on the agent's click), and handed to it; the offer does not wait for
+// them.
 (function () {
   "use strict";
 
@@ -125,27 +126,34 @@
     }, STATS_EVERY_MS);
   }
 
+  // The offer goes before the camera and microphone are open (issue 16: they take 100-200
+  // ms): its audio and video senders get their tracks when they are, without a new offer.
+  // Without them the senders stay empty: the counter receives nothing, as with recvonly.
   AgentCall.prototype.start = async function () {
     const opening = this.media || openMedia();
     this.media = null;
+    const senders = {
+      audio: this.pc.addTransceiver("audio", { direction: "sendrecv" }).sender,
+      video: this.pc.addTransceiver("video", { direction: "sendrecv" }).sender,
+    };
+    const offered = this.offer(false);
     this.stream = (await opening).stream;
-    if (!this.stream) {
-      this.hooks.onProblem("Caméra ou micro indisponible : le citoyen ne vous verra pas.");
-    }
     if (this.closed) {
       this.stopTracks();
       return;
     }
     if (this.stream) {
-      for (const track of this.stream.getTracks()) {
-        this.pc.addTrack(track, this.stream);
+      const tracks = { audio: this.stream.getAudioTracks(), video: this.stream.getVideoTracks() };
+      for (const kind of ["audio", "video"]) {
+        if (tracks[kind].length > 0) {
+          await senders[kind].replaceTrack(tracks[kind][0]);
+        }
       }
       this.hooks.onLocalStream(this.stream);
     } else {
-      this.pc.addTransceiver("audio", { direction: "recvonly" });
-      this.pc.addTransceiver("video", { direction: "recvonly" });
+      this.hooks.onProblem("Caméra ou micro indisponible : le citoyen ne vous verra pas.");
     }
-    await this.offer(false);
+    await offered;
   };
 
   AgentCall.prototype.offer = async function (iceRestart) {
