@@ -6,8 +6,14 @@ Endpoints (on the fleet server):
 - ``/ws/agent``: an agent's browser, authenticated by its session cookie (role "agent").
 
 Who offers: the agent's browser creates the WebRTC offer when it answers a call; the counter
-(aiortc) answers. aiortc does not trickle ICE, and neither side needs to: descriptions are
-sent once gathering is complete. An ICE restart is a new offer from the browser.
+(aiortc) answers. The counter's answer is sent once its gathering is complete (aiortc does
+not trickle). The browser's offer goes at once, without its candidates, which follow one
+``candidate`` message each, then one whose ``candidate`` is None (end of candidates): the
+counter adds them to its connection as they come (issue 16: the browser's gathering was
+~120 ms on the set-up's path). Only with a counter that said it takes them
+(``call_request``'s ``trickle_ice``, passed on in ``call_taken``); an older counter gets
+complete offers, as before. An ICE restart is a new offer from the browser, its candidates
+named by the new offer's ``ufrag``.
 
 A test call (remote support's ``test_call`` action, ``docs/line-test.md``) uses the same
 link: the counter sends ``test_call_request`` naming the action's request id; the server's
@@ -19,18 +25,30 @@ Every message is a JSON object with a ``type``; unknown types are refused with a
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from guichet.errors import SignallingError as SignallingError  # re-exported
 from guichet.messages import parse_json
 
 MAX_MESSAGE_BYTES = 256 * 1024  # an SDP with all candidates is ~10 KB
 RESUME_WINDOW_S = 30  # a call whose counter link dropped is kept this long for a resume
+# An ICE candidate line as browsers give it (RFC 8839 section 5.1): foundation, component,
+# transport, priority, address (IPv4, IPv6 or an mDNS name), port, type, then extensions
+# (raddr, rport, generation, ufrag, network-id…) in printable ASCII. A Chromium candidate
+# is ~150 characters; anything else is refused before it reaches a counter.
+_CANDIDATE_RE = re.compile(
+    r"candidate:[A-Za-z0-9+/]{1,32} [0-9]{1,3} (?:udp|UDP|tcp|TCP) [0-9]{1,10}"
+    r" [0-9A-Za-z.:_-]{1,253} [0-9]{1,5} typ (?:host|srflx|prflx|relay)(?: [!-~]+)*"
+)
+CANDIDATE_MAX_CHARS = 512
+# An ICE username fragment (RFC 8839 section 5.4: 4 to 256 ice-chars).
+UFRAG_PATTERN = r"^[A-Za-z0-9+/]{4,256}$"
 
 
 T = TypeVar("T")
@@ -45,6 +63,30 @@ class SessionDescription(BaseModel):
 
     type: Literal["offer", "answer"]
     sdp: str = Field(max_length=200_000)
+
+
+class IceCandidate(BaseModel):
+    """One ICE candidate as the browser's ``RTCIceCandidate`` gives it; the m-line it belongs
+    to by ``sdp_mid`` or ``sdp_mline_index`` (at least one)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    candidate: str = Field(max_length=CANDIDATE_MAX_CHARS)
+    sdp_mid: str | None = Field(default=None, min_length=1, max_length=32)
+    sdp_mline_index: int | None = Field(default=None, ge=0, le=63)
+
+    @field_validator("candidate")
+    @classmethod
+    def _is_a_candidate_line(cls, line: str) -> str:
+        if _CANDIDATE_RE.fullmatch(line) is None:
+            raise ValueError("not an ICE candidate line (RFC 8839: candidate:… typ …)")
+        return line
+
+    @model_validator(mode="after")
+    def _names_its_m_line(self) -> IceCandidate:
+        if self.sdp_mid is None and self.sdp_mline_index is None:
+            raise ValueError("sdp_mid or sdp_mline_index is required")
+        return self
 
 
 class IceServer(BaseModel):
@@ -103,6 +145,9 @@ class CallRequest(_Msg):
     call_id: uuid.UUID
     # The service the citizen chose when several were open; None: the server's routing decides.
     service: str | None = Field(default=None, max_length=64)
+    # Added within v1 with a default: the counter takes the browser's candidates trickled
+    # after its offer (``candidate``). An older counter sends none and gets complete offers.
+    trickle_ice: bool = False
 
 
 class Resume(_Msg):
@@ -124,6 +169,18 @@ class Description(_Msg):
     type: Literal["description"] = "description"
     call_id: uuid.UUID
     description: SessionDescription
+
+
+class Candidate(_Msg):
+    """One of the browser's ICE candidates for its offer named by ``ufrag`` (that offer's
+    ``a=ice-ufrag``), relayed as is to the counter of the call; ``candidate`` None: the
+    browser's gathering for that offer is complete (end of candidates). Sent only after the
+    offer it belongs to, on the same link, so it never overtakes it."""
+
+    type: Literal["candidate"] = "candidate"
+    call_id: uuid.UUID
+    ufrag: str = Field(pattern=UFRAG_PATTERN)
+    candidate: IceCandidate | None
 
 
 class MediaState(_Msg):
@@ -243,6 +300,9 @@ class CallTaken(_Msg):
     site: str
     counter_name: str
     ice_servers: list[IceServer] = Field(default_factory=list)
+    # Added within v1 with a default: this call's counter takes trickled candidates
+    # (``call_request``'s ``trickle_ice``); an older console waits for its gathering anyway.
+    trickle_ice: bool = False
 
 
 CounterToServer = Annotated[
@@ -250,10 +310,17 @@ CounterToServer = Annotated[
     Field(discriminator="type"),
 ]
 ServerToCounter = Annotated[
-    Welcome | CallQueued | CallAnswered | CallEnded | Description | Error | TestCallResult,
+    Welcome
+    | CallQueued
+    | CallAnswered
+    | CallEnded
+    | Description
+    | Candidate
+    | Error
+    | TestCallResult,
     Field(discriminator="type"),
 ]
-AgentToServer = Annotated[Answer | Hangup | Description, Field(discriminator="type")]
+AgentToServer = Annotated[Answer | Hangup | Description | Candidate, Field(discriminator="type")]
 ServerToAgent = Annotated[
     Queue | CallTaken | CallEnded | Description | MediaState | Error,
     Field(discriminator="type"),

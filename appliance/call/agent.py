@@ -269,11 +269,22 @@ class CallAgent:
         elif isinstance(message, sig.Error):
             logger.warning("server error %s: %s", message.code, message.message)
             self._input(machine.refused, message)
+        elif isinstance(message, sig.Candidate):
+            self._candidate(message)
         elif message.description.type == "offer":
             if message.call_id == machine.call_id and machine.phase in ANSWERING:
                 self._start(self._answer(message.call_id, message.description.sdp))
             else:
                 logger.info("offer for a call that is not ours ignored")
+
+    def _candidate(self, message: sig.Candidate) -> None:
+        """The browser's trickled candidate: to this call's peer, after the offer before it
+        (both are tasks taking the peer's lock in the order they came)."""
+        if message.call_id == self.machine.call_id and self.machine.phase in ANSWERING:
+            peer = self._call_peer(message.call_id)
+            self._start(peer.add_candidate(message.ufrag, message.candidate))
+        else:
+            logger.info("candidate for a call that is not ours ignored")
 
     def _call_peer(self, call_id: uuid.UUID) -> CallPeer:
         """This call's peer, made at the first need (the agent's answer, or an offer)."""
@@ -438,6 +449,8 @@ class CallAgent:
     # --- effects (CallEffects) ---------------------------------------------------------------
 
     def send(self, message: sig.CounterToServer) -> None:
+        if isinstance(message, sig.CallRequest):  # CallPeer takes the browser's candidates
+            message = message.model_copy(update={"trickle_ice": True})
         self.client.post(message)
 
     def light(self, pattern: LightPattern) -> None:

@@ -2,7 +2,13 @@
 
 One ``CallPeer`` per call. It opens the camera, microphone and loudspeaker at the first
 offer and releases them in ``close()``, whatever happened. Each offer is answered once ICE
-gathering is complete (aiortc's ``setLocalDescription`` waits for it; no trickle ICE).
+gathering is complete (aiortc's ``setLocalDescription`` waits for it: the counter does not
+trickle). The browser does (issue 16): its offer comes without candidates and each
+candidate follows (``add_candidate``), then its end; aiortc's ``addIceCandidate`` hands them
+to the running ICE checks (aioice pairs a candidate added while it connects, and reports a
+failure only after the end of candidates). A candidate is taken under the same lock as the
+offers, so it is added after the offer it came after, and only to the connection answering
+the offer it names (its ``ice-ufrag``): one from before an ICE restart is dropped.
 
 - Ready before the offer (``prepare()``, called as soon as the agent answers): while the
   agent's browser opens its camera and gathers its candidates, the counter opens its media,
@@ -44,12 +50,14 @@ from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
     RTCDataChannel,
+    RTCIceCandidate,
     RTCIceServer,
     RTCPeerConnection,
     RTCRtpCodecCapability,
     RTCRtpSender,
     RTCSessionDescription,
 )
+from aiortc.sdp import candidate_from_sdp
 
 from appliance.call.adaptation import RungClimber, VideoLimits, ladder_for
 from appliance.call.feedback import SenderFeedback, set_encoder_bitrate
@@ -66,7 +74,7 @@ from appliance.hw.ports import (
     Screen,
     VideoRung,
 )
-from guichet.signalling import IceServer
+from guichet.signalling import IceCandidate, IceServer
 
 logger = logging.getLogger(__name__)
 
@@ -201,6 +209,24 @@ class CallPeer:
                 raise MediaNegotiationError(f"{type(exc).__name__}: {exc}") from exc
             description = pc.localDescription
             return str(description.sdp)
+
+    async def add_candidate(self, ufrag: str, candidate: IceCandidate | None) -> None:
+        """One of the browser's trickled candidates for its offer named by ``ufrag`` (None:
+        its end of candidates). Never raises: a candidate that does not fit is logged."""
+        async with self._lock:  # after any offer received before it has been applied
+            pc = self._pc
+            if self._closed or pc is None or ufrag != self._remote_ufrag:
+                logger.info("candidate for another ICE session ignored")
+                return
+        try:
+            ice = None if candidate is None else _ice_candidate(candidate)
+        except (AssertionError, ValueError, IndexError) as exc:  # aiortc's parser
+            logger.warning("unreadable ICE candidate ignored: %s", exc)
+            return
+        try:  # outside the lock: an mDNS name is resolved before the call returns
+            await pc.addIceCandidate(ice)
+        except Exception as exc:  # aiortc/aioice refusing it in an unforeseen way
+            logger.warning("ICE candidate not added: %s: %s", type(exc).__name__, exc)
 
     def make_room(self, active: bool) -> None:
         """A document starts or stops crossing the uplink (``DocumentSession``)."""
@@ -369,6 +395,13 @@ class CallPeer:
     async def _retire(self, pc: RTCPeerConnection) -> None:
         with contextlib.suppress(Exception):  # closing a broken connection may raise anything
             await pc.close()
+
+
+def _ice_candidate(candidate: IceCandidate) -> RTCIceCandidate:
+    """aiortc's candidate from the browser's line (``candidate:`` then RFC 8839's fields)."""
+    ice = candidate_from_sdp(candidate.candidate.removeprefix("candidate:"))
+    ice.sdpMid, ice.sdpMLineIndex = candidate.sdp_mid, candidate.sdp_mline_index
+    return ice
 
 
 async def _gather(pc: RTCPeerConnection) -> bool:

@@ -186,7 +186,7 @@ class CallManager:
                     in_call = self._call_of(counter.info.device_id) is not None
                     await self.test_calls.request(counter, message, in_call=in_call)
                 case sig.CallRequest():
-                    await self._request(counter, message.call_id, message.service)
+                    await self._request(counter, message)
                 case sig.Resume():
                     self._counter_resume(counter, message.call_id)
                 case sig.Hangup():
@@ -196,10 +196,8 @@ class CallManager:
                 case sig.MediaState():
                     self._media_state(counter, message)
 
-    async def _request(
-        self, counter: CounterSession, call_id: uuid.UUID, requested: str | None = None
-    ) -> None:
-        device_id = counter.info.device_id
+    async def _request(self, counter: CounterSession, request: sig.CallRequest) -> None:
+        device_id, call_id, requested = counter.info.device_id, request.call_id, request.service
         if call_id in self._calls or call_id in self._ended:
             self._counter_resume(counter, call_id)
             return
@@ -221,6 +219,7 @@ class CallManager:
         call = Call(call_id, counter.info, service, self._clock(), counter)
         call.preferred_agents = frozenset(routed.preferred_agents)
         call.appointment_id = routed.appointment_id
+        call.trickle_ice = request.trickle_ice
         call.exclusive = bool(call.preferred_agents) and routed.fallback_s > 0
         self._calls[call_id] = call
         self._call_of_device[device_id] = call_id
@@ -257,9 +256,7 @@ class CallManager:
             counter.link.send(queued_message(call, self._standing(call)))
             return
         counter.link.send(answered_message(call))
-        if call.pending_to_counter is not None:
-            counter.link.send(call.pending_to_counter)
-            call.pending_to_counter = None
+        relay.flush_to_counter(call, counter)
 
     async def _counter_hangup(self, counter: CounterSession, message: sig.Hangup) -> None:
         call = self._calls.get(message.call_id)
@@ -331,6 +328,8 @@ class CallManager:
                     )
                 case sig.Description():
                     self._relay_from_agent(agent, message)
+                case sig.Candidate():
+                    relay.candidate_to_counter(self._calls.get(message.call_id), agent, message)
 
     async def _answer(self, agent: AgentSession, call_id: uuid.UUID) -> None:
         call = self._calls.get(call_id)

@@ -63,6 +63,9 @@ class Call:
     timers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     pending_to_counter: sig.Description | None = None
     pending_to_agent: sig.Description | None = None
+    # The browser's trickled candidates held with ``pending_to_counter`` (its offer's).
+    pending_candidates: list[sig.Candidate] = field(default_factory=list)
+    trickle_ice: bool = False  # the counter takes trickled candidates (its call_request)
     # Offered only to these agents (the booked one, those on duty) while ``exclusive``.
     preferred_agents: frozenset[int] = frozenset()
     exclusive: bool = False
@@ -128,6 +131,7 @@ def taken_message(call: Call, *, by_me: bool) -> sig.CallTaken:
         site=call.counter_info.site,
         counter_name=call.counter_info.name,
         ice_servers=call.agent_ice_servers if by_me else [],
+        trickle_ice=call.trickle_ice and by_me,
     )
 
 

@@ -154,3 +154,55 @@ async def test_a_description_outside_a_call_is_refused(live: LiveApp) -> None:
         call_id = str(uuid.uuid4())
         await send(counter, {"type": "description", "call_id": call_id, "description": description})
         assert (await receive(counter, "error"))["code"] == "not_in_call"
+
+
+async def test_trickled_candidates_reach_only_their_call_s_counter(live: LiveApp) -> None:
+    """The browser's candidates after its offer (issue 16): a garbage one is refused and the
+    agent's link stays up; another agent's and another counter's never reach this call."""
+    token = live.add_counter("monts-de-chalus", "Monts de Châlus", "Mairie")
+    other_token = live.add_counter("vallee-de-la-gorre", "Vallée de la Gorre", "CIAS")
+    alice, bob = [await live.login(n) for n in ("alice", "bob")]
+    line = "candidate:1467250027 1 udp 2122260223 192.0.2.10 51394 typ host generation 0"
+    try:
+        async with (
+            live.counter_socket(token) as counter,
+            live.counter_socket(other_token) as other,
+            live.agent_socket(alice) as a,
+            live.agent_socket(bob) as b,
+        ):
+            await receive(counter, "welcome")
+            await receive(other, "welcome")
+            call_id = str(uuid.uuid4())
+            request = {"type": "call_request", "call_id": call_id, "trickle_ice": True}
+            await send(counter, request)
+            await receive(counter, "call_queued")
+            await send(a, {"type": "answer", "call_id": call_id})
+            assert (await receive(a, "call_taken"))["trickle_ice"] is True
+            assert (await receive(b, "call_taken"))["trickle_ice"] is False
+            await receive(counter, "call_answered")
+
+            def trickled(candidate: object) -> dict[str, object]:
+                return {
+                    "type": "candidate",
+                    "call_id": call_id,
+                    "ufrag": "Xk3v",
+                    "candidate": candidate,
+                }
+
+            good = {"candidate": line, "sdp_mid": "0", "sdp_mline_index": 0}
+            await send(a, trickled(good | {"candidate": "candidate:x; DROP TABLE calls"}))
+            error = await receive(a, "error")
+            assert error["code"] == "bad_message"
+            assert "candidate" in error["message"]
+            await send(b, trickled(good | {"candidate": line.replace("10", "66")}))
+            await send(other, trickled(good | {"candidate": line.replace("10", "77")}))
+            assert (await receive(other, "error"))["code"] == "bad_message"  # not a counter's
+            await send(a, trickled(good))
+            await send(a, trickled(None))
+            assert (await receive(counter, "candidate"))["candidate"] == good
+            assert (await receive(counter, "candidate"))["candidate"] is None
+            await send(a, {"type": "hangup", "call_id": call_id, "reason": "hangup_agent"})
+            assert (await receive(counter, "call_ended"))["call_id"] == call_id
+    finally:
+        for client in (alice, bob):
+            await client.aclose()

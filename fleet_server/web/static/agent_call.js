@@ -1,11 +1,20 @@
 // The agent's side of one WebRTC call (guichet/signalling.py): the browser offers, the
-// counter (aiortc) answers. aiortc does not trickle ICE, so every offer is sent once ICE
-// gathering is complete. An ICE connection "failed" or "disconnected" for more than
-// RESTART_AFTER_MS triggers pc.restartIce() and a new offer through signalling.
+// counter (aiortc) answers. With a counter that takes them (call_taken's trickle_ice), the
+// offer goes at once and each ICE candidate follows as it is gathered ("candidate"
+// messages named by the offer's ufrag), then the end of candidates; with an older counter,
+// the offer is sent once gathering is complete, candidates inside. An ICE connection
+// "failed" or "disconnected" for more than RESTART_AFTER_MS triggers pc.restartIce() and a
+// new offer through signalling. The camera and microphone may be opened before the call
+// exists (openMedia, on the agent's click), and handed to it; the offer does not wait for
+// them.
 (function () {
   "use strict";
 
-  const GATHER_TIMEOUT_MS = 5000; // send what we have if gathering never completes
+  const GATHER_TIMEOUT_MS = 5000; // send what we have (or end) if gathering never completes
+  const MEDIA_CONSTRAINTS = {
+    audio: true,
+    video: { width: { ideal: 1280 }, height: { ideal: 720 } },
+  };
   const RESTART_AFTER_MS = 3000; // a link bad for this long gets an ICE restart
   const STATS_EVERY_MS = 1000;
 
@@ -42,15 +51,57 @@
     });
   }
 
+  function iceUfrag(sdp) {
+    const match = /^a=ice-ufrag:(\S+)/m.exec(sdp);
+    return match ? match[1] : null;
+  }
+
+  function stopStream(stream) {
+    if (stream) {
+      for (const track of stream.getTracks()) {
+        track.stop();
+      }
+    }
+  }
+
+  // The camera and microphone, opening: a promise of { stream } (null if they could not be
+  // opened). Never rejects.
+  function openMedia() {
+    return navigator.mediaDevices.getUserMedia(MEDIA_CONSTRAINTS).then(
+      function (stream) {
+        return { stream: stream };
+      },
+      function () {
+        return { stream: null };
+      },
+    );
+  }
+
+  // Release media opened for a call that did not come (openMedia's promise).
+  function releaseMedia(opening) {
+    opening.then(function (opened) {
+      stopStream(opened.stream);
+    });
+  }
+
   // hooks: send(message), onRemoteStream(stream), onLocalStream(stream), onQuality(stats),
-  // onProblem(text). this.documents and this.texte: the reliable, ordered "documents" and
-  // "texte" data channels (guichet/documents.py, guichet/caption.py), created before the
-  // first offer so the offer carries them.
-  function AgentCall(callId, iceServers, hooks) {
+  // onProblem(text). options: trickle (the counter takes trickled candidates), media (an
+  // openMedia() promise already under way; else start() opens them). this.documents and
+  // this.texte: the reliable, ordered "documents" and "texte" data channels
+  // (guichet/documents.py, guichet/caption.py), created before the first offer so the offer
+  // carries them.
+  function AgentCall(callId, iceServers, hooks, options) {
     this.callId = callId;
     this.hooks = hooks;
+    this.trickle = Boolean(options && options.trickle);
+    this.media = (options && options.media) || null;
     this.pc = new RTCPeerConnection({ iceServers: iceConfig(iceServers) });
     this.stream = null;
+    this.ufrag = null; // the ICE session (ice-ufrag) of the last offer made (trickle)
+    this.sent = false; // whether that offer has gone: its candidates follow it, else wait
+    this.held = []; // its candidates while it has not
+    this.endedUfrag = null; // the session whose end of candidates was sent
+    this.endTimer = null;
     this.restartTimer = null;
     this.restarts = 0;
     this.closed = false;
@@ -65,34 +116,44 @@
     this.pc.oniceconnectionstatechange = function () {
       self.watchIce();
     };
+    this.pc.onicecandidate = function (event) {
+      if (event.candidate || self.pc.iceGatheringState === "complete") {
+        self.trickled(event.candidate); // (a late null of an earlier gathering is not)
+      }
+    };
     this.statsTimer = window.setInterval(function () {
       self.pollStats();
     }, STATS_EVERY_MS);
   }
 
+  // The offer goes before the camera and microphone are open (issue 16: they take 100-200
+  // ms): its audio and video senders get their tracks when they are, without a new offer.
+  // Without them the senders stay empty: the counter receives nothing, as with recvonly.
   AgentCall.prototype.start = async function () {
-    try {
-      this.stream = await navigator.mediaDevices.getUserMedia({
-        audio: true,
-        video: { width: { ideal: 1280 }, height: { ideal: 720 } },
-      });
-    } catch (error) {
-      this.hooks.onProblem("Caméra ou micro indisponible : le citoyen ne vous verra pas.");
-    }
+    const opening = this.media || openMedia();
+    this.media = null;
+    const senders = {
+      audio: this.pc.addTransceiver("audio", { direction: "sendrecv" }).sender,
+      video: this.pc.addTransceiver("video", { direction: "sendrecv" }).sender,
+    };
+    const offered = this.offer(false);
+    this.stream = (await opening).stream;
     if (this.closed) {
       this.stopTracks();
       return;
     }
     if (this.stream) {
-      for (const track of this.stream.getTracks()) {
-        this.pc.addTrack(track, this.stream);
+      const tracks = { audio: this.stream.getAudioTracks(), video: this.stream.getVideoTracks() };
+      for (const kind of ["audio", "video"]) {
+        if (tracks[kind].length > 0) {
+          await senders[kind].replaceTrack(tracks[kind][0]);
+        }
       }
       this.hooks.onLocalStream(this.stream);
     } else {
-      this.pc.addTransceiver("audio", { direction: "recvonly" });
-      this.pc.addTransceiver("video", { direction: "recvonly" });
+      this.hooks.onProblem("Caméra ou micro indisponible : le citoyen ne vous verra pas.");
     }
-    await this.offer(false);
+    await offered;
   };
 
   AgentCall.prototype.offer = async function (iceRestart) {
@@ -104,8 +165,13 @@
       pc.restartIce();
     }
     const offer = await pc.createOffer(iceRestart ? { iceRestart: true } : {});
+    this.ufrag = iceUfrag(offer.sdp); // candidates of this offer are held until it is sent
+    this.held = [];
+    this.sent = false;
     await pc.setLocalDescription(offer);
-    await gatheringComplete(pc);
+    if (!this.trickle) {
+      await gatheringComplete(pc);
+    }
     if (this.closed) {
       return;
     }
@@ -114,6 +180,48 @@
       call_id: this.callId,
       description: { type: pc.localDescription.type, sdp: pc.localDescription.sdp },
     });
+    if (!this.trickle || this.ufrag !== iceUfrag(offer.sdp)) {
+      return; // complete, or a newer offer is on its way
+    }
+    this.sent = true;
+    for (const message of this.held) {
+      this.hooks.send(message);
+    }
+    this.held = [];
+    const self = this;
+    const ufrag = this.ufrag;
+    window.clearTimeout(this.endTimer);
+    this.endTimer = window.setTimeout(function () {
+      self.trickled(null, ufrag); // gathering did not complete: the counter stops waiting
+    }, GATHER_TIMEOUT_MS);
+  };
+
+  // A candidate gathered for the last offer, to the counter after that offer; null: its
+  // gathering is complete (sent once per offer).
+  AgentCall.prototype.trickled = function (candidate, ufrag) {
+    if (!this.trickle || this.closed || this.ufrag === null) {
+      return;
+    }
+    const of = (candidate && candidate.usernameFragment) || ufrag || this.ufrag;
+    if ((candidate && !candidate.candidate) || of !== this.ufrag || this.endedUfrag === of) {
+      return; // an empty one (a generation's end), one of an earlier offer, or too late
+    }
+    const message = { type: "candidate", call_id: this.callId, ufrag: of, candidate: null };
+    if (candidate) {
+      message.candidate = {
+        candidate: candidate.candidate,
+        sdp_mid: candidate.sdpMid,
+        sdp_mline_index: candidate.sdpMLineIndex,
+      };
+    } else {
+      this.endedUfrag = of;
+      window.clearTimeout(this.endTimer);
+    }
+    if (this.sent) {
+      this.hooks.send(message);
+    } else {
+      this.held.push(message);
+    }
   };
 
   AgentCall.prototype.remoteDescription = async function (description) {
@@ -202,16 +310,17 @@
   };
 
   AgentCall.prototype.stopTracks = function () {
-    if (this.stream) {
-      for (const track of this.stream.getTracks()) {
-        track.stop();
-      }
-    }
+    stopStream(this.stream);
   };
 
   AgentCall.prototype.close = function () {
     this.closed = true;
+    if (this.media) {
+      releaseMedia(this.media); // closed before start() took them
+      this.media = null;
+    }
     window.clearInterval(this.statsTimer);
+    window.clearTimeout(this.endTimer);
     if (this.restartTimer !== null) {
       window.clearTimeout(this.restartTimer);
     }
@@ -219,5 +328,7 @@
     this.pc.close();
   };
 
+  AgentCall.openMedia = openMedia;
+  AgentCall.releaseMedia = releaseMedia;
   window.GuichetAgentCall = AgentCall;
 })();
