@@ -21,5 +21,13 @@ class UnknownRolloutError(RolloutError):
     """The rollout, or the release a new rollout names, does not exist."""
 
 
+class UnknownTargetError(RolloutError):
+    """A wave names a site or a counter that no counter in service has or is."""
+
+
+class NightWindowError(RolloutError):
+    """A rollout's night window is half given, empty, or shorter than an update."""
+
+
 class BundleError(UpdateError):
     """An uploaded bundle refused: signature, manifest, version or compatible string."""

@@ -32,6 +32,14 @@ from fleet_server.updates import manage, records, releases
 from fleet_server.updates.rollout import ROLLOUT_STATE_LABELS, RolloutAction, Threshold
 from fleet_server.updates.rollout import RolloutState as RState
 from fleet_server.updates.views import CounterOut, counter_out
+from fleet_server.updates.waves import (
+    MAX_CANARY,
+    MAX_CHOSEN_DEVICES,
+    MAX_CHOSEN_SITES,
+    MAX_DEVICE_ID,
+    MAX_SITE,
+    MAX_WAVES,
+)
 from fleet_server.web.deps import ApiAdmin, ApiUser, AppContext, Ctx, Db
 from guichet.updates import VERSION_PATTERN
 
@@ -78,15 +86,19 @@ class VersionInUse(BaseModel):
 
 class WaveIn(BaseModel):
     kind: Literal["canary", "percent", "devices", "sites", "rest"]
-    count: Annotated[int | None, Field(ge=1, le=10_000)] = None
+    count: Annotated[int | None, Field(ge=1, le=MAX_CANARY)] = None
     pct: Annotated[float | None, Field(gt=0, le=100)] = None
-    device_ids: Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=500)] = []
-    sites: Annotated[list[Annotated[str, Field(max_length=128)]], Field(max_length=100)] = []
+    device_ids: Annotated[
+        list[Annotated[str, Field(max_length=MAX_DEVICE_ID)]], Field(max_length=MAX_CHOSEN_DEVICES)
+    ] = []
+    sites: Annotated[
+        list[Annotated[str, Field(max_length=MAX_SITE)]], Field(max_length=MAX_CHOSEN_SITES)
+    ] = []
 
 
 class RolloutIn(BaseModel):
     release_id: Annotated[int, Field(ge=1, le=MAX_ID)]
-    waves: Annotated[list[WaveIn], Field(min_length=1, max_length=20)]
+    waves: Annotated[list[WaveIn], Field(min_length=1, max_length=MAX_WAVES)]
     max_failures: Annotated[int | None, Field(ge=1)] = 1
     max_failure_pct: Annotated[float | None, Field(gt=0, le=100)] = None
     wave_timeout_h: Annotated[float, Field(gt=0, le=24 * 30)] = 72
@@ -110,6 +122,8 @@ class RolloutOut(BaseModel):
     wave_specs: list[dict[str, Any]]
     max_failures: int | None
     max_failure_pct: float | None
+    night_start: time | None
+    night_end: time | None
     created_at: datetime
     created_by: str
     counters: list[CounterOut] = []
@@ -128,6 +142,7 @@ def rollout_out(db: Db, record: RolloutRecord, *, counters: bool) -> RolloutOut:
         state_label=ROLLOUT_STATE_LABELS[RState(record.state)], reason=record.reason,
         current_wave=record.current_wave, waves=record.waves, wave_specs=record.wave_specs,
         max_failures=record.max_failures, max_failure_pct=record.max_failure_pct,
+        night_start=record.night_start, night_end=record.night_end,
         created_at=record.created_at, created_by=record.created_by,
         counters=[counter_out(r) for r in rows],
     )  # fmt: skip
@@ -221,7 +236,9 @@ def plan_of(body: RolloutIn) -> manage.RolloutPlan:
     status_code=status.HTTP_201_CREATED,
     summary="Créer (et lancer) un déploiement",
     description="Vagues : `canary` (`count` guichets), `percent` (`pct` % de la cible), "
-    "`devices` (`device_ids`), `sites` (`sites`), `rest` (tous les autres, en dernier).",
+    "`devices` (`device_ids`), `sites` (`sites`), `rest` (tous les autres, en dernier). "
+    "Un site ou un guichet qu'aucun guichet en service n'a ou n'est : refusé (409). Plage "
+    "de nuit (heure de Paris) : `night_start` et `night_end`, ou aucune des deux.",
     responses=error_responses(ERRORS, 400, 404, 409, 422),
 )
 async def create_rollout(body: RolloutIn, ctx: Ctx, user: ApiAdmin) -> RolloutOut:
@@ -229,12 +246,9 @@ async def create_rollout(body: RolloutIn, ctx: Ctx, user: ApiAdmin) -> RolloutOu
 
     def run() -> int:
         with ctx.sessions.begin() as session:
-            record = manage.create(session, plan, actor=user.username, actor_user_id=user.user_id)
-            if body.start:
-                manage.perform(
-                    session, record.id, RolloutAction.START,
-                    actor=user.username, actor_user_id=user.user_id,
-                )  # fmt: skip
+            record = manage.launch(
+                session, plan, start=body.start, actor=user.username, actor_user_id=user.user_id
+            )
             return record.id
 
     return await _rollout_after(ctx, run)

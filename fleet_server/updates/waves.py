@@ -16,6 +16,11 @@ from dataclasses import dataclass
 from fleet_server.errors import RolloutError
 
 MAX_WAVES = 20  # more is a mistake in the form, not a plan
+MAX_CANARY = 10_000  # a canary wave's count: the API's and the page's bound
+MAX_CHOSEN_DEVICES = 500  # one wave's chosen counters: the API's and the page's bound
+MAX_CHOSEN_SITES = 100  # one wave's chosen sites
+MAX_DEVICE_ID = 64  # as the devices table keeps them
+MAX_SITE = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +78,10 @@ def check_specs(specs: Sequence[WaveSpec]) -> None:
             raise RolloutError(f"Vague {number} : un pourcentage entre 0 et 100.")
         if isinstance(spec, ChosenDevices | ChosenSites) and not _chosen(spec):
             raise RolloutError(f"Vague {number} : choisissez au moins un guichet ou un site.")
+        if isinstance(spec, ChosenDevices) and len(spec.device_ids) > MAX_CHOSEN_DEVICES:
+            raise RolloutError(f"Vague {number} : {MAX_CHOSEN_DEVICES} guichets choisis au plus.")
+        if isinstance(spec, ChosenSites) and len(spec.sites) > MAX_CHOSEN_SITES:
+            raise RolloutError(f"Vague {number} : {MAX_CHOSEN_SITES} sites choisis au plus.")
         if isinstance(spec, Rest) and number != len(specs):
             raise RolloutError("« Tous les autres » ne peut être que la dernière vague.")
 

@@ -349,10 +349,12 @@ def redirect_to(
     notice: str | None = None,
     values: FormValues | None = None,
     changed: str = "",
+    about: str = "",
 ) -> RedirectResponse:
     """Answer a form with ``303 See Other`` to ``url`` (post/redirect/get). The page there
     shows ``error`` or ``notice`` next to ``form`` and, with an error, the form filled in
-    again with ``values``; ``changed`` names the row to mark."""
+    again with ``values``; ``changed`` names the row to mark, ``about`` the field the error
+    concerns."""
     error, notice = sentence(error) or None, sentence(notice) or None
     if error or notice:
         flashes = app_context(request).flashes
@@ -360,7 +362,7 @@ def redirect_to(
         if isinstance(previous, str):
             flashes.discard(previous)  # one pending flash per session
         kept = dict(values or {}) if error else {}
-        flash = Flash(urlsplit(url).path, form, error, notice, kept, changed)
+        flash = Flash(urlsplit(url).path, form, error, notice, kept, changed, about)
         request.session[FLASH_SESSION_KEY] = flashes.put(flash)
     return RedirectResponse(url, status.HTTP_303_SEE_OTHER)
 

@@ -63,7 +63,9 @@ class Flash:
     """What one form's handler left for the page at ``path``.
 
     ``form`` names the form on that page (templates show the message next to it);
-    ``changed`` names the row the change made or touched, so the page can mark it.
+    ``changed`` names the row the change made or touched, so the page can mark it;
+    ``about`` names the field the error concerns, so the page can mark it invalid and link
+    it to the message (``_forms.html``'s ``described``).
     """
 
     path: str = ""
@@ -72,12 +74,17 @@ class Flash:
     notice: str | None = None
     values: FormValues = field(default_factory=dict)
     changed: str = ""
+    about: str = ""  # the field (or group of fields) the error is about, if one is
 
     def error_for(self, form: str) -> str | None:
         return self.error if form == self.form else None
 
     def notice_for(self, form: str) -> str | None:
         return self.notice if form == self.form else None
+
+    def invalid(self, form: str, name: str) -> bool:
+        """Whether the error left for ``form`` is about its field (or group) ``name``."""
+        return self.error is not None and form == self.form and name == self.about
 
     def value(self, form: str, name: str, default: object = "") -> str:
         """What was typed in ``form``'s field ``name``, else ``default`` (as text)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -156,6 +156,11 @@ def hours_label(start: datetime, end: datetime) -> str:
     if end - start >= timedelta(days=1):
         return "en continu"
     return f"{hour_fr(start)} – {hour_fr(end)}"
+
+
+def clock(at: time) -> str:
+    """A wall-clock hour as French writes it: ``22 h``, ``6 h 30``."""
+    return f"{at.hour} h" if at.minute == 0 else f"{at.hour} h {at.minute:02d}"
 
 
 def format_duration(seconds: float) -> str:
@@ -469,6 +474,8 @@ def make_templates() -> Jinja2Templates:
         component_label=component_label,
         outcome_label=outcome_label,
         line_test=line_test,
+        clock=clock,
+        waves=waves_words,
     )
     env.globals["MISSING"] = MISSING
     env.globals["CLOCK_SKEW_FLAG_S"] = CLOCK_SKEW_FLAG_S

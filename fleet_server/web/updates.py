@@ -8,6 +8,7 @@ and updates each counter's state in place; without script the page shows it as l
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -18,6 +19,7 @@ from starlette.datastructures import UploadFile
 
 from fleet_server.errors import BundleError, RolloutError
 from fleet_server.models import Release, RolloutRecord
+from fleet_server.security.roles import Role
 from fleet_server.updates import manage, releases
 from fleet_server.updates.records import counter_rows
 from fleet_server.updates.rollout import (
@@ -28,8 +30,18 @@ from fleet_server.updates.rollout import (
     Threshold,
 )
 from fleet_server.updates.views import counter_out
-from fleet_server.updates.waves import Canary, Percent, Rest, WaveSpec
-from fleet_server.web.deps import AdminUser, Ctx, DashboardUser, Db, redirect_to, render
+from fleet_server.updates.waves import MAX_CANARY
+from fleet_server.web import rollout_form
+from fleet_server.web.deps import (
+    AdminUser,
+    Ctx,
+    DashboardUser,
+    Db,
+    SubmittedForm,
+    redirect_to,
+    render,
+)
+from fleet_server.web.flash import FormValues
 
 router = APIRouter(include_in_schema=False)
 
@@ -50,6 +62,13 @@ def versions_page(request: Request, db: Db, user: DashboardUser) -> Response:
         "state_labels": ROLLOUT_STATE_LABELS,
         "max_mb": request.app.state.ctx.settings.release_max_mb,
     }
+    if user.role == Role.ADMIN:  # the rollout form's choices
+        counters = manage.choosable(db)
+        context["counters"] = counters
+        context["sites"] = sorted(Counter(c.site for c in counters if c.site).items())
+        context["default_max_failures"] = Threshold().max_failures
+        context["max_canary"] = MAX_CANARY
+        context["max_failures"] = rollout_form.MAX_FAILURES
     return render(request, "versions.html", context, principal=user)
 
 
@@ -79,36 +98,37 @@ async def upload(request: Request, ctx: Ctx, user: AdminUser) -> Response:
 
 @router.post("/admin/rollouts")
 async def create_rollout(
-    request: Request,
-    ctx: Ctx,
-    user: AdminUser,
-    release_id: Annotated[int, Form()],
-    canary: Annotated[int, Form(ge=0, le=100)] = 1,
-    percent: Annotated[float, Form(ge=0, le=100)] = 25,
-    max_failures: Annotated[int, Form(ge=1, le=1000)] = 1,
+    request: Request, ctx: Ctx, user: AdminUser, typed: SubmittedForm
 ) -> Response:
-    specs: list[WaveSpec] = []
-    if canary:
-        specs.append(Canary(canary))
-    if percent:
-        specs.append(Percent(percent))
-    specs.append(Rest())
-    plan = manage.RolloutPlan(release_id, specs, Threshold(max_failures=max_failures))
+    """The « Lancer un déploiement » form (``rollout_form``): started at once, through the
+    API's own ``manage.launch``; a refusal comes back to the form, filled in as typed."""
+    posted = await request.form()  # already parsed by the CSRF check
+    fields = {n: [v for v in posted.getlist(n) if isinstance(v, str)] for n in rollout_form.FIELDS}
+    try:
+        described = rollout_form.read(fields)
+    except rollout_form.FormRefusedError as exc:
+        return _refused(request, typed, str(exc), exc.about)
+    plan = described.plan
 
     def run() -> int:
         with ctx.sessions.begin() as session:
-            record = manage.create(session, plan, actor=user.username, actor_user_id=user.user_id)
-            manage.perform(
-                session, record.id, RolloutAction.START,
-                actor=user.username, actor_user_id=user.user_id,
-            )  # fmt: skip
+            record = manage.launch(
+                session, plan, start=True, actor=user.username, actor_user_id=user.user_id
+            )
             return record.id
 
     try:
         rollout_id = await asyncio.to_thread(run)
     except RolloutError as exc:
-        return redirect_to(request, PAGE, form="rollout", error=str(exc))
-    return redirect_to(request, f"/admin/rollouts/{rollout_id}", notice="Déploiement lancé.")
+        return _refused(request, typed, str(exc), described.about(exc))
+    url = f"/admin/rollouts/{rollout_id}"  # its message next to the rollout's actions
+    return redirect_to(request, url, form="actions", notice="Déploiement lancé.")
+
+
+def _refused(request: Request, typed: FormValues, error: str, about: str) -> Response:
+    """Back to the rollout form, filled in as typed, the field ``about`` marked."""
+    url = f"{PAGE}#rollout-form"
+    return redirect_to(request, url, form=rollout_form.FORM, error=error, values=typed, about=about)
 
 
 @router.get("/admin/rollouts/{rollout_id}", response_class=HTMLResponse)

@@ -49,6 +49,15 @@ def test_a_flash_answers_for_its_own_form_only() -> None:
     assert NO_FLASH.chosen("rules", "agents", [1, 2]) == {"1", "2"}
 
 
+def test_a_refusal_names_the_field_it_is_about() -> None:
+    flash = Flash("/p", "rules", "Heure invalide.", None, {}, about="start_time")
+    assert flash.invalid("rules", "start_time")
+    assert not flash.invalid("rules", "end_time")
+    assert not flash.invalid("permanences", "start_time")
+    notice = Flash("/p", "rules", None, "Règle ajoutée.", about="start_time")
+    assert not notice.invalid("rules", "start_time")  # only an error marks a field
+
+
 def test_the_store_forgets_after_its_time_and_beyond_its_capacity() -> None:
     now = [0.0]
     store = FlashStore(ttl_s=10.0, capacity=2, clock=lambda: now[0])

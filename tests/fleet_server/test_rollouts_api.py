@@ -2,7 +2,8 @@
 an uploaded release (its waves planned over the enrolled counters not yet on it), pauses,
 resumes and cancels it, each act in the audit log; an auditor reads but is refused every
 act, an anonymous caller too; an unknown rollout or release is a 404, an act the state
-forbids a 409 with its French reason. The real app on a fresh database (SQLite and
+forbids a 409 with its French reason, and so are a forged site or counter (never planned as
+an empty wave) and a night window given by half. The real app on a fresh database (SQLite and
 PostgreSQL)."""
 
 from __future__ import annotations
@@ -154,3 +155,40 @@ def test_unknown_and_invalid(app: WebApp) -> None:
     assert bad_rest.json()["detail"]
     with app.sessions() as session:
         assert session.scalar(select(RolloutRecord)) is None
+
+
+def test_forged_sites_and_counters_are_refused_not_planned(app: WebApp) -> None:
+    for wave, reason in (
+        ({"kind": "sites", "sites": ["Atlantide"]},
+         "Site inconnu ou sans guichet en service : « Atlantide »."),
+        ({"kind": "sites", "sites": ["gorre", "bussiere"]},  # its only counter: not enrolled
+         "Site inconnu ou sans guichet en service : « bussiere »."),
+        ({"kind": "devices", "device_ids": ["gorre-01", "intrus-99"]},
+         "Guichet inconnu ou retiré : « intrus-99 »."),
+        ({"kind": "devices", "device_ids": [NOT_ENROLLED]},
+         f"Guichet inconnu ou retiré : « {NOT_ENROLLED} »."),
+    ):  # fmt: skip
+        refused = _create(app, waves=[wave, {"kind": "rest"}])
+        assert refused.status_code == 409, wave
+        assert refused.json()["detail"] == reason
+    half = _create(app, night_start="22:00")
+    assert half.status_code == 409
+    assert half.json()["detail"].startswith("Plage de nuit : indiquez")
+    assert _create(app, night_start="23:50", night_end="00:20").status_code == 409  # < 45 min
+    with app.sessions() as session:
+        assert session.scalar(select(RolloutRecord)) is None
+        assert not [a for a in session.scalars(select(AuditEntry.action)) if "rollout" in a]
+
+
+def test_chosen_sites_at_night(app: WebApp) -> None:
+    waves = [{"kind": "sites", "sites": ["chalus"]}, {"kind": "rest"}]
+    created = _create(app, waves=waves, night_start="22:00", night_end="06:00")
+    assert created.status_code == 201, created.text
+    rollout = created.json()
+    assert (rollout["night_start"], rollout["night_end"]) == ("22:00:00", "06:00:00")
+    assert rollout["waves"] == [["chalus-01"], ["gorre-01", "gorre-02"]]  # chalus-02: on it
+    with app.sessions() as session:
+        created_entry = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "rollout.create")
+        ).one()
+        assert created_entry.detail["night"] == "22:00–06:00"
