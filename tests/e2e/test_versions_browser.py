@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from axe_playwright_python.async_playwright import Axe
@@ -96,6 +97,17 @@ def _state(live: LiveApp) -> str:
         return session.scalars(select(RolloutRecord.state)).one()
 
 
+def _seed_counters(session: Any) -> None:
+    """The fleet's counters, online on 1.4.0, their site the id's first word."""
+    for device_id in COUNTERS:
+        session.add(
+            Device(
+                id=device_id, site=device_id.split("-")[0], name=device_id,
+                state="online", software_version="1.4.0", broker_password_hash="$7$x",
+            )
+        )  # fmt: skip
+
+
 async def test_an_admin_uploads_a_release_then_pauses_and_resumes_its_rollout(
     tmp_path: Path,
 ) -> None:
@@ -109,13 +121,7 @@ async def test_an_admin_uploads_a_release_then_pauses_and_resumes_its_rollout(
     ) as live:
         live.add_user("admin", role="admin", service=None)
         with live.sessions.begin() as session:
-            for device_id in COUNTERS:
-                session.add(
-                    Device(
-                        id=device_id, site=device_id.split("-")[0], name=device_id,
-                        state="online", software_version="1.4.0", broker_password_hash="$7$x",
-                    )
-                )  # fmt: skip
+            _seed_counters(session)
         async with async_chromium() as browser:
             page = await browser.new_page(locale="fr-FR", viewport={"width": 1366, "height": 900})
             confirmations = Confirmations(page)
@@ -180,13 +186,7 @@ async def test_an_admin_starts_a_rollout_on_a_chosen_site_at_night(tmp_path: Pat
     async with live_app(f"sqlite:///{tmp_path / 'fleet.sqlite3'}") as live:
         live.add_user("admin", role="admin", service=None)
         with live.sessions.begin() as session:
-            for device_id in COUNTERS:
-                session.add(
-                    Device(
-                        id=device_id, site=device_id.split("-")[0], name=device_id,
-                        state="online", software_version="1.4.0", broker_password_hash="$7$x",
-                    )
-                )  # fmt: skip
+            _seed_counters(session)
             session.add(
                 Release(version="1.5.0", compatible="guichet-proche-rpi-arm64", size=10,
                         sha256="a" * 64, path="/nowhere.raucb", uploaded_at=datetime.now(UTC),
