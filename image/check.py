@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -301,6 +302,22 @@ def check_invalid(image: Path, out: Path, workdir: Path) -> dict[str, object]:
     }
 
 
+def conclude(name: str, result: dict[str, Any], report: Path, workdir: Path, *, keep: bool) -> int:
+    """Print and keep the report; passed when every phase (a dict with ``passed``) passed;
+    the VMs' disks and logs removed then, unless ``keep``."""
+    text = json.dumps(result, ensure_ascii=False, indent=2) + "\n"
+    sys.stdout.write(text)
+    report.write_text(text, encoding="utf-8")
+    phases = [v for v in result.values() if isinstance(v, dict) and "passed" in v]
+    passed = bool(phases) and all(bool(phase["passed"]) for phase in phases)
+    if passed and not keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        sys.stdout.write(f"logs: {workdir}\n")
+    sys.stdout.write(f"{name}: " + ("réussi\n" if passed else "ÉCHEC\n"))
+    return 0 if passed else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m image.check")
     parser.add_argument("--out", type=Path, default=PROJECT_DIR / "var" / "image" / "out")
@@ -320,16 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VmDiedError as exc:
         sys.stderr.write(f"image-check: ÉCHEC — {exc}\nlogs: {workdir}\n")
         return 1
-    passed = all(bool(phase["passed"]) for phase in result.values())
-    sys.stdout.write(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
-    report = json.dumps(result, ensure_ascii=False, indent=2) + "\n"
-    (args.out / "image-check.json").write_text(report, encoding="utf-8")
-    if not args.keep and passed:
-        shutil.rmtree(workdir, ignore_errors=True)
-    else:
-        sys.stdout.write(f"logs: {workdir}\n")
-    sys.stdout.write("image-check: " + ("réussi\n" if passed else "ÉCHEC\n"))
-    return 0 if passed else 1
+    return conclude("image-check", result, args.out / "image-check.json", workdir, keep=args.keep)
 
 
 if __name__ == "__main__":

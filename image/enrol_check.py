@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -247,16 +246,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except check.VmDiedError as exc:
         sys.stderr.write(f"enrol-check: ÉCHEC — {exc}\nlogs: {workdir}\n")
         return 1
-    report = json.dumps(result, ensure_ascii=False, indent=2) + "\n"
-    sys.stdout.write(report)
-    (args.out / "enrol-check.json").write_text(report, encoding="utf-8")
-    passed = all(bool(phase["passed"]) for phase in result.values())
-    if passed and not args.keep:
-        shutil.rmtree(workdir, ignore_errors=True)
-    else:
-        sys.stdout.write(f"logs: {workdir}\n")
-    sys.stdout.write("enrol-check: " + ("réussi\n" if passed else "ÉCHEC\n"))
-    return 0 if passed else 1
+    return check.conclude(
+        "enrol-check", result, args.out / "enrol-check.json", workdir, keep=args.keep
+    )
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ the Pays's with the same options as ``./run image``). Times are printed and kept
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -436,16 +435,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except check.VmDiedError as exc:
         sys.stderr.write(f"update-check: ÉCHEC — {exc}\nlogs: {workdir}\n")
         return 1
-    report = json.dumps(result, ensure_ascii=False, indent=2) + "\n"
-    sys.stdout.write(report)
-    (ws.out / "update-check.json").write_text(report, encoding="utf-8")
-    passed = bool(result["update"]["passed"]) and bool(result["rollback"]["passed"])
-    if passed and not args.keep:
-        shutil.rmtree(workdir, ignore_errors=True)
-    else:
-        sys.stdout.write(f"logs: {workdir}\n")
-    sys.stdout.write("update-check: " + ("réussi\n" if passed else "ÉCHEC\n"))
-    return 0 if passed else 1
+    return check.conclude(
+        "update-check", result, ws.out / "update-check.json", workdir, keep=args.keep
+    )
 
 
 if __name__ == "__main__":
