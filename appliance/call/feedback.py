@@ -22,7 +22,6 @@ from typing import Any
 from aiortc import RTCRtpSender
 from aiortc.rtp import (
     RTCP_PSFB_APP,
-    RTCP_PSFB_FIR,
     RTCP_PSFB_PLI,
     AnyRtcpPacket,
     RtcpPsfbPacket,
@@ -35,6 +34,10 @@ from appliance.call.adaptation import RungClimber
 from appliance.hw.ports import FrameSource
 
 logger = logging.getLogger(__name__)
+
+# RFC 5104 §4.3.1, Full Intra Request: payload-specific feedback FMT 4. aiortc exports it from
+# 1.12 on; the image's (Debian trixie's 1.11) does not.
+RTCP_PSFB_FIR = 4
 
 Handler = Callable[[AnyRtcpPacket], Coroutine[Any, Any, None]]
 LOSS_WINDOW_S = 1.0  # losses judged over this long, not report by report

@@ -36,9 +36,12 @@ SUITE_PYTHON = {"trixie": "3.13"}  # the suite's python3, which runs the venv
 # Imported once at build time, on Debian's versions: an incompatibility fails the build here,
 # not on a counter in a town hall. The call's speech chain is made too: libopus's encoder and
 # libwebrtc's audio processing (livekit's native library) must load on the image's arm64.
+# Every module of the counter imports with the image's own libraries (appliance/smoke.py),
+# and the native pieces load.
 SMOKE_IMPORTS = (
-    "import appliance.app, appliance.process, appliance.firstboot, appliance.selftest,"
-    " aiomqtt, pydantic; from livekit import rtc;"
+    "import appliance.smoke;"
+    ' assert appliance.smoke.main() == 0, "modules that do not import: above";'
+    " import aiomqtt, pydantic; from livekit import rtc;"
     " from appliance.hw.audio import opus, webrtc;"
     " opus.OpusSpeechEncoder(); webrtc.WebrtcAudioProcessing()"
 )
