@@ -27,6 +27,7 @@ from appliance import enrol
 from appliance.config import ApplianceConfig
 from fleet_server.mqtt.broker_files import render_acl
 from fleet_server.security import enrolment
+from guichet import contract
 from image.enrol_rig import mosquitto_conf
 from tests.support.databases import fresh_database
 from tests.support.live_server import CSRF_RE, LiveApp, live_app
@@ -210,6 +211,11 @@ async def test_enrolled_counters_are_confined_and_revocation_is_immediate(
     try:
         assert a.connect() == 0
         assert b.connect() == 0
+        # Every kind a counter sends, on its own subtree only (an update's progress too).
+        for kind, spec in contract.KINDS.items():
+            if spec.from_device:
+                assert a.publish(contract.topic("guichet-a", kind)) in ACCEPTED, kind
+                assert a.publish(contract.topic("guichet-b", kind)) == NOT_AUTHORIZED, kind
         assert a.publish("guichet/v1/guichet-a/status") in ACCEPTED
         assert a.publish("guichet/v1/guichet-b/status") == NOT_AUTHORIZED
         assert a.publish("guichet/v1/guichet-b/event") == NOT_AUTHORIZED

@@ -187,3 +187,24 @@ def test_the_images_rauc_config_is_read_by_rauc(tmp_path: Path) -> None:
     conf.write_text(conf.read_text().replace("bootloader=custom", "bootloader=nonesuch"))
     assert subprocess.run(["rauc", f"--conf={conf}", "info", str(bundle)],
                           capture_output=True, check=False).returncode != 0  # fmt: skip
+
+
+def test_a_read_only_fat_is_made_writable_for_the_write_only(pi: Firmware, tmp_path: Path) -> None:
+    """At run time the FAT is mounted read-only (the fstab): a call that writes remounts it
+    read-write, then read-only again on its way out; a call that only reads does not."""
+    tools, calls = tmp_path / "tools", tmp_path / "calls"
+    tools.mkdir()
+    (tools / "findmnt").write_text("#!/bin/sh\necho ro,noatime,umask=0022\n")
+    (tools / "mount").write_text(f'#!/bin/sh\necho "mount $*" >>"{calls}"\n')
+    for tool in ("findmnt", "mount"):
+        (tools / tool).chmod(0o755)
+    env = {"PATH": f"{tools}:/usr/bin:/bin", "GUICHET_AUTOBOOT_DIR": str(pi.fat),
+           "GUICHET_FIRMWARE_DT": str(pi.dt)}  # fmt: skip
+    reading = subprocess.run(["sh", str(SCRIPT), "get-state", "B"], env=env, check=True)
+    assert reading.returncode == 0
+    assert not calls.exists()
+    subprocess.run(["sh", str(SCRIPT), "set-state", "B", "bad"], env=env, check=True)
+    assert calls.read_text().splitlines() == [
+        f"mount -o remount,rw {pi.fat}",
+        f"mount -o remount,ro {pi.fat}",
+    ]

@@ -21,7 +21,9 @@
 # Commit = set-state <booted slot> good while booted from it in tryboot: autoboot.txt is
 # rewritten with the slots swapped. Anything else leaves autoboot.txt alone, so a new system
 # that fails before that goes back to the committed slot on the next reboot, by itself.
-# Files are written to a temporary name, synced, then renamed over the old one.
+# Files are written to a temporary name, synced, then renamed over the old one. The FAT is
+# mounted read-only at run time: a call that writes remounts it read-write and, on its way
+# out, read-only again.
 #
 # The paths can be moved for tests and for qemu (no Pi firmware there): GUICHET_AUTOBOOT_DIR,
 # GUICHET_FIRMWARE_DT.
@@ -85,7 +87,25 @@ in_tryboot() {
 	[ "$(dt_number tryboot 2>/dev/null || echo 0)" = 1 ]
 }
 
+remounted=""
+writable() { # the FAT is mounted read-only at run time: read-write for this call only
+	[ -z "$remounted" ] || return 0
+	if findmnt -rno OPTIONS --target "$DIR" 2>/dev/null | grep -qE '(^|,)ro(,|$)'; then
+		mount -o remount,rw "$DIR" || fail "$DIR cannot be made writable"
+		remounted=1
+		trap 'sync; mount -o remount,ro "$DIR" || echo "rauc-tryboot: $DIR stays read-write" >&2' EXIT
+	fi
+}
+
+remove() {
+	if [ -e "$1" ]; then
+		writable
+		rm -f "$1"
+	fi
+}
+
 write_file() { # path content: temporary file, sync, rename
+	writable
 	printf '%s' "$2" >"$1.tmp"
 	sync "$1.tmp"
 	mv -f "$1.tmp" "$1"
@@ -141,7 +161,7 @@ get_primary() {
 set_primary() {
 	part_of "$1" >/dev/null
 	if [ "$(committed)" = "$1" ]; then
-		rm -f "$PENDING" # back to the committed slot: nothing to try
+		remove "$PENDING" # back to the committed slot: nothing to try
 	else
 		commit "$(other_of "$1")" # [tryboot] names the slot to try
 		write_file "$PENDING" "$1
@@ -159,11 +179,11 @@ set_state() {
 			fi
 			commit "$1"
 		fi
-		rm -f "$PENDING"
+		remove "$PENDING"
 		set_state_file "$1" good
 		;;
 	bad)
-		if [ "$(pending)" = "$1" ]; then rm -f "$PENDING"; fi
+		if [ "$(pending)" = "$1" ]; then remove "$PENDING"; fi
 		set_state_file "$1" bad
 		;;
 	*) fail "state '$2' is neither good nor bad" ;;
