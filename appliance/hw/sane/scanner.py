@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from appliance.errors import DocumentError
 from appliance.hw._bridge import short_error
@@ -23,6 +25,21 @@ from appliance.hw.ports import ScannedPage, ScanSettings
 from guichet.contract import DeviceHealth, ScannerState
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+
+async def _in_sane_thread(call: Callable[[], _T], timeout_s: float) -> _T:
+    """``call`` (libsane) in a worker thread; then SIGPIPE ignored again. libsane (its
+    backends) gives SIGPIPE back its default while it works, and with it a write to a
+    closed socket — the fleet link, the call's signalling — would kill the whole counter
+    instead of raising ``BrokenPipeError`` (the test suite names such tests)."""
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(call), timeout_s)
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+
 
 SCANNER_REFRESH_S = 300.0  # device lists change only on hot-plug, which invalidates early
 SANE_TIMEOUT_S = 15.0  # the net backend's discovery alone can take ~3.5 s
@@ -105,7 +122,7 @@ class SaneScanner:
         fresh = time.monotonic() - self._cached_at < self._refresh_s
         if self._cached is not None and fresh:
             return self._cached
-        devices = await asyncio.wait_for(asyncio.to_thread(list_sane_devices), SANE_TIMEOUT_S)
+        devices = await _in_sane_thread(list_sane_devices, SANE_TIMEOUT_S)
         self._cached, self._cached_at = devices, time.monotonic()
         return devices
 
@@ -155,7 +172,7 @@ class SaneScanner:
                     device.close()
 
         try:
-            return await asyncio.wait_for(asyncio.to_thread(probe), SANE_TIMEOUT_S)
+            return await _in_sane_thread(probe, SANE_TIMEOUT_S)
         except Exception as exc:  # a scanner that cannot be opened has no usable feeder
             logger.debug("feeder probe failed: %s", exc)
             return False
@@ -178,6 +195,6 @@ class SaneScanner:
                 return sane_scan.scan_pages(name, settings, extra, page_done)
 
         try:
-            return await asyncio.wait_for(asyncio.to_thread(run), SCAN_TIMEOUT_S)
+            return await _in_sane_thread(run, SCAN_TIMEOUT_S)
         except TimeoutError:
             raise DocumentError("scanner_failed", "Le scanner ne répond plus.") from None
