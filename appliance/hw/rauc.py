@@ -2,7 +2,8 @@
 docs/updates.md): installs through its D-Bus installer (``appliance.hw.rauc_dbus``: a local
 bundle, or one streamed from the fleet server), and its command line for ``rauc status
 --detailed --output-format=json``, ``rauc status mark-good|mark-bad booted``; and the Pi
-firmware's one-shot trial boot, ``systemctl reboot "0 tryboot"``.
+firmware's one-shot trial boot, ``systemctl reboot --reboot-argument="0 tryboot"`` (systemd
+257, the image's, refuses the older positional argument: « Too many arguments »).
 
 The argv are built and RAUC's output read by small pure functions (``parse_status``,
 ``install_refusal``), tested against a real RAUC here; the processes run from the loop
@@ -51,6 +52,10 @@ _REFUSALS = (  # RAUC's words → what the administrator reads
     ("no space left", "Place insuffisante sur la carte SD pour installer la version."),
     ("already in progress", "Une installation est déjà en cours sur le guichet."),
 )
+
+
+def reboot_argv(systemctl: str) -> list[str]:
+    return [systemctl, "reboot", f"--reboot-argument={TRYBOOT_ARG}"]
 
 
 def status_argv(rauc: str) -> list[str]:
@@ -165,7 +170,7 @@ class RaucUpdater:
     async def reboot_into_trial(self) -> None:
         systemctl = self._tool(self._systemctl, "systemd (systemctl)")
         try:
-            run = await run_tool([systemctl, "reboot", TRYBOOT_ARG], timeout_s=REBOOT_TIMEOUT_S)
+            run = await run_tool(reboot_argv(systemctl), timeout_s=REBOOT_TIMEOUT_S)
         except TimeoutError:
             raise UpdaterError("le système n'a pas répondu à la demande de redémarrage") from None
         if not run.ok:

@@ -243,6 +243,16 @@ def test_a_bootloader_older_than_tryboot_s_is_refused(tmp_path: Path) -> None:
     assert bootloader_refusal(tmp_path / "absent") is None
 
 
+async def test_the_trial_reboot_asks_systemd_for_the_firmware_s_tryboot(tmp_path: Path) -> None:
+    said = tmp_path / "said"
+    systemctl = tmp_path / "systemctl"
+    systemctl.write_text(f'#!/bin/sh\nfor a in "$@"; do echo "$a"; done >"{said}"\n')
+    systemctl.chmod(0o755)
+    await RaucUpdater(systemctl=str(systemctl)).reboot_into_trial()
+    # One argument: systemd 257 refuses ``systemctl reboot "0 tryboot"`` (found in qemu).
+    assert said.read_text().splitlines() == ["reboot", "--reboot-argument=0 tryboot"]
+
+
 def test_progress_and_bus() -> None:
     assert progress_of({"Progress": ("(isi)", (40, "Checking bundle done.", 1))}) == (
         40,
