@@ -92,6 +92,14 @@ async def dbus_install(
             raise error(said)
 
 
+def _relay(message: Any, progress: Callable[[int, str], None]) -> None:
+    """A ``PropertiesChanged`` signal: its installer ``Progress``, if any, to ``progress``."""
+    interface, values, _invalidated = message.body
+    step = progress_of(values) if interface == INSTALLER.interface else None
+    if step is not None:
+        progress(*step)
+
+
 async def _until_completed(
     done: asyncio.Queue[Any], changes: asyncio.Queue[Any], progress: Callable[[int, str], None]
 ) -> int:
@@ -102,14 +110,8 @@ async def _until_completed(
         for task in pending:
             task.cancel()
         if moved in ready:
-            interface, values, _invalidated = moved.result().body
-            step = progress_of(values) if interface == INSTALLER.interface else None
-            if step is not None:
-                progress(*step)
+            _relay(moved.result(), progress)
         if finished in ready:
             while not changes.empty():  # the last steps may have come with the signal
-                interface, values, _ = changes.get_nowait().body
-                step = progress_of(values) if interface == INSTALLER.interface else None
-                if step is not None:
-                    progress(*step)
+                _relay(changes.get_nowait(), progress)
             return int(finished.result().body[0])
