@@ -20,14 +20,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from fleet_server.calls.line_figures import describe, figures
+from fleet_server.calls.line_figures import Sample, describe, figures
 from fleet_server.calls.parties import CounterSession, call_context
 from fleet_server.calls.store import CallJournal
 from fleet_server.calls.turn import Party
@@ -46,6 +46,12 @@ CONNECT_S = 20.0  # offer → media connected; ICE through a TURN relay takes a 
 # Each test call encodes and decodes video in the server process: a whole site asked at once
 # waits its turn (the others are refused, saying so) rather than starving the web server.
 MAX_TEST_CALLS = 3
+# The round trip comes from the counter's RTCP receiver reports on our sender reports, each
+# sent every 0.5–1.5 s (aiortc): a short window on a busy machine or a lossy line can end
+# before the first one. The window then stretches, sampling every RTT_POLL_S, up to
+# RTT_GRACE_S more; past that the figure is stored as not measured (« — »).
+RTT_GRACE_S = 8.0
+RTT_POLL_S = 0.25
 IceServersFor = Callable[[uuid.UUID, Party], list[sig.IceServer]]
 
 
@@ -181,9 +187,7 @@ class TestAnswerer:
             test.counter.link.send(sig.Description(call_id=test.call_id, description=offer))
             await peer.accept(await test.answer)
             await peer.connected()
-        before = await peer.sample()
-        await asyncio.sleep(self.measure_s)  # the measuring window itself
-        measured = figures(before, await peer.sample())
+        measured = figures(*await measuring_window(peer.sample, self.measure_s))
         await self._journal.run(store_measurements(test.request_id, measured))
         return measured
 
@@ -191,6 +195,21 @@ class TestAnswerer:
         if not task.cancelled() and (exc := task.exception()) is not None:
             logger.error("test call answerer failed", exc_info=exc)
             self.errors.append(exc)
+
+
+async def measuring_window(
+    sample: Callable[[], Awaitable[Sample]], measure_s: float, rtt_grace_s: float = RTT_GRACE_S
+) -> tuple[Sample, Sample]:
+    """The two samples: ``measure_s`` apart, or longer if no round trip was known by then
+    (at most ``rtt_grace_s`` longer)."""
+    before = await sample()
+    await asyncio.sleep(measure_s)
+    after = await sample()
+    grace_ends = after.at_s + rtt_grace_s
+    while not after.rtt_s and after.at_s < grace_ends:  # no receiver report yet
+        await asyncio.sleep(RTT_POLL_S)
+        after = await sample()
+    return before, after
 
 
 async def _unless_hung_up(

@@ -3,6 +3,9 @@ how they are said in French."""
 
 from __future__ import annotations
 
+import time
+
+from fleet_server.calls.answerer import RTT_POLL_S, measuring_window
 from fleet_server.calls.line_figures import Sample, describe, figures
 
 
@@ -61,3 +64,38 @@ def test_figures_are_said_in_french() -> None:
     assert "Aller-retour : 5,9 ms" in said
     assert "Débit montant : 1\u202f234 kbit/s" in said
     assert "Pertes descendantes : 1,3 %" in said
+
+
+class _Stats:
+    """Readings whose round trip appears only from the ``rtt_from``-th one on."""
+
+    def __init__(self, rtt_from: int) -> None:
+        self.rtt_from, self.taken = rtt_from, 0
+
+    async def __call__(self) -> Sample:
+        self.taken += 1
+        rtt = (0.04,) if self.taken >= self.rtt_from else ()
+        return sample(time.monotonic(), 1000 * self.taken, 1000 * self.taken, rtt_s=rtt)
+
+
+async def test_the_window_stretches_until_a_receiver_report_gives_the_round_trip() -> None:
+    stats = _Stats(rtt_from=5)  # 2 samples for the window, then 3 polls before the report
+    before, after = await measuring_window(stats, 0.05, rtt_grace_s=5.0)
+    assert stats.taken == 5
+    assert after.rtt_s == [0.04]
+    assert after.at_s - before.at_s >= 0.05 + 2 * RTT_POLL_S
+    assert figures(before, after)["rtt_ms"] == 40
+
+
+async def test_the_window_is_not_stretched_once_the_round_trip_is_known() -> None:
+    stats = _Stats(rtt_from=1)
+    await measuring_window(stats, 0.05, rtt_grace_s=5.0)
+    assert stats.taken == 2
+
+
+async def test_the_stretch_is_bounded_and_the_round_trip_then_not_measured() -> None:
+    stats = _Stats(rtt_from=10_000)
+    before, after = await measuring_window(stats, 0.05, rtt_grace_s=0.6)
+    assert 2 < stats.taken < 10
+    assert 0.6 <= after.at_s - before.at_s - 0.05 < 0.6 + 2 * RTT_POLL_S
+    assert figures(before, after)["rtt_ms"] is None
