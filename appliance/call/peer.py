@@ -64,6 +64,7 @@ from appliance.call.feedback import SenderFeedback, set_encoder_bitrate
 from appliance.call.jitter import skip_holes
 from appliance.call.quality import CallQualityMeter
 from appliance.call.sctp import start_like_the_browser
+from appliance.call.start_rate import with_start_bitrate
 from appliance.call.tracks import CameraTrack, MicrophoneTrack, pump_audio, pump_video
 from appliance.errors import ApplianceError
 from appliance.hw.ports import (
@@ -142,6 +143,7 @@ class CallPeer:
         self._speaker: AudioSink | None = None
         self._pc: RTCPeerConnection | None = None
         self._remote_ufrag: str | None = None
+        self._answered = False  # the call's first answer carries the start bitrate, no other
         self._prepared: asyncio.Task[bool] | None = None  # early gathering of the unused pc
         self._prepare_error: ApplianceError | None = None
         self._pumps: set[asyncio.Task[None]] = set()
@@ -207,8 +209,9 @@ class CallPeer:
                 raise MediaNegotiationError(str(exc)) from exc
             except Exception as exc:  # …InvalidStateError, OperationError, InternalError
                 raise MediaNegotiationError(f"{type(exc).__name__}: {exc}") from exc
-            description = pc.localDescription
-            return str(description.sdp)
+            sdp = str(pc.localDescription.sdp)
+            first, self._answered = not self._answered, True
+            return with_start_bitrate(sdp) if first else sdp
 
     async def add_candidate(self, ufrag: str, candidate: IceCandidate | None) -> None:
         """One of the browser's trickled candidates for its offer named by ``ufrag`` (None:

@@ -16,6 +16,7 @@ from aiortc.rtcsctptransport import USERDATA_MAX_LENGTH
 from appliance.call.adaptation import VideoLimits
 from appliance.call.peer import CallPeer
 from appliance.call.sctp import INITIAL_WINDOW_BYTES
+from appliance.call.start_rate import START_KBPS
 from appliance.errors import ApplianceError, HardwareError
 from appliance.hw.camera.pattern import H264TestPatternSource, TestPatternSource
 from tests.appliance.call_support import AgentPeer, RecordingScreen, TestMedia
@@ -292,3 +293,18 @@ async def test_the_documents_association_starts_with_the_browsers_window(
         assert sctp._cwnd >= INITIAL_WINDOW_BYTES > 3 * USERDATA_MAX_LENGTH
     finally:
         await counter.peer.close()
+
+
+async def test_only_the_first_answer_gives_the_browser_a_start_bitrate(agent: AgentPeer) -> None:
+    counter = Counter(TestMedia())
+    try:
+        first = await counter.peer.answer(await agent.offer())
+        await agent.accept(first)
+        await agent.wait_frames(5)
+        again = await counter.peer.answer(await agent.offer())  # a renegotiation
+        await agent.accept(again)
+        await agent.wait_frames(5)
+    finally:
+        await counter.peer.close()
+    assert f"x-google-start-bitrate={START_KBPS}" in first
+    assert "x-google-start-bitrate" not in again
