@@ -28,7 +28,7 @@ def test_calls_in_a_loopback_namespace() -> None:
         "--net",
         "sh",
         "-c",
-        'ip link set lo up && exec "$0" -m pytest -p no:cacheprovider -q -rA "$1"',
+        'ip link set lo up && exec "$0" -m pytest -p no:cacheprovider -q -rfE "$1"',
         sys.executable,
         str(ROOT / "tests" / "netns"),
     ]
