@@ -2,8 +2,9 @@
 docs/updates.md): installs through its D-Bus installer (``appliance.hw.rauc_dbus``: a local
 bundle, or one streamed from the fleet server), and its command line for ``rauc status
 --detailed --output-format=json``, ``rauc status mark-good|mark-bad booted``; and the Pi
-firmware's one-shot trial boot, ``systemctl reboot --reboot-argument="0 tryboot"`` (systemd
-257, the image's, refuses the older positional argument: « Too many arguments »).
+firmware's one-shot trial boot, a reboot with the argument ``"0 tryboot"`` asked of logind
+(``appliance.hw.logind``: systemctl would write the parameter's file itself, which only root
+may).
 
 The argv are built and RAUC's output read by small pure functions (``parse_status``,
 ``install_refusal``), tested against a real RAUC here; the processes run from the loop
@@ -19,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
+from appliance.hw.logind import RebootRefusedError, reboot_with_parameter
 from appliance.hw.ports.updater import (
     Bootname,
     BundleSource,
@@ -52,10 +54,6 @@ _REFUSALS = (  # RAUC's words → what the administrator reads
     ("no space left", "Place insuffisante sur la carte SD pour installer la version."),
     ("already in progress", "Une installation est déjà en cours sur le guichet."),
 )
-
-
-def reboot_argv(systemctl: str) -> list[str]:
-    return [systemctl, "reboot", f"--reboot-argument={TRYBOOT_ARG}"]
 
 
 def status_argv(rauc: str) -> list[str]:
@@ -136,11 +134,8 @@ def parse_status(text: str) -> SlotStatus:
 class RaucUpdater:
     """``Updater`` through the ``rauc`` command (the service does the work, as root)."""
 
-    def __init__(
-        self, rauc: str = "rauc", systemctl: str = "systemctl", bootloader_dt: Path = BOOTLOADER_DT
-    ) -> None:
+    def __init__(self, rauc: str = "rauc", bootloader_dt: Path = BOOTLOADER_DT) -> None:
         self._rauc = rauc
-        self._systemctl = systemctl
         self._bootloader_dt = bootloader_dt
 
     def unsupported(self) -> str | None:
@@ -168,13 +163,12 @@ class RaucUpdater:
         await self._run(mark_argv(self._tool(self._rauc, "Le programme rauc"), good=False))
 
     async def reboot_into_trial(self) -> None:
-        systemctl = self._tool(self._systemctl, "systemd (systemctl)")
         try:
-            run = await run_tool(reboot_argv(systemctl), timeout_s=REBOOT_TIMEOUT_S)
+            await reboot_with_parameter(TRYBOOT_ARG, REBOOT_TIMEOUT_S)
         except TimeoutError:
             raise UpdaterError("le système n'a pas répondu à la demande de redémarrage") from None
-        if not run.ok:
-            raise UpdaterError(f"redémarrage refusé : {(run.reason() or 'sans message')[:200]}")
+        except (RebootRefusedError, OSError, ValueError) as exc:  # refused, no bus, no logind
+            raise UpdaterError(f"redémarrage refusé : {str(exc)[:200]}") from None
         logger.warning("reboot into the trial slot ordered")
 
     async def _run(self, argv: list[str]) -> str:

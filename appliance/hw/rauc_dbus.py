@@ -15,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import os
 from collections.abc import Callable
 from typing import Any
 
 from jeepney import DBusAddress, MatchRule, MessageType, Properties, message_bus, new_method_call
 from jeepney.io.asyncio import Proxy, open_dbus_router
 
+from appliance.hw.dbus import bus_kind
 from appliance.hw.ports.updater import BundleSource, RemoteBundle, UpdaterError
 
 logger = logging.getLogger(__name__)
@@ -29,11 +29,6 @@ logger = logging.getLogger(__name__)
 BUS_NAME = "de.pengutronix.rauc"
 INSTALLER = DBusAddress("/", bus_name=BUS_NAME, interface="de.pengutronix.rauc.Installer")
 PROPERTIES = "org.freedesktop.DBus.Properties"
-
-
-def bus_kind(env: dict[str, str] | None = None) -> str:
-    env = dict(os.environ) if env is None else env
-    return "SESSION" if env.get("DBUS_STARTER_BUS_TYPE") == "session" else "SYSTEM"
 
 
 def basic_authorization(username: str, password: str) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from appliance.hw.dbus import bus_kind
 from appliance.hw.ports import RemoteBundle, UpdateRefusedError, UpdaterError
 from appliance.hw.rauc import (
     RaucUpdater,
@@ -24,8 +25,9 @@ from appliance.hw.rauc import (
     install_refusal,
     parse_status,
 )
-from appliance.hw.rauc_dbus import bus_kind, install_call, progress_of
+from appliance.hw.rauc_dbus import install_call, progress_of
 from guichet.updates import COMPATIBLE
+from tests.appliance.logind_stand_in import LogindStandIn
 
 BACKEND = Path(__file__).parents[2] / "image/layers/counter/files/rauc-tryboot.sh"
 FRESH = "[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n"
@@ -243,14 +245,25 @@ def test_a_bootloader_older_than_tryboot_s_is_refused(tmp_path: Path) -> None:
     assert bootloader_refusal(tmp_path / "absent") is None
 
 
-async def test_the_trial_reboot_asks_systemd_for_the_firmware_s_tryboot(tmp_path: Path) -> None:
-    said = tmp_path / "said"
-    systemctl = tmp_path / "systemctl"
-    systemctl.write_text(f'#!/bin/sh\nfor a in "$@"; do echo "$a"; done >"{said}"\n')
-    systemctl.chmod(0o755)
-    await RaucUpdater(systemctl=str(systemctl)).reboot_into_trial()
-    # One argument: systemd 257 refuses ``systemctl reboot "0 tryboot"`` (found in qemu).
-    assert said.read_text().splitlines() == ["reboot", "--reboot-argument=0 tryboot"]
+async def test_the_trial_reboot_asks_logind_for_the_firmware_s_tryboot(
+    logind: LogindStandIn,
+) -> None:
+    await RaucUpdater().reboot_into_trial()
+    # Through logind, not systemctl: systemctl writes the parameter's file itself, which the
+    # counter's user may not (found in qemu).
+    assert logind.calls == [("SetRebootParameter", ("0 tryboot",)), ("Reboot", (False,))]
+
+
+async def test_a_refused_reboot_is_an_updater_error_in_french(logind: LogindStandIn) -> None:
+    logind.refuse = "Reboot"
+    with pytest.raises(UpdaterError, match="redémarrage refusé : Reboot : Access denied"):
+        await RaucUpdater().reboot_into_trial()
+    assert [member for member, _ in logind.calls] == ["SetRebootParameter", "Reboot"]
+
+
+async def test_no_logind_is_an_updater_error(private_bus: str) -> None:
+    with pytest.raises(UpdaterError, match="redémarrage refusé"):
+        await RaucUpdater().reboot_into_trial()  # nobody owns org.freedesktop.login1
 
 
 def test_progress_and_bus() -> None:
