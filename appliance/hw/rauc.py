@@ -102,8 +102,11 @@ def install_refusal(output: str) -> str:
 
 
 def parse_status(text: str) -> SlotStatus:
-    """``rauc status --detailed --output-format=json`` → SlotStatus. RAUC 1.8 names the booted
-    slot by its bootname and the primary by its slot name; both become A/B here."""
+    """``rauc status --detailed --output-format=json`` → SlotStatus. The booted slot is the
+    one whose ``state`` is ``booted``: RAUC's top-level ``booted`` repeats what the kernel's
+    command line said — a bootname with ``rauc.slot=`` (or ``--override-boot-slot``), but
+    ``PARTUUID=…`` with the Pi's ``root=`` (trixie's RAUC 1.14 in qemu), whichever slot that
+    is. The primary is named by its slot name; both become A/B here."""
     try:
         data = json.loads(text)
         slots = {name: fields for entry in data["slots"] for name, fields in entry.items()}
@@ -121,14 +124,24 @@ def parse_status(text: str) -> SlotStatus:
         bundle = (fields.get("slot_status") or {}).get("bundle") or {}
         if isinstance(bundle.get("version"), str):
             versions[bootname] = bundle["version"]
-    booted = data.get("booted")
-    booted_name = cast(Bootname, booted) if booted in ("A", "B") else None
+    booted_name = _booted(data.get("booted"), slots, bootnames)
     return SlotStatus(
         booted=booted_name,
         primary=bootnames.get(data.get("boot_primary") or ""),
         booted_good=good.get(booted_name or "", False),
         versions=versions,
     )
+
+
+def _booted(
+    said: object, slots: dict[str, dict[str, object]], bootnames: dict[str, Bootname]
+) -> Bootname | None:
+    for name, fields in slots.items():
+        if fields.get("state") == "booted" and name in bootnames:
+            return bootnames[name]
+    if said in ("A", "B"):
+        return cast(Bootname, said)
+    return bootnames.get(said) if isinstance(said, str) else None
 
 
 class RaucUpdater:

@@ -7,6 +7,7 @@ and manifest checks before it are the same)."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
@@ -286,3 +287,38 @@ def test_unreadable_status_and_unknown_refusal() -> None:
     assert install_refusal(said) == expected
     assert type(install_error(said)) is UpdaterError  # may be tried again
     assert isinstance(install_error("Signature verification failed: …"), UpdateRefusedError)
+
+
+def test_the_booted_slot_is_the_one_rauc_finds_booted_whatever_the_cmdline_said() -> None:
+    """Trixie's RAUC with the Pi's ``root=PARTUUID=…``: the top-level ``booted`` is the root
+    device, not a bootname (found in qemu: a committed trial was reported as rolled back)."""
+
+    def slot(bootname: str, state: str, boot_status: str, version: str) -> dict[str, object]:
+        return {
+            "class": "rootfs",
+            "device": f"/dev/disk/by-partlabel/root-{bootname.lower()}",
+            "bootname": bootname,
+            "state": state,
+            "boot_status": boot_status,
+            "slot_status": {"bundle": {"version": version}},
+        }
+
+    said = {
+        "compatible": COMPATIBLE,
+        "booted": "/dev/disk/by-partuuid/94823c59-2253-5db2-9f30-74ac042a992f",
+        "boot_primary": "rootfs.0",
+        "slots": [
+            {"boot.0": {"class": "boot", "state": "inactive"}},
+            {"rootfs.0": slot("A", "active", "good", "0.1.0")},
+            {"rootfs.1": slot("B", "booted", "bad", "0.1.1")},
+        ],
+    }
+    status = parse_status(json.dumps(said))
+    assert (status.booted, status.primary, status.on_trial) == ("B", "A", True)
+    assert status.booted_version == "0.1.1"
+    said["booted"] = "B"  # RAUC 1.8 with rauc.slot=: the same answer
+    assert parse_status(json.dumps(said)).booted == "B"
+    del said["slots"][2]["rootfs.1"]["state"]  # type: ignore[index, attr-defined]
+    assert parse_status(json.dumps(said)).booted == "B"  # a bootname still counts alone
+    said["booted"] = "/dev/vda5"
+    assert parse_status(json.dumps(said)).booted is None  # nothing names a slot: unknown
