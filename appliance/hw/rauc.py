@@ -140,7 +140,7 @@ def _booted(
         if fields.get("state") == "booted" and name in bootnames:
             return bootnames[name]
     if said in ("A", "B"):
-        return cast(Bootname, said)
+        return said
     return bootnames.get(said) if isinstance(said, str) else None
 
 
