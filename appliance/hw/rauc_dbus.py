@@ -78,8 +78,13 @@ async def dbus_install(
             if reply.header.message_type is MessageType.error:
                 said = " ".join(str(part) for part in reply.body) or "sans message"
                 raise error(said)
+            relay = _Relay(progress)
             async with asyncio.timeout(timeout_s):
-                result = await _until_completed(done, changes, progress)
+                result = await _until_completed(done, changes, relay)
+        # The last Progress change may reach us after Completed: its value, read once more.
+        last_step = await router.send_and_get_reply(Properties(INSTALLER).get("Progress"))
+        if last_step.header.message_type is not MessageType.error and last_step.body:
+            relay({"Progress": last_step.body[0]})
         if result != 0:
             last = await router.send_and_get_reply(Properties(INSTALLER).get("LastError"))
             said = str(last.body[0][1]) if last.body else "sans message"
@@ -87,16 +92,28 @@ async def dbus_install(
             raise error(said)
 
 
-def _relay(message: Any, progress: Callable[[int, str], None]) -> None:
-    """A ``PropertiesChanged`` signal: its installer ``Progress``, if any, to ``progress``."""
-    interface, values, _invalidated = message.body
-    step = progress_of(values) if interface == INSTALLER.interface else None
-    if step is not None:
-        progress(*step)
+class _Relay:
+    """Installer progress to ``progress``, each step once (a step read again is dropped)."""
+
+    def __init__(self, progress: Callable[[int, str], None]) -> None:
+        self._progress = progress
+        self._last: tuple[int, str] | None = None
+
+    def __call__(self, values: dict[str, tuple[str, Any]]) -> None:
+        step = progress_of(values)
+        if step is not None and step != self._last:
+            self._last = step
+            self._progress(*step)
+
+    def signal(self, message: Any) -> None:
+        """A ``PropertiesChanged`` signal: its installer ``Progress``, if any."""
+        interface, values, _invalidated = message.body
+        if interface == INSTALLER.interface:
+            self(values)
 
 
 async def _until_completed(
-    done: asyncio.Queue[Any], changes: asyncio.Queue[Any], progress: Callable[[int, str], None]
+    done: asyncio.Queue[Any], changes: asyncio.Queue[Any], relay: _Relay
 ) -> int:
     while True:
         finished = asyncio.ensure_future(done.get())
@@ -105,8 +122,8 @@ async def _until_completed(
         for task in pending:
             task.cancel()
         if moved in ready:
-            _relay(moved.result(), progress)
+            relay.signal(moved.result())
         if finished in ready:
             while not changes.empty():  # the last steps may have come with the signal
-                _relay(changes.get_nowait(), progress)
+                relay.signal(changes.get_nowait())
             return int(finished.result().body[0])

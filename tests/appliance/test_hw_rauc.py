@@ -26,7 +26,7 @@ from appliance.hw.rauc import (
     install_refusal,
     parse_status,
 )
-from appliance.hw.rauc_dbus import install_call, progress_of
+from appliance.hw.rauc_dbus import _Relay, install_call, progress_of
 from guichet.updates import COMPATIBLE
 from tests.appliance.logind_stand_in import LogindStandIn
 
@@ -322,3 +322,15 @@ def test_the_booted_slot_is_the_one_rauc_finds_booted_whatever_the_cmdline_said(
     assert parse_status(json.dumps(said)).booted == "B"  # a bootname still counts alone
     said["booted"] = "/dev/vda5"
     assert parse_status(json.dumps(said)).booted is None  # nothing names a slot: unknown
+
+
+def test_each_progress_step_is_relayed_once() -> None:
+    """After ``Completed`` the adapter reads ``Progress`` once more (its last change may come
+    after the signal, seen as a final 99 % under load): a step already relayed is dropped."""
+    steps: list[tuple[int, str]] = []
+    relay = _Relay(lambda percent, step: steps.append((percent, step)))
+    relay({"Progress": ("(isi)", (99, "Updating slots done.", 1))})
+    relay({"Progress": ("(isi)", (100, "Installing done.", 1))})
+    relay({"Progress": ("(isi)", (100, "Installing done.", 1))})  # read again after Completed
+    relay({"Operation": ("s", "idle")})
+    assert steps == [(99, "Updating slots done."), (100, "Installing done.")]
