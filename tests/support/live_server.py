@@ -4,6 +4,7 @@ with helpers to log in over HTTP and open signalling WebSockets (``websockets`` 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidState
 
 from fleet_server.app import create_app
 from fleet_server.calls import admin as calls_admin
@@ -132,6 +134,10 @@ async def live_app(
         )
     finally:
         server.should_exit = True
-        await serving
+        # uvicorn 0.55's sans-I/O WebSocket shutdown sends a close frame on a connection whose
+        # client is closing it at that very moment, and websockets refuses: a race of the
+        # server's teardown (seen once in CI's suite), not of what a test checks.
+        with contextlib.suppress(InvalidState):
+            await serving
         engine.dispose()
         assert app.state.ctx.calls.task_errors == []
