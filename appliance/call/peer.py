@@ -210,8 +210,10 @@ class CallPeer:
             except Exception as exc:  # …InvalidStateError, OperationError, InternalError
                 raise MediaNegotiationError(f"{type(exc).__name__}: {exc}") from exc
             sdp = str(pc.localDescription.sdp)
-            first, self._answered = not self._answered, True
-            return with_start_bitrate(sdp) if first else sdp
+            if self._answered:
+                return sdp
+            self._answered = True
+            return with_start_bitrate(sdp)
 
     async def add_candidate(self, ufrag: str, candidate: IceCandidate | None) -> None:
         """One of the browser's trickled candidates for its offer named by ``ufrag`` (None:

@@ -136,12 +136,11 @@ def parse_status(text: str) -> SlotStatus:
 def _booted(
     said: object, slots: dict[str, dict[str, object]], bootnames: dict[str, Bootname]
 ) -> Bootname | None:
+    """The root slot RAUC found booted; else the bootname the command line gave, if one."""
     for name, fields in slots.items():
         if fields.get("state") == "booted" and name in bootnames:
             return bootnames[name]
-    if said in ("A", "B"):
-        return said
-    return bootnames.get(said) if isinstance(said, str) else None
+    return said if said in ("A", "B") else None
 
 
 class RaucUpdater:
